@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+# Each builds .venv from nothing when it is missing; Delta jars are fetched on first Spark start and cached
+# under $(RECSPARK_CACHE) (default ~/.cache/recspark).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SCALE ?= 0.001
+LAKEHOUSE ?= data/lakehouse
+SOURCE ?=
+FORMAT ?= goodreads
+
+.PHONY: run test test-fast lint bench clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# The main job on the embedded default (local Spark, Delta tables under ./data/lakehouse).
+# Without SOURCE it generates a small UCSD-format dataset first (scale $(SCALE)).
+run: venv
+	$(BIN)/recspark run --lakehouse $(LAKEHOUSE) --scale $(SCALE) $(if $(SOURCE),--source $(SOURCE) --format $(FORMAT),)
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: venv
+	$(BIN)/python bench/ingest.py --scale 0.01
+
+clean:
+	rm -rf data/lakehouse data/raw spark-warehouse metastore_db

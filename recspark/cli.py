@@ -1,0 +1,176 @@
+"""``recspark <verb>``: generate, ingest, run (and the later stages as they land).
+
+The CLI is the only place that chooses a local master (``local[N]``, N = the machine's cores); under
+spark-submit (or with ``--master``) the platform's settings are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+log = logging.getLogger("recspark")
+
+DEFAULT_LAKEHOUSE = "data/lakehouse"
+DEFAULT_RAW = "data/raw"
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def session(args: argparse.Namespace, app: str):
+    """The CLI's SparkSession: local[N] by default, the platform's master under spark-submit."""
+    from recspark.spark import get_spark, launched_by_spark_submit
+
+    master = args.master
+    if master is None and not launched_by_spark_submit() and not os.environ.get("SPARK_REMOTE"):
+        master = f"local[{os.cpu_count() or 2}]"
+    lakehouse = getattr(args, "lakehouse", DEFAULT_LAKEHOUSE)
+    checkpoint = f"{lakehouse.rstrip('/')}/_checkpoints"
+    if "://" not in checkpoint:
+        Path(checkpoint).mkdir(parents=True, exist_ok=True)
+        checkpoint = str(Path(checkpoint).resolve())
+    return get_spark(app_name=f"recspark-{app}", master=master, checkpoint_dir=checkpoint)
+
+
+def _abs(path: str) -> str:
+    return path if "://" in path or path.startswith("dbfs:") else str(Path(path).resolve())
+
+
+def lakehouse_for(spark, args: argparse.Namespace):
+    from recspark.tables import Lakehouse
+
+    return Lakehouse(spark, _abs(args.lakehouse), catalog=getattr(args, "catalog", None), schema=getattr(args, "schema", None))
+
+
+# -- verbs ----------------------------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from recspark.sources.synthetic import generate
+
+    t0 = time.perf_counter()
+    counts = generate(args.out, scale=args.scale, seed=args.seed, subsets=args.subsets)
+    print(f"wrote {len(counts)} files to {args.out} in {time.perf_counter() - t0:.1f} s")
+    for name, n in counts.items():
+        print(f"  {name:<42} {n:>12,} rows")
+    return 0
+
+
+def do_ingest(spark, args: argparse.Namespace, run_id: str):
+    from recspark.ingest import format_counts, run_ingest
+
+    lake = lakehouse_for(spark, args)
+    result = run_ingest(spark, lake, _abs(args.source), args.format, run_id, force=args.force)
+    if result.skipped:
+        print(f"ingest: input unchanged since the last successful ingest; nothing changed ({lake.root})")
+    else:
+        print(format_counts(result.counts))
+    for name, n in result.tables.items():
+        print(f"  silver.{name:<14} {n:>12,} rows  {lake.path('silver', name)}")
+    return result
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    spark = session(args, "ingest")
+    do_ingest(spark, args, new_run_id())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The main job: (generate) -> ingest -> ... ; prints where the results are."""
+    t0 = time.perf_counter()
+    run_id = new_run_id()
+    timings: dict[str, float] = {}
+    if args.source is None:
+        raw = str(Path(args.lakehouse).parent / "raw" / f"generated-scale{args.scale}-seed{args.seed}")
+        if not (Path(raw) / "goodreads_interactions.csv").exists():
+            print(f"[1] generate: no --source given, generating scale {args.scale} into {raw}")
+            from recspark.sources.synthetic import generate
+
+            t = time.perf_counter()
+            generate(raw, scale=args.scale, seed=args.seed)
+            timings["generate"] = time.perf_counter() - t
+        else:
+            print(f"[1] generate: reusing {raw}")
+        args.source, args.format = raw, "goodreads"
+    print(f"[2] ingest: {args.source} ({args.format}) -> {args.lakehouse}")
+    t = time.perf_counter()
+    spark = session(args, "run")
+    do_ingest(spark, args, run_id)
+    timings["ingest"] = time.perf_counter() - t
+    print(f"\nrun {run_id} finished in {time.perf_counter() - t0:.0f} s")
+    for step, secs in timings.items():
+        print(f"  {step:<10} {secs:7.1f} s")
+    print(f"results: {_abs(args.lakehouse)}  (bronze/, silver/, meta/ as Delta tables)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recspark", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    def spark_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--lakehouse", default=DEFAULT_LAKEHOUSE, help="root folder/URI of the Delta tables")
+        sp.add_argument("--catalog", default=None, help="write catalog tables catalog.schema.layer_name instead")
+        sp.add_argument("--schema", default=None, help="schema for --catalog (default recspark)")
+        sp.add_argument("--master", default=None, help="Spark master (default: local[cores], or spark-submit's)")
+
+    g = sub.add_parser("generate", help="write UCSD-format Goodreads files with planted taste structure")
+    g.add_argument("--scale", type=float, default=0.001, help="1.0 = the real sizes (228.6M interactions)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--out", default=DEFAULT_RAW)
+    g.add_argument("--subsets", action="store_true", help="also write the per-genre subset files")
+    g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("ingest", help="raw files -> bronze and silver Delta tables")
+    i.add_argument("--source", required=True, help="directory with the raw files")
+    i.add_argument("--format", choices=["goodreads", "goodbooks"], default="goodreads")
+    i.add_argument("--force", action="store_true", help="re-ingest even when the input is unchanged")
+    spark_opts(i)
+    i.set_defaults(func=cmd_ingest)
+
+    r = sub.add_parser("run", help="the main job end to end (generates data when no --source is given)")
+    r.add_argument("--source", default=None)
+    r.add_argument("--format", choices=["goodreads", "goodbooks"], default="goodreads")
+    r.add_argument("--scale", type=float, default=0.001, help="scale of generated data when no --source")
+    r.add_argument("--seed", type=int, default=42)
+    r.add_argument("--k", type=int, default=10, help="recommendations per user")
+    r.add_argument("--force", action="store_true", help="re-ingest even when the input is unchanged")
+    spark_opts(r)
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        from recspark.ingest import IngestError
+
+        if isinstance(exc, IngestError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

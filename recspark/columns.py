@@ -1,0 +1,57 @@
+"""Column names, in one place. Every module refers to these constants, never to string literals."""
+
+# identity
+USER_ID = "user_id"  # the source's user id: 32-hex hash (UCSD) or the goodbooks integer as a string
+BOOK_ID = "book_id"  # the Goodreads book id (long)
+USER_IDX = "user_idx"  # dense int index for ALS, stable across re-ingests
+BOOK_IDX = "book_idx"
+USER_ID_CSV = "user_id_csv"  # UCSD CSV's integer user id (index into user_id_map.csv)
+BOOK_ID_CSV = "book_id_csv"
+WORK_ID = "work_id"
+AUTHOR_ID = "author_id"
+
+# interactions
+IS_READ = "is_read"
+RATING = "rating"
+IS_REVIEWED = "is_reviewed"
+REVIEW_ID = "review_id"
+DATE_ADDED = "date_added"
+DATE_UPDATED = "date_updated"
+READ_AT = "read_at"
+STARTED_AT = "started_at"
+SOURCE = "source"  # which file an interaction came from: csv | json | ratings | to_read
+
+# books
+TITLE = "title"
+AUTHORS = "authors"  # display string: author names joined with ", "
+AUTHOR_IDS = "author_ids"
+GENRES = "genres"
+SHELVES = "shelves"
+DESCRIPTION = "description"
+PUBLICATION_YEAR = "publication_year"
+AVERAGE_RATING = "average_rating"
+RATINGS_COUNT = "ratings_count"
+NUM_PAGES = "num_pages"
+LANGUAGE_CODE = "language_code"
+IMAGE_URL = "image_url"
+SERIES = "series"
+NAME = "name"
+
+# lineage (bronze)
+SOURCE_FILE = "_source_file"
+INGESTED_AT = "_ingested_at"
+RUN_ID = "_run_id"
+
+# quarantine
+RAW = "raw"
+REASON = "reason"
+STAGE = "stage"
+CORRUPT = "_corrupt_record"
+
+# counts
+FILE = "file"
+TABLE = "table"
+READ = "read"
+INGESTED = "ingested"
+QUARANTINED = "quarantined"
+DUPLICATES = "duplicates"

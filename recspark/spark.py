@@ -1,0 +1,170 @@
+"""SparkSession for local development, spark-submit and Databricks, with Delta Lake configured.
+
+One builder, three situations:
+
+* **An active session exists** (Databricks notebooks, a test fixture, an application that already made one):
+  it is returned unchanged. Databricks ships Delta itself.
+* **spark-submit** (the driver was launched by ``spark-submit``): the master, memory and jars come from the
+  submit command; we only add what is missing (Delta extensions, checkpoint directory).
+* **Local default** (``recspark ...`` from a shell): the CLI passes ``master="local[N]"``; this module sizes the
+  driver memory to the machine and fetches the Delta jars.
+
+Delta jars. ``spark.jars.packages`` lets Spark's own resolver (Ivy) download ``io.delta:delta-spark_4.2_2.13``
+and its dependencies from Maven Central the first time, into a cache directory
+(``$RECSPARK_CACHE/ivy``, default ``~/.cache/recspark/ivy``); later starts resolve from that cache with no
+network. The resolver chain is written to an ``ivysettings.xml`` that names Maven Central only (or
+``$RECSPARK_MAVEN_REPO``, for a corporate mirror), which avoids the slow, noisy look-ups of the default chain.
+
+Jar version. The PyPI package is ``delta-spark==4.4.1`` but Maven Central publishes
+``delta-spark_4.2_2.13`` only as 4.4.0 (checked 2026-11-22: maven-metadata.xml lists 4.4.0 alone), so the jar
+is pinned to 4.4.0; the Python API of a patch release is the same. Override with ``$RECSPARK_DELTA_VERSION``.
+
+Vector BLAS. ALS in Spark uses ``dev.ludovic.netlib``: with ``--add-modules=jdk.incubator.vector`` on Java 17
+it runs its Vector-API BLAS instead of the pure-Java fallback. ``bench/blas.py`` measures both on ALS here;
+``bench/results/blas.json`` holds the numbers that chose the default (``VECTOR_BLAS_DEFAULT``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+SPARK_VERSION = "4.2"
+SCALA_VERSION = "2.13"
+DELTA_JAR_VERSION = os.environ.get("RECSPARK_DELTA_VERSION", "4.4.0")
+DELTA_PACKAGE = f"io.delta:delta-spark_{SPARK_VERSION}_{SCALA_VERSION}:{DELTA_JAR_VERSION}"
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2/"
+# Measured in bench/blas.py (see bench/results/blas.json): Vector API BLAS vs pure-Java BLAS for ALS.
+VECTOR_BLAS_DEFAULT = True
+VECTOR_BLAS_OPTION = "--add-modules=jdk.incubator.vector"
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def cache_dir() -> Path:
+    """Where downloaded jars and other caches live (``$RECSPARK_CACHE``, default ``~/.cache/recspark``)."""
+    return Path(os.environ.get("RECSPARK_CACHE", Path.home() / ".cache" / "recspark")).expanduser()
+
+
+def ivy_settings() -> Path:
+    """Write (once) an Ivy settings file whose only remote resolver is Maven Central (or a mirror)."""
+    repo = os.environ.get("RECSPARK_MAVEN_REPO", MAVEN_CENTRAL)
+    ivy_home = cache_dir() / "ivy"
+    ivy_home.mkdir(parents=True, exist_ok=True)
+    path = ivy_home / "ivysettings.xml"
+    text = f"""<ivysettings>
+  <settings defaultResolver="chain"/>
+  <caches defaultCacheDir="{ivy_home / "cache"}"/>
+  <resolvers>
+    <chain name="chain" returnFirst="true">
+      <ibiblio name="central" m2compatible="true" root="{repo}"/>
+    </chain>
+  </resolvers>
+</ivysettings>
+"""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine (Linux/macOS); 8 GiB when unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def local_driver_memory() -> str:
+    """Driver heap for local mode: half the machine, at least 1g, at most 64g (Python workers need the rest)."""
+    gib = max(1, min(64, machine_memory_bytes() // (2 << 30)))
+    return f"{gib}g"
+
+
+def launched_by_spark_submit() -> bool:
+    """True when this Python driver was started by spark-submit (the JVM is already up and configured)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def delta_jar_conf() -> dict[str, str]:
+    """Spark settings that fetch (first use) or reuse (cached) the Delta jars from Maven Central."""
+    return {
+        "spark.jars.packages": DELTA_PACKAGE,
+        "spark.jars.ivy": str(cache_dir() / "ivy"),
+        "spark.jars.ivySettings": str(ivy_settings()),
+    }
+
+
+def get_spark(
+    app_name: str = "recspark",
+    master: str | None = None,
+    checkpoint_dir: str | None = None,
+    shuffle_partitions: int | None = None,
+    extra_conf: dict[str, str] | None = None,
+    vector_blas: bool = VECTOR_BLAS_DEFAULT,
+    log_level: str = "WARN",
+) -> SparkSession:
+    """Return the active SparkSession, or build one with Delta configured.
+
+    ``master`` is only given by the CLI's local default (``local[N]``); under spark-submit or on Databricks it
+    stays None and the platform's settings apply.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        log.debug("reusing the active SparkSession")
+        _finish(active, checkpoint_dir, log_level=None)
+        return active
+
+    builder = SparkSession.builder.appName(app_name)
+    conf: dict[str, str] = dict(DELTA_CONF)
+    conf["spark.sql.session.timeZone"] = "UTC"
+    conf["spark.sql.execution.arrow.pyspark.enabled"] = "true"
+    if master is not None:
+        builder = builder.master(master)
+        java_opts = VECTOR_BLAS_OPTION if vector_blas else ""
+        conf.update(delta_jar_conf())
+        conf.update(
+            {
+                "spark.driver.memory": local_driver_memory(),
+                "spark.ui.showConsoleProgress": "false",
+                "spark.sql.shuffle.partitions": str(shuffle_partitions or max(4, 2 * (os.cpu_count() or 2))),
+                "spark.driver.extraJavaOptions": java_opts,
+                "spark.executor.extraJavaOptions": java_opts,
+                "spark.sql.adaptive.enabled": "true",
+                # Delta's log checkpoints and parquet need no Hive; keep the local metastore out of the cwd.
+                "spark.sql.warehouse.dir": str(cache_dir() / "spark-warehouse"),
+            }
+        )
+    elif not launched_by_spark_submit():
+        # Neither local default nor spark-submit: e.g. a plain `python` process with a cluster given by
+        # SPARK_REMOTE or spark-defaults.conf. Still make Delta available.
+        conf.update(delta_jar_conf())
+    if shuffle_partitions is not None:
+        conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
+    conf.update(extra_conf or {})
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    log.info("starting Spark (master=%s); the first start downloads the Delta jars", master or "from platform")
+    spark = builder.getOrCreate()
+    _finish(spark, checkpoint_dir, log_level)
+    return spark
+
+
+def _finish(spark: SparkSession, checkpoint_dir: str | None, log_level: str | None) -> None:
+    """Set the checkpoint directory (ALS silently skips checkpointing without one) and the log level."""
+    if log_level:
+        spark.sparkContext.setLogLevel(log_level)
+    if checkpoint_dir:
+        spark.sparkContext.setCheckpointDir(checkpoint_dir)
+    elif spark.sparkContext.getCheckpointDir() is None:
+        default = cache_dir() / "checkpoints"
+        default.mkdir(parents=True, exist_ok=True)
+        spark.sparkContext.setCheckpointDir(str(default))

@@ -1,0 +1,163 @@
+"""Where tables live and how they are written.
+
+Tables are addressed by ``(layer, name)``, e.g. ``("silver", "interactions")``. Two layouts:
+
+* **path-based** (default): a Delta table at ``<root>/<layer>/<name>`` (local folder, ``s3://``, ``abfss://``,
+  ``dbfs:/`` ...);
+* **catalog**: ``<catalog>.<schema>.<layer>_<name>`` (Unity Catalog or the Hive metastore), when
+  ``catalog`` is given.
+
+Writes made through a :class:`Lakehouse` are recorded, so that :meth:`Lakehouse.rollback_on_error` can put every
+table a failed step touched back to the version it had before (Delta ``RESTORE``), or remove it when it was new.
+Delta gives atomic commits per table; this gives "nothing partial" across the tables of one step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Lakehouse:
+    spark: SparkSession
+    root: str
+    catalog: str | None = None
+    schema: str | None = None
+    _touched: dict[tuple[str, str], int | None] | None = field(default=None, repr=False)
+
+    # -- addressing -------------------------------------------------------------------------------------
+    def path(self, layer: str, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{layer}/{name}"
+
+    def identifier(self, layer: str, name: str) -> str:
+        """SQL identifier of a table: ``delta.`path``` or ``catalog.schema.layer_name``."""
+        if self.catalog:
+            return f"{self.catalog}.{self.schema or 'recspark'}.{layer}_{name}"
+        return f"delta.`{self.path(layer, name)}`"
+
+    def exists(self, layer: str, name: str) -> bool:
+        if self.catalog:
+            return self.spark.catalog.tableExists(self.identifier(layer, name))
+        return DeltaTable.isDeltaTable(self.spark, self.path(layer, name))
+
+    def delta(self, layer: str, name: str) -> DeltaTable:
+        if self.catalog:
+            return DeltaTable.forName(self.spark, self.identifier(layer, name))
+        return DeltaTable.forPath(self.spark, self.path(layer, name))
+
+    def read(self, layer: str, name: str, version: int | None = None) -> DataFrame:
+        if self.catalog:
+            if version is not None:
+                return self.spark.sql(f"SELECT * FROM {self.identifier(layer, name)} VERSION AS OF {version}")
+            return self.spark.table(self.identifier(layer, name))
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self.path(layer, name))
+
+    def version(self, layer: str, name: str) -> int | None:
+        """Latest committed version, or None when the table does not exist."""
+        if not self.exists(layer, name):
+            return None
+        return int(self.delta(layer, name).history(1).select("version").first()[0])
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def write(
+        self,
+        df: DataFrame,
+        layer: str,
+        name: str,
+        mode: str = "overwrite",
+        partition_by: list[str] | None = None,
+        properties: dict[str, str] | None = None,
+        keep_schema: bool = False,
+    ) -> None:
+        """Write ``df`` as a Delta table (overwrite replaces the data, and the schema unless ``keep_schema``)."""
+        self._remember(layer, name)
+        writer = df.write.format("delta").mode(mode)
+        if mode == "overwrite" and not keep_schema:
+            writer = writer.option("overwriteSchema", "true")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        if self.catalog:
+            writer.saveAsTable(self.identifier(layer, name))
+        else:
+            writer.save(self.path(layer, name))
+        if properties:
+            props = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+            self.spark.sql(f"ALTER TABLE {self.identifier(layer, name)} SET TBLPROPERTIES ({props})")
+
+    def ensure_table(
+        self, layer: str, name: str, schema: StructType, not_null: list[str], checks: dict[str, str]
+    ) -> None:
+        """Create the table with NOT NULL columns and named CHECK constraints when it does not exist yet.
+
+        Delta cannot make an existing column NOT NULL, so the contract is laid down at creation; later writes
+        use ``keep_schema=True`` and Delta enforces both kinds of constraint on every write.
+        """
+        if not self.exists(layer, name):
+            self._remember(layer, name)
+            builder = DeltaTable.createIfNotExists(self.spark)
+            builder = builder.tableName(self.identifier(layer, name)) if self.catalog else builder.location(self.path(layer, name))
+            for f in schema.fields:
+                builder = builder.addColumn(f.name, f.dataType, nullable=f.name not in not_null)
+            builder.execute()
+        existing = self.constraints(layer, name)
+        for cname, expr in checks.items():
+            if cname.lower() not in existing:
+                self.spark.sql(f"ALTER TABLE {self.identifier(layer, name)} ADD CONSTRAINT {cname} CHECK ({expr})")
+
+    def constraints(self, layer: str, name: str) -> dict[str, str]:
+        rows = self.spark.sql(f"SHOW TBLPROPERTIES {self.identifier(layer, name)}").collect()
+        return {r["key"].removeprefix("delta.constraints."): r["value"] for r in rows if r["key"].startswith("delta.constraints.")}
+
+    # -- all-or-nothing steps ---------------------------------------------------------------------------
+    def _remember(self, layer: str, name: str) -> None:
+        if self._touched is not None and (layer, name) not in self._touched:
+            self._touched[(layer, name)] = self.version(layer, name)
+
+    @contextmanager
+    def rollback_on_error(self) -> Iterator[None]:
+        """Undo every table write made inside the block when the block raises."""
+        outer = self._touched
+        self._touched = {}
+        try:
+            yield
+        except BaseException:
+            for (layer, name), before in reversed(list(self._touched.items())):
+                try:
+                    self._undo(layer, name, before)
+                except Exception:  # keep undoing the others; report
+                    log.exception("could not roll back %s.%s", layer, name)
+            raise
+        finally:
+            self._touched = outer
+
+    def _undo(self, layer: str, name: str, before: int | None) -> None:
+        now = self.version(layer, name)
+        if now is None or now == before:
+            return
+        if before is None:
+            log.warning("rolling back: removing %s.%s (created by the failed step)", layer, name)
+            self.drop(layer, name)
+        else:
+            log.warning("rolling back: restoring %s.%s to version %d", layer, name, before)
+            self.spark.sql(f"RESTORE TABLE {self.identifier(layer, name)} TO VERSION AS OF {before}")
+
+    def drop(self, layer: str, name: str) -> None:
+        if self.catalog:
+            self.spark.sql(f"DROP TABLE IF EXISTS {self.identifier(layer, name)}")
+            return
+        jvm = self.spark.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(self.path(layer, name))
+        fs = path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        fs.delete(path, True)
