@@ -100,25 +100,61 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.source is None:
         raw = str(Path(args.lakehouse).parent / "raw" / f"generated-scale{args.scale}-seed{args.seed}")
         if not (Path(raw) / "goodreads_interactions.csv").exists():
-            print(f"[1] generate: no --source given, generating scale {args.scale} into {raw}")
+            print(f"[generate] no --source given: generating scale {args.scale} into {raw}")
             from recspark.sources.synthetic import generate
 
             t = time.perf_counter()
             generate(raw, scale=args.scale, seed=args.seed)
             timings["generate"] = time.perf_counter() - t
         else:
-            print(f"[1] generate: reusing {raw}")
+            print(f"[generate] reusing {raw}")
         args.source, args.format = raw, "goodreads"
-    print(f"[2] ingest: {args.source} ({args.format}) -> {args.lakehouse}")
+    print(f"[ingest] {args.source} ({args.format}) -> {args.lakehouse}")
     t = time.perf_counter()
     spark = session(args, "run")
     do_ingest(spark, args, run_id)
     timings["ingest"] = time.perf_counter() - t
-    print(f"\nrun {run_id} finished in {time.perf_counter() - t0:.0f} s")
+
+    from recspark.pipeline import RunConfig, run_pipeline
+
+    cfg = RunConfig(k=args.k, seed=args.seed, evaluate=not args.no_evaluate)
+    lake = lakehouse_for(spark, args)
+    report_dir = Path(args.reports)
+    summary = run_pipeline(spark, lake, cfg, report_dir)
+    timings.update(summary["timings"])
+    print_summary(spark, lake, summary, cfg.k, report_dir)
+    print(f"\nrun {summary['run_id']} published in {time.perf_counter() - t0:.0f} s")
     for step, secs in timings.items():
-        print(f"  {step:<10} {secs:7.1f} s")
-    print(f"results: {_abs(args.lakehouse)}  (bronze/, silver/, meta/ as Delta tables)")
+        print(f"  {step:<48} {secs:7.1f} s")
+    print(f"results: {_abs(args.lakehouse)}/gold  (Delta tables: user_recommendations, similar_books, popular_books, "
+          "evaluations, runs)")
     return 0
+
+
+def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
+    from pyspark.sql import functions as F
+
+    print("\n== tables written (this run) ==")
+    for name, n in summary["row_counts"].items():
+        print(f"  gold.{name:<22} {n:>10,} rows  {lake.path('gold', name)}")
+    ev = summary.get("evaluation")
+    if ev is not None:
+        print("\n== offline evaluation (per-user 20% holdout) ==")
+        print(ev.table(10))
+        ratio = ev.value("als", "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)
+        print(f"ALS NDCG@10 is {ratio:.2f}x popularity's. Report: {report_dir.resolve()}/evaluation-{summary['run_id']}.md")
+    recs = lake.read("gold", "user_recommendations").where(F.col("run_id") == summary["run_id"])
+    user = recs.select("user_id").orderBy("user_id").first()
+    if user is None:
+        return
+    books = lake.read("silver", "books").select(F.col("book_id").alias("because_book_id"), F.col("title").alias("because_title"))
+    rows = (
+        recs.where(F.col("user_id") == user[0]).join(books, on="because_book_id", how="left").orderBy("rank").limit(5).collect()
+    )
+    print(f"\n== sample recommendations for user {user[0]} ==")
+    for r in rows:
+        reason = f"because you shelved {r['because_title'] or r['because_book_id']}" if r["because_book_id"] else "popular"
+        print(f"  {r['rank']:>2}. {r['title'] or r['book_id']} -- {r['authors'] or 'unknown author'}  ({reason})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=42)
     r.add_argument("--k", type=int, default=10, help="recommendations per user")
     r.add_argument("--force", action="store_true", help="re-ingest even when the input is unchanged")
+    r.add_argument("--no-evaluate", action="store_true", help="skip the offline evaluation")
+    r.add_argument("--reports", default="data/reports", help="folder for the evaluation report")
     spark_opts(r)
     r.set_defaults(func=cmd_run)
     return p

@@ -202,7 +202,8 @@ def parse(lines: DataFrame, spec: FileSpec) -> DataFrame:
     schema = T.StructType(list(spec.source_schema().fields) + [T.StructField(C.CORRUPT, STRING)])
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": C.CORRUPT}
     if spec.kind == "csv":
-        parsed = F.from_csv(F.col(_RAW), schema.simpleString(), options)
+        # RFC 4180: a quote inside a quoted field is doubled (Spark's default escape is a backslash)
+        parsed = F.from_csv(F.col(_RAW), schema.simpleString(), {**options, "escape": '"'})
         df = lines.select(F.col(_RAW), parsed.alias(_PARSED))
     else:
         parsed = F.from_json(F.col(_RAW), schema, options)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -128,6 +129,8 @@ def get_spark(
     conf["spark.sql.session.timeZone"] = "UTC"
     conf["spark.sql.execution.arrow.pyspark.enabled"] = "true"
     if master is not None:
+        # local Python workers must run this interpreter (it has numpy/pyarrow), not whatever `python3` is
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(master)
         java_opts = VECTOR_BLAS_OPTION if vector_blas else ""
         conf.update(delta_jar_conf())

@@ -15,7 +15,7 @@ Scale 1.0 is the real dataset: 228,648,342 interactions, 876,145 users, 2,360,65
 
 The model (planted structure)
 -----------------------------
-* **Catalogue.** ``T`` topics (``T = clamp(n_books / 120, 20, 200)``), each belonging to one of the 10 UCSD genres
+* **Catalogue.** ``T`` topics (``T = clamp(n_books / 600, 10, 300)``), each belonging to one of the 10 UCSD genres
   (with the real genre mix: fiction, fantasy, romance largest; poetry, comics smallest). Each author writes in one
   topic; every author has at least one work, further works go to authors by a Zipf law (prolific authors);
   every work has one book (edition), further editions go to works by a Zipf law. Runs of an author's works form
@@ -174,7 +174,7 @@ class Sizes:
             works=works,
             authors=authors,
             interactions=max(2000, round(REAL_INTERACTIONS * scale)),
-            topics=int(np.clip(books // 120, 20, 200)),
+            topics=int(np.clip(books // 600, 10, 300)),
         )
 
 
@@ -354,7 +354,7 @@ def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: 
     src = np.zeros(0, dtype=np.int64)
     have = np.zeros(n_users, dtype=np.int64)
     for round_no in range(8):
-        # draw (with oversampling) what each user still lacks; the last rounds fall back to uniform draws,
+        # draw (with oversampling) what each user still lacks; the last rounds fall back to popularity, then uniform draws,
         # so heavy users whose tastes are exhausted still reach their activity
         deficit = activity - have
         if not deficit.any():
@@ -362,6 +362,9 @@ def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: 
         new_owner = np.repeat(np.arange(n_users), np.ceil(deficit * 1.35 + np.where(deficit > 0, 4, 0)).astype(np.int64))
         new_src = rng.choice(3, size=len(new_owner), p=[P_TASTE, P_AUTHOR, P_POP])
         if round_no >= 5:
+            new_book = cat.sample_popular(rng.random(len(new_owner)))
+            new_src[:] = 2
+        if round_no == 7:
             new_book = rng.integers(0, sizes.books, size=len(new_owner))
         else:
             new_book = _draw_books(cat, rng, new_owner, new_src, taste_cum, fav_author)

@@ -1,0 +1,125 @@
+"""Offline evaluation: the model against baselines on a persisted split, every metric at several K.
+
+Writes ``gold.evaluations`` rows ``(run_id, model, k, metric, value, split, params)`` and a Markdown report with
+a PNG plot (metric vs K per model).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from recspark import baselines, metrics, topk
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KS = [5, 10, 20]
+EVAL_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("model", T.StringType(), False),
+        T.StructField("k", T.IntegerType(), False),
+        T.StructField("metric", T.StringType(), False),
+        T.StructField("value", T.DoubleType(), False),
+        T.StructField("split", T.StringType(), True),
+        T.StructField("params", T.StringType(), True),
+    ]
+)
+
+
+@dataclass
+class Evaluation:
+    results: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)  # model -> k -> metric -> value
+
+    def value(self, model: str, metric: str, k: int) -> float:
+        return self.results[model][k][metric]
+
+    def rows(self, run_id: str, split: str, params: dict) -> list[tuple]:
+        p = json.dumps(params, sort_keys=True, default=str)
+        return [
+            (run_id, model, k, metric, float(v), split, p)
+            for model, by_k in self.results.items()
+            for k, ms in by_k.items()
+            for metric, v in ms.items()
+        ]
+
+    def table(self, k: int) -> str:
+        models = list(self.results)
+        names = list(metrics.RANKING) + list(metrics.BEYOND)
+        head = f"| metric@{k} | " + " | ".join(models) + " |"
+        lines = [head, "|" + "---|" * (len(models) + 1)]
+        for m in names:
+            if all(m in self.results[x].get(k, {}) for x in models):
+                lines.append(f"| {m} | " + " | ".join(f"{self.results[x][k][m]:.4f}" for x in models) + " |")
+        return "\n".join(lines)
+
+
+def evaluate_lists(
+    recs_by_model: dict[str, DataFrame],
+    train: DataFrame,
+    test: DataFrame,
+    item_factors: DataFrame | None,
+    ks: list[int],
+) -> Evaluation:
+    ev = Evaluation()
+    for name, recs in recs_by_model.items():
+        log.info("evaluating %s", name)
+        rank_m = metrics.ranking_metrics(recs, test, ks)
+        beyond = metrics.beyond_accuracy(recs, train, item_factors, ks)
+        ev.results[name] = {k: {**rank_m[k], **beyond[k]} for k in ks}
+    return ev
+
+
+def baseline_lists(
+    spark: SparkSession, train: DataFrame, test: DataFrame, k: int, with_trending: bool
+) -> dict[str, DataFrame]:
+    """Top-k lists of the baselines for the users in ``test``, seen (train) books excluded."""
+    users = baselines.constant_user_factors(test)
+    out = {
+        "popularity": topk.recommend(spark, users, baselines.as_factors(baselines.popularity(train)), k, seen=train)
+    }
+    if with_trending:
+        out["trending"] = topk.recommend(spark, users, baselines.as_factors(baselines.trending(train)), k, seen=train)
+    return out
+
+
+def write_report(ev: Evaluation, path: Path, title: str, details: dict) -> Path:
+    """Markdown report with the metric tables and a PNG plot of each ranking metric vs K."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    png = path.with_suffix(".png")
+    plot(ev, png)
+    ks = sorted(next(iter(ev.results.values())).keys())
+    lines = [f"# {title}", ""]
+    for key, val in details.items():
+        lines.append(f"- **{key}**: {val}")
+    lines += ["", f"![metrics vs K]({png.name})", ""]
+    for k in ks:
+        lines += [ev.table(k), ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def plot(ev: Evaluation, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(metrics.RANKING)
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7))
+    for ax, m in zip(axes.ravel(), names):
+        for model, by_k in ev.results.items():
+            ks = sorted(by_k)
+            ax.plot(ks, [by_k[k][m] for k in ks], marker="o", label=model)
+        ax.set_title(m)
+        ax.set_xlabel("K")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,121 @@
+"""Ranking and beyond-accuracy metrics, computed distributed (nothing collects the recommendations).
+
+Inputs: ``recs (user_idx, rank, book_idx)`` with ranks 1..n per user and ``truth (user_idx, book_idx)`` (the
+held-out books). Every user in ``truth`` is evaluated; a user without recommendations scores 0.
+
+Per user u with relevant set R_u (|R_u| = n_u), hits h_i = 1 if the book at rank i is in R_u, at cut-off K:
+
+* precision@K = sum_{i<=K} h_i / K;  recall@K = sum_{i<=K} h_i / n_u
+* NDCG@K = DCG / IDCG with DCG = sum_{i<=K} h_i / log2(i + 1), IDCG = sum_{i<=min(n_u, K)} 1 / log2(i + 1)
+* MAP@K = sum_{i<=K} h_i * precision@i / min(n_u, K)
+* MRR@K = 1 / (rank of the first hit <= K), else 0;  hit rate@K = 1 if any hit <= K
+
+Averaged over evaluated users. Beyond accuracy, over the recommendation lists cut at K:
+
+* coverage@K = distinct recommended books / books in the catalogue (train)
+* novelty@K = mean over recommended books of -log2(p_i), p_i = share of train users who shelved book i
+* popularity@K (bias) = mean p_i of recommended books (average recommendation popularity)
+* diversity@K (intra-list) = mean over users of 1 - mean pairwise cosine similarity of the item factors in
+  the list: with unit vectors v, sum_{i != j} cos = |sum v|^2 - K, so no pairs are materialised.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from recspark import columns as C
+from recspark.topk import FEATURES, RANK
+
+RANKING = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
+BEYOND = ("coverage", "novelty", "popularity", "diversity")
+
+
+def _idcg_table(max_k: int) -> list[float]:
+    out, acc = [0.0], 0.0
+    for i in range(1, max_k + 1):
+        acc += 1.0 / math.log2(i + 1)
+        out.append(acc)
+    return out
+
+
+def ranking_metrics(recs: DataFrame, truth: DataFrame, ks: list[int]) -> dict[int, dict[str, float]]:
+    """Mean ranking metrics at each K over the users in ``truth``."""
+    max_k = max(ks)
+    relevant = truth.select(C.USER_IDX, C.BOOK_IDX).distinct()
+    n_rel = relevant.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n_rel"))
+    hits = (
+        recs.where(F.col(RANK) <= max_k)
+        .join(relevant.withColumn("_hit", F.lit(1)), on=[C.USER_IDX, C.BOOK_IDX], how="inner")
+        .select(C.USER_IDX, F.col(RANK))
+    )
+    w = Window.partitionBy(C.USER_IDX).orderBy(RANK).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    hits = hits.withColumn("_cum", F.count(F.lit(1)).over(w))  # hits up to and including this rank
+    idcg = F.array(*[F.lit(x) for x in _idcg_table(max_k)])
+    aggs = []
+    for k in ks:
+        at = F.col(RANK) <= k
+        aggs += [
+            F.sum(F.when(at, 1).otherwise(0)).alias(f"h{k}"),
+            F.sum(F.when(at, 1.0 / F.log2(F.col(RANK) + 1)).otherwise(0.0)).alias(f"dcg{k}"),
+            F.sum(F.when(at, F.col("_cum") / F.col(RANK)).otherwise(0.0)).alias(f"ap{k}"),
+            F.min(F.when(at, F.col(RANK))).alias(f"first{k}"),
+        ]
+    per_user = n_rel.join(hits.groupBy(C.USER_IDX).agg(*aggs), on=C.USER_IDX, how="left").fillna(0)
+    cols = []
+    for k in ks:
+        h, n = F.col(f"h{k}"), F.col("_n_rel")
+        cols += [
+            F.avg(h / k).alias(f"precision@{k}"),
+            F.avg(h / n).alias(f"recall@{k}"),
+            F.avg(F.col(f"dcg{k}") / F.element_at(idcg, F.least(n, F.lit(k)).cast("int") + 1)).alias(f"ndcg@{k}"),
+            F.avg(F.col(f"ap{k}") / F.least(n, F.lit(k))).alias(f"map@{k}"),
+            F.avg(F.when(F.col(f"first{k}") > 0, 1.0 / F.col(f"first{k}")).otherwise(0.0)).alias(f"mrr@{k}"),
+            F.avg(F.when(h > 0, 1.0).otherwise(0.0)).alias(f"hit_rate@{k}"),
+        ]
+    row = per_user.agg(*cols).first().asDict()
+    return {k: {m: float(row[f"{m}@{k}"] or 0.0) for m in RANKING} for k in ks}
+
+
+def beyond_accuracy(
+    recs: DataFrame, train: DataFrame, item_factors: DataFrame | None, ks: list[int]
+) -> dict[int, dict[str, float]]:
+    """Coverage, novelty, popularity bias and intra-list diversity at each K."""
+    n_users = train.select(C.USER_IDX).distinct().count()
+    n_books = train.select(C.BOOK_IDX).distinct().count()
+    pop = train.groupBy(C.BOOK_IDX).agg((F.countDistinct(C.USER_IDX) / F.lit(n_users)).alias("_p"))
+    r = recs.join(pop, on=C.BOOK_IDX, how="left").fillna({"_p": 1.0 / max(n_users, 1)})
+    out: dict[int, dict[str, float]] = {}
+    unit = None
+    if item_factors is not None:
+        norm = F.sqrt(F.aggregate(F.col(FEATURES), F.lit(0.0), lambda acc, x: acc + x * x))
+        unit = item_factors.select(
+            F.col(C.BOOK_IDX), F.transform(F.col(FEATURES), lambda x: x / F.greatest(norm, F.lit(1e-12))).alias("_u")
+        )
+    for k in ks:
+        at = r.where(F.col(RANK) <= k)
+        row = at.agg(
+            F.countDistinct(C.BOOK_IDX).alias("distinct"),
+            F.avg(-F.log2(F.col("_p"))).alias("novelty"),
+            F.avg(F.col("_p")).alias("popularity"),
+        ).first()
+        metrics = {
+            "coverage": (row["distinct"] or 0) / max(n_books, 1),
+            "novelty": float(row["novelty"] or 0.0),
+            "popularity": float(row["popularity"] or 0.0),
+        }
+        if unit is not None:
+            vecs = at.join(unit, on=C.BOOK_IDX, how="inner")
+            dim = len(unit.first()["_u"])
+            zero = F.array_repeat(F.lit(0.0), dim)
+            per_user = vecs.groupBy(C.USER_IDX).agg(
+                F.aggregate(F.collect_list("_u"), zero, lambda acc, v: F.zip_with(acc, v, lambda a, b: a + b)).alias("_s"),
+                F.count(F.lit(1)).alias("_k"),
+            ).where(F.col("_k") >= 2)
+            sq = F.aggregate(F.col("_s"), F.lit(0.0), lambda acc, x: acc + x * x)
+            ild = per_user.agg(F.avg(1.0 - (sq - F.col("_k")) / (F.col("_k") * (F.col("_k") - 1))).alias("d")).first()["d"]
+            metrics["diversity"] = float(ild) if ild is not None else 0.0
+        out[k] = metrics
+    return out

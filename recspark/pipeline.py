@@ -1,0 +1,198 @@
+"""Stages after ingest, each reading and writing Delta tables: split -> train -> evaluate -> recommend ->
+similar -> publish. ``run_pipeline`` chains them with step timings (``recspark run``).
+
+Model tables (``<lakehouse>/model/...``): ``split_train``/``split_test`` (the persisted split),
+``user_factors``/``item_factors`` (``run_id, user_idx|book_idx, features``) and ``params``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recspark import als, baselines, evaluate, publish, split, topk
+from recspark import columns as C
+from recspark.features import Weights, preference
+from recspark.tables import Lakehouse
+
+log = logging.getLogger(__name__)
+
+MODEL = "model"
+SILVER = "silver"
+
+
+@dataclass
+class RunConfig:
+    k: int = 10
+    seed: int = 42
+    weights: Weights = field(default_factory=Weights)
+    als: als.AlsParams = field(default_factory=als.AlsParams)
+    test_fraction: float = 0.2
+    ks: list[int] = field(default_factory=lambda: [5, 10, 20])
+    similar_k: int = 20
+    min_readers: int = 5  # books with fewer readers get no similar-books list
+    keep_runs: int = 5
+    evaluate: bool = True
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        return d
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def step(self, name: str, n: int, total: int):
+        timer = self
+
+        class _Step:
+            def __enter__(self):
+                print(f"[{n}/{total}] {name} ...", flush=True)
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                secs = time.perf_counter() - self.t
+                timer.timings[name] = round(secs, 1)
+                if exc[0] is None:
+                    print(f"[{n}/{total}] {name} done in {secs:.1f} s", flush=True)
+
+        return _Step()
+
+
+def input_versions(lake: Lakehouse) -> dict[str, int | None]:
+    return {t: lake.version(SILVER, t) for t in ("users", "books", "interactions")}
+
+
+def run_id_for(versions: dict, cfg: RunConfig) -> str:
+    """Same inputs + same parameters and seed -> same run id (so a rerun replaces its own rows)."""
+    blob = json.dumps({"inputs": versions, "params": cfg.as_dict()}, sort_keys=True, default=str)
+    return "run-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def make_split(spark: SparkSession, lake: Lakehouse, interactions: DataFrame, cfg: RunConfig) -> split.Split:
+    """Per-user random holdout, persisted to Delta and read back (deterministic input for ALS), then checked."""
+    s = split.holdout(interactions, fraction=cfg.test_fraction, seed=cfg.seed)
+    lake.write(s.train, MODEL, "split_train")
+    lake.write(s.test, MODEL, "split_test")
+    persisted = split.Split(train=lake.read(MODEL, "split_train"), test=lake.read(MODEL, "split_test"), kind=s.kind)
+    sizes = split.check_split(persisted)
+    log.info("split %s: %s", s.kind, sizes)
+    return persisted
+
+
+def train(spark: SparkSession, interactions: DataFrame, cfg: RunConfig):
+    prefs = interactions.transform(preference(cfg.weights))
+    return als.fit(spark, prefs, cfg.als)
+
+
+def save_model(lake: Lakehouse, model, run_id: str, cfg: RunConfig) -> None:
+    for name, df in (("user_factors", als.user_factors(model)), ("item_factors", als.item_factors(model))):
+        rows = df.select(F.lit(run_id).alias("run_id"), "*")
+        if lake.exists(MODEL, name):
+            rows.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(lake.path(MODEL, name))
+        else:
+            lake.write(rows, MODEL, name, partition_by=["run_id"])
+    params = lake.spark.createDataFrame([(run_id, json.dumps(cfg.as_dict(), default=str))], "run_id string, params string")
+    lake.write(params, MODEL, "params", mode="append")
+
+
+def evaluate_model(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, s: split.Split, run_id: str, report_dir: Path):
+    """Fit on the split's train side, score model and baselines on its test side."""
+    model = train(spark, s.train, cfg)
+    test_users = als.user_factors(model).join(s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
+    items = als.item_factors(model)
+    max_k = max(cfg.ks)
+    lists = {"als": topk.recommend(spark, test_users, items, max_k, seen=s.train)}
+    has_time = s.train.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
+    lists.update(evaluate.baseline_lists(spark, s.train, s.test, max_k, with_trending=has_time))
+    ev = evaluate.evaluate_lists(lists, s.train, s.test, items, cfg.ks)
+    rows = ev.rows(run_id, s.kind, cfg.as_dict())
+    publish.write_run_rows(lake, "evaluations", spark.createDataFrame(rows, evaluate.EVAL_SCHEMA), run_id)
+    ratio = ev.value("als", "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12) if 10 in cfg.ks else None
+    details = {
+        "run": run_id,
+        "split": f"{s.kind}, {cfg.test_fraction:.0%} of each user's books held out (seed {cfg.seed})",
+        "ALS": json.dumps(cfg.als.as_dict()),
+        "weights": json.dumps(cfg.weights.as_dict()),
+        "ALS / popularity NDCG@10": f"{ratio:.2f}x" if ratio else "n/a",
+    }
+    evaluate.write_report(ev, report_dir / f"evaluation-{run_id}.md", "recspark offline evaluation", details)
+    return ev
+
+
+def run_pipeline(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, report_dir: Path, fail_before_publish: bool = False) -> dict:
+    """split -> evaluate -> train on everything -> recommend -> similar -> publish. Returns a summary."""
+    timer = Timer()
+    total = 6
+    versions = input_versions(lake)
+    run_id = run_id_for(versions, cfg)
+    started = publish.now()
+    publish.record_run(lake, run_id, "running", started, params=cfg.as_dict(), input_versions=versions)
+    interactions = lake.read(SILVER, "interactions")
+    users = lake.read(SILVER, "users")
+    books = lake.read(SILVER, "books")
+    summary: dict = {"run_id": run_id}
+    try:
+        ev = None
+        if cfg.evaluate:
+            with timer.step("split + evaluate (ALS vs baselines)", 1, total):
+                s = make_split(spark, lake, interactions, cfg)
+                ev = evaluate_model(spark, lake, cfg, s, run_id, report_dir)
+        with timer.step("train ALS on all interactions", 2, total):
+            model = train(spark, interactions, cfg)
+            save_model(lake, model, run_id, cfg)
+            items = lake.read(MODEL, "item_factors").where(F.col("run_id") == run_id).drop("run_id")
+            ufs = lake.read(MODEL, "user_factors").where(F.col("run_id") == run_id).drop("run_id")
+        with timer.step("recommend (blocked top-K, read books excluded)", 3, total):
+            seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
+            recs = topk.recommend(spark, ufs, items, cfg.k, seen=seen)
+            recs = publish.explain(spark, recs, interactions.select(C.USER_IDX, C.BOOK_IDX), items)
+            pop = baselines.popularity(interactions)
+            all_users = users.select(C.USER_IDX)
+            pop_recs = topk.recommend(spark, baselines.constant_user_factors(all_users), baselines.as_factors(pop), cfg.k, seen=seen)
+            recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
+            publish.write_run_rows(lake, "user_recommendations", publish.user_recommendation_rows(recs, users, books, run_id), run_id, zorder=C.USER_ID)
+        with timer.step("similar books (item-item cosine)", 4, total):
+            readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias("_r")).where(F.col("_r") >= cfg.min_readers)
+            unit = normalized(items).join(readers, on=C.BOOK_IDX, how="left_semi")
+            sims = topk.recommend(spark, unit, unit, cfg.similar_k, query_col=C.BOOK_IDX, exclude_self=True)
+            publish.write_run_rows(lake, "similar_books", publish.similar_rows(sims, books, run_id), run_id, zorder=C.BOOK_ID)
+        with timer.step("popular books (cold start)", 5, total):
+            pop_rows = publish.popular_rows(pop, books, run_id, "all", max(100, cfg.k))
+            has_time = interactions.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
+            if has_time:
+                pop_rows = pop_rows.unionByName(publish.popular_rows(baselines.trending(interactions), books, run_id, "recent", max(100, cfg.k)))
+            publish.write_run_rows(lake, "popular_books", pop_rows, run_id)
+        with timer.step("check and publish", 6, total):
+            shelved = interactions.join(users, on=C.USER_IDX, how="inner").join(books, on=C.BOOK_IDX, how="inner").select(C.USER_ID, C.BOOK_ID)
+            counts = publish.check_gold(lake, run_id, cfg.k, shelved)
+            if fail_before_publish:
+                raise RuntimeError("stopped before publishing (test hook)")
+            publish.record_run(
+                lake, run_id, "published", started, finished_at=publish.now(), params=cfg.as_dict(),
+                input_versions=versions, row_counts=counts, timings=timer.timings,
+            )
+            cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
+    except BaseException:
+        publish.record_run(lake, run_id, "failed", started, finished_at=publish.now(), params=cfg.as_dict(),
+                           input_versions=versions, timings=timer.timings)
+        raise
+    summary.update(evaluation=ev, row_counts=counts, timings=timer.timings, cleaned=cleaned)
+    return summary
+
+
+def normalized(factors: DataFrame) -> DataFrame:
+    """Unit-length factor vectors (cosine similarity = dot product)."""
+    norm = F.sqrt(F.aggregate(F.col(topk.FEATURES), F.lit(0.0), lambda acc, x: acc + x * x))
+    return factors.select(
+        F.col(C.BOOK_IDX),
+        F.transform(F.col(topk.FEATURES), lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float")).alias(topk.FEATURES),
+    )

