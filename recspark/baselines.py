@@ -36,4 +36,8 @@ def as_factors(scores: DataFrame) -> DataFrame:
 
 
 def constant_user_factors(users: DataFrame) -> DataFrame:
-    return users.select(F.col(C.USER_IDX)).distinct().select(C.USER_IDX, F.array(F.lit(1.0).cast("float")).alias(FEATURES))
+    return (
+        users.select(F.col(C.USER_IDX))
+        .distinct()
+        .select(C.USER_IDX, F.array(F.lit(1.0).cast("float")).alias(FEATURES))
+    )

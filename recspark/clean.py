@@ -20,8 +20,16 @@ from pyspark.sql import types as T
 from recspark import columns as C
 
 INTERACTION_COLUMNS = [
-    C.USER_ID, C.BOOK_ID, C.IS_READ, C.RATING, C.IS_REVIEWED,
-    C.DATE_ADDED, C.DATE_UPDATED, C.READ_AT, C.STARTED_AT, C.SOURCE,
+    C.USER_ID,
+    C.BOOK_ID,
+    C.IS_READ,
+    C.RATING,
+    C.IS_REVIEWED,
+    C.DATE_ADDED,
+    C.DATE_UPDATED,
+    C.READ_AT,
+    C.STARTED_AT,
+    C.SOURCE,
 ]
 SOURCE_PRIORITY = {"json": 0, "csv": 1, "ratings": 0, "to_read": 1}
 NO_TIME = F.lit(None).cast(T.TimestampType())
@@ -69,15 +77,27 @@ def interactions_from_json(js: DataFrame) -> DataFrame:
     )
 
 
-def interactions_from_goodbooks(ratings: DataFrame | None, to_read: DataFrame | None, books: DataFrame) -> DataFrame:
+def interactions_from_goodbooks(
+    ratings: DataFrame | None, to_read: DataFrame | None, books: DataFrame
+) -> DataFrame:
     """goodbooks ratings (read, rated) and to_read shelves (not read, not rated), book ids -> goodreads ids."""
     ids = books.select(F.col(C.BOOK_ID).alias("_gb_id"), F.col("goodreads_book_id").alias("_bid"))
     parts = []
     if ratings is not None:
-        parts.append(ratings.select(C.USER_ID, C.BOOK_ID, F.lit(True).alias(C.IS_READ), C.RATING, F.lit("ratings").alias(C.SOURCE)))
+        parts.append(
+            ratings.select(
+                C.USER_ID, C.BOOK_ID, F.lit(True).alias(C.IS_READ), C.RATING, F.lit("ratings").alias(C.SOURCE)
+            )
+        )
     if to_read is not None:
         parts.append(
-            to_read.select(C.USER_ID, C.BOOK_ID, F.lit(False).alias(C.IS_READ), F.lit(0).alias(C.RATING), F.lit("to_read").alias(C.SOURCE))
+            to_read.select(
+                C.USER_ID,
+                C.BOOK_ID,
+                F.lit(False).alias(C.IS_READ),
+                F.lit(0).alias(C.RATING),
+                F.lit("to_read").alias(C.SOURCE),
+            )
         )
     rows = parts[0]
     for p in parts[1:]:
@@ -115,9 +135,14 @@ def mapped(df: DataFrame) -> DataFrame:
 
 def merge_interactions(df: DataFrame) -> DataFrame:
     """One row per (user_id, book_id): preferred source first, then the latest ``date_updated``."""
-    priority = F.coalesce(*[F.when(F.col(C.SOURCE) == k, F.lit(v)) for k, v in SOURCE_PRIORITY.items()], F.lit(9))
+    priority = F.coalesce(
+        *[F.when(F.col(C.SOURCE) == k, F.lit(v)) for k, v in SOURCE_PRIORITY.items()], F.lit(9)
+    )
     w = Window.partitionBy(C.USER_ID, C.BOOK_ID).orderBy(
-        priority.asc(), F.col(C.DATE_UPDATED).desc_nulls_last(), F.col(C.RATING).desc(), F.col(C.IS_READ).desc()
+        priority.asc(),
+        F.col(C.DATE_UPDATED).desc_nulls_last(),
+        F.col(C.RATING).desc(),
+        F.col(C.IS_READ).desc(),
     )
     return df.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).select(*INTERACTION_COLUMNS)
 
@@ -146,17 +171,38 @@ def index_interactions(df: DataFrame, users: DataFrame, books: DataFrame) -> Dat
         df.join(users.select(C.USER_ID, C.USER_IDX), on=C.USER_ID, how="inner")
         .join(books.select(C.BOOK_ID, C.BOOK_IDX), on=C.BOOK_ID, how="inner")
         .select(
-            F.col(C.USER_IDX), F.col(C.BOOK_IDX), F.col(C.IS_READ), F.col(C.RATING), F.col(C.IS_REVIEWED),
-            F.col(C.DATE_ADDED), F.col(C.DATE_UPDATED), F.col(C.READ_AT), F.col(C.STARTED_AT), F.col(C.SOURCE),
+            F.col(C.USER_IDX),
+            F.col(C.BOOK_IDX),
+            F.col(C.IS_READ),
+            F.col(C.RATING),
+            F.col(C.IS_REVIEWED),
+            F.col(C.DATE_ADDED),
+            F.col(C.DATE_UPDATED),
+            F.col(C.READ_AT),
+            F.col(C.STARTED_AT),
+            F.col(C.SOURCE),
         )
     )
 
 
 # -- books ----------------------------------------------------------------------------------------------------
 BOOK_COLUMNS = [
-    C.BOOK_IDX, C.BOOK_ID, C.WORK_ID, C.TITLE, C.AUTHORS, C.AUTHOR_IDS, C.GENRES, C.SHELVES,
-    C.DESCRIPTION, C.PUBLICATION_YEAR, C.AVERAGE_RATING, C.RATINGS_COUNT, C.NUM_PAGES, C.LANGUAGE_CODE,
-    C.IMAGE_URL, C.SERIES,
+    C.BOOK_IDX,
+    C.BOOK_ID,
+    C.WORK_ID,
+    C.TITLE,
+    C.AUTHORS,
+    C.AUTHOR_IDS,
+    C.GENRES,
+    C.SHELVES,
+    C.DESCRIPTION,
+    C.PUBLICATION_YEAR,
+    C.AVERAGE_RATING,
+    C.RATINGS_COUNT,
+    C.NUM_PAGES,
+    C.LANGUAGE_CODE,
+    C.IMAGE_URL,
+    C.SERIES,
 ]
 _STR_ARRAY = T.ArrayType(T.StringType())
 _LONG_ARRAY = T.ArrayType(T.LongType())
@@ -165,13 +211,21 @@ _LONG_ARRAY = T.ArrayType(T.LongType())
 def empty_book_metadata(index: DataFrame) -> DataFrame:
     """Books with no metadata files: ids only; titles and authors stay empty."""
     return index.select(
-        F.col(C.BOOK_IDX), F.col(C.BOOK_ID), F.lit(None).cast("long").alias(C.WORK_ID),
-        F.lit(None).cast("string").alias(C.TITLE), F.lit(None).cast("string").alias(C.AUTHORS),
-        F.lit(None).cast(_LONG_ARRAY).alias(C.AUTHOR_IDS), F.lit(None).cast(_STR_ARRAY).alias(C.GENRES),
-        F.lit(None).cast(_STR_ARRAY).alias(C.SHELVES), F.lit(None).cast("string").alias(C.DESCRIPTION),
-        F.lit(None).cast("int").alias(C.PUBLICATION_YEAR), F.lit(None).cast("double").alias(C.AVERAGE_RATING),
-        F.lit(None).cast("int").alias(C.RATINGS_COUNT), F.lit(None).cast("int").alias(C.NUM_PAGES),
-        F.lit(None).cast("string").alias(C.LANGUAGE_CODE), F.lit(None).cast("string").alias(C.IMAGE_URL),
+        F.col(C.BOOK_IDX),
+        F.col(C.BOOK_ID),
+        F.lit(None).cast("long").alias(C.WORK_ID),
+        F.lit(None).cast("string").alias(C.TITLE),
+        F.lit(None).cast("string").alias(C.AUTHORS),
+        F.lit(None).cast(_LONG_ARRAY).alias(C.AUTHOR_IDS),
+        F.lit(None).cast(_STR_ARRAY).alias(C.GENRES),
+        F.lit(None).cast(_STR_ARRAY).alias(C.SHELVES),
+        F.lit(None).cast("string").alias(C.DESCRIPTION),
+        F.lit(None).cast("int").alias(C.PUBLICATION_YEAR),
+        F.lit(None).cast("double").alias(C.AVERAGE_RATING),
+        F.lit(None).cast("int").alias(C.RATINGS_COUNT),
+        F.lit(None).cast("int").alias(C.NUM_PAGES),
+        F.lit(None).cast("string").alias(C.LANGUAGE_CODE),
+        F.lit(None).cast("string").alias(C.IMAGE_URL),
         F.lit(None).cast(_STR_ARRAY).alias(C.SERIES),
     )
 
@@ -187,11 +241,19 @@ def author_names(books: DataFrame, authors: DataFrame | None) -> DataFrame:
     else:
         exploded = exploded.withColumn(C.NAME, F.lit(None).cast("string"))
     ordered = F.array_sort(F.collect_list(F.struct(F.col("_pos"), F.col(C.AUTHOR_ID), F.col(C.NAME))))
-    return exploded.groupBy(C.BOOK_ID).agg(ordered.alias("_as")).select(
-        F.col(C.BOOK_ID),
-        F.when(F.size(F.filter("_as", lambda a: a[C.NAME].isNotNull())) > 0,
-               F.concat_ws(", ", F.transform("_as", lambda a: a[C.NAME]))).alias(C.AUTHORS),
-        F.filter(F.transform("_as", lambda a: a[C.AUTHOR_ID]), lambda x: x.isNotNull()).alias(C.AUTHOR_IDS),
+    return (
+        exploded.groupBy(C.BOOK_ID)
+        .agg(ordered.alias("_as"))
+        .select(
+            F.col(C.BOOK_ID),
+            F.when(
+                F.size(F.filter("_as", lambda a: a[C.NAME].isNotNull())) > 0,
+                F.concat_ws(", ", F.transform("_as", lambda a: a[C.NAME])),
+            ).alias(C.AUTHORS),
+            F.filter(F.transform("_as", lambda a: a[C.AUTHOR_ID]), lambda x: x.isNotNull()).alias(
+                C.AUTHOR_IDS
+            ),
+        )
     )
 
 
@@ -201,22 +263,30 @@ def genre_names(genres: DataFrame) -> DataFrame:
         F.map_entries(F.coalesce(F.col(C.GENRES), F.create_map().cast("map<string,bigint>"))),
         lambda e: F.struct((-e["value"]).alias("neg"), e["key"].alias("name")),
     )
-    return genres.select(F.col(C.BOOK_ID), F.transform(F.array_sort(entries), lambda e: e["name"]).alias(C.GENRES))
+    return genres.select(
+        F.col(C.BOOK_ID), F.transform(F.array_sort(entries), lambda e: e["name"]).alias(C.GENRES)
+    )
 
 
 def shelf_names(books: DataFrame) -> DataFrame:
     """``book_id -> shelves``: popular shelf names by count (desc), at most ``MAX_SHELVES``."""
     shelves = F.transform(
         F.coalesce(F.col("popular_shelves"), F.array()),
-        lambda s: F.struct((-F.coalesce(s["count"].try_cast("long"), F.lit(0))).alias("neg"), s["name"].alias("name")),
+        lambda s: F.struct(
+            (-F.coalesce(s["count"].try_cast("long"), F.lit(0))).alias("neg"), s["name"].alias("name")
+        ),
     )
     return books.select(
-        F.col(C.BOOK_ID), F.slice(F.transform(F.array_sort(shelves), lambda s: s["name"]), 1, MAX_SHELVES).alias(C.SHELVES)
+        F.col(C.BOOK_ID),
+        F.slice(F.transform(F.array_sort(shelves), lambda s: s["name"]), 1, MAX_SHELVES).alias(C.SHELVES),
     )
 
 
 def books_from_goodreads(
-    index: DataFrame, books: DataFrame | None, authors: DataFrame | None, works: DataFrame | None,
+    index: DataFrame,
+    books: DataFrame | None,
+    authors: DataFrame | None,
+    works: DataFrame | None,
     genres: DataFrame | None,
 ) -> DataFrame:
     """Silver books for the UCSD files: every indexed book, with whatever metadata exists."""
@@ -226,8 +296,17 @@ def books_from_goodreads(
             out = out.drop(C.GENRES).join(genre_names(genres), on=C.BOOK_ID, how="left")
         return out.select(*BOOK_COLUMNS)
     meta = books.select(
-        C.BOOK_ID, C.WORK_ID, C.TITLE, C.DESCRIPTION, C.PUBLICATION_YEAR, C.AVERAGE_RATING, C.RATINGS_COUNT,
-        C.NUM_PAGES, C.LANGUAGE_CODE, C.IMAGE_URL, C.SERIES,
+        C.BOOK_ID,
+        C.WORK_ID,
+        C.TITLE,
+        C.DESCRIPTION,
+        C.PUBLICATION_YEAR,
+        C.AVERAGE_RATING,
+        C.RATINGS_COUNT,
+        C.NUM_PAGES,
+        C.LANGUAGE_CODE,
+        C.IMAGE_URL,
+        C.SERIES,
     )
     out = (
         index.select(C.BOOK_IDX, C.BOOK_ID)
@@ -245,11 +324,18 @@ def books_from_goodreads(
     else:
         out = out.withColumn(C.GENRES, F.lit(None).cast(_STR_ARRAY))
     return out.select(
-        *[F.when(F.col(c) == "", None).otherwise(F.col(c)).alias(c) if c in (C.TITLE, C.DESCRIPTION, C.LANGUAGE_CODE, C.IMAGE_URL) else F.col(c) for c in BOOK_COLUMNS]
+        *[
+            F.when(F.col(c) == "", None).otherwise(F.col(c)).alias(c)
+            if c in (C.TITLE, C.DESCRIPTION, C.LANGUAGE_CODE, C.IMAGE_URL)
+            else F.col(c)
+            for c in BOOK_COLUMNS
+        ]
     )
 
 
-def books_from_goodbooks(index: DataFrame, books: DataFrame, book_tags: DataFrame | None, tags: DataFrame | None) -> DataFrame:
+def books_from_goodbooks(
+    index: DataFrame, books: DataFrame, book_tags: DataFrame | None, tags: DataFrame | None
+) -> DataFrame:
     """Silver books for goodbooks-10k: ``book_id`` is ``goodreads_book_id``; tags become shelves."""
     meta = books.select(
         F.col("goodreads_book_id").alias(C.BOOK_ID),
@@ -265,18 +351,32 @@ def books_from_goodbooks(index: DataFrame, books: DataFrame, book_tags: DataFram
     out = index.select(C.BOOK_IDX, C.BOOK_ID).join(meta, on=C.BOOK_ID, how="left")
     if book_tags is not None and tags is not None:
         named = book_tags.join(tags, on="tag_id", how="inner").select(
-            F.col("goodreads_book_id").alias(C.BOOK_ID), F.struct((-F.col("count")).alias("neg"), F.col("tag_name").alias("name")).alias("_t")
+            F.col("goodreads_book_id").alias(C.BOOK_ID),
+            F.struct((-F.col("count")).alias("neg"), F.col("tag_name").alias("name")).alias("_t"),
         )
         shelves = named.groupBy(C.BOOK_ID).agg(
-            F.slice(F.transform(F.array_sort(F.collect_list("_t")), lambda t: t["name"]), 1, MAX_SHELVES).alias(C.SHELVES)
+            F.slice(
+                F.transform(F.array_sort(F.collect_list("_t")), lambda t: t["name"]), 1, MAX_SHELVES
+            ).alias(C.SHELVES)
         )
         out = out.join(shelves, on=C.BOOK_ID, how="left")
     else:
         out = out.withColumn(C.SHELVES, F.lit(None).cast(_STR_ARRAY))
     return out.select(
-        C.BOOK_IDX, C.BOOK_ID, C.WORK_ID, C.TITLE, C.AUTHORS,
-        F.lit(None).cast(_LONG_ARRAY).alias(C.AUTHOR_IDS), F.lit(None).cast(_STR_ARRAY).alias(C.GENRES),
-        C.SHELVES, F.lit(None).cast("string").alias(C.DESCRIPTION), C.PUBLICATION_YEAR, C.AVERAGE_RATING,
-        C.RATINGS_COUNT, F.lit(None).cast("int").alias(C.NUM_PAGES), C.LANGUAGE_CODE, C.IMAGE_URL,
+        C.BOOK_IDX,
+        C.BOOK_ID,
+        C.WORK_ID,
+        C.TITLE,
+        C.AUTHORS,
+        F.lit(None).cast(_LONG_ARRAY).alias(C.AUTHOR_IDS),
+        F.lit(None).cast(_STR_ARRAY).alias(C.GENRES),
+        C.SHELVES,
+        F.lit(None).cast("string").alias(C.DESCRIPTION),
+        C.PUBLICATION_YEAR,
+        C.AVERAGE_RATING,
+        C.RATINGS_COUNT,
+        F.lit(None).cast("int").alias(C.NUM_PAGES),
+        C.LANGUAGE_CODE,
+        C.IMAGE_URL,
         F.lit(None).cast(_STR_ARRAY).alias(C.SERIES),
     )

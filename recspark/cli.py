@@ -57,7 +57,12 @@ def _abs(path: str) -> str:
 def lakehouse_for(spark, args: argparse.Namespace):
     from recspark.tables import Lakehouse
 
-    return Lakehouse(spark, _abs(args.lakehouse), catalog=getattr(args, "catalog", None), schema=getattr(args, "schema", None))
+    return Lakehouse(
+        spark,
+        _abs(args.lakehouse),
+        catalog=getattr(args, "catalog", None),
+        schema=getattr(args, "schema", None),
+    )
 
 
 # -- verbs ----------------------------------------------------------------------------------------------------
@@ -119,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = RunConfig(k=args.k, seed=args.seed, evaluate=not args.no_evaluate)
     lake = lakehouse_for(spark, args)
+    cfg = with_tuned(cfg, lake, args)
     report_dir = Path(args.reports)
     summary = run_pipeline(spark, lake, cfg, report_dir)
     timings.update(summary["timings"])
@@ -126,8 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nrun {summary['run_id']} published in {time.perf_counter() - t0:.0f} s")
     for step, secs in timings.items():
         print(f"  {step:<48} {secs:7.1f} s")
-    print(f"results: {_abs(args.lakehouse)}/gold  (Delta tables: user_recommendations, similar_books, popular_books, "
-          "evaluations, runs)")
+    print(
+        f"results: {_abs(args.lakehouse)}/gold  (Delta tables: user_recommendations, similar_books, popular_books, "
+        "evaluations, runs)"
+    )
     return 0
 
 
@@ -142,19 +150,62 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
         print("\n== offline evaluation (per-user 20% holdout) ==")
         print(ev.table(10))
         ratio = ev.value("als", "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)
-        print(f"ALS NDCG@10 is {ratio:.2f}x popularity's. Report: {report_dir.resolve()}/evaluation-{summary['run_id']}.md")
+        print(
+            f"ALS NDCG@10 is {ratio:.2f}x popularity's. Report: {report_dir.resolve()}/evaluation-{summary['run_id']}.md"
+        )
     recs = lake.read("gold", "user_recommendations").where(F.col("run_id") == summary["run_id"])
     user = recs.select("user_id").orderBy("user_id").first()
     if user is None:
         return
-    books = lake.read("silver", "books").select(F.col("book_id").alias("because_book_id"), F.col("title").alias("because_title"))
+    books = lake.read("silver", "books").select(
+        F.col("book_id").alias("because_book_id"), F.col("title").alias("because_title")
+    )
     rows = (
-        recs.where(F.col("user_id") == user[0]).join(books, on="because_book_id", how="left").orderBy("rank").limit(5).collect()
+        recs.where(F.col("user_id") == user[0])
+        .join(books, on="because_book_id", how="left")
+        .orderBy("rank")
+        .limit(5)
+        .collect()
     )
     print(f"\n== sample recommendations for user {user[0]} ==")
     for r in rows:
-        reason = f"because you shelved {r['because_title'] or r['because_book_id']}" if r["because_book_id"] else "popular"
-        print(f"  {r['rank']:>2}. {r['title'] or r['book_id']} -- {r['authors'] or 'unknown author'}  ({reason})")
+        reason = (
+            f"because you shelved {r['because_title'] or r['because_book_id']}"
+            if r["because_book_id"]
+            else "popular"
+        )
+        print(
+            f"  {r['rank']:>2}. {r['title'] or r['book_id']} -- {r['authors'] or 'unknown author'}  ({reason})"
+        )
+
+
+def with_tuned(cfg, lake, args: argparse.Namespace):
+    """Use the best configuration of the latest ``recspark tune`` unless --no-tuned."""
+    import dataclasses
+
+    from recspark.features import Weights
+    from recspark.tune import best_params
+
+    best = None if getattr(args, "no_tuned", False) else best_params(lake)
+    if best:
+        print(f"using tuned parameters: {best}")
+        cfg = dataclasses.replace(
+            cfg,
+            als=dataclasses.replace(cfg.als, rank=best["rank"], reg=best["reg"], alpha=best["alpha"]),
+            weights=Weights(scheme=best["scheme"]),
+        )
+    return cfg
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from recspark.tune import tune
+
+    spark = session(args, "tune")
+    lake = lakehouse_for(spark, args)
+    results = tune(spark, lake, n_trials=args.trials, k=args.k, seed=args.seed)
+    best = max(results, key=lambda r: r[f"ndcg@{args.k}"])
+    print(f"best: {best}  (stored in {lake.path('model', 'best_params')}; `recspark run` now uses it)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,9 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def spark_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--lakehouse", default=DEFAULT_LAKEHOUSE, help="root folder/URI of the Delta tables")
-        sp.add_argument("--catalog", default=None, help="write catalog tables catalog.schema.layer_name instead")
+        sp.add_argument(
+            "--catalog", default=None, help="write catalog tables catalog.schema.layer_name instead"
+        )
         sp.add_argument("--schema", default=None, help="schema for --catalog (default recspark)")
-        sp.add_argument("--master", default=None, help="Spark master (default: local[cores], or spark-submit's)")
+        sp.add_argument(
+            "--master", default=None, help="Spark master (default: local[cores], or spark-submit's)"
+        )
 
     g = sub.add_parser("generate", help="write UCSD-format Goodreads files with planted taste structure")
     g.add_argument("--scale", type=float, default=0.001, help="1.0 = the real sizes (228.6M interactions)")
@@ -190,9 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--k", type=int, default=10, help="recommendations per user")
     r.add_argument("--force", action="store_true", help="re-ingest even when the input is unchanged")
     r.add_argument("--no-evaluate", action="store_true", help="skip the offline evaluation")
+    r.add_argument("--no-tuned", action="store_true", help="ignore the parameters found by `recspark tune`")
     r.add_argument("--reports", default="data/reports", help="folder for the evaluation report")
     spark_opts(r)
     r.set_defaults(func=cmd_run)
+    t = sub.add_parser("tune", help="search ALS parameters on a validation split (NDCG@K)")
+    t.add_argument("--trials", type=int, default=8)
+    t.add_argument("--k", type=int, default=10)
+    t.add_argument("--seed", type=int, default=42)
+    spark_opts(t)
+    t.set_defaults(func=cmd_tune)
     return p
 
 

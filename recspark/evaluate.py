@@ -34,7 +34,9 @@ EVAL_SCHEMA = T.StructType(
 
 @dataclass
 class Evaluation:
-    results: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)  # model -> k -> metric -> value
+    results: dict[str, dict[int, dict[str, float]]] = field(
+        default_factory=dict
+    )  # model -> k -> metric -> value
 
     def value(self, model: str, metric: str, k: int) -> float:
         return self.results[model][k][metric]
@@ -81,10 +83,14 @@ def baseline_lists(
     """Top-k lists of the baselines for the users in ``test``, seen (train) books excluded."""
     users = baselines.constant_user_factors(test)
     out = {
-        "popularity": topk.recommend(spark, users, baselines.as_factors(baselines.popularity(train)), k, seen=train)
+        "popularity": topk.recommend(
+            spark, users, baselines.as_factors(baselines.popularity(train)), k, seen=train
+        )
     }
     if with_trending:
-        out["trending"] = topk.recommend(spark, users, baselines.as_factors(baselines.trending(train)), k, seen=train)
+        out["trending"] = topk.recommend(
+            spark, users, baselines.as_factors(baselines.trending(train)), k, seen=train
+        )
     return out
 
 

@@ -78,8 +78,12 @@ def preference(weights: Weights):
         else:
             n_users = df.select(C.USER_IDX).distinct().count()
             all_rows = Window.partitionBy().rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-            per_user = Window.partitionBy(C.USER_IDX).rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-            per_book = Window.partitionBy(C.BOOK_IDX).rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+            per_user = Window.partitionBy(C.USER_IDX).rowsBetween(
+                Window.unboundedPreceding, Window.unboundedFollowing
+            )
+            per_book = Window.partitionBy(C.BOOK_IDX).rowsBetween(
+                Window.unboundedPreceding, Window.unboundedFollowing
+            )
             df = df.withColumn("_n_u", F.count(F.lit(1)).over(per_user)).withColumn(
                 "_n_b", F.count(F.lit(1)).over(per_book)
             )

@@ -19,9 +19,11 @@ required file is missing, a CSV header does not match, or a gzip stream is trunc
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -66,6 +68,7 @@ class FileCounts:
     ingested: int
     quarantined: int
     duplicates: int
+    seconds: float = 0.0  # wall time to parse, count and write this file (or the silver build)
 
     def __post_init__(self) -> None:
         if self.read != self.ingested + self.quarantined + self.duplicates:
@@ -160,7 +163,10 @@ def _reasons(spec: FileSpec, typed: dict[str, tuple[Column, Column | None]]) -> 
     checks: list[Column] = [F.when(F.trim(F.col(_RAW)) == "", F.lit("empty line"))]
     if spec.kind == "csv":
         checks.append(
-            F.when(F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull(), F.lit(f"wrong number of fields (expected {len(spec.fields)})"))
+            F.when(
+                F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull(),
+                F.lit(f"wrong number of fields (expected {len(spec.fields)})"),
+            )
         )
         structural = F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull()
     else:
@@ -182,16 +188,32 @@ def _reasons(spec: FileSpec, typed: dict[str, tuple[Column, Column | None]]) -> 
         value, wrong = typed[f.name]
         raw = F.col(f"{_PARSED}.{f.name}")
         if f.required:
-            missing = raw.isNull() | (F.trim(raw.cast("string")) == "") if isinstance(f.source, T.StringType) else raw.isNull()
+            missing = (
+                raw.isNull() | (F.trim(raw.cast("string")) == "")
+                if isinstance(f.source, T.StringType)
+                else raw.isNull()
+            )
             checks.append(F.when(~structural & missing, F.lit(f"missing required field {f.name}")))
         if wrong is not None:
             checks.append(
-                F.when(wrong, F.concat(F.lit(f"{f.name}: not a {spec.target_type(f).simpleString()}: '"), raw.cast("string"), F.lit("'")))
+                F.when(
+                    wrong,
+                    F.concat(
+                        F.lit(f"{f.name}: not a {spec.target_type(f).simpleString()}: '"),
+                        raw.cast("string"),
+                        F.lit("'"),
+                    ),
+                )
             )
         if f.check:
             ok = F.expr(f.check.format(c=f"`{f.name}__typed`"))
             checks.append(
-                F.when(value.isNotNull() & ~ok, F.concat(F.lit(f"{f.name} out of range ({f.check.format(c='value')}): "), value.cast("string")))
+                F.when(
+                    value.isNotNull() & ~ok,
+                    F.concat(
+                        F.lit(f"{f.name} out of range ({f.check.format(c='value')}): "), value.cast("string")
+                    ),
+                )
             )
     joined = F.concat_ws("; ", *checks)
     return F.when(joined != "", joined)
@@ -210,7 +232,9 @@ def parse(lines: DataFrame, spec: FileSpec) -> DataFrame:
         df = lines.select(F.col(_RAW), parsed.alias(_PARSED))
         df = df.select(
             "*",
-            F.when(F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull(), F.expr(f"try_parse_json({_RAW})")).alias(_VARIANT),
+            F.when(F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull(), F.expr(f"try_parse_json({_RAW})")).alias(
+                _VARIANT
+            ),
         )
     typed = {f.name: _typed(f, spec) for f in spec.fields}
     df = df.select("*", *[value.alias(f"{name}__typed") for name, (value, _) in typed.items()])
@@ -252,8 +276,16 @@ def _is_corrupt_gzip(exc: BaseException) -> bool:
     text = str(exc)
     return any(
         s in text
-        for s in ("Unexpected end of input stream", "EOFException", "Not in GZIP format", "invalid block type",
-                  "invalid distance", "incorrect header check", "ZLIB input stream", "Corrupt GZIP trailer")
+        for s in (
+            "Unexpected end of input stream",
+            "EOFException",
+            "Not in GZIP format",
+            "invalid block type",
+            "invalid distance",
+            "incorrect header check",
+            "ZLIB input stream",
+            "Corrupt GZIP trailer",
+        )
     )
 
 
@@ -271,7 +303,9 @@ def ingest_file(
     except Exception as exc:  # py4j / Spark errors carry the Java message
         parsed.unpersist()
         if _is_corrupt_gzip(exc):
-            raise IngestError(f"{path}: the gzip stream is truncated or corrupt; nothing was committed.") from exc
+            raise IngestError(
+                f"{path}: the gzip stream is truncated or corrupt; nothing was committed."
+            ) from exc
         raise
     valid = parsed.where(F.col(_REASON).isNull())
     kept = dedupe(valid, spec)
@@ -295,7 +329,9 @@ def check_required(found: SourceFiles, fmt: str, directory: str) -> None:
         has_csv = found.has("interactions_csv")
         has_maps = found.has("user_id_map") and found.has("book_id_map")
         if has_csv and not has_maps:
-            missing = [n for n in ("user_id_map.csv", "book_id_map.csv") if not found.has(n.removesuffix(".csv"))]
+            missing = [
+                n for n in ("user_id_map.csv", "book_id_map.csv") if not found.has(n.removesuffix(".csv"))
+            ]
             raise IngestError(
                 f"{directory}: goodreads_interactions.csv needs {' and '.join(missing)} (its ids index those maps)."
             )
@@ -336,6 +372,7 @@ def ingest_bronze(
         if not files:
             continue
         frames, bad_frames, persisted = [], [], []
+        t0 = time.perf_counter()
         for path, size, _ in files:
             log.info("bronze.%s <- %s", spec.table, path.rsplit("/", 1)[-1])
             bronze, bad, counts, parsed = ingest_file(spark, spec, path, size, run_id, ingested_at)
@@ -345,13 +382,22 @@ def ingest_bronze(
             all_counts.append(counts)
             log.info(
                 "  read %d = ingested %d + quarantined %d + duplicates %d",
-                counts.read, counts.ingested, counts.quarantined, counts.duplicates,
+                counts.read,
+                counts.ingested,
+                counts.quarantined,
+                counts.duplicates,
             )
         lake.write(union_all(frames), BRONZE, spec.table)
         if any(c.quarantined for c in all_counts if c.table == spec.table):
             lake.write(union_all(bad_frames), BRONZE, QUARANTINE, mode="append")
         for p in persisted:
             p.unpersist()
+        secs = time.perf_counter() - t0  # spread over the spec's files by rows read
+        mine = [c for c in all_counts if c.table == spec.table]
+        total = max(1, sum(c.read for c in mine))
+        for i, c in enumerate(all_counts):
+            if c.table == spec.table:
+                all_counts[i] = dataclasses.replace(c, seconds=round(secs * c.read / total, 2))
     return all_counts
 
 
@@ -397,12 +443,17 @@ def build_silver(
     if fmt == "goodreads":
         parts = []
         if found.has("interactions_csv"):
-            parts.append(clean.interactions_from_csv(bronze("interactions_csv"), bronze("user_id_map"), bronze("book_id_map")))
+            parts.append(
+                clean.interactions_from_csv(
+                    bronze("interactions_csv"), bronze("user_id_map"), bronze("book_id_map")
+                )
+            )
         if found.has("interactions_json"):
             parts.append(clean.interactions_from_json(bronze("interactions_json")))
         raw = union_all(parts)
     else:
         raw = clean.interactions_from_goodbooks(bronze("ratings"), bronze("to_read"), bronze("gb_books"))
+    t0 = time.perf_counter()
     raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
     n_in = raw.count()
     bad = raw.transform(clean.unmapped)
@@ -410,15 +461,29 @@ def build_silver(
     if n_bad:
         lake.write(
             bad.select(
-                F.lit(run_id).alias(C.RUN_ID), F.lit(SILVER).alias(C.STAGE), F.lit(f"{BRONZE} interactions").alias(C.SOURCE_FILE),
-                F.col(C.RAW), F.col(C.REASON), ingested_at.alias(C.INGESTED_AT),
+                F.lit(run_id).alias(C.RUN_ID),
+                F.lit(SILVER).alias(C.STAGE),
+                F.lit(f"{BRONZE} interactions").alias(C.SOURCE_FILE),
+                F.col(C.RAW),
+                F.col(C.REASON),
+                ingested_at.alias(C.INGESTED_AT),
             ),
-            BRONZE, QUARANTINE, mode="append",
+            BRONZE,
+            QUARANTINE,
+            mode="append",
         )
-    merged = raw.transform(clean.mapped).transform(clean.merge_interactions).persist(StorageLevel.MEMORY_AND_DISK)
+    merged = (
+        raw.transform(clean.mapped).transform(clean.merge_interactions).persist(StorageLevel.MEMORY_AND_DISK)
+    )
     n_out = merged.count()
-    counts = FileCounts(table=f"{SILVER}.interactions", file="bronze interactions", read=n_in, ingested=n_out,
-                        quarantined=n_bad, duplicates=n_in - n_bad - n_out)
+    counts = FileCounts(
+        table=f"{SILVER}.interactions",
+        file="bronze interactions",
+        read=n_in,
+        ingested=n_out,
+        quarantined=n_bad,
+        duplicates=n_in - n_bad - n_out,
+    )
 
     old_users = lake.read(SILVER, "users") if lake.exists(SILVER, "users") else None
     old_books = lake.read(SILVER, "books") if lake.exists(SILVER, "books") else None
@@ -428,29 +493,51 @@ def build_silver(
     if meta_books is not None:
         id_col = C.BOOK_ID if fmt == "goodreads" else "goodreads_book_id"
         book_ids = book_ids.unionByName(meta_books.select(F.col(id_col).alias(C.BOOK_ID)))
-    book_index = clean.assign_index(book_ids, old_books, C.BOOK_ID, C.BOOK_IDX).persist(StorageLevel.MEMORY_AND_DISK)
+    book_index = clean.assign_index(book_ids, old_books, C.BOOK_ID, C.BOOK_IDX).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
     users = users.persist(StorageLevel.MEMORY_AND_DISK)
     if fmt == "goodreads":
-        books = clean.books_from_goodreads(book_index, meta_books, bronze("authors"), bronze("works"), bronze("genres"))
+        books = clean.books_from_goodreads(
+            book_index, meta_books, bronze("authors"), bronze("works"), bronze("genres")
+        )
     else:
         books = clean.books_from_goodbooks(book_index, meta_books, bronze("book_tags"), bronze("tags"))
     interactions = clean.index_interactions(merged, users, book_index)
 
-    write_silver(lake, "users", users.select(C.USER_IDX, C.USER_ID), not_null=[C.USER_IDX, C.USER_ID],
-                 checks={"user_idx_nonneg": f"{C.USER_IDX} >= 0"})
-    write_silver(lake, "books", books, not_null=[C.BOOK_IDX, C.BOOK_ID], checks={"book_idx_nonneg": f"{C.BOOK_IDX} >= 0"})
     write_silver(
-        lake, "interactions", interactions,
+        lake,
+        "users",
+        users.select(C.USER_IDX, C.USER_ID),
+        not_null=[C.USER_IDX, C.USER_ID],
+        checks={"user_idx_nonneg": f"{C.USER_IDX} >= 0"},
+    )
+    write_silver(
+        lake,
+        "books",
+        books,
+        not_null=[C.BOOK_IDX, C.BOOK_ID],
+        checks={"book_idx_nonneg": f"{C.BOOK_IDX} >= 0"},
+    )
+    write_silver(
+        lake,
+        "interactions",
+        interactions,
         not_null=[C.USER_IDX, C.BOOK_IDX, C.IS_READ, C.RATING, C.IS_REVIEWED, C.SOURCE],
-        checks={"rating_range": f"{C.RATING} BETWEEN 0 AND 5", "idx_nonneg": f"{C.USER_IDX} >= 0 AND {C.BOOK_IDX} >= 0"},
+        checks={
+            "rating_range": f"{C.RATING} BETWEEN 0 AND 5",
+            "idx_nonneg": f"{C.USER_IDX} >= 0 AND {C.BOOK_IDX} >= 0",
+        },
     )
     tables = {name: lake.read(SILVER, name).count() for name in ("users", "books", "interactions")}
     for df in (raw, merged, book_index, users):
         df.unpersist()
-    return counts, tables
+    return dataclasses.replace(counts, seconds=round(time.perf_counter() - t0, 2)), tables
 
 
-def write_silver(lake: Lakehouse, name: str, df: DataFrame, not_null: list[str], checks: dict[str, str]) -> None:
+def write_silver(
+    lake: Lakehouse, name: str, df: DataFrame, not_null: list[str], checks: dict[str, str]
+) -> None:
     """Overwrite a silver table under its NOT NULL / CHECK contract (Delta rejects a violating write)."""
     lake.ensure_table(SILVER, name, df.schema, not_null, checks)
     lake.write(df, SILVER, name, keep_schema=True)
@@ -468,7 +555,11 @@ INGEST_RUNS_SCHEMA = T.StructType(
     ]
 )
 COUNTS_SCHEMA = T.StructType(
-    [T.StructField("run_id", STRING, False), T.StructField(C.TABLE, STRING, False), T.StructField(C.FILE, STRING, False)]
+    [
+        T.StructField("run_id", STRING, False),
+        T.StructField(C.TABLE, STRING, False),
+        T.StructField(C.FILE, STRING, False),
+    ]
     + [T.StructField(c, T.LongType(), False) for c in (C.READ, C.INGESTED, C.QUARANTINED, C.DUPLICATES)]
 )
 
@@ -517,14 +608,21 @@ def run_ingest(
         counts.append(silver_counts)
         lake.write(
             spark.createDataFrame(
-                [(run_id, c.table, c.file, c.read, c.ingested, c.quarantined, c.duplicates) for c in counts], COUNTS_SCHEMA
+                [(run_id, c.table, c.file, c.read, c.ingested, c.quarantined, c.duplicates) for c in counts],
+                COUNTS_SCHEMA,
             ),
-            META, "ingest_counts", mode="append",
+            META,
+            "ingest_counts",
+            mode="append",
         )
         finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         lake.write(
-            spark.createDataFrame([(run_id, source, fmt, fingerprint, "succeeded", started, finished)], INGEST_RUNS_SCHEMA),
-            META, "ingest_runs", mode="append",
+            spark.createDataFrame(
+                [(run_id, source, fmt, fingerprint, "succeeded", started, finished)], INGEST_RUNS_SCHEMA
+            ),
+            META,
+            "ingest_runs",
+            mode="append",
         )
     return IngestResult(run_id=run_id, skipped=False, counts=counts, tables=tables)
 
@@ -535,5 +633,7 @@ def format_counts(counts: list[FileCounts]) -> str:
     lines = [head, "-" * len(head)]
     for c in counts:
         name = c.file.rsplit("/", 1)[-1]
-        lines.append(f"{c.table:<22} {name[:44]:<44} {c.read:>11,} {c.ingested:>11,} {c.quarantined:>11,} {c.duplicates:>10,}")
+        lines.append(
+            f"{c.table:<22} {name[:44]:<44} {c.read:>11,} {c.ingested:>11,} {c.quarantined:>11,} {c.duplicates:>10,}"
+        )
     return "\n".join(lines)

@@ -70,7 +70,9 @@ def ranking_metrics(recs: DataFrame, truth: DataFrame, ks: list[int]) -> dict[in
         cols += [
             F.avg(h / k).alias(f"precision@{k}"),
             F.avg(h / n).alias(f"recall@{k}"),
-            F.avg(F.col(f"dcg{k}") / F.element_at(idcg, F.least(n, F.lit(k)).cast("int") + 1)).alias(f"ndcg@{k}"),
+            F.avg(F.col(f"dcg{k}") / F.element_at(idcg, F.least(n, F.lit(k)).cast("int") + 1)).alias(
+                f"ndcg@{k}"
+            ),
             F.avg(F.col(f"ap{k}") / F.least(n, F.lit(k))).alias(f"map@{k}"),
             F.avg(F.when(F.col(f"first{k}") > 0, 1.0 / F.col(f"first{k}")).otherwise(0.0)).alias(f"mrr@{k}"),
             F.avg(F.when(h > 0, 1.0).otherwise(0.0)).alias(f"hit_rate@{k}"),
@@ -92,7 +94,8 @@ def beyond_accuracy(
     if item_factors is not None:
         norm = F.sqrt(F.aggregate(F.col(FEATURES), F.lit(0.0), lambda acc, x: acc + x * x))
         unit = item_factors.select(
-            F.col(C.BOOK_IDX), F.transform(F.col(FEATURES), lambda x: x / F.greatest(norm, F.lit(1e-12))).alias("_u")
+            F.col(C.BOOK_IDX),
+            F.transform(F.col(FEATURES), lambda x: x / F.greatest(norm, F.lit(1e-12))).alias("_u"),
         )
     for k in ks:
         at = r.where(F.col(RANK) <= k)
@@ -110,12 +113,20 @@ def beyond_accuracy(
             vecs = at.join(unit, on=C.BOOK_IDX, how="inner")
             dim = len(unit.first()["_u"])
             zero = F.array_repeat(F.lit(0.0), dim)
-            per_user = vecs.groupBy(C.USER_IDX).agg(
-                F.aggregate(F.collect_list("_u"), zero, lambda acc, v: F.zip_with(acc, v, lambda a, b: a + b)).alias("_s"),
-                F.count(F.lit(1)).alias("_k"),
-            ).where(F.col("_k") >= 2)
+            per_user = (
+                vecs.groupBy(C.USER_IDX)
+                .agg(
+                    F.aggregate(
+                        F.collect_list("_u"), zero, lambda acc, v: F.zip_with(acc, v, lambda a, b: a + b)
+                    ).alias("_s"),
+                    F.count(F.lit(1)).alias("_k"),
+                )
+                .where(F.col("_k") >= 2)
+            )
             sq = F.aggregate(F.col("_s"), F.lit(0.0), lambda acc, x: acc + x * x)
-            ild = per_user.agg(F.avg(1.0 - (sq - F.col("_k")) / (F.col("_k") * (F.col("_k") - 1))).alias("d")).first()["d"]
+            ild = per_user.agg(
+                F.avg(1.0 - (sq - F.col("_k")) / (F.col("_k") * (F.col("_k") - 1))).alias("d")
+            ).first()["d"]
             metrics["diversity"] = float(ild) if ild is not None else 0.0
         out[k] = metrics
     return out

@@ -82,7 +82,9 @@ def make_split(spark: SparkSession, lake: Lakehouse, interactions: DataFrame, cf
     s = split.holdout(interactions, fraction=cfg.test_fraction, seed=cfg.seed)
     lake.write(s.train, MODEL, "split_train")
     lake.write(s.test, MODEL, "split_test")
-    persisted = split.Split(train=lake.read(MODEL, "split_train"), test=lake.read(MODEL, "split_test"), kind=s.kind)
+    persisted = split.Split(
+        train=lake.read(MODEL, "split_train"), test=lake.read(MODEL, "split_test"), kind=s.kind
+    )
     sizes = split.check_split(persisted)
     log.info("split %s: %s", s.kind, sizes)
     return persisted
@@ -97,17 +99,25 @@ def save_model(lake: Lakehouse, model, run_id: str, cfg: RunConfig) -> None:
     for name, df in (("user_factors", als.user_factors(model)), ("item_factors", als.item_factors(model))):
         rows = df.select(F.lit(run_id).alias("run_id"), "*")
         if lake.exists(MODEL, name):
-            rows.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(lake.path(MODEL, name))
+            rows.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(
+                lake.path(MODEL, name)
+            )
         else:
             lake.write(rows, MODEL, name, partition_by=["run_id"])
-    params = lake.spark.createDataFrame([(run_id, json.dumps(cfg.as_dict(), default=str))], "run_id string, params string")
+    params = lake.spark.createDataFrame(
+        [(run_id, json.dumps(cfg.as_dict(), default=str))], "run_id string, params string"
+    )
     lake.write(params, MODEL, "params", mode="append")
 
 
-def evaluate_model(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, s: split.Split, run_id: str, report_dir: Path):
+def evaluate_model(
+    spark: SparkSession, lake: Lakehouse, cfg: RunConfig, s: split.Split, run_id: str, report_dir: Path
+):
     """Fit on the split's train side, score model and baselines on its test side."""
     model = train(spark, s.train, cfg)
-    test_users = als.user_factors(model).join(s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
+    test_users = als.user_factors(model).join(
+        s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi"
+    )
     items = als.item_factors(model)
     max_k = max(cfg.ks)
     lists = {"als": topk.recommend(spark, test_users, items, max_k, seen=s.train)}
@@ -116,7 +126,9 @@ def evaluate_model(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, s: spli
     ev = evaluate.evaluate_lists(lists, s.train, s.test, items, cfg.ks)
     rows = ev.rows(run_id, s.kind, cfg.as_dict())
     publish.write_run_rows(lake, "evaluations", spark.createDataFrame(rows, evaluate.EVAL_SCHEMA), run_id)
-    ratio = ev.value("als", "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12) if 10 in cfg.ks else None
+    ratio = (
+        ev.value("als", "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12) if 10 in cfg.ks else None
+    )
     details = {
         "run": run_id,
         "split": f"{s.kind}, {cfg.test_fraction:.0%} of each user's books held out (seed {cfg.seed})",
@@ -128,7 +140,9 @@ def evaluate_model(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, s: spli
     return ev
 
 
-def run_pipeline(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, report_dir: Path, fail_before_publish: bool = False) -> dict:
+def run_pipeline(
+    spark: SparkSession, lake: Lakehouse, cfg: RunConfig, report_dir: Path, fail_before_publish: bool = False
+) -> dict:
     """split -> evaluate -> train on everything -> recommend -> similar -> publish. Returns a summary."""
     timer = Timer()
     total = 6
@@ -157,33 +171,70 @@ def run_pipeline(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, report_di
             recs = publish.explain(spark, recs, interactions.select(C.USER_IDX, C.BOOK_IDX), items)
             pop = baselines.popularity(interactions)
             all_users = users.select(C.USER_IDX)
-            pop_recs = topk.recommend(spark, baselines.constant_user_factors(all_users), baselines.as_factors(pop), cfg.k, seen=seen)
+            pop_recs = topk.recommend(
+                spark, baselines.constant_user_factors(all_users), baselines.as_factors(pop), cfg.k, seen=seen
+            )
             recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
-            publish.write_run_rows(lake, "user_recommendations", publish.user_recommendation_rows(recs, users, books, run_id), run_id, zorder=C.USER_ID)
+            publish.write_run_rows(
+                lake,
+                "user_recommendations",
+                publish.user_recommendation_rows(recs, users, books, run_id),
+                run_id,
+                zorder=C.USER_ID,
+            )
         with timer.step("similar books (item-item cosine)", 4, total):
-            readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias("_r")).where(F.col("_r") >= cfg.min_readers)
+            readers = (
+                interactions.groupBy(C.BOOK_IDX)
+                .agg(F.count(F.lit(1)).alias("_r"))
+                .where(F.col("_r") >= cfg.min_readers)
+            )
             unit = normalized(items).join(readers, on=C.BOOK_IDX, how="left_semi")
             sims = topk.recommend(spark, unit, unit, cfg.similar_k, query_col=C.BOOK_IDX, exclude_self=True)
-            publish.write_run_rows(lake, "similar_books", publish.similar_rows(sims, books, run_id), run_id, zorder=C.BOOK_ID)
+            publish.write_run_rows(
+                lake, "similar_books", publish.similar_rows(sims, books, run_id), run_id, zorder=C.BOOK_ID
+            )
         with timer.step("popular books (cold start)", 5, total):
             pop_rows = publish.popular_rows(pop, books, run_id, "all", max(100, cfg.k))
             has_time = interactions.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
             if has_time:
-                pop_rows = pop_rows.unionByName(publish.popular_rows(baselines.trending(interactions), books, run_id, "recent", max(100, cfg.k)))
+                pop_rows = pop_rows.unionByName(
+                    publish.popular_rows(
+                        baselines.trending(interactions), books, run_id, "recent", max(100, cfg.k)
+                    )
+                )
             publish.write_run_rows(lake, "popular_books", pop_rows, run_id)
         with timer.step("check and publish", 6, total):
-            shelved = interactions.join(users, on=C.USER_IDX, how="inner").join(books, on=C.BOOK_IDX, how="inner").select(C.USER_ID, C.BOOK_ID)
+            shelved = (
+                interactions.join(users, on=C.USER_IDX, how="inner")
+                .join(books, on=C.BOOK_IDX, how="inner")
+                .select(C.USER_ID, C.BOOK_ID)
+            )
             counts = publish.check_gold(lake, run_id, cfg.k, shelved)
             if fail_before_publish:
                 raise RuntimeError("stopped before publishing (test hook)")
             publish.record_run(
-                lake, run_id, "published", started, finished_at=publish.now(), params=cfg.as_dict(),
-                input_versions=versions, row_counts=counts, timings=timer.timings,
+                lake,
+                run_id,
+                "published",
+                started,
+                finished_at=publish.now(),
+                params=cfg.as_dict(),
+                input_versions=versions,
+                row_counts=counts,
+                timings=timer.timings,
             )
             cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
     except BaseException:
-        publish.record_run(lake, run_id, "failed", started, finished_at=publish.now(), params=cfg.as_dict(),
-                           input_versions=versions, timings=timer.timings)
+        publish.record_run(
+            lake,
+            run_id,
+            "failed",
+            started,
+            finished_at=publish.now(),
+            params=cfg.as_dict(),
+            input_versions=versions,
+            timings=timer.timings,
+        )
         raise
     summary.update(evaluation=ev, row_counts=counts, timings=timer.timings, cleaned=cleaned)
     return summary
@@ -194,5 +245,7 @@ def normalized(factors: DataFrame) -> DataFrame:
     norm = F.sqrt(F.aggregate(F.col(topk.FEATURES), F.lit(0.0), lambda acc, x: acc + x * x))
     return factors.select(
         F.col(C.BOOK_IDX),
-        F.transform(F.col(topk.FEATURES), lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float")).alias(topk.FEATURES),
+        F.transform(F.col(topk.FEATURES), lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float")).alias(
+            topk.FEATURES
+        ),
     )

@@ -72,9 +72,11 @@ def explain(spark: SparkSession, recs: DataFrame, seen: DataFrame, item_factors:
     mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
     bc_ids, bc_mat = spark.sparkContext.broadcast(ids), spark.sparkContext.broadcast(mat)
     lists = seen.groupBy(C.USER_IDX).agg(F.collect_list(F.col(C.BOOK_IDX).cast("int")).alias("_seen"))
-    grouped = recs.groupBy(C.USER_IDX).agg(
-        F.collect_list(F.struct(F.col(RANK), F.col(C.BOOK_IDX), F.col(SCORE))).alias("_recs")
-    ).join(lists, on=C.USER_IDX, how="left")
+    grouped = (
+        recs.groupBy(C.USER_IDX)
+        .agg(F.collect_list(F.struct(F.col(RANK), F.col(C.BOOK_IDX), F.col(SCORE))).alias("_recs"))
+        .join(lists, on=C.USER_IDX, how="left")
+    )
     schema = T.StructType(
         [
             T.StructField(C.USER_IDX, T.IntegerType(), False),
@@ -135,8 +137,11 @@ def fill_from_popular(recs: DataFrame, popular_recs: DataFrame, k: int) -> DataF
     w = Window.partitionBy(C.USER_IDX).orderBy(F.col(RANK))
     extra = extra.withColumn("_r", F.row_number().over(w) + F.col("_n")).where(F.col("_r") <= k)
     filled = extra.select(
-        F.col(C.USER_IDX), F.col("_r").cast("int").alias(RANK), F.col(C.BOOK_IDX),
-        F.lit(0.0).cast("float").alias(SCORE), F.lit(None).cast("int").alias("because_book_idx"),
+        F.col(C.USER_IDX),
+        F.col("_r").cast("int").alias(RANK),
+        F.col(C.BOOK_IDX),
+        F.lit(0.0).cast("float").alias(SCORE),
+        F.lit(None).cast("int").alias("because_book_idx"),
     )
     return recs.select(C.USER_IDX, RANK, C.BOOK_IDX, SCORE, "because_book_idx").unionByName(filled)
 
@@ -149,21 +154,34 @@ def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame
         .join(b, on=C.BOOK_IDX, how="inner")
         .join(because, on="because_book_idx", how="left")
         .select(
-            F.lit(run_id).alias(RUN_ID), F.col(C.USER_ID), F.col(RANK), F.col(C.BOOK_ID), F.col(SCORE),
-            F.col(C.TITLE), F.col(C.AUTHORS), F.col(BECAUSE),
+            F.lit(run_id).alias(RUN_ID),
+            F.col(C.USER_ID),
+            F.col(RANK),
+            F.col(C.BOOK_ID),
+            F.col(SCORE),
+            F.col(C.TITLE),
+            F.col(C.AUTHORS),
+            F.col(BECAUSE),
         )
     )
 
 
 def similar_rows(sims: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
     a = books.select(F.col(C.BOOK_IDX).alias(C.USER_IDX), F.col(C.BOOK_ID), F.col(C.TITLE))
-    b = books.select(F.col(C.BOOK_IDX), F.col(C.BOOK_ID).alias(SIMILAR_BOOK_ID), F.col(C.TITLE).alias("similar_title"))
+    b = books.select(
+        F.col(C.BOOK_IDX), F.col(C.BOOK_ID).alias(SIMILAR_BOOK_ID), F.col(C.TITLE).alias("similar_title")
+    )
     return (
         sims.join(a, on=C.USER_IDX, how="inner")
         .join(b, on=C.BOOK_IDX, how="inner")
         .select(
-            F.lit(run_id).alias(RUN_ID), F.col(C.BOOK_ID), F.col(RANK), F.col(SIMILAR_BOOK_ID), F.col(SCORE),
-            F.col(C.TITLE), F.col("similar_title"),
+            F.lit(run_id).alias(RUN_ID),
+            F.col(C.BOOK_ID),
+            F.col(RANK),
+            F.col(SIMILAR_BOOK_ID),
+            F.col(SCORE),
+            F.col(C.TITLE),
+            F.col("similar_title"),
         )
     )
 
@@ -177,8 +195,13 @@ def popular_rows(pop: DataFrame, books: DataFrame, run_id: str, window: str, k: 
         .where(F.col(RANK) <= k)
         .join(books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS), on=C.BOOK_IDX, how="inner")
         .select(
-            F.lit(run_id).alias(RUN_ID), F.lit(window).alias("window"), F.col(RANK).cast("int").alias(RANK),
-            F.col(C.BOOK_ID), F.col("popularity").cast("long").alias("readers"), F.col(C.TITLE), F.col(C.AUTHORS),
+            F.lit(run_id).alias(RUN_ID),
+            F.lit(window).alias("window"),
+            F.col(RANK).cast("int").alias(RANK),
+            F.col(C.BOOK_ID),
+            F.col("popularity").cast("long").alias("readers"),
+            F.col(C.TITLE),
+            F.col(C.AUTHORS),
         )
     )
 
@@ -190,14 +213,20 @@ def write_run_rows(lake: Lakehouse, name: str, df: DataFrame, run_id: str, zorde
         lake.write(df, GOLD, name, mode="overwrite", partition_by=[RUN_ID], properties=CDF)
     else:
         (
-            df.write.format("delta").mode("overwrite").option("replaceWhere", f"{RUN_ID} = '{run_id}'")
+            df.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"{RUN_ID} = '{run_id}'")
             .save(lake.path(GOLD, name))
             if not lake.catalog
-            else df.write.format("delta").mode("overwrite").option("replaceWhere", f"{RUN_ID} = '{run_id}'")
+            else df.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"{RUN_ID} = '{run_id}'")
             .saveAsTable(lake.identifier(GOLD, name))
         )
     if zorder:
-        lake.spark.sql(f"OPTIMIZE {lake.identifier(GOLD, name)} WHERE {RUN_ID} = '{run_id}' ZORDER BY ({zorder})")
+        lake.spark.sql(
+            f"OPTIMIZE {lake.identifier(GOLD, name)} WHERE {RUN_ID} = '{run_id}' ZORDER BY ({zorder})"
+        )
 
 
 def record_run(lake: Lakehouse, run_id: str, status: str, started_at: dt.datetime, **fields: object) -> None:
@@ -208,15 +237,18 @@ def record_run(lake: Lakehouse, run_id: str, status: str, started_at: dt.datetim
         "status": status,
         "started_at": started_at,
         "finished_at": fields.get("finished_at"),
-        **{k: json.dumps(fields.get(k), sort_keys=True, default=str) if fields.get(k) is not None else None
-           for k in ("params", "input_versions", "row_counts", "timings")},
+        **{
+            k: json.dumps(fields.get(k), sort_keys=True, default=str) if fields.get(k) is not None else None
+            for k in ("params", "input_versions", "row_counts", "timings")
+        },
     }
     df = spark.createDataFrame([tuple(row[f.name] for f in RUNS_SCHEMA.fields)], RUNS_SCHEMA)
     if not lake.exists(GOLD, "runs"):
         lake.write(df, GOLD, "runs")
         return
     (
-        lake.delta(GOLD, "runs").alias("t")
+        lake.delta(GOLD, "runs")
+        .alias("t")
         .merge(df.alias("s"), f"t.{RUN_ID} = s.{RUN_ID}")
         .whenMatchedUpdateAll()
         .whenNotMatchedInsertAll()
@@ -228,7 +260,11 @@ def latest_published(lake: Lakehouse) -> str | None:
     if not lake.exists(GOLD, "runs"):
         return None
     row = (
-        lake.read(GOLD, "runs").where(F.col("status") == "published").orderBy(F.col("finished_at").desc()).limit(1).collect()
+        lake.read(GOLD, "runs")
+        .where(F.col("status") == "published")
+        .orderBy(F.col("finished_at").desc())
+        .limit(1)
+        .collect()
     )
     return row[0][RUN_ID] if row else None
 
@@ -244,7 +280,9 @@ def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[st
         problems.append("user_recommendations is empty")
     if n_pop == 0:
         problems.append("popular_books is empty")
-    per_user = recs.groupBy(C.USER_ID).agg(F.count(F.lit(1)).alias("n"), F.countDistinct(C.BOOK_ID).alias("d"))
+    per_user = recs.groupBy(C.USER_ID).agg(
+        F.count(F.lit(1)).alias("n"), F.countDistinct(C.BOOK_ID).alias("d")
+    )
     bad_k = per_user.where((F.col("n") != k) | (F.col("d") != k)).count()
     if bad_k:
         problems.append(f"{bad_k} users do not have exactly {k} distinct books")

@@ -155,7 +155,9 @@ def get_spark(
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)
-    log.info("starting Spark (master=%s); the first start downloads the Delta jars", master or "from platform")
+    log.info(
+        "starting Spark (master=%s); the first start downloads the Delta jars", master or "from platform"
+    )
     spark = builder.getOrCreate()
     _finish(spark, checkpoint_dir, log_level)
     return spark

@@ -52,7 +52,9 @@ def holdout(df: DataFrame, fraction: float = 0.2, seed: int = 42, min_user: int 
     n_test = F.least(F.ceil(F.col("_n") * fraction), F.col("_n") - 1)
     is_test = (F.col("_n") >= min_user) & (F.col("_rank") <= n_test)
     cols = df.columns
-    return Split(train=ranked.where(~is_test).select(*cols), test=ranked.where(is_test).select(*cols), kind="holdout")
+    return Split(
+        train=ranked.where(~is_test).select(*cols), test=ranked.where(is_test).select(*cols), kind="holdout"
+    )
 
 
 def leave_last(df: DataFrame, n: int = 1, min_user: int = 2, time_col: str = C.DATE_ADDED) -> Split:
@@ -62,7 +64,11 @@ def leave_last(df: DataFrame, n: int = 1, min_user: int = 2, time_col: str = C.D
     ranked = df.withColumn("_rank", F.row_number().over(w)).withColumn("_n", F.count(F.lit(1)).over(cnt))
     is_test = (F.col("_n") >= min_user) & (F.col("_rank") <= F.least(F.lit(n), F.col("_n") - 1))
     cols = df.columns
-    return Split(train=ranked.where(~is_test).select(*cols), test=ranked.where(is_test).select(*cols), kind="leave_last")
+    return Split(
+        train=ranked.where(~is_test).select(*cols),
+        test=ranked.where(is_test).select(*cols),
+        kind="leave_last",
+    )
 
 
 def time_cutoff(df: DataFrame, cutoff: str, time_col: str = C.DATE_ADDED) -> Split:
@@ -76,7 +82,9 @@ def time_cutoff(df: DataFrame, cutoff: str, time_col: str = C.DATE_ADDED) -> Spl
     return Split(train=train, test=test.select(*df.columns), kind="time_cutoff", cutoff=cutoff)
 
 
-def users(df: DataFrame, fraction: float = 0.1, keep: float = 0.5, seed: int = 42, min_user: int = 2) -> Split:
+def users(
+    df: DataFrame, fraction: float = 0.1, keep: float = 0.5, seed: int = 42, min_user: int = 2
+) -> Split:
     """Hold out ``fraction`` of users; each keeps ``keep`` of their books in train, the rest is test."""
     chosen = _hash(seed + 1, C.USER_IDX) < fraction
     w = Window.partitionBy(C.USER_IDX).orderBy(F.col(_H), F.col(C.BOOK_IDX))
@@ -89,7 +97,9 @@ def users(df: DataFrame, fraction: float = 0.1, keep: float = 0.5, seed: int = 4
     n_keep = F.greatest(F.lit(1), F.floor(F.col("_n") * keep))
     is_test = chosen & (F.col("_n") >= min_user) & (F.col("_rank") > n_keep)
     cols = df.columns
-    return Split(train=ranked.where(~is_test).select(*cols), test=ranked.where(is_test).select(*cols), kind="users")
+    return Split(
+        train=ranked.where(~is_test).select(*cols), test=ranked.where(is_test).select(*cols), kind="users"
+    )
 
 
 class SplitError(AssertionError):
@@ -102,7 +112,12 @@ def check_split(split: Split, time_col: str = C.DATE_ADDED) -> dict[str, int]:
     overlap = split.test.select(*key).join(split.train.select(*key), on=key, how="inner").count()
     if overlap:
         raise SplitError(f"{overlap} test pairs are also in train")
-    cold = split.test.select(C.USER_IDX).distinct().join(split.train.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_anti").count()
+    cold = (
+        split.test.select(C.USER_IDX)
+        .distinct()
+        .join(split.train.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_anti")
+        .count()
+    )
     if cold:
         raise SplitError(f"{cold} evaluated users have no history in train")
     if split.cutoff is not None:

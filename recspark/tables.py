@@ -107,18 +107,28 @@ class Lakehouse:
         if not self.exists(layer, name):
             self._remember(layer, name)
             builder = DeltaTable.createIfNotExists(self.spark)
-            builder = builder.tableName(self.identifier(layer, name)) if self.catalog else builder.location(self.path(layer, name))
+            builder = (
+                builder.tableName(self.identifier(layer, name))
+                if self.catalog
+                else builder.location(self.path(layer, name))
+            )
             for f in schema.fields:
                 builder = builder.addColumn(f.name, f.dataType, nullable=f.name not in not_null)
             builder.execute()
         existing = self.constraints(layer, name)
         for cname, expr in checks.items():
             if cname.lower() not in existing:
-                self.spark.sql(f"ALTER TABLE {self.identifier(layer, name)} ADD CONSTRAINT {cname} CHECK ({expr})")
+                self.spark.sql(
+                    f"ALTER TABLE {self.identifier(layer, name)} ADD CONSTRAINT {cname} CHECK ({expr})"
+                )
 
     def constraints(self, layer: str, name: str) -> dict[str, str]:
         rows = self.spark.sql(f"SHOW TBLPROPERTIES {self.identifier(layer, name)}").collect()
-        return {r["key"].removeprefix("delta.constraints."): r["value"] for r in rows if r["key"].startswith("delta.constraints.")}
+        return {
+            r["key"].removeprefix("delta.constraints."): r["value"]
+            for r in rows
+            if r["key"].startswith("delta.constraints.")
+        }
 
     # -- all-or-nothing steps ---------------------------------------------------------------------------
     def _remember(self, layer: str, name: str) -> None:

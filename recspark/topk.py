@@ -143,7 +143,11 @@ def _factor_matrix(df: DataFrame, id_col: str) -> tuple[np.ndarray, np.ndarray]:
     pdf = df.select(F.col(id_col).alias("id"), F.col(FEATURES)).toPandas()
     ids = pdf["id"].to_numpy(dtype=np.int64)
     order = np.argsort(ids)
-    mat = np.stack(pdf[FEATURES].to_numpy()[order]).astype(np.float32) if len(ids) else np.zeros((0, 0), np.float32)
+    mat = (
+        np.stack(pdf[FEATURES].to_numpy()[order]).astype(np.float32)
+        if len(ids)
+        else np.zeros((0, 0), np.float32)
+    )
     return ids[order], mat
 
 
@@ -192,7 +196,9 @@ def recommend(
                     wanted = np.asarray(s, dtype=np.int64)
                     pos = np.searchsorted(ids, wanted)
                     ok = pos < len(ids)
-                    ok[ok] = ids[pos[ok]] == wanted[ok]  # seen books the model does not know are skipped anyway
+                    ok[ok] = (
+                        ids[pos[ok]] == wanted[ok]
+                    )  # seen books the model does not know are skipped anyway
                     exclude.append(pos[ok])
             self_pos = np.searchsorted(ids, users) if exclude_self else None
             r, c, v = topk_numpy(q, mat, k, exclude, budget_mb, self_pos)

@@ -16,23 +16,70 @@ from recspark.sources import synthetic as S
 
 # Field order and JSON types of the real files (../shared/goodreads-formats.md examples).
 BOOK_FIELDS = [
-    "isbn", "text_reviews_count", "series", "country_code", "language_code", "popular_shelves", "asin",
-    "is_ebook", "average_rating", "kindle_asin", "similar_books", "description", "format", "link", "authors",
-    "publisher", "num_pages", "publication_day", "isbn13", "publication_month", "edition_information",
-    "publication_year", "url", "image_url", "book_id", "ratings_count", "work_id", "title", "title_without_series",
+    "isbn",
+    "text_reviews_count",
+    "series",
+    "country_code",
+    "language_code",
+    "popular_shelves",
+    "asin",
+    "is_ebook",
+    "average_rating",
+    "kindle_asin",
+    "similar_books",
+    "description",
+    "format",
+    "link",
+    "authors",
+    "publisher",
+    "num_pages",
+    "publication_day",
+    "isbn13",
+    "publication_month",
+    "edition_information",
+    "publication_year",
+    "url",
+    "image_url",
+    "book_id",
+    "ratings_count",
+    "work_id",
+    "title",
+    "title_without_series",
 ]
 AUTHOR_FIELDS = ["average_rating", "author_id", "text_reviews_count", "name", "ratings_count"]
 WORK_FIELDS = [
-    "books_count", "reviews_count", "original_publication_month", "default_description_language_code",
-    "text_reviews_count", "best_book_id", "original_publication_year", "original_title", "rating_dist",
-    "default_chaptering_book_id", "original_publication_day", "original_language_id", "ratings_count",
-    "media_type", "ratings_sum", "work_id",
+    "books_count",
+    "reviews_count",
+    "original_publication_month",
+    "default_description_language_code",
+    "text_reviews_count",
+    "best_book_id",
+    "original_publication_year",
+    "original_title",
+    "rating_dist",
+    "default_chaptering_book_id",
+    "original_publication_day",
+    "original_language_id",
+    "ratings_count",
+    "media_type",
+    "ratings_sum",
+    "work_id",
 ]
 DEDUP_FIELDS = [
-    "user_id", "book_id", "review_id", "is_read", "rating", "review_text_incomplete", "date_added",
-    "date_updated", "read_at", "started_at",
+    "user_id",
+    "book_id",
+    "review_id",
+    "is_read",
+    "rating",
+    "review_text_incomplete",
+    "date_added",
+    "date_updated",
+    "read_at",
+    "started_at",
 ]
-DATE_RE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{2} \d{2}:\d{2}:\d{2} [+-]\d{4} \d{4}$")
+DATE_RE = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{2} \d{2}:\d{2}:\d{2} [+-]\d{4} \d{4}$"
+)
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 GENRE_KEYS = set(S.GENRES)
 
@@ -80,7 +127,11 @@ def test_dedup_json_matches_csv_and_types(generated):
     assert len(recs) == len(rows)
     for rec, row in zip(recs[:2000], rows[:2000]):
         assert list(rec) == DEDUP_FIELDS
-        assert isinstance(rec["user_id"], str) and isinstance(rec["book_id"], str) and isinstance(rec["review_id"], str)
+        assert (
+            isinstance(rec["user_id"], str)
+            and isinstance(rec["book_id"], str)
+            and isinstance(rec["review_id"], str)
+        )
         assert isinstance(rec["is_read"], bool) and isinstance(rec["rating"], int)
         assert rec["user_id"] == users[int(row[0])][1] and rec["book_id"] == books[int(row[1])][1]
         assert rec["is_read"] == (row[2] == "1") and rec["rating"] == int(row[3])
@@ -104,9 +155,14 @@ def test_metadata_fields_order_and_string_scalars(generated):
             if k in ("series", "similar_books"):
                 assert isinstance(v, list) and all(isinstance(x, str) for x in v)
             elif k == "popular_shelves":
-                assert all(list(s) == ["count", "name"] and all(isinstance(x, str) for x in s.values()) for s in v)
+                assert all(
+                    list(s) == ["count", "name"] and all(isinstance(x, str) for x in s.values()) for s in v
+                )
             elif k == "authors":
-                assert all(list(a) == ["author_id", "role"] and all(isinstance(x, str) for x in a.values()) for a in v)
+                assert all(
+                    list(a) == ["author_id", "role"] and all(isinstance(x, str) for x in a.values())
+                    for a in v
+                )
             else:
                 assert isinstance(v, str), (k, v)
         assert b["is_ebook"] in ("true", "false")
@@ -118,7 +174,10 @@ def test_metadata_fields_order_and_string_scalars(generated):
     assert all(re.match(r"^5:\d+\|4:\d+\|3:\d+\|2:\d+\|1:\d+\|total:\d+$", w["rating_dist"]) for w in works)
     genres = read_jsonl(out / "goodreads_book_genres_initial.json.gz")
     assert all(list(g) == ["book_id", "genres"] for g in genres)
-    assert all(set(g["genres"]) <= GENRE_KEYS and all(isinstance(c, int) for c in g["genres"].values()) for g in genres)
+    assert all(
+        set(g["genres"]) <= GENRE_KEYS and all(isinstance(c, int) for c in g["genres"].values())
+        for g in genres
+    )
     # every book in the id map has metadata; authors and works referenced exist
     _, bmap = read_csv(out / "book_id_map.csv")
     assert {b["book_id"] for b in books} == {r[1] for r in bmap}
@@ -171,7 +230,10 @@ def test_sizes_scale_linearly():
 def test_planted_taste_structure(generated):
     """Users concentrate on few genres: far lower genre entropy than if they shelved books at random."""
     out, _ = generated
-    books = {b["book_id"]: max(b["genres"], key=b["genres"].get) for b in read_jsonl(out / "goodreads_book_genres_initial.json.gz")}
+    books = {
+        b["book_id"]: max(b["genres"], key=b["genres"].get)
+        for b in read_jsonl(out / "goodreads_book_genres_initial.json.gz")
+    }
     recs = read_jsonl(out / "goodreads_interactions_dedup.json.gz")
     per_user = collections.defaultdict(collections.Counter)
     for r in recs:
@@ -199,19 +261,27 @@ def test_planted_taste_structure(generated):
     meta = read_jsonl(out / "goodreads_books.json.gz")
     with_shelves = [b for b in meta if len(b["popular_shelves"]) > 1]
     assert with_shelves
-    genre_of = {b["book_id"]: max(b["genres"], key=b["genres"].get) for b in read_jsonl(out / "goodreads_book_genres_initial.json.gz")}
-    agree = sum(S.GENRE_SHELF[S.GENRES.index(genre_of[b["book_id"]])] == b["popular_shelves"][1]["name"] for b in with_shelves)
+    genre_of = {
+        b["book_id"]: max(b["genres"], key=b["genres"].get)
+        for b in read_jsonl(out / "goodreads_book_genres_initial.json.gz")
+    }
+    agree = sum(
+        S.GENRE_SHELF[S.GENRES.index(genre_of[b["book_id"]])] == b["popular_shelves"][1]["name"]
+        for b in with_shelves
+    )
     assert agree / len(with_shelves) > 0.9
 
 
 def test_deterministic_for_a_seed(tmp_path):
     a = S.generate(tmp_path / "a", scale=0.0002, seed=3)
     b = S.generate(tmp_path / "b", scale=0.0002, seed=3)
-    c = S.generate(tmp_path / "c", scale=0.0002, seed=4)
+    S.generate(tmp_path / "c", scale=0.0002, seed=4)
     assert a == b
     for name in a:
         assert S.file_digest(tmp_path / "a" / name) == S.file_digest(tmp_path / "b" / name), name
-    assert S.file_digest(tmp_path / "a" / "goodreads_interactions.csv") != S.file_digest(tmp_path / "c" / "goodreads_interactions.csv")
+    assert S.file_digest(tmp_path / "a" / "goodreads_interactions.csv") != S.file_digest(
+        tmp_path / "c" / "goodreads_interactions.csv"
+    )
 
 
 def test_format_dates_known_values():

@@ -83,7 +83,12 @@ _AUTHOR = T.StructType([T.StructField("author_id", STRING), T.StructField("role"
 
 BOOKS = FileSpec(
     table="books",
-    patterns=("goodreads_books.json.gz", "goodreads_books.json", "goodreads_books_*.json.gz", "goodreads_books_*.json"),
+    patterns=(
+        "goodreads_books.json.gz",
+        "goodreads_books.json",
+        "goodreads_books_*.json.gz",
+        "goodreads_books_*.json",
+    ),
     kind="json",
     fields=(
         Field("isbn"),

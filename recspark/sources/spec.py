@@ -49,7 +49,9 @@ class FileSpec:
     kind: str  # "csv" | "json"
     fields: tuple[Field, ...]
     key: tuple[str, ...]  # de-duplication key within the file
-    prefer: tuple[str, ...] = ()  # among duplicates keep the row with the largest of these (then the first raw)
+    prefer: tuple[
+        str, ...
+    ] = ()  # among duplicates keep the row with the largest of these (then the first raw)
     header: tuple[str, ...] | None = None  # CSV header that must match exactly
     description: str = ""
     extra_fields_ok: bool = True  # JSON: unknown fields are ignored (real files gain fields over time)
@@ -71,7 +73,9 @@ class FileSpec:
 class SourceFiles:
     """The files found for each spec in a source directory (with sizes and modification times)."""
 
-    files: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)  # table -> [(path, size, mtime)]
+    files: dict[str, list[tuple[str, int, int]]] = field(
+        default_factory=dict
+    )  # table -> [(path, size, mtime)]
 
     def paths(self, table: str) -> list[str]:
         return [p for p, _, _ in self.files.get(table, [])]

@@ -104,23 +104,218 @@ GENRE_SHELF = [
 TOPIC_WORDS = [
     ["animals", "bedtime", "picture-books", "school", "adventure", "friendship", "fairy-tales", "rhymes"],
     ["manga", "superheroes", "webcomics", "noir-comics", "graphic-memoir", "sci-fi-comics", "humor-comics"],
-    ["dragons", "vampires", "faeries", "magic-school", "epic-quest", "witches", "werewolves", "urban-fantasy",
-     "mythology", "sword-and-sorcery", "ghosts", "time-travel"],
-    ["literary", "family-saga", "satire", "short-stories", "classics", "dystopia", "space-opera", "war-novels",
-     "southern-gothic", "magical-realism", "coming-of-age", "campus"],
-    ["ww2", "tudors", "ancient-rome", "civil-war", "memoir", "presidents", "medieval", "victorian", "explorers"],
-    ["detective", "cozy-mystery", "legal-thriller", "spy", "serial-killer", "heist", "police-procedural",
-     "psychological-thriller", "nordic-noir"],
-    ["science", "self-help", "business", "philosophy", "psychology", "cooking", "travel", "economics",
-     "true-crime", "nature"],
+    [
+        "dragons",
+        "vampires",
+        "faeries",
+        "magic-school",
+        "epic-quest",
+        "witches",
+        "werewolves",
+        "urban-fantasy",
+        "mythology",
+        "sword-and-sorcery",
+        "ghosts",
+        "time-travel",
+    ],
+    [
+        "literary",
+        "family-saga",
+        "satire",
+        "short-stories",
+        "classics",
+        "dystopia",
+        "space-opera",
+        "war-novels",
+        "southern-gothic",
+        "magical-realism",
+        "coming-of-age",
+        "campus",
+    ],
+    [
+        "ww2",
+        "tudors",
+        "ancient-rome",
+        "civil-war",
+        "memoir",
+        "presidents",
+        "medieval",
+        "victorian",
+        "explorers",
+    ],
+    [
+        "detective",
+        "cozy-mystery",
+        "legal-thriller",
+        "spy",
+        "serial-killer",
+        "heist",
+        "police-procedural",
+        "psychological-thriller",
+        "nordic-noir",
+    ],
+    [
+        "science",
+        "self-help",
+        "business",
+        "philosophy",
+        "psychology",
+        "cooking",
+        "travel",
+        "economics",
+        "true-crime",
+        "nature",
+    ],
     ["sonnets", "spoken-word", "haiku", "epic-poetry", "modern-poetry"],
-    ["regency", "contemporary-romance", "paranormal-romance", "romantic-suspense", "cowboys", "billionaires",
-     "second-chance", "sports-romance", "highlanders"],
-    ["ya-dystopian", "ya-fantasy", "ya-contemporary", "ya-romance", "ya-paranormal", "ya-sci-fi", "ya-mystery"],
+    [
+        "regency",
+        "contemporary-romance",
+        "paranormal-romance",
+        "romantic-suspense",
+        "cowboys",
+        "billionaires",
+        "second-chance",
+        "sports-romance",
+        "highlanders",
+    ],
+    [
+        "ya-dystopian",
+        "ya-fantasy",
+        "ya-contemporary",
+        "ya-romance",
+        "ya-paranormal",
+        "ya-sci-fi",
+        "ya-mystery",
+    ],
 ]
-GENERIC_WORDS = ["the", "a", "of", "and", "in", "story", "life", "love", "night", "world", "heart", "house", "secret", "last", "first", "city", "dark", "light", "time", "girl", "man", "war", "road", "river", "stone", "garden", "king", "queen", "shadow", "return", "summer", "winter", "fire", "water", "book", "letters", "song", "blood"]
-FIRST_NAMES = ["Anna", "James", "Maria", "John", "Emma", "Robert", "Olivia", "Michael", "Sophia", "David", "Grace", "Thomas", "Lucy", "Daniel", "Clara", "Samuel", "Ella", "Henry", "Alice", "Peter", "Nora", "Paul", "Ruth", "Mark", "Iris", "Hugo", "Laura", "Adam", "Jane", "Oscar", "Mia", "Leo", "Zoe", "Victor", "Ada", "Felix", "Rosa"]
-LAST_NAMES = ["Smith", "Johnson", "Brown", "Taylor", "Miller", "Wilson", "Moore", "Clark", "Lewis", "Walker", "Hall", "Young", "King", "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Hill", "Campbell", "Mitchell", "Roberts", "Carter", "Phillips", "Evans", "Turner", "Torres", "Parker", "Collins", "Edwards", "Stewart", "Morris", "Murphy", "Cook", "Rogers", "Morgan", "Cooper", "Reed", "Bailey", "Bell", "Kelly", "Howard", "Ward", "Cox", "Diaz", "Fields"]
+GENERIC_WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "in",
+    "story",
+    "life",
+    "love",
+    "night",
+    "world",
+    "heart",
+    "house",
+    "secret",
+    "last",
+    "first",
+    "city",
+    "dark",
+    "light",
+    "time",
+    "girl",
+    "man",
+    "war",
+    "road",
+    "river",
+    "stone",
+    "garden",
+    "king",
+    "queen",
+    "shadow",
+    "return",
+    "summer",
+    "winter",
+    "fire",
+    "water",
+    "book",
+    "letters",
+    "song",
+    "blood",
+]
+FIRST_NAMES = [
+    "Anna",
+    "James",
+    "Maria",
+    "John",
+    "Emma",
+    "Robert",
+    "Olivia",
+    "Michael",
+    "Sophia",
+    "David",
+    "Grace",
+    "Thomas",
+    "Lucy",
+    "Daniel",
+    "Clara",
+    "Samuel",
+    "Ella",
+    "Henry",
+    "Alice",
+    "Peter",
+    "Nora",
+    "Paul",
+    "Ruth",
+    "Mark",
+    "Iris",
+    "Hugo",
+    "Laura",
+    "Adam",
+    "Jane",
+    "Oscar",
+    "Mia",
+    "Leo",
+    "Zoe",
+    "Victor",
+    "Ada",
+    "Felix",
+    "Rosa",
+]
+LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Brown",
+    "Taylor",
+    "Miller",
+    "Wilson",
+    "Moore",
+    "Clark",
+    "Lewis",
+    "Walker",
+    "Hall",
+    "Young",
+    "King",
+    "Wright",
+    "Scott",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Hill",
+    "Campbell",
+    "Mitchell",
+    "Roberts",
+    "Carter",
+    "Phillips",
+    "Evans",
+    "Turner",
+    "Torres",
+    "Parker",
+    "Collins",
+    "Edwards",
+    "Stewart",
+    "Morris",
+    "Murphy",
+    "Cook",
+    "Rogers",
+    "Morgan",
+    "Cooper",
+    "Reed",
+    "Bailey",
+    "Bell",
+    "Kelly",
+    "Howard",
+    "Ward",
+    "Cox",
+    "Diaz",
+    "Fields",
+]
 FORMATS = ["Paperback", "Hardcover", "Kindle Edition", "Mass Market Paperback", "ebook", "Audiobook", ""]
 PUBLISHERS = ["Penguin", "HarperCollins", "Random House", "St. Martin's Press", "Tor Books", "Scholastic", ""]
 LANGS = ["eng", "", "en-US", "en-GB", "spa", "fre", "ger"]
@@ -132,6 +327,9 @@ TZ_P = np.array([0.3, 0.2, 0.2, 0.1, 0.08, 0.07, 0.03, 0.02])
 RATING_MIX = np.array([0.020, 0.059, 0.223, 0.359, 0.339])  # ratings 1..5 among rated rows (real)
 RATING_TASTE = np.array([0.012, 0.040, 0.190, 0.370, 0.388])
 P_TASTE, P_AUTHOR, P_POP = 0.62, 0.13, 0.25
+ZIPF_BOOKS = 0.85
+TASTE_CONCENTRATION = 0.08
+BOOKS_PER_TOPIC = 600
 P_READ = 0.49
 P_RATED_IF_READ, P_RATED_IF_UNREAD = 0.92, 0.0127
 P_REVIEWED_IF_RATED, P_REVIEWED_IF_UNRATED = 0.15, 0.0042
@@ -174,7 +372,7 @@ class Sizes:
             works=works,
             authors=authors,
             interactions=max(2000, round(REAL_INTERACTIONS * scale)),
-            topics=int(np.clip(books // 600, 10, 300)),
+            topics=int(np.clip(books // BOOKS_PER_TOPIC, 10, 400)),
         )
 
 
@@ -208,8 +406,16 @@ def format_dates(t: np.ndarray, tz_min: np.ndarray) -> list[str]:
     return [
         f"{WEEKDAYS[w]} {MONTHS[m]} {dd:02d} {h:02d}:{mi:02d}:{s:02d} {sg}{z // 60:02d}{z % 60:02d} {y}"
         for w, m, dd, h, mi, s, sg, z, y in zip(
-            wd.tolist(), month.tolist(), day.tolist(), hh.tolist(), mm.tolist(), ss.tolist(),
-            sign.tolist(), tza.tolist(), year.tolist(), strict=True,
+            wd.tolist(),
+            month.tolist(),
+            day.tolist(),
+            hh.tolist(),
+            mm.tolist(),
+            ss.tolist(),
+            sign.tolist(),
+            tza.tolist(),
+            year.tolist(),
+            strict=True,
         )
     ]
 
@@ -230,9 +436,13 @@ class Catalogue:
             words = TOPIC_WORDS[g]
             k = counters[g]
             counters[g] += 1
-            self.topic_word.append(words[k % len(words)] + (f"-{k // len(words) + 1}" if k >= len(words) else ""))
+            self.topic_word.append(
+                words[k % len(words)] + (f"-{k // len(words) + 1}" if k >= len(words) else "")
+            )
         # authors -> topics (topic sizes follow their genre's share)
-        topic_p = GENRE_SHARE[self.topic_genre] / np.bincount(self.topic_genre, minlength=10)[self.topic_genre]
+        topic_p = (
+            GENRE_SHARE[self.topic_genre] / np.bincount(self.topic_genre, minlength=10)[self.topic_genre]
+        )
         topic_p = topic_p / topic_p.sum()
         self.author_topic = rng.choice(nt, size=na, p=topic_p)
         # works -> authors: every author one work, the rest by a Zipf law over authors
@@ -254,7 +464,7 @@ class Catalogue:
         self.book_topic = self.author_topic[self.book_author]
         self.book_genre = self.topic_genre[self.book_topic]
         # popularity weights: Zipf over a random rank; later editions are much less shelved
-        w = 1.0 / np.arange(1, nb + 1) ** 0.85
+        w = 1.0 / np.arange(1, nb + 1) ** ZIPF_BOOKS
         self.book_w = w[rng.permutation(nb)] * np.where(self.book_is_first_edition, 1.0, 0.2)
         # series: consecutive works of an author with >= 2 works form one series with probability 0.5
         self.work_series = np.full(nw, -1, dtype=np.int64)
@@ -286,7 +496,9 @@ class Catalogue:
         ]
 
     def sample_popular(self, u: np.ndarray) -> np.ndarray:
-        return np.minimum(np.searchsorted(self.pop_cum, u * self.pop_cum[-1], side="right"), self.sizes.books - 1)
+        return np.minimum(
+            np.searchsorted(self.pop_cum, u * self.pop_cum[-1], side="right"), self.sizes.books - 1
+        )
 
 
 class _GroupSampler:
@@ -345,10 +557,12 @@ def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: 
     n_users = len(activity)
     nt = sizes.topics
     # tastes: sparse Dirichlet over topics; favourite authors from the user's topics
-    taste = rng.dirichlet(np.full(nt, 0.08), size=n_users)
+    taste = rng.dirichlet(np.full(nt, TASTE_CONCENTRATION), size=n_users)
     taste_cum = np.cumsum(taste, axis=1)
     fav_topic = (taste_cum[:, None, :] < rng.random((n_users, 3, 1))).sum(axis=2).clip(0, nt - 1)
-    fav_author = cat.authors_by_topic.sample(fav_topic.ravel(), rng.random(fav_topic.size)).reshape(n_users, 3)
+    fav_author = cat.authors_by_topic.sample(fav_topic.ravel(), rng.random(fav_topic.size)).reshape(
+        n_users, 3
+    )
     owner = np.zeros(0, dtype=np.int64)
     book = np.zeros(0, dtype=np.int64)
     src = np.zeros(0, dtype=np.int64)
@@ -359,7 +573,9 @@ def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: 
         deficit = activity - have
         if not deficit.any():
             break
-        new_owner = np.repeat(np.arange(n_users), np.ceil(deficit * 1.35 + np.where(deficit > 0, 4, 0)).astype(np.int64))
+        new_owner = np.repeat(
+            np.arange(n_users), np.ceil(deficit * 1.35 + np.where(deficit > 0, 4, 0)).astype(np.int64)
+        )
         new_src = rng.choice(3, size=len(new_owner), p=[P_TASTE, P_AUTHOR, P_POP])
         if round_no >= 5:
             new_book = cat.sample_popular(rng.random(len(new_owner)))
@@ -401,7 +617,12 @@ def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: 
     added = join[owner] + (rng.random(n) ** 0.7 * (T_END - join[owner])).astype(np.int64)
     order = np.lexsort((-added, owner))
     owner, book, is_read, rating, reviewed, added = (
-        owner[order], book[order], is_read[order], rating[order], reviewed[order], added[order],
+        owner[order],
+        book[order],
+        is_read[order],
+        rating[order],
+        reviewed[order],
+        added[order],
     )
     updated = added + np.where(rng.random(n) < 0.4, 0, rng.exponential(30 * 86400, n)).astype(np.int64)
     has_read_at = is_read & (rng.random(n) < 0.7)
@@ -481,7 +702,13 @@ def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: boo
     sizes = Sizes.for_scale(scale)
     log.info(
         "generating scale %s: %d users, %d books, %d works, %d authors, ~%d interactions -> %s",
-        scale, sizes.users, sizes.books, sizes.works, sizes.authors, sizes.interactions, out,
+        scale,
+        sizes.users,
+        sizes.books,
+        sizes.works,
+        sizes.authors,
+        sizes.interactions,
+        out,
     )
     cat = Catalogue(sizes, seed)
     activity = user_activity(sizes, seed)
@@ -532,7 +759,8 @@ def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: boo
             ratings = ch.rating.tolist()
             csv_f.write(
                 "".join(
-                    f"{u},{b},{r},{x},{v}\n" for u, b, r, x, v in zip(users, books, read_i, ratings, rev_i, strict=True)
+                    f"{u},{b},{r},{x},{v}\n"
+                    for u, b, r, x, v in zip(users, books, read_i, ratings, rev_i, strict=True)
                 )
             )
             rng = np.random.default_rng([seed, 0x7E57, chunk_no])
@@ -548,14 +776,25 @@ def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: boo
             review_text = np.full(n, "", dtype=object)
             rv = np.flatnonzero(ch.is_reviewed)
             for i in rv.tolist():
-                review_text[i] = f"A {cat.topic_word[cat.book_topic[books[i]]]} book. " + _words(rng, GENERIC_WORDS, 8)
+                review_text[i] = f"A {cat.topic_word[cat.book_topic[books[i]]]} book. " + _words(
+                    rng, GENERIC_WORDS, 8
+                )
             lines = [
                 f'{{"user_id": "{hashes[u]}", "book_id": "{book_ids_s[b]}", "review_id": "{rid}", '
                 f'"is_read": {"true" if r else "false"}, "rating": {x}, "review_text_incomplete": "{txt}", '
                 f'"date_added": "{da}", "date_updated": "{du}", "read_at": "{dr}", "started_at": "{ds}"}}\n'
                 for u, b, rid, r, x, txt, da, du, dr, ds in zip(
-                    users, books, review_ids, read_i, ratings, review_text.tolist(), d_add, d_upd,
-                    d_read.tolist(), d_start.tolist(), strict=True,
+                    users,
+                    books,
+                    review_ids,
+                    read_i,
+                    ratings,
+                    review_text.tolist(),
+                    d_add,
+                    d_upd,
+                    d_read.tolist(),
+                    d_start.tolist(),
+                    strict=True,
                 )
             ]
             js.write("".join(lines))
@@ -565,11 +804,18 @@ def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: boo
                     if name is not None:
                         sub_files[name].write(lines[i])
             if chunk_no % 20 == 0:
-                log.info("  interactions: %d users, %d rows (%.0f s)", ch.user[-1] + 1, n_rows, time.perf_counter() - t0)
+                log.info(
+                    "  interactions: %d users, %d rows (%.0f s)",
+                    ch.user[-1] + 1,
+                    n_rows,
+                    time.perf_counter() - t0,
+                )
     counts[INTERACTIONS_CSV] = n_rows
     counts[DEDUP_JSON] = n_rows
 
-    counts.update(_write_metadata(out, cat, shelved, n_rated, rating_sum, rating_hist, n_reviewed, seed, subsets))
+    counts.update(
+        _write_metadata(out, cat, shelved, n_rated, rating_sum, rating_hist, n_reviewed, seed, subsets)
+    )
     log.info("generated %d interactions in %.1f s", n_rows, time.perf_counter() - t0)
     return counts
 
@@ -595,7 +841,9 @@ def _write_metadata(
     w_rated = np.bincount(cat.book_work, weights=n_rated, minlength=nw).astype(np.int64)
     w_sum = np.bincount(cat.book_work, weights=rating_sum, minlength=nw).astype(np.int64)
     w_rev = np.bincount(cat.book_work, weights=n_reviewed, minlength=nw).astype(np.int64)
-    w_hist = np.stack([np.bincount(cat.book_work, weights=rating_hist[:, r], minlength=nw) for r in range(6)], 1)
+    w_hist = np.stack(
+        [np.bincount(cat.book_work, weights=rating_hist[:, r], minlength=nw) for r in range(6)], 1
+    )
     w_hist = w_hist.astype(np.int64)
     w_books = np.bincount(cat.book_work, minlength=nw)
     # best book of a work: its most shelved edition
@@ -684,21 +932,31 @@ def _write_metadata(
             s = int(shelved[i])
             shelves = [("to-read", max(1, s))]
             if s >= 2:
-                shelves += [(GENRE_SHELF[g], max(1, s // 3)), (word, max(1, s // 4)), ("favorites", max(1, s // 8))]
+                shelves += [
+                    (GENRE_SHELF[g], max(1, s // 3)),
+                    (word, max(1, s // 4)),
+                    ("favorites", max(1, s // 8)),
+                ]
                 shelves += [("currently-reading", max(1, s // 10)), ("owned", max(1, s // 12))]
             shelves_s = ", ".join(f'{{"count": "{c}", "name": "{nm}"}}' for nm, c in shelves)
             series = cat.work_series[w]
             title = titles[w]
             if series >= 0:
-                title_full = f"{title} ({cat.author_names[cat.book_author[i]].split()[-1]} Saga, #{series_pos[w]})"
+                title_full = (
+                    f"{title} ({cat.author_names[cat.book_author[i]].split()[-1]} Saga, #{series_pos[w]})"
+                )
                 series_s = f'"{series_ids[series]}"'
             else:
                 title_full, series_s = title, ""
             desc = (
-                f"A {GENRES[g].split(',')[0]} novel about {word.replace('-', ' ')}. "
-                + _words(rng, GENERIC_WORDS, 12)
-                + f" {word.replace('-', ' ')}."
-            ) if rng.random() > 0.15 else ""
+                (
+                    f"A {GENRES[g].split(',')[0]} novel about {word.replace('-', ' ')}. "
+                    + _words(rng, GENERIC_WORDS, 12)
+                    + f" {word.replace('-', ' ')}."
+                )
+                if rng.random() > 0.15
+                else ""
+            )
             pages = str(rng.integers(32, 900)) if rng.random() > 0.2 else ""
             year = str(work_year[w] + (0 if cat.book_is_first_edition[i] else rng.integers(0, 6)))
             year = min(year, "2017") if len(year) == 4 else year

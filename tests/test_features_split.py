@@ -1,0 +1,136 @@
+"""Weighting functions and split invariants on tiny hand-made frames."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from recspark import split
+from recspark.features import PREFERENCE, Weights, k_core, preference
+
+SCHEMA = "user_idx int, book_idx int, is_read boolean, rating int, is_reviewed boolean, date_added timestamp"
+
+
+def frame(spark, rows):
+    return spark.createDataFrame(rows, SCHEMA)
+
+
+def test_linear_and_log_preferences(spark):
+    df = frame(
+        spark, [(0, 0, False, 0, False, None), (0, 1, True, 5, True, None), (1, 0, True, 3, False, None)]
+    )
+    w = Weights(shelved=1, read=1, rating=1, reviewed=0.5, scheme="linear")
+    got = df.transform(preference(w))
+    expected = spark.createDataFrame(
+        [(0, 0, 1.0), (0, 1, 3.5), (1, 0, 2.6)], f"user_idx int, book_idx int, {PREFERENCE} float"
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    got_log = {
+        (r[0], r[1]): r[2] for r in df.transform(preference(Weights(scheme="log", epsilon=2.0))).collect()
+    }
+    assert got_log[(0, 1)] == pytest.approx(math.log1p(3.5 / 2.0), rel=1e-6)
+    assert got_log[(0, 0)] == pytest.approx(math.log1p(0.5), rel=1e-6)
+
+
+def test_bm25_damps_popular_books_and_heavy_users(spark):
+    rows = [(u, 0, False, 0, False, None) for u in range(4)] + [(0, 1, False, 0, False, None)]
+    got = {
+        (r[0], r[1]): r[2]
+        for r in frame(spark, rows).transform(preference(Weights(scheme="bm25", k1=1.2, b=0.75))).collect()
+    }
+    # book 0 is shelved by all 4 users: idf = log(4/4) = 0 -> floored at 1e-3; book 1 by one user: idf = log 4
+    n_u0, avg = 2, 5 / 4
+    s = 1.0
+    expected_01 = s * 2.2 / (s + 1.2 * (1 - 0.75 + 0.75 * n_u0 / avg)) * math.log(4)
+    assert got[(0, 1)] == pytest.approx(expected_01, rel=1e-5)
+    assert got[(1, 0)] < got[(0, 1)] / 100
+
+
+def test_recency_decay_halves_at_half_life(spark):
+    df = frame(
+        spark,
+        [(0, 0, False, 0, False, "2017-01-31 00:00:00"), (0, 1, False, 0, False, "2017-01-01 00:00:00")],
+    )
+    df = df.withColumn("date_added", F.to_timestamp("date_added"))
+    got = {
+        r[1]: r[2] for r in df.transform(preference(Weights(scheme="linear", half_life_days=30))).collect()
+    }
+    assert got[1] == pytest.approx(got[0] / 2, rel=1e-6)
+
+
+def test_unknown_scheme():
+    with pytest.raises(ValueError, match="unknown weighting scheme"):
+        Weights(scheme="sqrt")
+
+
+def test_k_core(spark):
+    rows = [(u, b, True, 0, False, None) for u, b in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (3, 2)]]
+    got = frame(spark, rows).transform(k_core(2, 2)).select("user_idx", "book_idx")
+    assert sorted(tuple(r) for r in got.collect()) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def interactions(spark, n_users=30, n_books=20):
+    rows = []
+    for u in range(n_users):
+        for b in range(u % 7 + 1):
+            rows.append((u, (u * 3 + b) % n_books, True, 4, False, f"2017-01-{b + 1:02d} 00:00:00"))
+    return (
+        frame(spark, [r[:5] + (None,) for r in rows])
+        .drop("date_added")
+        .join(
+            spark.createDataFrame([(r[0], r[1], r[5]) for r in rows], "user_idx int, book_idx int, d string"),
+            on=["user_idx", "book_idx"],
+            how="inner",
+        )
+        .withColumn("date_added", F.to_timestamp("d"))
+        .drop("d")
+    )
+
+
+def test_holdout_is_deterministic_and_valid(spark):
+    df = interactions(spark)
+    a = split.holdout(df, 0.3, seed=1)
+    b = split.holdout(df.repartition(3), 0.3, seed=1)
+    assert sorted(a.test.collect()) == sorted(b.test.collect())
+    sizes = split.check_split(a)
+    assert sizes["train"] + sizes["test"] == df.count()
+    per_user = {r[0]: r[1] for r in a.test.groupBy("user_idx").count().collect()}
+    # ceil(0.3 * n), never all of a user's books; single-book users stay in train
+    for u in range(30):
+        n = u % 7 + 1
+        assert per_user.get(u, 0) == (0 if n < 2 else min(math.ceil(0.3 * n), n - 1))
+
+
+def test_leave_last_and_time_cutoff(spark):
+    df = interactions(spark)
+    s = split.leave_last(df, n=1)
+    split.check_split(s)
+    last = {r[0]: r[1] for r in s.test.select("user_idx", F.dayofmonth("date_added")).collect()}
+    assert all(last[u] == u % 7 + 1 for u in last)
+    t = split.time_cutoff(df, "2017-01-03 00:00:00")
+    sizes = split.check_split(t)
+    assert sizes["test"] > 0 and t.train.where(F.col("date_added") > F.lit("2017-01-03")).count() == 0
+
+
+def test_user_split_keeps_history(spark):
+    df = interactions(spark, n_users=200)
+    s = split.users(df, fraction=0.3, keep=0.5, seed=3)
+    sizes = split.check_split(s)
+    assert 0 < sizes["test_users"] < 200
+
+
+def test_check_split_catches_violations(spark):
+    df = interactions(spark)
+    s = split.holdout(df, 0.3, seed=1)
+    leaky = split.Split(train=s.train.unionByName(s.test.limit(1)), test=s.test, kind="bad")
+    with pytest.raises(split.SplitError, match="also in train"):
+        split.check_split(leaky)
+    cold = split.Split(train=s.train.where(F.col("user_idx") != 6), test=s.test, kind="bad")
+    with pytest.raises(split.SplitError, match="no history in train"):
+        split.check_split(cold)
+    late = split.Split(train=df, test=df.limit(0), kind="time", cutoff="2017-01-02 00:00:00")
+    with pytest.raises(split.SplitError, match="after the cutoff"):
+        split.check_split(late)

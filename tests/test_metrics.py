@@ -1,0 +1,95 @@
+"""Metrics against hand-computed values and a brute-force numpy reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recspark import metrics
+
+
+def test_hand_computed(spark):
+    # user 1: recs [10, 11, 12, 13], relevant {11, 13, 99}; user 2: recs [20, 21], relevant {20}
+    # user 3: relevant {30}, no recommendations at all
+    recs = spark.createDataFrame(
+        [(1, 1, 10), (1, 2, 11), (1, 3, 12), (1, 4, 13), (2, 1, 20), (2, 2, 21)],
+        "user_idx int, rank int, book_idx int",
+    )
+    truth = spark.createDataFrame([(1, 11), (1, 13), (1, 99), (2, 20), (3, 30)], "user_idx int, book_idx int")
+    m = metrics.ranking_metrics(recs, truth, [2, 4])
+    l2 = math.log2
+    # @2: u1 hits rank 2; u2 hits rank 1; u3 none
+    assert m[2]["precision"] == pytest.approx((1 / 2 + 1 / 2 + 0) / 3)
+    assert m[2]["recall"] == pytest.approx((1 / 3 + 1 + 0) / 3)
+    ndcg_u1 = (1 / l2(3)) / (1 + 1 / l2(3))
+    assert m[2]["ndcg"] == pytest.approx((ndcg_u1 + 1 + 0) / 3)
+    assert m[2]["map"] == pytest.approx(((1 / 2) / 2 + 1 + 0) / 3)
+    assert m[2]["mrr"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert m[2]["hit_rate"] == pytest.approx(2 / 3)
+    # @4: u1 hits ranks 2 and 4
+    dcg = 1 / l2(3) + 1 / l2(5)
+    idcg = 1 + 1 / l2(3) + 1 / l2(4)
+    assert m[4]["ndcg"] == pytest.approx((dcg / idcg + 1 + 0) / 3)
+    assert m[4]["map"] == pytest.approx(((1 / 2 + 2 / 4) / 3 + 1 + 0) / 3)
+    assert m[4]["precision"] == pytest.approx((2 / 4 + 1 / 4 + 0) / 3)
+
+
+def numpy_reference(recs: dict, truth: dict, k: int) -> dict:
+    out = {m: [] for m in metrics.RANKING}
+    for u, rel in truth.items():
+        lst = recs.get(u, [])[:k]
+        h = np.array([1.0 if b in rel else 0.0 for b in lst])
+        disc = 1 / np.log2(np.arange(2, len(h) + 2))
+        idcg = (1 / np.log2(np.arange(2, min(len(rel), k) + 2))).sum()
+        out["precision"].append(h.sum() / k)
+        out["recall"].append(h.sum() / len(rel))
+        out["ndcg"].append((h * disc).sum() / idcg)
+        prec = np.cumsum(h) / np.arange(1, len(h) + 1)
+        out["map"].append((prec * h).sum() / min(len(rel), k))
+        first = np.flatnonzero(h)
+        out["mrr"].append(1 / (first[0] + 1) if len(first) else 0.0)
+        out["hit_rate"].append(1.0 if h.sum() else 0.0)
+    return {m: float(np.mean(v)) for m, v in out.items()}
+
+
+def test_matches_numpy_reference_on_random_lists(spark):
+    rng = np.random.default_rng(0)
+    recs, truth, rows, trows = {}, {}, [], []
+    for u in range(60):
+        lst = [int(x) for x in rng.choice(100, size=rng.integers(0, 15), replace=False)]
+        recs[u] = lst
+        rows += [(u, r + 1, b) for r, b in enumerate(lst)]
+        rel = {int(x) for x in rng.choice(100, size=rng.integers(1, 12), replace=False)}
+        truth[u] = rel
+        trows += [(u, b) for b in rel]
+    got = metrics.ranking_metrics(
+        spark.createDataFrame(rows, "user_idx int, rank int, book_idx int"),
+        spark.createDataFrame(trows, "user_idx int, book_idx int"),
+        [3, 10],
+    )
+    for k in (3, 10):
+        ref = numpy_reference(recs, truth, k)
+        for m in metrics.RANKING:
+            assert got[k][m] == pytest.approx(ref[m], abs=1e-9), (k, m)
+
+
+def test_beyond_accuracy(spark):
+    train = spark.createDataFrame(
+        [(1, 10), (2, 10), (3, 10), (4, 10), (1, 11), (2, 12)], "user_idx int, book_idx int"
+    )
+    recs = spark.createDataFrame(
+        [(1, 1, 12), (1, 2, 10), (2, 1, 11), (2, 2, 10)], "user_idx int, rank int, book_idx int"
+    )
+    f = spark.createDataFrame(
+        [(10, [1.0, 0.0]), (11, [0.0, 2.0]), (12, [1.0, 1.0])], "book_idx int, features array<float>"
+    )
+    m = metrics.beyond_accuracy(recs, train, f, [1, 2])
+    assert m[1]["coverage"] == pytest.approx(2 / 3)  # books 12, 11 of {10, 11, 12}
+    assert m[2]["coverage"] == pytest.approx(1.0)
+    p = {10: 4 / 4, 11: 1 / 4, 12: 1 / 4}
+    assert m[2]["novelty"] == pytest.approx(np.mean([-math.log2(p[b]) for b in (12, 10, 11, 10)]))
+    assert m[2]["popularity"] == pytest.approx(np.mean([p[b] for b in (12, 10, 11, 10)]))
+    # user 1: cos(12, 10) = 1/sqrt2 -> 1 - 0.7071; user 2: cos(11, 10) = 0 -> 1
+    assert m[2]["diversity"] == pytest.approx(((1 - 1 / math.sqrt(2)) + 1) / 2, abs=1e-6)

@@ -1,0 +1,148 @@
+"""End to end on generated data: ingest -> evaluate -> recommend -> similar -> publish, checked from outside with
+a Spark-free Delta reader and the raw input files; publication safety (kill before publish, failed check,
+idempotent rerun, cold start)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from recspark import publish
+from recspark.als import AlsParams
+from recspark.ingest import run_ingest
+from recspark.pipeline import RunConfig, run_pipeline
+from recspark.serve import GoldReader
+
+K = 5
+
+
+def cfg(**kw) -> RunConfig:
+    base = dict(k=K, ks=[5, 10], als=AlsParams(rank=16, max_iter=6, reg=0.1), similar_k=5, min_readers=2)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def published(spark, small_generated, tmp_path_factory):
+    from recspark.tables import Lakehouse
+
+    src, _ = small_generated
+    lake = Lakehouse(spark, str(tmp_path_factory.mktemp("e2e") / "lakehouse"))
+    run_ingest(spark, lake, str(src), "goodreads", "ingest-1")
+    summary = run_pipeline(spark, lake, cfg(), tmp_path_factory.mktemp("reports"))
+    return lake, summary, src
+
+
+def shelved_from_raw(src) -> dict[str, set[int]]:
+    """(user hash -> Goodreads book ids) straight from the raw CSV files."""
+    with open(src / "user_id_map.csv") as f:
+        users = {r["user_id_csv"]: r["user_id"] for r in csv.DictReader(f)}
+    with open(src / "book_id_map.csv") as f:
+        books = {r["book_id_csv"]: int(r["book_id"]) for r in csv.DictReader(f)}
+    out: dict[str, set[int]] = {}
+    with open(src / "goodreads_interactions.csv") as f:
+        for r in csv.DictReader(f):
+            out.setdefault(users[r["user_id"]], set()).add(books[r["book_id"]])
+    return out
+
+
+@pytest.mark.slow
+def test_gold_tables_checked_from_outside(published):
+    from deltalake import DeltaTable
+
+    lake, summary, src = published
+    gold = lake.path("gold", "")
+    runs = DeltaTable(gold + "runs").to_pyarrow_table().to_pylist()
+    assert [r["status"] for r in runs] == ["published"] and runs[0]["run_id"] == summary["run_id"]
+    assert json.loads(runs[0]["row_counts"])["user_recommendations"] > 0
+    recs = DeltaTable(gold + "user_recommendations").to_pyarrow_table().to_pylist()
+    shelved = shelved_from_raw(src)
+    by_user: dict[str, list] = {}
+    for r in recs:
+        by_user.setdefault(r["user_id"], []).append(r)
+    assert set(by_user) == set(shelved)  # every user with history gets a list
+    for user, rows in by_user.items():
+        rows.sort(key=lambda r: r["rank"])
+        assert [r["rank"] for r in rows] == list(range(1, K + 1))
+        assert len({r["book_id"] for r in rows}) == K
+        assert not {r["book_id"] for r in rows} & shelved[user]
+        scores = [r["score"] for r in rows]
+        assert scores == sorted(scores, reverse=True)
+        assert all(r["because_book_id"] is None or r["because_book_id"] in shelved[user] for r in rows)
+    assert sum(r["because_book_id"] is not None for r in recs) > 0.9 * len(recs)
+    assert all(r["title"] for r in recs)
+    sims = DeltaTable(gold + "similar_books").to_pyarrow_table().to_pylist()
+    assert sims and all(r["book_id"] != r["similar_book_id"] for r in sims)
+    evals = DeltaTable(gold + "evaluations").to_pyarrow_table().to_pylist()
+    assert {r["model"] for r in evals} == {"als", "popularity", "trending"}
+    assert {r["metric"] for r in evals} >= {
+        "ndcg",
+        "precision",
+        "recall",
+        "map",
+        "mrr",
+        "hit_rate",
+        "coverage",
+        "novelty",
+        "diversity",
+    }
+
+
+@pytest.mark.slow
+def test_consumer_without_spark(published):
+    lake, summary, src = published
+    reader = GoldReader(lake.root)
+    assert reader.run_id == summary["run_id"]
+    user = next(iter(reader.recs))
+    items, cold = reader.recommend(user, 3)
+    assert not cold and len(items) == 3
+    items, cold = reader.recommend("no-such-user", 10)  # cold start: popular books
+    assert cold and len(items) == 10 and items[0].book_id == reader.popular[0].book_id
+    book = next(iter(reader.similar))
+    assert all(i.book_id != book for i in reader.similar_to(book))
+
+
+@pytest.mark.slow
+def test_rerun_is_idempotent_and_killed_run_leaves_old_served(spark, published, tmp_path, monkeypatch):
+    from pyspark.sql import functions as F
+
+    lake, summary, src = published
+    n_before = lake.read("gold", "user_recommendations").count()
+    again = run_pipeline(spark, lake, cfg(evaluate=False), tmp_path)  # evaluate=False: another run id
+    assert again["run_id"] != summary["run_id"]
+    same = run_pipeline(spark, lake, cfg(evaluate=False), tmp_path)  # same inputs, params, seed
+    assert same["run_id"] == again["run_id"]
+    per_run = {
+        r[0]: r[1] for r in lake.read("gold", "user_recommendations").groupBy("run_id").count().collect()
+    }
+    assert per_run == {summary["run_id"]: n_before, again["run_id"]: n_before}  # no duplicate rows
+    served = publish.latest_published(lake)
+    assert served == again["run_id"]
+
+    # killed between writing and publishing: the previous run stays the one served
+    with pytest.raises(RuntimeError, match="stopped before publishing"):
+        run_pipeline(spark, lake, cfg(evaluate=False, seed=7), tmp_path, fail_before_publish=True)
+    assert publish.latest_published(lake) == served
+    assert GoldReader(lake.root).run_id == served
+    statuses = {r["run_id"]: r["status"] for r in lake.read("gold", "runs").collect()}
+    assert sorted(statuses.values()).count("failed") == 1
+
+    # a failed check stops publication: make every list one book short
+    real_rows = publish.user_recommendation_rows
+    monkeypatch.setattr(
+        publish, "user_recommendation_rows", lambda *a: real_rows(*a).where(F.col("rank") < K)
+    )
+    with pytest.raises(publish.PublishCheckError, match=f"exactly {K} distinct books"):
+        run_pipeline(spark, lake, cfg(evaluate=False, seed=8), tmp_path)
+    assert publish.latest_published(lake) == served
+
+
+@pytest.mark.slow
+def test_old_runs_are_cleaned(spark, published, tmp_path):
+    lake, summary, src = published
+    run_pipeline(spark, lake, cfg(evaluate=False, seed=21, keep_runs=1), tmp_path)
+    runs = {r["run_id"]: r["status"] for r in lake.read("gold", "runs").collect()}
+    assert list(runs.values()).count("published") == 1
+    assert lake.read("gold", "user_recommendations").select("run_id").distinct().count() == 1

@@ -1,0 +1,126 @@
+"""The blocked top-K kernel equals a brute-force numpy top-K: exclusions, ties, users who read almost all."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recspark import topk
+
+
+def brute(q, items, k, exclude=None, self_pos=None):
+    out = []
+    for i in range(q.shape[0]):
+        s = (q[i : i + 1] @ items.T)[0].astype(np.float32)
+        banned = set(exclude[i]) if exclude is not None and exclude[i] is not None else set()
+        if self_pos is not None:
+            banned.add(int(self_pos[i]))
+        cand = [(-float(s[j]), j) for j in range(items.shape[0]) if j not in banned]
+        cand.sort()
+        out.append([(j, -v) for v, j in cand[:k]])
+    return out
+
+
+def as_lists(r, c, v, n):
+    out = [[] for _ in range(n)]
+    for a, b, x in zip(r, c, v):
+        out[a].append((int(b), float(x)))
+    return out
+
+
+@pytest.mark.parametrize("n_items,k", [(50, 5), (2000, 10), (5000, 100)])
+def test_equals_brute_force_with_exclusion(n_items, k):
+    rng = np.random.default_rng(n_items)
+    q = rng.normal(size=(40, 16)).astype(np.float32)
+    items = rng.normal(size=(n_items, 16)).astype(np.float32)
+    exclude = [rng.choice(n_items, size=rng.integers(0, n_items // 3), replace=False) for _ in range(40)]
+    r, c, v = topk.topk_numpy(q, items, k, exclude, budget_mb=0.5)
+    got = as_lists(r, c, v, 40)
+    want = brute(q, items, k, exclude)
+    for g, w in zip(got, want):
+        assert [x[0] for x in g] == [x[0] for x in w]
+        np.testing.assert_allclose([x[1] for x in g], [x[1] for x in w], rtol=1e-5, atol=1e-5)
+
+
+def test_without_exclusion_and_block_boundaries():
+    rng = np.random.default_rng(1)
+    q = rng.normal(size=(37, 8)).astype(np.float32)
+    items = rng.normal(size=(3001, 8)).astype(np.float32)
+    r, c, v = topk.topk_numpy(q, items, 7, budget_mb=0.05)  # tiny budget: many blocks
+    got = as_lists(r, c, v, 37)
+    assert [[x[0] for x in g] for g in got] == [[x[0] for x in w] for w in brute(q, items, 7)]
+
+
+def test_ties_break_by_smaller_item_index():
+    items = np.ones((1000, 4), dtype=np.float32)  # every score equal
+    items[500] = 2.0
+    q = np.ones((3, 4), dtype=np.float32)
+    r, c, v = topk.topk_numpy(q, items, 5, [None, np.array([500]), np.array([0, 1])])
+    got = as_lists(r, c, v, 3)
+    assert [x[0] for x in got[0]] == [500, 0, 1, 2, 3]
+    assert [x[0] for x in got[1]] == [0, 1, 2, 3, 4]
+    assert [x[0] for x in got[2]] == [500, 2, 3, 4, 5]
+
+
+def test_user_who_read_almost_everything_gets_the_rest():
+    rng = np.random.default_rng(2)
+    items = rng.normal(size=(300, 8)).astype(np.float32)
+    q = rng.normal(size=(2, 8)).astype(np.float32)
+    read_all_but_3 = np.setdiff1d(np.arange(300), [7, 99, 250])
+    r, c, v = topk.topk_numpy(q, items, 10, [read_all_but_3, np.arange(300)])
+    got = as_lists(r, c, v, 2)
+    assert sorted(x[0] for x in got[0]) == [7, 99, 250] and got[1] == []
+    assert [x[1] for x in got[0]] == sorted([x[1] for x in got[0]], reverse=True)
+
+
+def test_self_exclusion_for_item_item():
+    rng = np.random.default_rng(3)
+    items = rng.normal(size=(500, 8)).astype(np.float32)
+    items /= np.linalg.norm(items, axis=1, keepdims=True)
+    r, c, v = topk.topk_numpy(items, items, 5, self_positions=np.arange(500))
+    got = as_lists(r, c, v, 500)
+    assert all(i not in [x[0] for x in g] and len(g) == 5 for i, g in enumerate(got))
+    want = brute(items, items, 5, self_pos=np.arange(500))
+    assert [[x[0] for x in g] for g in got] == [[x[0] for x in w] for w in want]
+
+
+def test_property_random_shapes():
+    rng = np.random.default_rng(4)
+    for _ in range(25):
+        n, b, d, k = rng.integers(1, 400), rng.integers(1, 20), rng.integers(1, 6), rng.integers(1, 30)
+        items = rng.integers(-3, 4, size=(n, d)).astype(np.float32)  # small ints: many ties
+        q = rng.integers(-3, 4, size=(b, d)).astype(np.float32)
+        exclude = [rng.choice(n, size=rng.integers(0, n + 1), replace=False) for _ in range(b)]
+        r, c, v = topk.topk_numpy(q, items, int(k), exclude, budget_mb=0.01)
+        got = as_lists(r, c, v, b)
+        want = brute(q, items, int(k), exclude)
+        assert [[x[0] for x in g] for g in got] == [[x[0] for x in w] for w in want]
+
+
+def test_block_rows_formula():
+    assert topk.block_rows(200_000, 256) == int(256 * 2**20 // (200_000 * (5 + 4 / 8)))
+    assert topk.block_rows(10**9, 1) == 1
+
+
+def test_spark_recommend_matches_numpy(spark):
+    rng = np.random.default_rng(5)
+    U = rng.normal(size=(30, 6)).astype(np.float32)
+    V = rng.normal(size=(200, 6)).astype(np.float32)
+    users = spark.createDataFrame(
+        [(i * 3, U[i].tolist()) for i in range(30)], "user_idx int, features array<float>"
+    )
+    items = spark.createDataFrame(
+        [(j * 2, V[j].tolist()) for j in range(200)], "book_idx int, features array<float>"
+    )
+    seen_pairs = [(i * 3, int(j) * 2) for i in range(30) for j in rng.choice(200, size=20, replace=False)]
+    seen = spark.createDataFrame(seen_pairs, "user_idx int, book_idx int")
+    got = topk.recommend(spark, users, items, 10, seen=seen).collect()
+    by_user = {}
+    for row in got:
+        by_user.setdefault(row["user_idx"], []).append((row["rank"], row["book_idx"], row["score"]))
+    exclude = [np.array([b // 2 for u, b in seen_pairs if u == i * 3]) for i in range(30)]
+    want = brute(U, V, 10, exclude)
+    for i in range(30):
+        ranks = sorted(by_user[i * 3])
+        assert [x[0] for x in ranks] == list(range(1, 11))
+        assert [x[1] for x in ranks] == [j * 2 for j, _ in want[i]]
