@@ -208,6 +208,63 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cfg(args: argparse.Namespace, lake):
+    from recspark.pipeline import RunConfig
+
+    return with_tuned(RunConfig(k=getattr(args, "k", 10), seed=getattr(args, "seed", 42)), lake, args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from recspark.pipeline import train_all
+
+    spark = session(args, "train")
+    lake = lakehouse_for(spark, args)
+    t = time.perf_counter()
+    run_id = train_all(spark, lake, _cfg(args, lake))
+    print(f"trained {run_id} in {time.perf_counter() - t:.1f} s -> {lake.path('model', 'item_factors')}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recspark.pipeline import evaluate_model, input_versions, make_split, run_id_for
+
+    spark = session(args, "evaluate")
+    lake = lakehouse_for(spark, args)
+    cfg = _cfg(args, lake)
+    run_id = run_id_for(input_versions(lake), cfg)
+    s = make_split(spark, lake, lake.read("silver", "interactions"), cfg)
+    ev = evaluate_model(spark, lake, cfg, s, run_id, Path(args.reports))
+    for k in cfg.ks:
+        print(ev.table(k) + "\n")
+    print(
+        f"report: {Path(args.reports).resolve()}/evaluation-{run_id}.md; rows in {lake.path('gold', 'evaluations')}"
+    )
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from recspark.pipeline import latest_model_run, recommend_stage
+
+    spark = session(args, "recommend")
+    lake = lakehouse_for(spark, args)
+    run_id = args.run_id or latest_model_run(lake)
+    users = [u for u in (args.users or "").split(",") if u]
+    recs = recommend_stage(spark, lake, run_id, args.k, users or None)
+    print(f"{recs.count():,} recommendations ({run_id}) -> {lake.path('model', 'recommendations')}")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from recspark.pipeline import latest_model_run, similar_stage
+
+    spark = session(args, "similar")
+    lake = lakehouse_for(spark, args)
+    run_id = args.run_id or latest_model_run(lake)
+    sims = similar_stage(spark, lake, run_id, args.k, args.min_readers)
+    print(f"{sims.count():,} neighbours ({run_id}) -> {lake.path('model', 'similar_books')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recspark", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -249,6 +306,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reports", default="data/reports", help="folder for the evaluation report")
     spark_opts(r)
     r.set_defaults(func=cmd_run)
+    tr = sub.add_parser("train", help="fit implicit ALS on all silver interactions, save factors")
+    tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument("--no-tuned", action="store_true")
+    spark_opts(tr)
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="ALS vs baselines on a per-user holdout; table, Delta rows, report")
+    ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument("--no-tuned", action="store_true")
+    ev.add_argument("--reports", default="data/reports")
+    spark_opts(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    rc = sub.add_parser("recommend", help="top-K per user (read books excluded) from a trained model")
+    rc.add_argument("--k", type=int, default=10)
+    rc.add_argument("--users", default=None, help="comma-separated source user ids (default: all users)")
+    rc.add_argument("--run-id", default=None, help="model run (default: the latest trained)")
+    spark_opts(rc)
+    rc.set_defaults(func=cmd_recommend)
+
+    si = sub.add_parser("similar", help="top-K similar books (cosine on item factors)")
+    si.add_argument("--k", type=int, default=20)
+    si.add_argument("--min-readers", type=int, default=5, help="only books with at least this many readers")
+    si.add_argument("--run-id", default=None)
+    spark_opts(si)
+    si.set_defaults(func=cmd_similar)
+
     t = sub.add_parser("tune", help="search ALS parameters on a validation split (NDCG@K)")
     t.add_argument("--trials", type=int, default=8)
     t.add_argument("--k", type=int, default=10)

@@ -77,7 +77,7 @@ def preference(weights: Weights):
             r = F.log1p(s / weights.epsilon)
         else:
             n_users = df.select(C.USER_IDX).distinct().count()
-            all_rows = Window.partitionBy().rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+            avg_n = df.count() / max(n_users, 1)  # mean books per user (BM25's average document length)
             per_user = Window.partitionBy(C.USER_IDX).rowsBetween(
                 Window.unboundedPreceding, Window.unboundedFollowing
             )
@@ -87,7 +87,7 @@ def preference(weights: Weights):
             df = df.withColumn("_n_u", F.count(F.lit(1)).over(per_user)).withColumn(
                 "_n_b", F.count(F.lit(1)).over(per_book)
             )
-            df = df.withColumn("_avg_n", F.avg("_n_u").over(all_rows))
+            df = df.withColumn("_avg_n", F.lit(avg_n))
             idf = F.log(F.lit(float(n_users)) / F.col("_n_b"))
             norm = weights.k1 * (1 - weights.b + weights.b * F.col("_n_u") / F.col("_avg_n"))
             r = s * (weights.k1 + 1) / (s + norm) * F.greatest(idf, F.lit(1e-3))

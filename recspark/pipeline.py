@@ -249,3 +249,63 @@ def normalized(factors: DataFrame) -> DataFrame:
             topk.FEATURES
         ),
     )
+
+
+# -- single stages, for `recspark train | evaluate | recommend | similar` --------------------------------------
+def write_keyed(lake: Lakehouse, layer: str, name: str, df: DataFrame, run_id: str) -> None:
+    """Replace the rows of ``run_id`` in a table partitioned by run_id (create it when missing)."""
+    rows = df.select(F.lit(run_id).alias("run_id"), "*")
+    if lake.exists(layer, name):
+        rows.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(
+            lake.path(layer, name)
+        )
+    else:
+        lake.write(rows, layer, name, partition_by=["run_id"])
+
+
+def latest_model_run(lake: Lakehouse) -> str:
+    if not lake.exists(MODEL, "params"):
+        raise LookupError(f"no trained model in {lake.root}: run `recspark train` first")
+    return lake.read(MODEL, "params").orderBy(F.col("run_id").desc()).first()["run_id"]
+
+
+def load_factors(lake: Lakehouse, run_id: str) -> tuple[DataFrame, DataFrame]:
+    users = lake.read(MODEL, "user_factors").where(F.col("run_id") == run_id).drop("run_id")
+    items = lake.read(MODEL, "item_factors").where(F.col("run_id") == run_id).drop("run_id")
+    return users, items
+
+
+def train_all(spark: SparkSession, lake: Lakehouse, cfg: RunConfig) -> str:
+    """Fit on every silver interaction and save factors + params under the derived run id."""
+    run_id = run_id_for(input_versions(lake), cfg)
+    save_model(lake, train(spark, lake.read(SILVER, "interactions"), cfg), run_id, cfg)
+    return run_id
+
+
+def recommend_stage(
+    spark: SparkSession, lake: Lakehouse, run_id: str, k: int, user_ids: list[str] | None = None
+) -> DataFrame:
+    """Top-k for all users (or the given source user ids), read books excluded -> ``model/recommendations``."""
+    ufs, items = load_factors(lake, run_id)
+    if user_ids:
+        wanted = lake.read(SILVER, "users").where(F.col(C.USER_ID).isin(user_ids)).select(C.USER_IDX)
+        ufs = ufs.join(wanted, on=C.USER_IDX, how="left_semi")
+    seen = lake.read(SILVER, "interactions").select(C.USER_IDX, C.BOOK_IDX)
+    write_keyed(lake, MODEL, "recommendations", topk.recommend(spark, ufs, items, k, seen=seen), run_id)
+    return lake.read(MODEL, "recommendations").where(F.col("run_id") == run_id)
+
+
+def similar_stage(spark: SparkSession, lake: Lakehouse, run_id: str, k: int, min_readers: int) -> DataFrame:
+    """Top-k cosine neighbours for books with at least ``min_readers`` readers -> ``model/similar_books``."""
+    _, items = load_factors(lake, run_id)
+    readers = (
+        lake.read(SILVER, "interactions")
+        .groupBy(C.BOOK_IDX)
+        .agg(F.count(F.lit(1)).alias("_r"))
+        .where(F.col("_r") >= min_readers)
+    )
+    unit = normalized(items).join(readers, on=C.BOOK_IDX, how="left_semi")
+    sims = topk.recommend(spark, unit, unit, k, query_col=C.BOOK_IDX, exclude_self=True)
+    sims = sims.withColumnRenamed(C.USER_IDX, "query_book_idx")
+    write_keyed(lake, MODEL, "similar_books", sims, run_id)
+    return lake.read(MODEL, "similar_books").where(F.col("run_id") == run_id)

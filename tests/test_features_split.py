@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pytest
@@ -52,9 +53,8 @@ def test_bm25_damps_popular_books_and_heavy_users(spark):
 def test_recency_decay_halves_at_half_life(spark):
     df = frame(
         spark,
-        [(0, 0, False, 0, False, "2017-01-31 00:00:00"), (0, 1, False, 0, False, "2017-01-01 00:00:00")],
+        [(0, 0, False, 0, False, dt.datetime(2017, 1, 31)), (0, 1, False, 0, False, dt.datetime(2017, 1, 1))],
     )
-    df = df.withColumn("date_added", F.to_timestamp("date_added"))
     got = {
         r[1]: r[2] for r in df.transform(preference(Weights(scheme="linear", half_life_days=30))).collect()
     }

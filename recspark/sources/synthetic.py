@@ -15,20 +15,21 @@ Scale 1.0 is the real dataset: 228,648,342 interactions, 876,145 users, 2,360,65
 
 The model (planted structure)
 -----------------------------
-* **Catalogue.** ``T`` topics (``T = clamp(n_books / 600, 10, 300)``), each belonging to one of the 10 UCSD genres
+* **Catalogue.** ``T`` topics (``T = clamp(n_books / 200, 10, 400)``), each belonging to one of the 10 UCSD genres
   (with the real genre mix: fiction, fantasy, romance largest; poetry, comics smallest). Each author writes in one
   topic; every author has at least one work, further works go to authors by a Zipf law (prolific authors);
   every work has one book (edition), further editions go to works by a Zipf law. Runs of an author's works form
   series. A book inherits topic and genre from its author.
-* **Popularity.** Each book has a weight ``w = rank^-0.85`` over a random permutation (Zipf-like; later editions
+* **Popularity.** Each book has a weight ``w = rank^-0.6`` over a random permutation (Zipf-like; later editions
   get 1/5 of their work's first edition weight), so book popularity is long-tailed.
 * **Users.** Activity ``n_u`` is log-normal (sigma 1.25) rescaled so the total matches the scale, hence long-tailed
-  user activity. Each user has a taste: a sparse Dirichlet mixture (concentration 0.08) over ``T`` topics, and
+  user activity. Each user has a taste: a sparse Dirichlet mixture (concentration 0.05) over ``T`` topics, and
   three favourite authors drawn from their top topics.
 * **Shelving.** Each shelved book is drawn without replacement from one of three sources:
-  taste (p=0.62: topic from the user's mixture, then a book of that topic by weight), favourite author
-  (p=0.13: a book of one of the user's favourite authors by weight), or global popularity (p=0.25).
-  A collaborative model can recover tastes and authors; popularity only explains the last 25%.
+  taste (p=0.82: topic from the user's mixture, then a book of that topic by weight), favourite author
+  (p=0.13: a book of one of the user's favourite authors by weight), or global popularity (p=0.05).
+  A collaborative model can recover tastes and authors; popularity explains only the global draws and the
+  popularity of books within each topic.
 * **Flags.** read with p=0.49; rated with p=0.92 if read, 0.0127 if not (overall 0.457);
   reviewed with p=0.15 if rated, 0.0042 if not (overall 0.071) -- the real shares.
   Ratings follow the real mix (5: 0.339, 4: 0.359, 3: 0.223, 2: 0.059, 1: 0.020), tilted up for taste and
@@ -325,11 +326,12 @@ TZ_OFFSETS_MIN = np.array([-420, -480, -300, -240, 0, 60, 330, 600])
 TZ_P = np.array([0.3, 0.2, 0.2, 0.1, 0.08, 0.07, 0.03, 0.02])
 
 RATING_MIX = np.array([0.020, 0.059, 0.223, 0.359, 0.339])  # ratings 1..5 among rated rows (real)
-RATING_TASTE = np.array([0.012, 0.040, 0.190, 0.370, 0.388])
-P_TASTE, P_AUTHOR, P_POP = 0.62, 0.13, 0.25
-ZIPF_BOOKS = 0.85
-TASTE_CONCENTRATION = 0.08
-BOOKS_PER_TOPIC = 600
+RATING_TASTE = np.array([0.018, 0.055, 0.218, 0.360, 0.349])
+# chosen so that ALS beats popularity about as clearly as on real Goodreads shelves (see README)
+P_TASTE, P_AUTHOR, P_POP = 0.82, 0.13, 0.05
+ZIPF_BOOKS = 0.6
+TASTE_CONCENTRATION = 0.05
+BOOKS_PER_TOPIC = 200
 P_READ = 0.49
 P_RATED_IF_READ, P_RATED_IF_UNREAD = 0.92, 0.0127
 P_REVIEWED_IF_RATED, P_REVIEWED_IF_UNRATED = 0.15, 0.0042
