@@ -1,11 +1,18 @@
-"""Does the JVM's Vector-API BLAS (``--add-modules=jdk.incubator.vector``) speed up ALS here?
+"""Which BLAS makes Spark's ALS fastest here: the JVM's Vector-API BLAS or a native BLAS (OpenBLAS via JNI)?
 
     .venv/bin/python bench/blas.py --scale 0.002 --rank 64 --iterations 10
 
-Runs the same ALS fit (same data, seed, blocks) in fresh Spark JVMs with and without the flag, alternating
-(java, vector, java, vector ...) so machine noise hits both, and records which BLAS implementation netlib
-loaded in each. A native BLAS (libopenblas via JNI) is measured too when the machine has one
-(``liblapack.so.3``/``libblas.so.3``); otherwise it is reported as unavailable. Writes bench/results/blas.json.
+Finding while writing this: Spark 4.2's launcher already starts every JVM with
+``--add-modules=jdk.incubator.vector`` (spark-launcher's JavaModuleOptions), so netlib loads
+``dev.ludovic.netlib.blas.VectorBLAS`` with or without recspark's own flag: that flag changes nothing. What can
+still differ is a native BLAS: netlib prefers ``JNIBLAS`` when ``libblas.so.3`` loads (Debian:
+``apt-get install libopenblas0-pthread``). Modes, alternated so machine noise hits both:
+
+* ``vector``: native loading disabled (``-Ddev.ludovic.netlib.blas.nativeLib=<missing>``), so VectorBLAS;
+* ``native``: netlib's default choice, JNIBLAS when a system BLAS is installed.
+
+The same ALS fit (same data, seed, blocks) runs in a fresh Spark JVM per measurement and records the class netlib
+loaded. Writes bench/results/blas.json.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ def child(args) -> None:
         log_level="ERROR",
         checkpoint_dir=str(HERE / "data" / "checkpoints"),
     )
-    impl = spark.sparkContext._jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getName()
+    jvm = spark.sparkContext._jvm
+    impl = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getName()
+    prop = jvm.java.lang.System.getProperty("dev.ludovic.netlib.blas.nativeLibPath")
     lake = Lakehouse(spark, args.lakehouse)
     prefs = lake.read("silver", "interactions").transform(preference(Weights())).cache()
     prefs.count()
@@ -43,7 +52,11 @@ def child(args) -> None:
     t = time.perf_counter()
     model = als.fit(spark, prefs, params)
     model.itemFactors.count()
-    print(json.dumps({"mode": args.mode, "impl": impl, "seconds": time.perf_counter() - t}))
+    print(
+        json.dumps(
+            {"mode": args.mode, "impl": impl, "nativeLibPath": prop, "seconds": time.perf_counter() - t}
+        )
+    )
 
 
 def main() -> None:
@@ -73,7 +86,7 @@ def main() -> None:
         spark.stop()
     runs = []
     for _ in range(args.repeats):
-        for mode in ("java", "vector"):
+        for mode in ("vector", "native"):
             out = subprocess.run(
                 [
                     sys.executable,

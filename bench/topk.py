@@ -74,7 +74,7 @@ def main() -> None:
     p.add_argument("--sim-items", type=int, default=200_000)
     p.add_argument("--skip-spark", action="store_true")
     args = p.parse_args()
-    from pyspark.ml.recommendation import ALSModel
+    from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
     from recspark import topk
@@ -135,9 +135,9 @@ def main() -> None:
         jmodel = spark._jvm.org.apache.spark.ml.recommendation.ALSModel(
             "bench_als", args.rank, uf._jdf, itf._jdf
         )
-        model = ALSModel(jmodel)
+        jmodel = jmodel.setUserCol("user_idx").setItemCol("book_idx")  # the Python wrapper loses these params
         t = time.perf_counter()
-        model.recommendForAllUsers(args.k).write.format("noop").mode("overwrite").save()
+        DataFrame(jmodel.recommendForAllUsers(args.k), spark).write.format("noop").mode("overwrite").save()
         ss = time.perf_counter() - t
         result["spark_seconds"] = round(ss, 2)
         result["speedup"] = round(ss / rs, 2)

@@ -1,6 +1,6 @@
 """spark-submit entry point for `recspark evaluate` (no logic: the arguments go to recspark's CLI).
 
-    spark-submit [cluster settings] jobs/evaluate.py --help
+spark-submit [cluster settings] jobs/evaluate.py --help
 """
 
 import sys

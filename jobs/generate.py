@@ -1,6 +1,6 @@
 """spark-submit entry point for `recspark generate` (no logic: the arguments go to recspark's CLI).
 
-    spark-submit [cluster settings] jobs/generate.py --help
+spark-submit [cluster settings] jobs/generate.py --help
 """
 
 import sys

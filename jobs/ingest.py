@@ -1,6 +1,6 @@
 """spark-submit entry point for `recspark ingest` (no logic: the arguments go to recspark's CLI).
 
-    spark-submit [cluster settings] jobs/ingest.py --help
+spark-submit [cluster settings] jobs/ingest.py --help
 """
 
 import sys

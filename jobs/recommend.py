@@ -1,6 +1,6 @@
 """spark-submit entry point for `recspark recommend` (no logic: the arguments go to recspark's CLI).
 
-    spark-submit [cluster settings] jobs/recommend.py --help
+spark-submit [cluster settings] jobs/recommend.py --help
 """
 
 import sys

@@ -1,6 +1,6 @@
 """spark-submit entry point for `recspark run` (no logic: the arguments go to recspark's CLI).
 
-    spark-submit [cluster settings] jobs/run.py --help
+spark-submit [cluster settings] jobs/run.py --help
 """
 
 import sys

@@ -1,6 +1,6 @@
 """spark-submit entry point for `recspark similar` (no logic: the arguments go to recspark's CLI).
 
-    spark-submit [cluster settings] jobs/similar.py --help
+spark-submit [cluster settings] jobs/similar.py --help
 """
 
 import sys

@@ -1,6 +1,6 @@
 """spark-submit entry point for `recspark train` (no logic: the arguments go to recspark's CLI).
 
-    spark-submit [cluster settings] jobs/train.py --help
+spark-submit [cluster settings] jobs/train.py --help
 """
 
 import sys

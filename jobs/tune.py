@@ -1,6 +1,6 @@
 """spark-submit entry point for `recspark tune` (no logic: the arguments go to recspark's CLI).
 
-    spark-submit [cluster settings] jobs/tune.py --help
+spark-submit [cluster settings] jobs/tune.py --help
 """
 
 import sys

@@ -96,18 +96,12 @@ def train(spark: SparkSession, interactions: DataFrame, cfg: RunConfig):
 
 
 def save_model(lake: Lakehouse, model, run_id: str, cfg: RunConfig) -> None:
-    for name, df in (("user_factors", als.user_factors(model)), ("item_factors", als.item_factors(model))):
-        rows = df.select(F.lit(run_id).alias("run_id"), "*")
-        if lake.exists(MODEL, name):
-            rows.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(
-                lake.path(MODEL, name)
-            )
-        else:
-            lake.write(rows, MODEL, name, partition_by=["run_id"])
+    write_keyed(lake, MODEL, "user_factors", als.user_factors(model), run_id)
+    write_keyed(lake, MODEL, "item_factors", als.item_factors(model), run_id)
     params = lake.spark.createDataFrame(
-        [(run_id, json.dumps(cfg.as_dict(), default=str))], "run_id string, params string"
+        [(json.dumps(cfg.as_dict(), default=str), publish.now())], "params string, trained_at timestamp"
     )
-    lake.write(params, MODEL, "params", mode="append")
+    write_keyed(lake, MODEL, "params", params, run_id)
 
 
 def evaluate_model(
@@ -266,7 +260,7 @@ def write_keyed(lake: Lakehouse, layer: str, name: str, df: DataFrame, run_id: s
 def latest_model_run(lake: Lakehouse) -> str:
     if not lake.exists(MODEL, "params"):
         raise LookupError(f"no trained model in {lake.root}: run `recspark train` first")
-    return lake.read(MODEL, "params").orderBy(F.col("run_id").desc()).first()["run_id"]
+    return lake.read(MODEL, "params").orderBy(F.col("trained_at").desc()).first()["run_id"]
 
 
 def load_factors(lake: Lakehouse, run_id: str) -> tuple[DataFrame, DataFrame]:

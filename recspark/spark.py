@@ -19,9 +19,12 @@ Jar version. The PyPI package is ``delta-spark==4.4.1`` but Maven Central publis
 ``delta-spark_4.2_2.13`` only as 4.4.0 (checked 2026-11-22: maven-metadata.xml lists 4.4.0 alone), so the jar
 is pinned to 4.4.0; the Python API of a patch release is the same. Override with ``$RECSPARK_DELTA_VERSION``.
 
-Vector BLAS. ALS in Spark uses ``dev.ludovic.netlib``: with ``--add-modules=jdk.incubator.vector`` on Java 17
-it runs its Vector-API BLAS instead of the pure-Java fallback. ``bench/blas.py`` measures both on ALS here;
-``bench/results/blas.json`` holds the numbers that chose the default (``VECTOR_BLAS_DEFAULT``).
+BLAS. ALS in Spark uses ``dev.ludovic.netlib``, which picks a native BLAS (JNI to ``libblas.so.3``) when one is
+installed, else the Vector-API BLAS, else pure Java. Spark 4.2's launcher already starts every JVM with
+``--add-modules=jdk.incubator.vector``, so the Vector-API BLAS is on by default and recspark adds no flag of its
+own. Measured here (``bench/results/blas.json``): OpenBLAS through JNI (Debian ``libopenblas0-pthread``) fits
+ALS about 1.7x faster than the Vector-API BLAS, and netlib uses it automatically once it is installed
+(``make native-blas``).
 """
 
 from __future__ import annotations
@@ -40,9 +43,6 @@ SCALA_VERSION = "2.13"
 DELTA_JAR_VERSION = os.environ.get("RECSPARK_DELTA_VERSION", "4.4.0")
 DELTA_PACKAGE = f"io.delta:delta-spark_{SPARK_VERSION}_{SCALA_VERSION}:{DELTA_JAR_VERSION}"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2/"
-# Measured in bench/blas.py (see bench/results/blas.json): Vector API BLAS vs pure-Java BLAS for ALS.
-VECTOR_BLAS_DEFAULT = True
-VECTOR_BLAS_OPTION = "--add-modules=jdk.incubator.vector"
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -110,7 +110,6 @@ def get_spark(
     checkpoint_dir: str | None = None,
     shuffle_partitions: int | None = None,
     extra_conf: dict[str, str] | None = None,
-    vector_blas: bool = VECTOR_BLAS_DEFAULT,
     log_level: str = "WARN",
 ) -> SparkSession:
     """Return the active SparkSession, or build one with Delta configured.
@@ -132,15 +131,12 @@ def get_spark(
         # local Python workers must run this interpreter (it has numpy/pyarrow), not whatever `python3` is
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(master)
-        java_opts = VECTOR_BLAS_OPTION if vector_blas else ""
         conf.update(delta_jar_conf())
         conf.update(
             {
                 "spark.driver.memory": local_driver_memory(),
                 "spark.ui.showConsoleProgress": "false",
                 "spark.sql.shuffle.partitions": str(shuffle_partitions or max(4, 2 * (os.cpu_count() or 2))),
-                "spark.driver.extraJavaOptions": java_opts,
-                "spark.executor.extraJavaOptions": java_opts,
                 "spark.sql.adaptive.enabled": "true",
                 # Delta's log checkpoints and parquet need no Hive; keep the local metastore out of the cwd.
                 "spark.sql.warehouse.dir": str(cache_dir() / "spark-warehouse"),

@@ -146,3 +146,29 @@ def test_old_runs_are_cleaned(spark, published, tmp_path):
     runs = {r["run_id"]: r["status"] for r in lake.read("gold", "runs").collect()}
     assert list(runs.values()).count("published") == 1
     assert lake.read("gold", "user_recommendations").select("run_id").distinct().count() == 1
+
+
+@pytest.mark.slow
+def test_single_stage_verbs(spark, published):
+    from pyspark.sql import functions as F
+
+    from recspark.pipeline import latest_model_run, recommend_stage, similar_stage, train_all
+
+    lake, summary, src = published
+    run_id = train_all(spark, lake, cfg())
+    assert latest_model_run(lake) == run_id
+    user = lake.read("silver", "users").orderBy("user_idx").first()
+    recs = recommend_stage(spark, lake, run_id, 3, [user["user_id"]]).collect()
+    assert sorted(r["rank"] for r in recs) == [1, 2, 3] and {r["user_idx"] for r in recs} == {
+        user["user_idx"]
+    }
+    seen = {
+        r[0]
+        for r in lake.read("silver", "interactions")
+        .where(F.col("user_idx") == user["user_idx"])
+        .select("book_idx")
+        .collect()
+    }
+    assert not {r["book_idx"] for r in recs} & seen
+    sims = similar_stage(spark, lake, run_id, 3, min_readers=2)
+    assert sims.count() > 0 and sims.where(F.col("query_book_idx") == F.col("book_idx")).count() == 0
