@@ -248,13 +248,7 @@ def normalized(factors: DataFrame) -> DataFrame:
 # -- single stages, for `recspark train | evaluate | recommend | similar` --------------------------------------
 def write_keyed(lake: Lakehouse, layer: str, name: str, df: DataFrame, run_id: str) -> None:
     """Replace the rows of ``run_id`` in a table partitioned by run_id (create it when missing)."""
-    rows = df.select(F.lit(run_id).alias("run_id"), "*")
-    if lake.exists(layer, name):
-        rows.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(
-            lake.path(layer, name)
-        )
-    else:
-        lake.write(rows, layer, name, partition_by=["run_id"])
+    lake.replace_run(df.select(F.lit(run_id).alias("run_id"), "*"), layer, name, run_id)
 
 
 def latest_model_run(lake: Lakehouse) -> str:

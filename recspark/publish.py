@@ -209,20 +209,7 @@ def popular_rows(pop: DataFrame, books: DataFrame, run_id: str, window: str, k: 
 # -- writing and the run protocol ---------------------------------------------------------------------------
 def write_run_rows(lake: Lakehouse, name: str, df: DataFrame, run_id: str, zorder: str | None = None) -> None:
     """Replace this run's rows of a gold table (partitioned by run_id) -- idempotent for a rerun."""
-    if not lake.exists(GOLD, name):
-        lake.write(df, GOLD, name, mode="overwrite", partition_by=[RUN_ID], properties=CDF)
-    else:
-        (
-            df.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", f"{RUN_ID} = '{run_id}'")
-            .save(lake.path(GOLD, name))
-            if not lake.catalog
-            else df.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", f"{RUN_ID} = '{run_id}'")
-            .saveAsTable(lake.identifier(GOLD, name))
-        )
+    lake.replace_run(df, GOLD, name, run_id, properties=CDF)
     if zorder:
         lake.spark.sql(
             f"OPTIMIZE {lake.identifier(GOLD, name)} WHERE {RUN_ID} = '{run_id}' ZORDER BY ({zorder})"

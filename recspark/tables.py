@@ -96,6 +96,24 @@ class Lakehouse:
             props = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
             self.spark.sql(f"ALTER TABLE {self.identifier(layer, name)} SET TBLPROPERTIES ({props})")
 
+    def replace_run(
+        self, df: DataFrame, layer: str, name: str, run_id: str, properties: dict[str, str] | None = None
+    ) -> None:
+        """Replace the rows of one run in a table partitioned by ``run_id`` (created when missing).
+
+        ``df`` carries the ``run_id`` column; a rerun with the same run id replaces its own rows instead of
+        adding duplicates.
+        """
+        if not self.exists(layer, name):
+            self.write(df, layer, name, partition_by=["run_id"], properties=properties)
+            return
+        self._remember(layer, name)
+        writer = df.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'")
+        if self.catalog:
+            writer.saveAsTable(self.identifier(layer, name))
+        else:
+            writer.save(self.path(layer, name))
+
     def ensure_table(
         self, layer: str, name: str, schema: StructType, not_null: list[str], checks: dict[str, str]
     ) -> None:
