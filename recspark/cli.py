@@ -57,12 +57,14 @@ def _abs(path: str) -> str:
 def lakehouse_for(spark, args: argparse.Namespace):
     from recspark.tables import Lakehouse
 
-    return Lakehouse(
+    lake = Lakehouse(
         spark,
         _abs(args.lakehouse),
         catalog=getattr(args, "catalog", None),
         schema=getattr(args, "schema", None),
     )
+    lake.ensure_schema()
+    return lake
 
 
 # -- verbs ----------------------------------------------------------------------------------------------------
@@ -120,11 +122,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     do_ingest(spark, args, run_id)
     timings["ingest"] = time.perf_counter() - t
 
-    from recspark.pipeline import RunConfig, run_pipeline
+    from recspark.pipeline import run_pipeline
 
-    cfg = RunConfig(k=args.k, seed=args.seed, evaluate=not args.no_evaluate)
     lake = lakehouse_for(spark, args)
-    cfg = with_tuned(cfg, lake, args)
+    cfg = _cfg(args, lake, evaluate=not args.no_evaluate)
     report_dir = Path(args.reports)
     summary = run_pipeline(spark, lake, cfg, report_dir)
     timings.update(summary["timings"])
@@ -179,24 +180,6 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
         )
 
 
-def with_tuned(cfg, lake, args: argparse.Namespace):
-    """Use the best configuration of the latest ``recspark tune`` unless --no-tuned."""
-    import dataclasses
-
-    from recspark.features import Weights
-    from recspark.tune import best_params
-
-    best = None if getattr(args, "no_tuned", False) else best_params(lake)
-    if best:
-        print(f"using tuned parameters: {best}")
-        cfg = dataclasses.replace(
-            cfg,
-            als=dataclasses.replace(cfg.als, rank=best["rank"], reg=best["reg"], alpha=best["alpha"]),
-            weights=Weights(scheme=best["scheme"]),
-        )
-    return cfg
-
-
 def cmd_tune(args: argparse.Namespace) -> int:
     from recspark.tune import tune
 
@@ -208,10 +191,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cfg(args: argparse.Namespace, lake):
-    from recspark.pipeline import RunConfig
+def _cfg(args: argparse.Namespace, lake, evaluate: bool = True):
+    """Defaults, then the latest `recspark tune` result unless --no-tuned."""
+    from recspark.pipeline import make_config
 
-    return with_tuned(RunConfig(k=getattr(args, "k", 10), seed=getattr(args, "seed", 42)), lake, args)
+    cfg = make_config(
+        lake,
+        k=getattr(args, "k", 10),
+        seed=getattr(args, "seed", 42),
+        evaluate=evaluate,
+        use_tuned=not getattr(args, "no_tuned", False),
+    )
+    if not getattr(args, "no_tuned", False) and lake.exists("model", "best_params"):
+        print(
+            f"using tuned parameters: rank={cfg.als.rank} reg={cfg.als.reg} alpha={cfg.als.alpha} "
+            f"scheme={cfg.weights.scheme} (--no-tuned for the defaults)"
+        )
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:

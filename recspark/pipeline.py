@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -44,6 +44,38 @@ class RunConfig:
     def as_dict(self) -> dict:
         d = asdict(self)
         return d
+
+
+def make_config(
+    lake: Lakehouse | None = None,
+    k: int = 10,
+    seed: int = 42,
+    evaluate: bool = True,
+    use_tuned: bool = True,
+    rank: int | None = None,
+    reg: float | None = None,
+    alpha: float | None = None,
+    max_iter: int | None = None,
+    scheme: str | None = None,
+) -> RunConfig:
+    """The run configuration: defaults, then the best parameters of the latest ``recspark tune`` in ``lake``
+    (when ``use_tuned``), then every explicitly given value (None = not given)."""
+    from recspark.tune import best_params
+
+    cfg = RunConfig(k=k, seed=seed, evaluate=evaluate)
+    best = best_params(lake) if (use_tuned and lake is not None) else None
+    if best:
+        log.info("using tuned parameters: %s", best)
+        cfg = replace(
+            cfg,
+            als=replace(cfg.als, rank=best["rank"], reg=best["reg"], alpha=best["alpha"]),
+            weights=Weights(scheme=best["scheme"]),
+        )
+    given = {"rank": rank, "reg": reg, "alpha": alpha, "max_iter": max_iter}
+    cfg = replace(cfg, als=replace(cfg.als, seed=seed, **{n: v for n, v in given.items() if v is not None}))
+    if scheme is not None:
+        cfg = replace(cfg, weights=replace(cfg.weights, scheme=scheme))
+    return cfg
 
 
 class Timer:

@@ -25,6 +25,8 @@ from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
+SESSION_CATALOG = "spark_catalog"
+
 
 @dataclass
 class Lakehouse:
@@ -39,10 +41,22 @@ class Lakehouse:
         return f"{self.root.rstrip('/')}/{layer}/{name}"
 
     def identifier(self, layer: str, name: str) -> str:
-        """SQL identifier of a table: ``delta.`path``` or ``catalog.schema.layer_name``."""
+        """SQL identifier of a table: ``delta.`path``` or ``catalog.schema.layer_name``.
+
+        In Spark's own session catalog (``spark_catalog``: the Hive metastore or the in-memory catalog) the
+        name is ``schema.layer_name``; Delta's table builder does not parse three parts there.
+        """
         if self.catalog:
-            return f"{self.catalog}.{self.schema or 'recspark'}.{layer}_{name}"
+            table = f"{self.schema or 'recspark'}.{layer}_{name}"
+            return table if self.catalog == SESSION_CATALOG else f"{self.catalog}.{table}"
         return f"delta.`{self.path(layer, name)}`"
+
+    def ensure_schema(self) -> None:
+        """Create ``catalog.schema`` when tables live in a catalog (path tables need nothing)."""
+        if self.catalog:
+            schema = self.schema or "recspark"
+            name = schema if self.catalog == SESSION_CATALOG else f"{self.catalog}.{schema}"
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {name}")
 
     def exists(self, layer: str, name: str) -> bool:
         if self.catalog:

@@ -1,25 +1,38 @@
 """Blocked, exact top-K of factor dot products inside Spark, with each user's seen books excluded.
 
-Kernel (:func:`topk_rows`), per block of ``b`` query rows against all ``n`` item vectors:
+Kernel (:func:`topk_blocks`): queries are taken ``b`` rows at a time; for each block, the items are scanned in
+tiles of ``C`` columns (:data:`TILE_COLS` = 4096), so a ``b × C`` float32 score tile stays in cache:
 
-1. ``S = Q_b @ V.T`` in float32 (one BLAS call, ``2·b·n·rank`` flops);
-2. excluded entries (a user's seen books, an item itself) are set to ``-inf`` -- exact exclusion, no
-   over-fetching;
-3. **selection without a full partition**: the row is cut into groups of ``G`` columns and the group maxima are
-   taken (a cheap contiguous reduction); the K-th largest group maximum ``t`` is a lower bound with at least K
-   elements ``>= t`` (K distinct groups each hold one). Only elements ``>= t`` are candidates -- typically K to
-   2K of them -- and they are ranked exactly by ``(-score, item index)``. An ``argpartition`` now runs over
-   ``n/G`` maxima instead of ``n`` scores, so selection costs less than the matrix product (``bench/topk.py``
-   measures both);
-4. ties are broken by the smaller item index (deterministic); a row with fewer than K allowed items returns
-   all of them.
+1. ``S = Q_b @ V[tile].T`` into one reused buffer (one BLAS call, ``2·b·C·rank`` flops). Small tiles also
+   avoid writing a ``b × n`` score matrix to memory, so the kernel runs *faster* than a plain full-width
+   ``U @ V.T`` (``bench/topk.py`` measures both);
+2. excluded entries of the tile (a user's seen books, an item itself) are set to ``-inf``: exact exclusion,
+   no over-fetching;
+3. **selection without touching every score twice.** The tile's columns are dealt into ``m = C // G``
+   *strided* groups (group ``j`` holds columns ``j, j+m, j+2m, ...``), so the group maxima are one SIMD
+   reduction over contiguous slabs. Each row keeps the K largest group maxima seen so far; their minimum
+   ``thr`` is a lower bound on the row's final K-th score (K distinct groups each hold a score ``>= thr``),
+   and it only rises from tile to tile. Only groups whose maximum is ``>= thr`` are gathered (a flat
+   ``take``), and their scores ``>= thr`` become candidates; candidates that a later, higher ``thr`` rules out
+   are dropped as the pool grows. ``partition`` runs over ``K + C/G`` values per row and tile, never over
+   all ``n`` scores;
+4. the surviving candidates are ranked exactly by ``(-score, item index)``: ties go to the smaller item index
+   (deterministic), and a row with fewer than K allowed items returns all of them.
 
-Block size from a memory budget: a block holds the float32 score matrix and a boolean mask,
-``b · n · (4 + 1)`` bytes, plus group maxima ``b · n/G · 4``; so ``b = budget / (n · (5 + 4/G))``, at least 1.
-With the default 256 MiB budget and 200k items, b = 260 rows per block.
+Memory, per Python worker:
 
-The item matrix is broadcast once (``n · rank · 4`` bytes: 51 MB for 200k books at rank 64, 600 MB for all
-2.36M Goodreads books) and each Python worker keeps it for all its batches.
+* **one tile**: scores ``b·C·4`` bytes plus group maxima and their partition copy ``2·b·(C/G)·4``, so
+  ``b = budget / (C · (4 + 8/G))`` rows (at most :data:`MAX_BLOCK_ROWS`; at least 1). With the default 8 MiB
+  budget, b = 455 rows of 4096 books, whatever the catalogue size; the candidate pool adds at most
+  ``8·K·b`` entries of 20 bytes;
+* **one item shard**: the item matrix is broadcast in shards of at most ``item_budget_mb``
+  (``n_shard = item_budget / (rank·4)``, 1M books at rank 64 for the default 256 MiB). A catalogue larger
+  than one shard is scored shard by shard; each shard yields an exact top-K per user over its books, and the
+  per-user union of the shards' lists is cut to the K best again, which is the exact top-K overall;
+* Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows (10,000 by default).
+
+So a worker's peak memory is bounded by the two budgets and the batch size, whatever the number of users or
+books (``bench/topk.py`` measures it at two sizes).
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -37,59 +50,157 @@ from recspark import columns as C
 
 log = logging.getLogger(__name__)
 
-GROUP = 8
-DEFAULT_BUDGET_MB = 256
+GROUP = 16
+TILE_COLS = 4096
+MAX_BLOCK_ROWS = 1024
+DEFAULT_BUDGET_MB = 8
+DEFAULT_ITEM_BUDGET_MB = 256
 RANK = "rank"
 SCORE = "score"
 FEATURES = "features"
 SEEN = "_seen"
 
-
-def block_rows(n_items: int, budget_mb: float = DEFAULT_BUDGET_MB) -> int:
-    """Rows per block so that scores + mask + group maxima fit in ``budget_mb``."""
-    per_row = n_items * (4 + 1 + 4 / GROUP)
-    return max(1, int(budget_mb * (1 << 20) // per_row))
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+_EMPTY_F = np.zeros(0, dtype=np.float32)
 
 
-def topk_rows(
-    scores: np.ndarray, k: int, exclude_rows: np.ndarray | None = None, exclude_cols: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact top-k per row of ``scores`` (modified in place: excluded entries become -inf).
+def group_size(n_items: int, k: int) -> int:
+    """Columns per group: :data:`GROUP`, fewer when that would leave under 2K groups (small tiles)."""
+    return int(max(1, min(GROUP, n_items // max(1, 2 * k))))
 
-    Returns ``(row, col, value)`` arrays of the selected entries, ordered by row, then score descending, then
-    column ascending. Rows with fewer than k allowed entries return all of them.
+
+def block_rows(tile_cols: int, budget_mb: float = DEFAULT_BUDGET_MB) -> int:
+    """Query rows per tile so that one score tile + its group maxima (+ their partition copy) fit the budget:
+    ``b = budget / (C · (4 + 8/G))`` for ``C`` item columns per tile, capped at :data:`MAX_BLOCK_ROWS`."""
+    per_row = tile_cols * (4 + 8 / GROUP)
+    return int(max(1, min(MAX_BLOCK_ROWS, budget_mb * (1 << 20) // max(per_row, 1))))
+
+
+def _tile_candidates(
+    tile: np.ndarray, flat: np.ndarray, stride: int, top: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates of one score tile (``b × w``, a view into the buffer whose flat view is ``flat``).
+
+    ``top`` holds each row's k largest group maxima seen in earlier tiles (``-inf`` padded). Returns the tile's
+    entries ``>= thr`` (row, tile column, value), the updated ``top`` and ``thr``, the k-th largest group
+    maximum so far: a lower bound on the row's final k-th score, so nothing below it is ever needed.
     """
-    b, n = scores.shape
-    if exclude_rows is not None and len(exclude_rows):
-        scores[exclude_rows, exclude_cols] = -np.inf
-    if k <= 0 or n == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0, dtype=np.float32)
-    if n > 4 * k * GROUP:
-        g = n // GROUP
-        maxima = scores[:, : g * GROUP].reshape(b, g, GROUP).max(axis=2)
-        if g * GROUP < n:
-            maxima = np.concatenate([maxima, scores[:, g * GROUP :].max(axis=1, keepdims=True)], axis=1)
-        kth = np.partition(maxima, maxima.shape[1] - k, axis=1)[:, maxima.shape[1] - k]
-        mask = scores >= kth[:, None]
+    b, w = tile.shape
+    g = group_size(w, k)
+    m = w // g  # strided groups over the first m*g columns; the < g tail columns are groups of one
+    if g > 1:
+        maxima = tile[:, : m * g].reshape(b, g, m).max(axis=1)
+        if m * g < w:
+            maxima = np.concatenate([maxima, tile[:, m * g :]], axis=1)
     else:
-        mask = np.ones_like(scores, dtype=bool)
-    mask &= scores > -np.inf
-    rows, cols = np.nonzero(mask)
-    vals = scores[rows, cols]
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    starts = np.searchsorted(rows, np.arange(b))
-    pos = np.arange(len(rows)) - starts[rows]
-    keep = pos < k
-    return rows[keep], cols[keep], vals[keep]
+        maxima = tile
+    joined = np.concatenate([top, maxima], axis=1)
+    cut = joined.shape[1] - k
+    joined.partition(cut, axis=1)
+    thr, top = joined[:, cut], joined[:, cut:]
+    # flat indices of the groups that may hold a top-k score (flatnonzero is ~10x faster than 2-D nonzero)
+    rows, grp = np.divmod(np.flatnonzero(maxima >= thr[:, None]), maxima.shape[1])
+    if g > 1:
+        strided = grp < m
+        cols = np.concatenate([(grp[strided, None] + m * np.arange(g)).ravel(), grp[~strided] - m + m * g])
+        rows = np.concatenate([np.repeat(rows[strided], g), rows[~strided]])
+    else:
+        cols = grp
+    vals = flat.take(rows * stride + cols)  # a flat take: ~3x faster than 2-D fancy indexing
+    keep = (vals >= thr[rows]) & (vals > -np.inf)
+    return rows[keep], cols[keep], vals[keep], top, thr
+
+
+def topk_blocks(
+    queries: np.ndarray,
+    items_t: np.ndarray,
+    k: int,
+    ex_rows: np.ndarray | None = None,
+    ex_cols: np.ndarray | None = None,
+    budget_mb: float = DEFAULT_BUDGET_MB,
+    tile_cols: int = TILE_COLS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact top-k of ``queries @ items_t`` per query row, computed in tiles of ``b`` rows × ``tile_cols`` items.
+
+    ``items_t`` is the ``(rank, n)`` transposed item matrix (C-contiguous float32); ``(ex_rows, ex_cols)`` are
+    the excluded (query row, item position) pairs, ``ex_rows`` sorted ascending. Returns
+    ``(query_row, item_position, score)`` ordered by row, score descending, position ascending; a row with
+    fewer than k allowed items returns all of them.
+    """
+    n_q, n = queries.shape[0], items_t.shape[1]
+    if n_q == 0 or n == 0 or k <= 0:
+        return _EMPTY_I, _EMPTY_I, _EMPTY_F
+    width = min(n, tile_cols)
+    b = min(block_rows(width, budget_mb), n_q)
+    buf = np.empty((b, width), dtype=np.float32)
+    flat = buf.reshape(-1)
+    out_r, out_c, out_v = [], [], []
+    for start in range(0, n_q, b):
+        q = queries[start : start + b]
+        bb = len(q)
+        br = bc = _EMPTY_I
+        if ex_rows is not None and len(ex_rows):
+            lo, hi = np.searchsorted(ex_rows, [start, start + bb])
+            order = np.argsort(ex_cols[lo:hi], kind="stable")  # by column: one slice per item tile
+            br, bc = ex_rows[lo:hi][order] - start, ex_cols[lo:hi][order]
+        top = np.full((bb, k), -np.inf, dtype=np.float32)
+        thr = top[:, 0]
+        pool_r, pool_c, pool_v, pooled = [], [], [], 0
+        for c0 in range(0, n, width):
+            w = min(width, n - c0)
+            tile = buf[:bb, :w]
+            np.matmul(q, items_t[:, c0 : c0 + w], out=tile)
+            if len(bc):
+                lo, hi = np.searchsorted(bc, [c0, c0 + w])
+                tile[br[lo:hi], bc[lo:hi] - c0] = -np.inf
+            r, c, v, top, thr = _tile_candidates(tile, flat, width, top, k)
+            pool_r.append(r)
+            pool_c.append(c + c0)
+            pool_v.append(v)
+            pooled += len(r)
+            if pooled > 8 * k * bb:  # drop what the risen thresholds have ruled out
+                r, c, v = np.concatenate(pool_r), np.concatenate(pool_c), np.concatenate(pool_v)
+                keep = v >= thr[r]
+                pool_r, pool_c, pool_v, pooled = [r[keep]], [c[keep]], [v[keep]], int(keep.sum())
+        r, c, v = np.concatenate(pool_r), np.concatenate(pool_c), np.concatenate(pool_v)
+        keep = v >= thr[r]
+        r, c, v = r[keep], c[keep], v[keep]
+        order = np.lexsort((c, -v, r))
+        r, c, v = r[order], c[order], v[order]
+        first = np.searchsorted(r, np.arange(bb))
+        keep = (np.arange(len(r)) - first[r]) < k
+        out_r.append(r[keep] + start)
+        out_c.append(c[keep])
+        out_v.append(v[keep])
+    return np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_v)
+
+
+def flatten_exclusions(
+    exclude: list[np.ndarray | None] | None, self_positions: np.ndarray | None, n_queries: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-query lists of excluded positions (and each query's own position) -> sorted flat (row, col) pairs."""
+    rows, cols = [], []
+    if exclude is not None:
+        lengths = np.fromiter((0 if e is None else len(e) for e in exclude), dtype=np.int64, count=n_queries)
+        if lengths.sum():
+            rows.append(np.repeat(np.arange(n_queries, dtype=np.int64), lengths))
+            cols.append(np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude if e is not None]))
+    if self_positions is not None:
+        ok = self_positions >= 0
+        rows.append(np.arange(n_queries, dtype=np.int64)[ok])
+        cols.append(np.asarray(self_positions, dtype=np.int64)[ok])
+    if not rows:
+        return None, None
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    order = np.argsort(r, kind="stable")
+    return r[order], c[order]
 
 
 def topk_numpy(
     queries: np.ndarray,
     items: np.ndarray,
     k: int,
-    exclude: list[np.ndarray] | None = None,
+    exclude: list[np.ndarray | None] | None = None,
     budget_mb: float = DEFAULT_BUDGET_MB,
     self_positions: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,34 +209,10 @@ def topk_numpy(
 
     Returns ``(query_row, item_position, score)``.
     """
-    items = np.ascontiguousarray(items, dtype=np.float32)
+    items_t = np.ascontiguousarray(np.asarray(items, dtype=np.float32).T)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    n = items.shape[0]
-    b = block_rows(n, budget_mb)
-    out_r, out_c, out_v = [], [], []
-    for start in range(0, queries.shape[0], b):
-        q = queries[start : start + b]
-        scores = q @ items.T
-        ex_r, ex_c = [], []
-        if exclude is not None:
-            for i, cols in enumerate(exclude[start : start + b]):
-                if cols is not None and len(cols):
-                    ex_r.append(np.full(len(cols), i, dtype=np.int64))
-                    ex_c.append(np.asarray(cols, dtype=np.int64))
-        if self_positions is not None:
-            sp = self_positions[start : start + b]
-            ex_r.append(np.arange(len(sp), dtype=np.int64))
-            ex_c.append(sp.astype(np.int64))
-        er = np.concatenate(ex_r) if ex_r else None
-        ec = np.concatenate(ex_c) if ex_c else None
-        r, c, v = topk_rows(scores, k, er, ec)
-        out_r.append(r + start)
-        out_c.append(c)
-        out_v.append(v)
-    if not out_r:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e, np.zeros(0, dtype=np.float32)
-    return np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_v)
+    er, ec = flatten_exclusions(exclude, self_positions, queries.shape[0])
+    return topk_blocks(queries, items_t, k, er, ec, budget_mb)
 
 
 OUTPUT_SCHEMA = T.StructType(
@@ -139,7 +226,7 @@ OUTPUT_SCHEMA = T.StructType(
 
 
 def _factor_matrix(df: DataFrame, id_col: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, matrix) of a factor table collected to the driver via Arrow."""
+    """(ids, matrix) of a factor table collected to the driver via Arrow, sorted by id."""
     pdf = df.select(F.col(id_col).alias("id"), F.col(FEATURES)).toPandas()
     ids = pdf["id"].to_numpy(dtype=np.int64)
     order = np.argsort(ids)
@@ -151,57 +238,51 @@ def _factor_matrix(df: DataFrame, id_col: str) -> tuple[np.ndarray, np.ndarray]:
     return ids[order], mat
 
 
-def recommend(
-    spark: SparkSession,
-    user_factors: DataFrame,
-    item_factors: DataFrame,
-    k: int,
-    seen: DataFrame | None = None,
-    budget_mb: float = DEFAULT_BUDGET_MB,
-    query_col: str = C.USER_IDX,
-    item_col: str = C.BOOK_IDX,
-    exclude_self: bool = False,
-    partitions: int | None = None,
-) -> DataFrame:
-    """Top-k ``(user_idx, rank, book_idx, score)`` for every row of ``user_factors`` (``id``/``features`` or
-    ``query_col``/``features``), excluding ``seen`` ``(user_idx, book_idx)`` pairs exactly.
+def shard_bounds(n_items: int, rank: int, item_budget_mb: float) -> list[tuple[int, int]]:
+    """Contiguous item ranges of at most ``item_budget_mb`` each (``rank·4`` bytes per item)."""
+    per_shard = max(1, int(item_budget_mb * (1 << 20) // max(1, rank * 4)))
+    return [(s, min(n_items, s + per_shard)) for s in range(0, max(n_items, 1), per_shard)]
 
-    With ``exclude_self`` the queries are items and each item's own position is skipped (item-item).
-    """
-    item_ids, items = _factor_matrix(item_factors, item_col)
-    bc_ids = spark.sparkContext.broadcast(item_ids)
-    bc_items = spark.sparkContext.broadcast(items)
-    queries = user_factors.select(F.col(query_col).cast("int").alias(C.USER_IDX), F.col(FEATURES))
-    if seen is not None:
-        lists = seen.groupBy(F.col(C.USER_IDX)).agg(F.collect_list(F.col(C.BOOK_IDX).cast("int")).alias(SEEN))
-        queries = queries.join(lists, on=C.USER_IDX, how="left")
-    else:
-        queries = queries.withColumn(SEEN, F.lit(None).cast(T.ArrayType(T.IntegerType())))
-    parts = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
-    queries = queries.repartition(parts)
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Position of each wanted id in the sorted ``ids``, -1 where absent."""
+    pos = np.searchsorted(ids, wanted)
+    pos = np.minimum(pos, max(len(ids) - 1, 0))
+    hit = (ids[pos] == wanted) if len(ids) else np.zeros(len(wanted), dtype=bool)
+    return np.where(hit, pos, -1)
+
+
+def _scorer(bc_ids, bc_items_t, k: int, budget_mb: float, exclude_self: bool):
+    """The ``mapInPandas`` function: one Arrow batch of queries -> their top-k rows against one item shard."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         ids = bc_ids.value
-        mat = bc_items.value
+        items_t = bc_items_t.value
         for pdf in batches:
             if pdf.empty:
                 continue
-            q = np.stack(pdf[FEATURES].to_numpy()).astype(np.float32)
+            q = np.stack(pdf[FEATURES].to_numpy()).astype(np.float32, copy=False)
             users = pdf[C.USER_IDX].to_numpy(dtype=np.int64)
-            exclude = []
-            for s in pdf[SEEN].tolist():
-                if s is None or len(s) == 0:
-                    exclude.append(None)
-                else:
-                    wanted = np.asarray(s, dtype=np.int64)
-                    pos = np.searchsorted(ids, wanted)
-                    ok = pos < len(ids)
-                    ok[ok] = (
-                        ids[pos[ok]] == wanted[ok]
-                    )  # seen books the model does not know are skipped anyway
-                    exclude.append(pos[ok])
-            self_pos = np.searchsorted(ids, users) if exclude_self else None
-            r, c, v = topk_numpy(q, mat, k, exclude, budget_mb, self_pos)
+            seen = pdf[SEEN].to_numpy()
+            lengths = np.fromiter((0 if s is None else len(s) for s in seen), dtype=np.int64, count=len(seen))
+            er = ec = None
+            if lengths.sum():
+                flat = np.concatenate([s for s in seen if s is not None and len(s)]).astype(np.int64)
+                pos = _positions(ids, flat)  # seen books outside this shard (or unknown) need no exclusion
+                rows = np.repeat(np.arange(len(users), dtype=np.int64), lengths)
+                er, ec = rows[pos >= 0], pos[pos >= 0]
+            if exclude_self:
+                own = _positions(ids, users)
+                ok = own >= 0
+                er = (
+                    np.arange(len(users))[ok]
+                    if er is None
+                    else np.concatenate([er, np.arange(len(users))[ok]])
+                )
+                ec = own[ok] if ec is None else np.concatenate([ec, own[ok]])
+                order = np.argsort(er, kind="stable")
+                er, ec = er[order], ec[order]
+            r, c, v = topk_blocks(q, items_t, k, er, ec, budget_mb)
             if len(r) == 0:
                 continue
             starts = np.searchsorted(r, np.arange(len(users)))
@@ -215,4 +296,72 @@ def recommend(
                 }
             )
 
-    return queries.mapInPandas(run, OUTPUT_SCHEMA)
+    return run
+
+
+def with_seen_lists(queries: DataFrame, seen: DataFrame | None) -> DataFrame:
+    """``(user_idx, features)`` + ``_seen``: the user's seen book indices as one array (null when none)."""
+    if seen is None:
+        return queries.withColumn(SEEN, F.lit(None).cast(T.ArrayType(T.IntegerType())))
+    lists = seen.groupBy(F.col(C.USER_IDX)).agg(F.collect_list(F.col(C.BOOK_IDX).cast("int")).alias(SEEN))
+    return queries.join(lists, on=C.USER_IDX, how="left").select(C.USER_IDX, FEATURES, SEEN)
+
+
+def merge_shards(partials: DataFrame, k: int) -> DataFrame:
+    """Per-user exact top-k over the union of per-shard top-k lists, re-ranked 1..k (score desc, book asc)."""
+    order = Window.partitionBy(C.USER_IDX).orderBy(F.col(SCORE).desc(), F.col(C.BOOK_IDX).asc())
+    return (
+        partials.withColumn(RANK, F.row_number().over(order))
+        .where(F.col(RANK) <= k)
+        .select(C.USER_IDX, F.col(RANK).cast("int").alias(RANK), C.BOOK_IDX, SCORE)
+    )
+
+
+def recommend(
+    spark: SparkSession,
+    user_factors: DataFrame,
+    item_factors: DataFrame,
+    k: int,
+    seen: DataFrame | None = None,
+    budget_mb: float = DEFAULT_BUDGET_MB,
+    query_col: str = C.USER_IDX,
+    item_col: str = C.BOOK_IDX,
+    exclude_self: bool = False,
+    partitions: int | None = None,
+    item_budget_mb: float = DEFAULT_ITEM_BUDGET_MB,
+) -> DataFrame:
+    """Top-k ``(user_idx, rank, book_idx, score)`` for every row of ``user_factors`` (``query_col``/``features``),
+    excluding ``seen`` ``(user_idx, book_idx)`` pairs exactly.
+
+    With ``exclude_self`` the queries are items and each item's own position is skipped (item-item).
+    """
+    item_ids, items = _factor_matrix(item_factors, item_col)
+    rank_dim = items.shape[1] if items.ndim == 2 else 0
+    queries = user_factors.select(F.col(query_col).cast("int").alias(C.USER_IDX), F.col(FEATURES))
+    queries = with_seen_lists(queries, seen)
+    parts = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
+    queries = queries.repartition(parts)
+    shards = shard_bounds(len(item_ids), rank_dim, item_budget_mb)
+    if len(shards) > 1:
+        queries = queries.persist()  # scored once per shard: compute the seen-list join once
+    log.info(
+        "top-%d: %d books, rank %d, %d item shard(s), block budget %g MiB",
+        k,
+        len(item_ids),
+        rank_dim,
+        len(shards),
+        budget_mb,
+    )
+    outputs = []
+    for lo, hi in shards:
+        bc_ids = spark.sparkContext.broadcast(item_ids[lo:hi])
+        bc_items_t = spark.sparkContext.broadcast(np.ascontiguousarray(items[lo:hi].T))
+        outputs.append(
+            queries.mapInPandas(_scorer(bc_ids, bc_items_t, k, budget_mb, exclude_self), OUTPUT_SCHEMA)
+        )
+    if len(outputs) == 1:
+        return outputs[0]
+    union = outputs[0]
+    for more in outputs[1:]:
+        union = union.unionByName(more)
+    return merge_shards(union, k)

@@ -23,6 +23,8 @@ def spark(tmp_path_factory):
         checkpoint_dir=str(tmp_path_factory.mktemp("checkpoints")),
         extra_conf={
             "spark.ui.enabled": "false",
+            # managed (catalog) tables of the notebook tests: a fresh warehouse per test session
+            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
             "spark.driver.memory": "4g",
             "spark.sql.adaptive.enabled": "false",
             "spark.default.parallelism": "4",

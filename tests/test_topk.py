@@ -98,8 +98,27 @@ def test_property_random_shapes():
 
 
 def test_block_rows_formula():
-    assert topk.block_rows(200_000, 256) == int(256 * 2**20 // (200_000 * (5 + 4 / 8)))
+    assert topk.block_rows(4096, 8) == int(8 * 2**20 // (4096 * (4 + 8 / topk.GROUP))) == 455
+    assert topk.block_rows(100, 64) == topk.MAX_BLOCK_ROWS
     assert topk.block_rows(10**9, 1) == 1
+
+
+@pytest.mark.parametrize("tile_cols,k", [(64, 5), (100, 30), (37, 1), (4096, 50)])
+def test_many_item_tiles_ties_and_pool_pruning(tile_cols, k):
+    """Many item tiles: the running threshold crosses tile borders, the candidate pool is pruned, ties at the
+    K-th score fall on different tiles, exclusions land in every tile."""
+    rng = np.random.default_rng(tile_cols + k)
+    n = 2_500
+    q = rng.integers(-2, 3, size=(70, 4)).astype(np.float32)
+    items = rng.integers(-2, 3, size=(n, 4)).astype(np.float32)
+    exclude = [np.sort(rng.choice(n, size=rng.integers(0, 900), replace=False)) for _ in range(70)]
+    exclude[3] = np.delete(np.arange(n), [5, 2_000])  # two books left, in different tiles
+    er, ec = topk.flatten_exclusions(exclude, None, 70)
+    items_t = np.ascontiguousarray(items.T)
+    r, c, v = topk.topk_blocks(q, items_t, k, er, ec, budget_mb=0.02, tile_cols=tile_cols)
+    got = [[x[0] for x in g] for g in as_lists(r, c, v, 70)]
+    assert got == brute_fast(q, items, k, exclude)
+    assert got[3] == brute_fast(q, items, k, exclude)[3] and len(got[3]) == min(2, k)
 
 
 def test_spark_recommend_matches_numpy(spark):
@@ -124,3 +143,81 @@ def test_spark_recommend_matches_numpy(spark):
         ranks = sorted(by_user[i * 3])
         assert [x[0] for x in ranks] == list(range(1, 11))
         assert [x[1] for x in ranks] == [j * 2 for j, _ in want[i]]
+
+
+def brute_fast(q, items, k, exclude=None, self_pos=None):
+    """Vectorised reference: full score row, banned entries dropped, order by (-score, index)."""
+    out = []
+    scores = (q @ items.T).astype(np.float32)
+    for i in range(q.shape[0]):
+        allowed = np.ones(items.shape[0], dtype=bool)
+        if exclude is not None and exclude[i] is not None:
+            allowed[np.asarray(exclude[i], dtype=np.int64)] = False
+        if self_pos is not None:
+            allowed[self_pos[i]] = False
+        j = np.flatnonzero(allowed)
+        order = np.lexsort((j, -scores[i, j]))[:k]
+        out.append(j[order].tolist())
+    return out
+
+
+@pytest.mark.parametrize("n_items,k", [(3_207, 100), (4_096, 20), (10_001, 7), (33, 40)])
+def test_strided_groups_with_tail_and_many_ties(n_items, k):
+    """Catalogues that use full groups of GROUP columns plus a ragged tail; small-int factors make ties common,
+    including ties exactly at the K-th score."""
+    rng = np.random.default_rng(n_items)
+    q = rng.integers(-2, 3, size=(53, 3)).astype(np.float32)
+    items = rng.integers(-2, 3, size=(n_items, 3)).astype(np.float32)
+    exclude = [rng.choice(n_items, size=rng.integers(0, min(n_items, 500)), replace=False) for _ in range(53)]
+    exclude[0] = np.arange(n_items - 3)  # read almost everything: 3 books left
+    r, c, v = topk.topk_numpy(q, items, k, exclude, budget_mb=0.3)
+    got = [[x[0] for x in g] for g in as_lists(r, c, v, 53)]
+    assert got == brute_fast(q, items, k, exclude)
+    assert len(got[0]) == min(3, k)
+
+
+def test_group_size_keeps_at_least_2k_groups():
+    assert topk.group_size(200_000, 100) == topk.GROUP
+    assert topk.group_size(1_000, 100) == 5
+    assert topk.group_size(50, 100) == 1
+
+
+def test_spark_sharded_items_equal_one_shard(spark):
+    """A catalogue split into several item shards (tiny item budget) gives exactly the one-shard result."""
+    rng = np.random.default_rng(8)
+    U = rng.integers(-3, 4, size=(25, 4)).astype(np.float32)  # ties across shard borders
+    V = rng.integers(-3, 4, size=(900, 4)).astype(np.float32)
+    users = spark.createDataFrame(
+        [(i, U[i].tolist()) for i in range(25)], "user_idx int, features array<float>"
+    )
+    items = spark.createDataFrame(
+        [(j, V[j].tolist()) for j in range(900)], "book_idx int, features array<float>"
+    )
+    seen_pairs = [(i, int(j)) for i in range(25) for j in rng.choice(900, size=40, replace=False)]
+    seen = spark.createDataFrame(seen_pairs, "user_idx int, book_idx int")
+    shard_mb = 250 * 4 * 4 / 2**20  # 250 books per shard -> 4 shards
+    assert len(topk.shard_bounds(900, 4, shard_mb)) == 4
+    rows = topk.recommend(spark, users, items, 12, seen=seen, item_budget_mb=shard_mb).collect()
+    by_user: dict[int, list] = {}
+    for row in rows:
+        by_user.setdefault(row["user_idx"], []).append((row["rank"], row["book_idx"]))
+    exclude = [np.array([b for u, b in seen_pairs if u == i]) for i in range(25)]
+    want = brute_fast(U, V, 12, exclude)
+    for i in range(25):
+        ranks = sorted(by_user[i])
+        assert [x[0] for x in ranks] == list(range(1, 13))
+        assert [x[1] for x in ranks] == want[i]
+
+
+def test_spark_item_item_excludes_self(spark):
+    rng = np.random.default_rng(9)
+    V = rng.normal(size=(120, 5)).astype(np.float32)
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    items = spark.createDataFrame(
+        [(j + 1000, V[j].tolist()) for j in range(120)], "book_idx int, features array<float>"
+    )
+    rows = topk.recommend(spark, items, items, 4, query_col="book_idx", exclude_self=True).collect()
+    got: dict[int, list] = {}
+    for row in sorted(rows, key=lambda r: (r["user_idx"], r["rank"])):
+        got.setdefault(row["user_idx"] - 1000, []).append(row["book_idx"] - 1000)
+    assert got == dict(enumerate(brute_fast(V, V, 4, self_pos=np.arange(120))))
