@@ -10,7 +10,7 @@
   BLAS thread (``gflops_matmul``), and the same product split over two processes, one per core
   (``gflops_matmul_all_cores``, the machine's real ceiling).
 * **selection.** On the driver, for 8,192 users: the kernel (product + exclusion + selection) against the
-  product alone in the same blocks; ``selection_fraction`` = (kernel - product) / product.
+  product alone over the same tiles; ``selection_fraction`` = (kernel - product) / product.
 * **item-item.** Cosine (unit vectors) top-``--sim-k`` neighbours for ``--sim-items`` books, self excluded,
   against Spark's ``recommendForAllUsers(sim_k + 1)`` on the same unit vectors (it cannot skip the book
   itself, so it needs one more), plus the numpy floor.
@@ -97,25 +97,31 @@ def numpy_floor_all_cores(n_users: int, n_items: int, rank: int, procs: int) -> 
 
 
 def selection_cost(u: np.ndarray, v: np.ndarray, k: int) -> dict:
-    """Kernel vs product alone, same blocks and buffer, on the driver (one BLAS thread)."""
+    """Kernel vs the product alone over the very same tiles and buffer, on the driver (one BLAS thread):
+    what exclusion + selection add to the arithmetic."""
     from recspark import topk
 
     vt = np.ascontiguousarray(v.T)
-    b = topk.block_rows(v.shape[0])
-    buf = np.empty((b, v.shape[0]), dtype=np.float32)
+    n = v.shape[0]
+    width = min(n, topk.TILE_COLS)
+    b = topk.block_rows(width)
+    buf = np.empty((b, width), dtype=np.float32)
     t = time.perf_counter()
     for s in range(0, len(u), b):
-        np.matmul(u[s : s + b], vt, out=buf[: len(u[s : s + b])])
+        q = u[s : s + b]
+        for c0 in range(0, n, width):
+            w = min(width, n - c0)
+            np.matmul(q, vt[:, c0 : c0 + w], out=buf[: len(q), :w])
     product = time.perf_counter() - t
     rng = np.random.default_rng(3)
     ex_rows = np.repeat(np.arange(len(u)), 10)
-    ex_cols = rng.integers(0, v.shape[0], size=len(u) * 10)
+    ex_cols = rng.integers(0, n, size=len(u) * 10)
     t = time.perf_counter()
     topk.topk_blocks(u, vt, k, ex_rows, ex_cols)
     kernel = time.perf_counter() - t
     return {
         "users": len(u),
-        "block_rows": b,
+        "tile": f"{b} x {width}",
         "product_seconds": round(product, 3),
         "kernel_seconds": round(kernel, 3),
         "selection_fraction": round((kernel - product) / product, 3),

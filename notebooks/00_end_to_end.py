@@ -40,7 +40,7 @@ dbutils.widgets.dropdown("evaluate", "true", ["true", "false"], "Offline evaluat
 
 # COMMAND ----------
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from recspark.ingest import format_counts, run_ingest
 from recspark.sources.synthetic import generate
@@ -51,7 +51,7 @@ if not source:
     scale = float(dbutils.widgets.get("scale"))
     source, fmt = f"{lake.root}/_raw/generated-scale{scale}", "goodreads"
     print(generate(source, scale=scale, seed=int(dbutils.widgets.get("seed") or 42)))
-run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 ingested = run_ingest(spark, lake, source, fmt, run_id)
 print("unchanged input: nothing ingested" if ingested.skipped else format_counts(ingested.counts))
 print(ingested.tables)

@@ -20,7 +20,7 @@ dbutils.widgets.dropdown("force", "false", ["false", "true"], "Re-ingest unchang
 
 # COMMAND ----------
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from recspark.ingest import format_counts, run_ingest
 
@@ -30,7 +30,7 @@ result = run_ingest(
     lake,
     dbutils.widgets.get("source"),
     dbutils.widgets.get("format"),
-    datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
+    datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
     force=dbutils.widgets.get("force") == "true",
 )
 print("unchanged input: nothing ingested" if result.skipped else format_counts(result.counts))

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger("recspark")
@@ -22,7 +22,7 @@ DEFAULT_RAW = "data/raw"
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -37,10 +37,11 @@ def setup_logging(verbose: bool = False) -> None:
 
 def session(args: argparse.Namespace, app: str):
     """The CLI's SparkSession: local[N] by default, the platform's master under spark-submit."""
-    from recspark.spark import get_spark, launched_by_spark_submit
+    from recspark.spark import get_spark, launched_by_spark_submit, on_databricks
 
     master = args.master
-    if master is None and not launched_by_spark_submit() and not os.environ.get("SPARK_REMOTE"):
+    platform = launched_by_spark_submit() or on_databricks() or os.environ.get("SPARK_REMOTE")
+    if master is None and not platform:
         master = f"local[{os.cpu_count() or 2}]"
     lakehouse = getattr(args, "lakehouse", DEFAULT_LAKEHOUSE)
     checkpoint = f"{lakehouse.rstrip('/')}/_checkpoints"
@@ -261,6 +262,18 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from recspark.pipeline import publish_stage
+
+    spark = session(args, "publish")
+    lake = lakehouse_for(spark, args)
+    summary = publish_stage(spark, lake, _cfg(args, lake, evaluate=False), args.run_id)
+    for name, n in summary["row_counts"].items():
+        print(f"  gold.{name:<22} {n:>10,} rows  {lake.identifier('gold', name)}")
+    print(f"run {summary['run_id']} published")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recspark", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -328,6 +341,16 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--run-id", default=None)
     spark_opts(si)
     si.set_defaults(func=cmd_similar)
+
+    pb = sub.add_parser(
+        "publish", help="gold tables from a trained model: recommendations, similar, popular; check, publish"
+    )
+    pb.add_argument("--k", type=int, default=10, help="recommendations per user")
+    pb.add_argument("--seed", type=int, default=42)
+    pb.add_argument("--run-id", default=None, help="model run (default: the latest trained)")
+    pb.add_argument("--no-tuned", action="store_true")
+    spark_opts(pb)
+    pb.set_defaults(func=cmd_publish)
 
     t = sub.add_parser("tune", help="search ALS parameters on a validation split (NDCG@K)")
     t.add_argument("--trials", type=int, default=8)

@@ -597,7 +597,7 @@ def run_ingest(
         log.info("input unchanged since the last successful ingest of %s: nothing to do", source)
         tables = {t: lake.read(SILVER, t).count() for t in ("users", "books", "interactions")}
         return IngestResult(run_id=run_id, skipped=True, counts=[], tables=tables)
-    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     ingested_at = F.lit(started).cast(T.TimestampType())
     for spec in specs:
         for path in found.paths(spec.table):
@@ -615,7 +615,7 @@ def run_ingest(
             "ingest_counts",
             mode="append",
         )
-        finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         lake.write(
             spark.createDataFrame(
                 [(run_id, source, fmt, fingerprint, "succeeded", started, finished)], INGEST_RUNS_SCHEMA

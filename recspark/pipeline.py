@@ -177,8 +177,6 @@ def run_pipeline(
     started = publish.now()
     publish.record_run(lake, run_id, "running", started, params=cfg.as_dict(), input_versions=versions)
     interactions = lake.read(SILVER, "interactions")
-    users = lake.read(SILVER, "users")
-    books = lake.read(SILVER, "books")
     summary: dict = {"run_id": run_id}
     try:
         ev = None
@@ -187,69 +185,20 @@ def run_pipeline(
                 s = make_split(spark, lake, interactions, cfg)
                 ev = evaluate_model(spark, lake, cfg, s, run_id, report_dir)
         with timer.step("train ALS on all interactions", 2, total):
-            model = train(spark, interactions, cfg)
-            save_model(lake, model, run_id, cfg)
-            items = lake.read(MODEL, "item_factors").where(F.col("run_id") == run_id).drop("run_id")
-            ufs = lake.read(MODEL, "user_factors").where(F.col("run_id") == run_id).drop("run_id")
-        with timer.step("recommend (blocked top-K, read books excluded)", 3, total):
-            seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-            recs = topk.recommend(spark, ufs, items, cfg.k, seen=seen)
-            recs = publish.explain(spark, recs, interactions.select(C.USER_IDX, C.BOOK_IDX), items)
-            pop = baselines.popularity(interactions)
-            all_users = users.select(C.USER_IDX)
-            pop_recs = topk.recommend(
-                spark, baselines.constant_user_factors(all_users), baselines.as_factors(pop), cfg.k, seen=seen
-            )
-            recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
-            publish.write_run_rows(
-                lake,
-                "user_recommendations",
-                publish.user_recommendation_rows(recs, users, books, run_id),
-                run_id,
-                zorder=C.USER_ID,
-            )
-        with timer.step("similar books (item-item cosine)", 4, total):
-            readers = (
-                interactions.groupBy(C.BOOK_IDX)
-                .agg(F.count(F.lit(1)).alias("_r"))
-                .where(F.col("_r") >= cfg.min_readers)
-            )
-            unit = normalized(items).join(readers, on=C.BOOK_IDX, how="left_semi")
-            sims = topk.recommend(spark, unit, unit, cfg.similar_k, query_col=C.BOOK_IDX, exclude_self=True)
-            publish.write_run_rows(
-                lake, "similar_books", publish.similar_rows(sims, books, run_id), run_id, zorder=C.BOOK_ID
-            )
-        with timer.step("popular books (cold start)", 5, total):
-            pop_rows = publish.popular_rows(pop, books, run_id, "all", max(100, cfg.k))
-            has_time = interactions.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
-            if has_time:
-                pop_rows = pop_rows.unionByName(
-                    publish.popular_rows(
-                        baselines.trending(interactions), books, run_id, "recent", max(100, cfg.k)
-                    )
-                )
-            publish.write_run_rows(lake, "popular_books", pop_rows, run_id)
-        with timer.step("check and publish", 6, total):
-            shelved = (
-                interactions.join(users, on=C.USER_IDX, how="inner")
-                .join(books, on=C.BOOK_IDX, how="inner")
-                .select(C.USER_ID, C.BOOK_ID)
-            )
-            counts = publish.check_gold(lake, run_id, cfg.k, shelved)
-            if fail_before_publish:
-                raise RuntimeError("stopped before publishing (test hook)")
-            publish.record_run(
-                lake,
-                run_id,
-                "published",
-                started,
-                finished_at=publish.now(),
-                params=cfg.as_dict(),
-                input_versions=versions,
-                row_counts=counts,
-                timings=timer.timings,
-            )
-            cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
+            save_model(lake, train(spark, interactions, cfg), run_id, cfg)
+        counts = publish_model(spark, lake, cfg, run_id, timer, fail_before_publish, first_step=3)
+        publish.record_run(
+            lake,
+            run_id,
+            "published",
+            started,
+            finished_at=publish.now(),
+            params=cfg.as_dict(),
+            input_versions=versions,
+            row_counts=counts,
+            timings=timer.timings,
+        )
+        cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
     except BaseException:
         publish.record_run(
             lake,
@@ -264,6 +213,121 @@ def run_pipeline(
         raise
     summary.update(evaluation=ev, row_counts=counts, timings=timer.timings, cleaned=cleaned)
     return summary
+
+
+def publish_model(
+    spark: SparkSession,
+    lake: Lakehouse,
+    cfg: RunConfig,
+    run_id: str,
+    timer: Timer,
+    fail_before_publish: bool = False,
+    first_step: int = 1,
+) -> dict[str, int]:
+    """From the saved factors of ``run_id``: recommendations, similar books, popular books -> gold, then the
+    checks. Returns the row counts; the caller marks the run published, then cleans old runs."""
+    total = first_step + 3
+    interactions = lake.read(SILVER, "interactions")
+    users = lake.read(SILVER, "users")
+    books = lake.read(SILVER, "books")
+    ufs, items = load_factors(lake, run_id)
+    with timer.step("recommend (blocked top-K, read books excluded)", first_step, total):
+        seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
+        recs = topk.recommend(spark, ufs, items, cfg.k, seen=seen)
+        recs = publish.explain(spark, recs, interactions.select(C.USER_IDX, C.BOOK_IDX), items)
+        pop = baselines.popularity(interactions)
+        all_users = users.select(C.USER_IDX)
+        pop_recs = topk.recommend(
+            spark, baselines.constant_user_factors(all_users), baselines.as_factors(pop), cfg.k, seen=seen
+        )
+        recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
+        publish.write_run_rows(
+            lake,
+            "user_recommendations",
+            publish.user_recommendation_rows(recs, users, books, run_id),
+            run_id,
+            zorder=C.USER_ID,
+        )
+    with timer.step("similar books (item-item cosine)", first_step + 1, total):
+        sims = similar_books(spark, interactions, items, cfg.similar_k, cfg.min_readers)
+        publish.write_run_rows(
+            lake, "similar_books", publish.similar_rows(sims, books, run_id), run_id, zorder=C.BOOK_ID
+        )
+    with timer.step("popular books (cold start)", first_step + 2, total):
+        pop_rows = publish.popular_rows(pop, books, run_id, "all", max(100, cfg.k))
+        has_time = interactions.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
+        if has_time:
+            pop_rows = pop_rows.unionByName(
+                publish.popular_rows(
+                    baselines.trending(interactions), books, run_id, "recent", max(100, cfg.k)
+                )
+            )
+        publish.write_run_rows(lake, "popular_books", pop_rows, run_id)
+    with timer.step("check and publish", first_step + 3, total):
+        shelved = (
+            interactions.join(users, on=C.USER_IDX, how="inner")
+            .join(books, on=C.BOOK_IDX, how="inner")
+            .select(C.USER_ID, C.BOOK_ID)
+        )
+        counts = publish.check_gold(lake, run_id, cfg.k, shelved)
+        if fail_before_publish:
+            raise RuntimeError("stopped before publishing (test hook)")
+    return counts
+
+
+def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: str | None = None) -> dict:
+    """``recspark publish``: gold tables from an already trained model (default: the latest), checked, then
+    marked published in ``gold.runs`` -- the last task of a multi-task job (ingest -> evaluate -> train ->
+    publish). Returns a summary like :func:`run_pipeline`'s."""
+    run_id = run_id or latest_model_run(lake)
+    timer = Timer()
+    versions = input_versions(lake)
+    started = publish.now()
+    publish.record_run(lake, run_id, "running", started, params=cfg.as_dict(), input_versions=versions)
+    try:
+        counts = publish_model(spark, lake, cfg, run_id, timer)
+    except BaseException:
+        publish.record_run(
+            lake,
+            run_id,
+            "failed",
+            started,
+            finished_at=publish.now(),
+            params=cfg.as_dict(),
+            timings=timer.timings,
+        )
+        raise
+    publish.record_run(
+        lake,
+        run_id,
+        "published",
+        started,
+        finished_at=publish.now(),
+        params=cfg.as_dict(),
+        input_versions=versions,
+        row_counts=counts,
+        timings=timer.timings,
+    )
+    cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
+    return {
+        "run_id": run_id,
+        "evaluation": None,
+        "row_counts": counts,
+        "timings": timer.timings,
+        "cleaned": cleaned,
+    }
+
+
+def similar_books(
+    spark: SparkSession, interactions: DataFrame, items: DataFrame, k: int, min_readers: int
+) -> DataFrame:
+    """Top-k cosine neighbours ``(user_idx = query book, rank, book_idx, score)`` for books with at least
+    ``min_readers`` readers; a book is never its own neighbour."""
+    readers = (
+        interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias("_r")).where(F.col("_r") >= min_readers)
+    )
+    unit = normalized(items).join(readers, on=C.BOOK_IDX, how="left_semi")
+    return topk.recommend(spark, unit, unit, k, query_col=C.BOOK_IDX, exclude_self=True)
 
 
 def normalized(factors: DataFrame) -> DataFrame:
@@ -318,14 +382,7 @@ def recommend_stage(
 def similar_stage(spark: SparkSession, lake: Lakehouse, run_id: str, k: int, min_readers: int) -> DataFrame:
     """Top-k cosine neighbours for books with at least ``min_readers`` readers -> ``model/similar_books``."""
     _, items = load_factors(lake, run_id)
-    readers = (
-        lake.read(SILVER, "interactions")
-        .groupBy(C.BOOK_IDX)
-        .agg(F.count(F.lit(1)).alias("_r"))
-        .where(F.col("_r") >= min_readers)
-    )
-    unit = normalized(items).join(readers, on=C.BOOK_IDX, how="left_semi")
-    sims = topk.recommend(spark, unit, unit, k, query_col=C.BOOK_IDX, exclude_self=True)
+    sims = similar_books(spark, lake.read(SILVER, "interactions"), items, k, min_readers)
     sims = sims.withColumnRenamed(C.USER_IDX, "query_book_idx")
     write_keyed(lake, MODEL, "similar_books", sims, run_id)
     return lake.read(MODEL, "similar_books").where(F.col("run_id") == run_id)

@@ -58,7 +58,7 @@ class PublishCheckError(RuntimeError):
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 # -- transformations ----------------------------------------------------------------------------------------

@@ -90,13 +90,49 @@ def local_driver_memory() -> str:
     return f"{gib}g"
 
 
+def on_databricks() -> bool:
+    """True on a Databricks cluster (notebook, wheel or Python task): the runtime provides Spark and Delta."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
 def launched_by_spark_submit() -> bool:
     """True when this Python driver was started by spark-submit (the JVM is already up and configured)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def jar_list_file() -> Path:
+    """Where the jar paths of the first successful resolution are remembered."""
+    return cache_dir() / f"delta-jars-{DELTA_PACKAGE.replace(':', '_')}.txt"
+
+
+def cached_jars() -> list[str] | None:
+    """The remembered Delta jar files, or None when there are none yet (or one has gone missing)."""
+    path = jar_list_file()
+    if not path.exists():
+        return None
+    jars = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return jars if jars and all(Path(j).is_file() for j in jars) else None
+
+
+def remember_jars(spark: SparkSession) -> None:
+    """After Spark's resolver fetched the packages, keep the list of the local jar files it used."""
+    ivy_jars = str(cache_dir() / "ivy")
+    listed = spark.sparkContext.getConf().get("spark.jars", "")
+    jars = [j.removeprefix("file://").removeprefix("file:") for j in listed.split(",") if ivy_jars in j]
+    if jars and all(Path(j).is_file() for j in jars):
+        jar_list_file().write_text("\n".join(jars) + "\n")
+
+
 def delta_jar_conf() -> dict[str, str]:
-    """Spark settings that fetch (first use) or reuse (cached) the Delta jars from Maven Central."""
+    """Spark settings that fetch (first use) or reuse (cached) the Delta jars from Maven Central.
+
+    The first start lets Spark's resolver (Ivy) download ``DELTA_PACKAGE`` and its dependencies into the cache;
+    :func:`remember_jars` then records the jar files, and later starts put exactly those on ``spark.jars``
+    (no resolution, no Ivy report, no network).
+    """
+    jars = cached_jars()
+    if jars:
+        return {"spark.jars": ",".join(jars)}
     return {
         "spark.jars.packages": DELTA_PACKAGE,
         "spark.jars.ivy": str(cache_dir() / "ivy"),
@@ -142,7 +178,7 @@ def get_spark(
                 "spark.sql.warehouse.dir": str(cache_dir() / "spark-warehouse"),
             }
         )
-    elif not launched_by_spark_submit():
+    elif not launched_by_spark_submit() and not on_databricks():
         # Neither local default nor spark-submit: e.g. a plain `python` process with a cluster given by
         # SPARK_REMOTE or spark-defaults.conf. Still make Delta available.
         conf.update(delta_jar_conf())
@@ -155,6 +191,8 @@ def get_spark(
         "starting Spark (master=%s); the first start downloads the Delta jars", master or "from platform"
     )
     spark = builder.getOrCreate()
+    if "spark.jars.packages" in conf:
+        remember_jars(spark)
     _finish(spark, checkpoint_dir, log_level)
     return spark
 
@@ -169,3 +207,49 @@ def _finish(spark: SparkSession, checkpoint_dir: str | None, log_level: str | No
         default = cache_dir() / "checkpoints"
         default.mkdir(parents=True, exist_ok=True)
         spark.sparkContext.setCheckpointDir(str(default))
+
+
+def ensure_delta_jars() -> list[str]:
+    """The Delta jar files on this machine, resolving them first (a short local Spark start) when needed."""
+    jars = cached_jars()
+    if jars:
+        return jars
+    spark = get_spark(app_name="recspark-fetch-jars", master="local[1]", log_level="ERROR")
+    spark.stop()
+    jars = cached_jars()
+    if not jars:
+        raise RuntimeError(f"Spark did not resolve {DELTA_PACKAGE}; see the messages above")
+    return jars
+
+
+def submit_conf() -> list[str]:
+    """``spark-submit`` arguments that enable Delta (the same settings the local default uses)."""
+    args: list[str] = []
+    for key, value in DELTA_CONF.items():
+        args += ["--conf", f"{key}={value}"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m recspark.spark jars [DEST]`` prints (or copies to DEST) the Delta jar files;
+    ``python -m recspark.spark submit-conf`` prints the spark-submit ``--conf`` arguments for Delta."""
+    import argparse
+    import shutil
+
+    p = argparse.ArgumentParser(prog="python -m recspark.spark", description=main.__doc__)
+    p.add_argument("what", choices=["jars", "submit-conf"])
+    p.add_argument("dest", nargs="?", help="jars: copy the jar files into this folder")
+    args = p.parse_args(argv)
+    if args.what == "submit-conf":
+        print(" ".join(submit_conf()))
+        return 0
+    jars = ensure_delta_jars()
+    if args.dest:
+        Path(args.dest).mkdir(parents=True, exist_ok=True)
+        jars = [shutil.copy2(j, Path(args.dest) / Path(j).name) for j in jars]
+    print("\n".join(str(j) for j in jars))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

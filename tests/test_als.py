@@ -47,3 +47,38 @@ def test_preference_feeds_als(spark):
     )
     prefs = df.transform(preference(Weights()))
     assert set(prefs.columns) == {"user_idx", "book_idx", "preference"}
+
+
+@pytest.mark.slow
+def test_default_als_beats_popularity_on_generated_data(spark, generated, tmp_path):
+    """End to end on generated UCSD data (scale 0.002: 1.75k users, 4.7k books): the CSV's shelves, a persisted
+    per-user 20% holdout, ALS with the *default* configuration vs popularity, scored by NDCG@10 on the held-out
+    books. Measured 2.90x here (0.427 vs 0.147); the bound is the 2x that issue #3 asks for."""
+    from pyspark.sql import functions as F
+
+    from recspark import columns as C
+    from recspark.pipeline import RunConfig, evaluate_model, make_split
+    from recspark.tables import Lakehouse
+
+    out, _ = generated
+    interactions = (
+        spark.read.option("header", True)
+        .schema("user_id int, book_id int, is_read int, rating int, is_reviewed int")
+        .csv(str(out / "goodreads_interactions.csv"))
+        .select(
+            F.col("user_id").alias(C.USER_IDX),
+            F.col("book_id").alias(C.BOOK_IDX),
+            (F.col("is_read") == 1).alias(C.IS_READ),
+            F.col("rating").alias(C.RATING),
+            (F.col("is_reviewed") == 1).alias(C.IS_REVIEWED),
+            F.lit(None).cast("timestamp").alias(C.DATE_ADDED),
+        )
+    )
+    lake = Lakehouse(spark, str(tmp_path / "lakehouse"))
+    cfg = RunConfig(ks=[10])
+    assert cfg.als == als.AlsParams()  # the defaults `recspark run` uses
+    ev = evaluate_model(spark, lake, cfg, make_split(spark, lake, interactions, cfg), "test-run", tmp_path)
+    ratio = ev.value("als", "ndcg", 10) / ev.value("popularity", "ndcg", 10)
+    print(f"ALS NDCG@10 {ev.value('als', 'ndcg', 10):.4f} vs popularity {ev.value('popularity', 'ndcg', 10):.4f}")
+    assert ratio >= 2.0, f"ALS/popularity NDCG@10 = {ratio:.2f} (the issue asks for at least 2x)"
+    assert (tmp_path / "evaluation-test-run.md").read_text().count("ALS / popularity NDCG@10") == 1

@@ -1,0 +1,141 @@
+"""deploy/ and jobs/: the Databricks bundle validates offline (it parses; every variable, path, task, job cluster,
+package and entry point it names exists; every wheel task's arguments parse with the real CLI; every notebook
+parameter is a widget of that notebook); each spark-submit entry point names a real verb; the scripts are bash."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = ROOT / "deploy" / "databricks"
+VAR = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def bundle_files() -> list[tuple[Path, dict]]:
+    main = yaml.safe_load((BUNDLE / "databricks.yml").read_text())
+    docs = [(BUNDLE / "databricks.yml", main)]
+    for pattern in main.get("include", []):
+        matched = sorted(BUNDLE.glob(pattern))
+        assert matched, f"include {pattern!r} matches nothing"
+        docs += [(path, yaml.safe_load(path.read_text())) for path in matched]
+    return docs
+
+
+def variables() -> dict[str, str]:
+    main = bundle_files()[0][1]
+    return {name: str(spec["default"]) for name, spec in main["variables"].items()}
+
+
+def resolve(value: object, defined: dict[str, str]) -> str:
+    text = str(value)
+    for name in VAR.findall(text):
+        assert name in defined, f"${{var.{name}}} is not a declared variable"
+    return VAR.sub(lambda m: defined[m.group(1)], text)
+
+
+def jobs() -> list[tuple[Path, str, dict]]:
+    return [
+        (path, name, job)
+        for path, doc in bundle_files()
+        for name, job in (doc.get("resources", {}).get("jobs", {}) or {}).items()
+    ]
+
+
+def test_bundle_targets_and_variables():
+    main = bundle_files()[0][1]
+    assert main["bundle"]["name"] == "recspark"
+    targets = main["targets"]
+    assert targets["dev"]["mode"] == "development" and targets["dev"]["default"] is True
+    assert targets["prod"]["mode"] == "production"
+    defined = variables()
+    assert {"catalog", "schema"} <= set(defined)
+    for target in targets.values():
+        assert set(target.get("variables", {})) <= set(defined)
+    used = {name for path, _ in bundle_files() for name in VAR.findall(path.read_text())}
+    assert used >= {"catalog", "schema"} and used <= set(defined)
+
+
+def test_wheel_artifact_builds_the_project_and_tasks_install_it():
+    main = bundle_files()[0][1]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (artifact,) = main["artifacts"].values()
+    assert artifact["type"] == "whl"
+    source = (BUNDLE / artifact["path"]).resolve()
+    assert source == ROOT and (source / "pyproject.toml").exists()
+    out_dir = re.search(r"-w\s+(\S+)", artifact["build"]).group(1)
+    for path, _, job in jobs():
+        for task in job["tasks"]:
+            wheels = [lib["whl"] for lib in task.get("libraries", []) if "whl" in lib]
+            assert wheels, f"task {task['task_key']} does not install the wheel"
+            for whl in wheels:
+                assert (path.parent / whl).parent.resolve() == source / out_dir
+                assert Path(whl).name.endswith(".whl")
+    assert "pyspark" not in " ".join(project["dependencies"]), (
+        "the wheel must not replace Databricks' pyspark"
+    )
+
+
+def test_tasks_clusters_dependencies_entry_points_and_arguments():
+    from recspark.cli import build_parser
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    defined = variables()
+    found = set()
+    for path, name, job in jobs():
+        clusters = {c["job_cluster_key"] for c in job.get("job_clusters", [])}
+        keys = [t["task_key"] for t in job["tasks"]]
+        assert len(keys) == len(set(keys)), f"{name}: duplicate task keys"
+        for task in job["tasks"]:
+            assert task["job_cluster_key"] in clusters
+            for dep in task.get("depends_on", []):
+                assert dep["task_key"] in keys and keys.index(dep["task_key"]) < keys.index(task["task_key"])
+            if "python_wheel_task" in task:
+                wt = task["python_wheel_task"]
+                assert wt["package_name"] == project["name"]
+                assert wt["entry_point"] in project["scripts"]
+                argv = [resolve(p, defined) for p in wt["parameters"]]
+                build_parser().parse_args(argv)  # SystemExit on an unknown verb or option
+                found.add(argv[0])
+            if "notebook_task" in task:
+                nt = task["notebook_task"]
+                notebook = (path.parent / nt["notebook_path"]).resolve()
+                assert notebook.is_file(), notebook
+                widgets = set(re.findall(r'dbutils\.widgets\.\w+\("(\w+)"', notebook.read_text()))
+                from recspark import notebook as nb
+
+                widgets |= {w[0] for w in nb.COMMON_WIDGETS + nb.MODEL_WIDGETS} | {"use_tuned"}
+                params = {k: resolve(v, defined) for k, v in nt.get("base_parameters", {}).items()}
+                assert set(params) <= widgets, f"not widgets of {notebook.name}: {set(params) - widgets}"
+    assert {"ingest", "evaluate", "train", "publish"} <= found
+
+
+def test_sync_paths_exist():
+    main = bundle_files()[0][1]
+    for rel in main.get("sync", {}).get("paths", []):
+        assert (BUNDLE / rel).is_dir(), rel
+
+
+def test_spark_submit_entry_points_name_real_verbs():
+    from recspark.cli import build_parser
+
+    verbs = set(build_parser()._subparsers._group_actions[0].choices)
+    jobs_dir = ROOT / "jobs"
+    for job in sorted(jobs_dir.glob("*.py")):
+        called = re.search(r'main\(\["(\w+)", \*sys\.argv\[1:\]\]\)', job.read_text())
+        assert called, f"{job.name}: should only pass its arguments to recspark.cli.main"
+        assert called.group(1) == job.stem and job.stem in verbs
+    assert {j.stem for j in jobs_dir.glob("*.py")} == verbs
+
+
+@pytest.mark.parametrize(
+    "script", sorted((ROOT / "deploy" / "spark-submit").glob("*.sh")), ids=lambda p: p.name
+)
+def test_scripts_are_valid_bash(script):
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
