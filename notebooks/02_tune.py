@@ -15,19 +15,22 @@ dbutils.widgets.text("trials", "8", "Trials")
 dbutils.widgets.text("k", "10", "K of NDCG@K")
 dbutils.widgets.text("iterations", "10", "ALS iterations per trial")
 dbutils.widgets.text("seed", "42", "Seed")
+dbutils.widgets.text("ranks", "32,64,128", "Ranks to search (comma-separated)")
 
 # COMMAND ----------
 
-from recspark.tune import tune
+from recspark.tune import DEFAULT_GRID, tune
 
 lake = nb.open_lakehouse(spark, dbutils)
 k = int(dbutils.widgets.get("k"))
+grid = {**DEFAULT_GRID, "rank": [int(r) for r in dbutils.widgets.get("ranks").split(",")]}
 results = tune(
     spark,
     lake,
     n_trials=int(dbutils.widgets.get("trials")),
     k=k,
     seed=int(dbutils.widgets.get("seed")),
+    grid=grid,
     max_iter=int(dbutils.widgets.get("iterations")),
 )
 print("best:", max(results, key=lambda r: r[f"ndcg@{k}"]), "->", lake.identifier("model", "best_params"))

@@ -79,6 +79,8 @@ def test_default_als_beats_popularity_on_generated_data(spark, generated, tmp_pa
     assert cfg.als == als.AlsParams()  # the defaults `recspark run` uses
     ev = evaluate_model(spark, lake, cfg, make_split(spark, lake, interactions, cfg), "test-run", tmp_path)
     ratio = ev.value("als", "ndcg", 10) / ev.value("popularity", "ndcg", 10)
-    print(f"ALS NDCG@10 {ev.value('als', 'ndcg', 10):.4f} vs popularity {ev.value('popularity', 'ndcg', 10):.4f}")
+    print(
+        f"ALS NDCG@10 {ev.value('als', 'ndcg', 10):.4f} vs popularity {ev.value('popularity', 'ndcg', 10):.4f}"
+    )
     assert ratio >= 2.0, f"ALS/popularity NDCG@10 = {ratio:.2f} (the issue asks for at least 2x)"
     assert (tmp_path / "evaluation-test-run.md").read_text().count("ALS / popularity NDCG@10") == 1

@@ -141,7 +141,17 @@ def test_pipeline_on_a_standalone_cluster(cluster, dist, small_generated, tmp_pa
         "DRIVER_MEMORY": "2g",
         "SHUFFLE_PARTITIONS": "4",
         "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "EXTRA_ARGS": "--conf spark.sql.codegen.wholeStage=false",  # tiny data: as in conftest
+        # tiny data: the settings of the test session (conftest), so per-task overhead does not dominate
+        "EXTRA_ARGS": " ".join(
+            f"--conf {k}={v}"
+            for k, v in {
+                "spark.sql.codegen.wholeStage": "false",
+                "spark.sql.adaptive.enabled": "false",
+                "spark.default.parallelism": "4",
+                "spark.databricks.delta.snapshotPartitions": "2",
+                "spark.databricks.delta.stats.collect": "false",
+            }.items()
+        ),
     }
     args = ["run", "--source", str(src), "--format", "goodreads", "--lakehouse", str(lake)]
     args += ["--reports", str(tmp_path / "reports"), "--no-evaluate", "--k", str(K)]
