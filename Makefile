@@ -37,7 +37,9 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/ingest.py --scale 0.01
 	$(BIN)/python bench/blas.py --scale 0.002 --rank 64 --iterations 10 --repeats 2
-	$(BIN)/python bench/topk.py --users 100000 --items 200000 --rank 64 --k 100
+	$(BIN)/python bench/topk.py --users 100000 --items 200000 --rank 64 --k 100 --sim-items 200000
+	$(BIN)/python bench/scaling.py --scales 0.001 0.003 0.01
+	$(BIN)/python bench/sizing.py
 
 clean:
 	rm -rf data/lakehouse data/raw spark-warehouse metastore_db

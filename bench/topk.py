@@ -15,8 +15,8 @@
   against Spark's ``recommendForAllUsers(sim_k + 1)`` on the same unit vectors (it cannot skip the book
   itself, so it needs one more), plus the numpy floor.
 * **memory.** Peak RSS (VmHWM) of the Python workers, each size in a fresh process (workers keep their
-  high-water mark): a quarter size and the full size, with the default budgets and with a 16 MiB item shard
-  budget (the catalogue is then scored in shards).
+  high-water mark): half size and full size, with the default budgets and with a 16 MiB item shard budget
+  (the catalogue is then scored in 2 and 4 shards). ``--only-memory`` re-measures just these rows.
 
 Writes bench/results/topk.json and topk.md.
 """
@@ -201,6 +201,22 @@ def memory_in_fresh_process(n_users: int, n_items: int, rank: int, k: int, item_
     return json.loads(out.strip().splitlines()[-1])
 
 
+def measure_memory(result: dict, args: argparse.Namespace) -> None:
+    """Peak RSS at half and full size (both fill the 10,000-row Arrow batches of 4 partitions), with the
+    default item budget and with a 16 MiB one (the catalogue then spans 2 and 4 shards)."""
+    from recspark import topk
+
+    half = (args.users // 2, args.items // 2)
+    result["memory"] = [
+        memory_in_fresh_process(*half, args.rank, args.k, topk.DEFAULT_ITEM_BUDGET_MB),
+        memory_in_fresh_process(args.users, args.items, args.rank, args.k, topk.DEFAULT_ITEM_BUDGET_MB),
+        memory_in_fresh_process(*half, args.rank, args.k, 16),
+        memory_in_fresh_process(args.users, args.items, args.rank, args.k, 16),
+    ]
+    result["worker_peak_rss_mb"] = result["memory"][1]["worker_peak_rss_mb"]
+    print("memory", result["memory"], flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--users", type=int, default=100_000)
@@ -211,10 +227,23 @@ def main() -> None:
     p.add_argument("--sim-k", type=int, default=20)
     p.add_argument("--skip-spark", action="store_true", help="skip Spark's recommendForAllUsers (slow)")
     p.add_argument("--memory-run", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--only-memory",
+        action="store_true",
+        help="re-measure only the memory rows of bench/results/topk.json",
+    )
     args = p.parse_args()
     if args.memory_run:
         u, i, r, k, b = args.memory_run.split(",")
         print(json.dumps(memory_run(int(u), int(i), int(r), int(k), float(b))))
+        return
+    if args.only_memory:
+        path = HERE / "results" / "topk.json"
+        result = json.loads(path.read_text())
+        measure_memory(result, args)
+        result["memory_command"] = "python bench/topk.py " + " ".join(sys.argv[1:])
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        (HERE / "results" / "topk.md").write_text(markdown(result))
         return
 
     from recspark import topk
@@ -293,16 +322,7 @@ def main() -> None:
     print("item-item", ii, flush=True)
     spark.stop()
 
-    quarter = (args.users // 4, args.items // 4)
-    result["memory"] = [
-        memory_in_fresh_process(*quarter, args.rank, args.k, topk.DEFAULT_ITEM_BUDGET_MB),
-        memory_in_fresh_process(args.users, args.items, args.rank, args.k, topk.DEFAULT_ITEM_BUDGET_MB),
-        memory_in_fresh_process(*quarter, args.rank, args.k, 16),
-        memory_in_fresh_process(args.users, args.items, args.rank, args.k, 16),
-    ]
-    result["worker_peak_rss_mb"] = result["memory"][1]["worker_peak_rss_mb"]
-    print("memory", result["memory"], flush=True)
-
+    measure_memory(result, args)
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "topk.json").write_text(json.dumps(result, indent=2) + "\n")
     (HERE / "results" / "topk.md").write_text(markdown(result))
@@ -336,7 +356,7 @@ def markdown(r: dict) -> str:
         f"({ii['gflops_effective']} GFLOP/s), Spark {ii.get('spark_seconds', 'skipped')} s "
         f"(speedup {ii.get('speedup', 'n/a')}x), numpy one-thread product {ii['matmul_seconds']} s.",
         "",
-        "Python worker peak RSS (fresh process per row):",
+        f"Python worker peak RSS (fresh process per row; `{r.get('memory_command', r['command'])}`):",
         "",
         "| users | books | item budget MiB | shards | seconds | peak RSS MB |",
         "|---:|---:|---:|---:|---:|---:|",

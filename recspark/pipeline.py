@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -166,6 +168,37 @@ def evaluate_model(
     return ev
 
 
+@contextmanager
+def recorded_run(
+    lake: Lakehouse, run_id: str, cfg: RunConfig, versions: dict, timer: Timer
+) -> Iterator[Callable[[dict[str, int]], None]]:
+    """The run protocol in ``gold.runs``: ``running`` now, ``failed`` if the block raises, ``published`` when
+    the block calls the function it is given (with the row counts), which it does only after the checks."""
+    started = publish.now()
+    common = {"params": cfg.as_dict(), "input_versions": versions}
+    publish.record_run(lake, run_id, "running", started, **common)
+
+    def mark_published(counts: dict[str, int]) -> None:
+        publish.record_run(
+            lake,
+            run_id,
+            "published",
+            started,
+            finished_at=publish.now(),
+            row_counts=counts,
+            timings=timer.timings,
+            **common,
+        )
+
+    try:
+        yield mark_published
+    except BaseException:
+        publish.record_run(
+            lake, run_id, "failed", started, finished_at=publish.now(), timings=timer.timings, **common
+        )
+        raise
+
+
 def run_pipeline(
     spark: SparkSession, lake: Lakehouse, cfg: RunConfig, report_dir: Path, fail_before_publish: bool = False
 ) -> dict:
@@ -174,12 +207,9 @@ def run_pipeline(
     total = 6
     versions = input_versions(lake)
     run_id = run_id_for(versions, cfg)
-    started = publish.now()
-    publish.record_run(lake, run_id, "running", started, params=cfg.as_dict(), input_versions=versions)
     interactions = lake.read(SILVER, "interactions")
-    summary: dict = {"run_id": run_id}
-    try:
-        ev = None
+    ev = None
+    with recorded_run(lake, run_id, cfg, versions, timer) as mark_published:
         if cfg.evaluate:
             with timer.step("split + evaluate (ALS vs baselines)", 1, total):
                 s = make_split(spark, lake, interactions, cfg)
@@ -187,32 +217,15 @@ def run_pipeline(
         with timer.step("train ALS on all interactions", 2, total):
             save_model(lake, train(spark, interactions, cfg), run_id, cfg)
         counts = publish_model(spark, lake, cfg, run_id, timer, fail_before_publish, first_step=3)
-        publish.record_run(
-            lake,
-            run_id,
-            "published",
-            started,
-            finished_at=publish.now(),
-            params=cfg.as_dict(),
-            input_versions=versions,
-            row_counts=counts,
-            timings=timer.timings,
-        )
-        cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
-    except BaseException:
-        publish.record_run(
-            lake,
-            run_id,
-            "failed",
-            started,
-            finished_at=publish.now(),
-            params=cfg.as_dict(),
-            input_versions=versions,
-            timings=timer.timings,
-        )
-        raise
-    summary.update(evaluation=ev, row_counts=counts, timings=timer.timings, cleaned=cleaned)
-    return summary
+        mark_published(counts)
+    cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
+    return {
+        "run_id": run_id,
+        "evaluation": ev,
+        "row_counts": counts,
+        "timings": timer.timings,
+        "cleaned": cleaned,
+    }
 
 
 def publish_model(
@@ -277,37 +290,13 @@ def publish_model(
 
 def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: str | None = None) -> dict:
     """``recspark publish``: gold tables from an already trained model (default: the latest), checked, then
-    marked published in ``gold.runs`` -- the last task of a multi-task job (ingest -> evaluate -> train ->
+    marked published in ``gold.runs``: the last task of a multi-task job (ingest -> evaluate -> train ->
     publish). Returns a summary like :func:`run_pipeline`'s."""
     run_id = run_id or latest_model_run(lake)
     timer = Timer()
-    versions = input_versions(lake)
-    started = publish.now()
-    publish.record_run(lake, run_id, "running", started, params=cfg.as_dict(), input_versions=versions)
-    try:
+    with recorded_run(lake, run_id, cfg, input_versions(lake), timer) as mark_published:
         counts = publish_model(spark, lake, cfg, run_id, timer)
-    except BaseException:
-        publish.record_run(
-            lake,
-            run_id,
-            "failed",
-            started,
-            finished_at=publish.now(),
-            params=cfg.as_dict(),
-            timings=timer.timings,
-        )
-        raise
-    publish.record_run(
-        lake,
-        run_id,
-        "published",
-        started,
-        finished_at=publish.now(),
-        params=cfg.as_dict(),
-        input_versions=versions,
-        row_counts=counts,
-        timings=timer.timings,
-    )
+        mark_published(counts)
     cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
     return {
         "run_id": run_id,
