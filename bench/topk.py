@@ -113,9 +113,7 @@ def selection_cost(u: np.ndarray, v: np.ndarray, k: int) -> dict:
             w = min(width, n - c0)
             np.matmul(q, vt[:, c0 : c0 + w], out=buf[: len(q), :w])
     product = time.perf_counter() - t
-    rng = np.random.default_rng(3)
-    ex_rows = np.repeat(np.arange(len(u)), 10)
-    ex_cols = rng.integers(0, n, size=len(u) * 10)
+    ex_rows, ex_cols = seen_pairs(len(u), n)
     t = time.perf_counter()
     topk.topk_blocks(u, vt, k, ex_rows, ex_cols)
     kernel = time.perf_counter() - t
@@ -140,16 +138,17 @@ def spark_session():
     ), cores
 
 
+def seen_pairs(n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """10 random read books per user (seeded): ``(user rows, book positions)``, users ascending."""
+    rng = np.random.default_rng(3)
+    return np.repeat(np.arange(n_users), 10), rng.integers(0, n_items, size=n_users * 10)
+
+
 def seen_frame(spark, n_users: int, n_items: int):
     import pandas as pd
 
-    rng = np.random.default_rng(3)
-    pdf = pd.DataFrame(
-        {
-            "user_idx": np.repeat(np.arange(n_users, dtype=np.int32), 10),
-            "book_idx": rng.integers(0, n_items, size=n_users * 10).astype(np.int32),
-        }
-    )
+    users, books = seen_pairs(n_users, n_items)
+    pdf = pd.DataFrame({"user_idx": users.astype(np.int32), "book_idx": books.astype(np.int32)})
     df = spark.createDataFrame(pdf).cache()
     df.count()
     return df

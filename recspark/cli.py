@@ -193,22 +193,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cfg(args: argparse.Namespace, lake, evaluate: bool = True):
-    """Defaults, then the latest `recspark tune` result unless --no-tuned."""
+    """Defaults, then the latest `recspark tune` result unless --no-tuned (make_config logs which it used)."""
     from recspark.pipeline import make_config
 
-    cfg = make_config(
+    return make_config(
         lake,
         k=getattr(args, "k", 10),
         seed=getattr(args, "seed", 42),
         evaluate=evaluate,
         use_tuned=not getattr(args, "no_tuned", False),
     )
-    if not getattr(args, "no_tuned", False) and lake.exists("model", "best_params"):
-        print(
-            f"using tuned parameters: rank={cfg.als.rank} reg={cfg.als.reg} alpha={cfg.als.alpha} "
-            f"scheme={cfg.weights.scheme} (--no-tuned for the defaults)"
-        )
-    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:

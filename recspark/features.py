@@ -57,10 +57,13 @@ def signal(weights: Weights, now: F.Column | None = None):
             + F.lit(weights.reviewed) * F.col(C.IS_REVIEWED).cast("double")
         )
         if weights.half_life_days:
-            if now is None:  # the newest interaction: one row, broadcast (an unpartitioned window would move
-                # every interaction into a single task)
+            if now is None:
+                # the newest interaction, one row, broadcast (an unpartitioned window would move every
+                # interaction into a single task)
                 df = df.crossJoin(F.broadcast(df.agg(F.max(C.DATE_ADDED).alias("_ref"))))
-            ref = now if now is not None else F.col("_ref")
+                ref = F.col("_ref")
+            else:
+                ref = now
             age = (F.unix_timestamp(ref) - F.unix_timestamp(F.col(C.DATE_ADDED))) / 86400.0
             s = s * F.coalesce(F.pow(F.lit(0.5), age / weights.half_life_days), F.lit(1.0))
         return df.withColumn("_signal", s).drop("_ref")

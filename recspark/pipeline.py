@@ -67,7 +67,7 @@ def make_config(
     cfg = RunConfig(k=k, seed=seed, evaluate=evaluate)
     best = best_params(lake) if (use_tuned and lake is not None) else None
     if best:
-        log.info("using tuned parameters: %s", best)
+        log.info("using tuned parameters: %s (--no-tuned for the defaults)", best)
         cfg = replace(
             cfg,
             als=replace(cfg.als, rank=best["rank"], reg=best["reg"], alpha=best["alpha"]),
@@ -247,7 +247,7 @@ def publish_model(
     with timer.step("recommend (blocked top-K, read books excluded)", first_step, total):
         seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
         recs = topk.recommend(spark, ufs, items, cfg.k, seen=seen)
-        recs = publish.explain(spark, recs, interactions.select(C.USER_IDX, C.BOOK_IDX), items)
+        recs = publish.explain(spark, recs, seen, items)
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
         pop_recs = topk.recommend(

@@ -47,16 +47,17 @@ class Lakehouse:
         name is ``schema.layer_name``; Delta's table builder does not parse three parts there.
         """
         if self.catalog:
-            table = f"{self.schema or 'recspark'}.{layer}_{name}"
-            return table if self.catalog == SESSION_CATALOG else f"{self.catalog}.{table}"
+            return self._in_catalog(f"{self.schema or 'recspark'}.{layer}_{name}")
         return f"delta.`{self.path(layer, name)}`"
+
+    def _in_catalog(self, name: str) -> str:
+        """``name`` qualified by the catalog (not in the session catalog; see :meth:`identifier`)."""
+        return name if self.catalog == SESSION_CATALOG else f"{self.catalog}.{name}"
 
     def ensure_schema(self) -> None:
         """Create ``catalog.schema`` when tables live in a catalog (path tables need nothing)."""
         if self.catalog:
-            schema = self.schema or "recspark"
-            name = schema if self.catalog == SESSION_CATALOG else f"{self.catalog}.{schema}"
-            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {name}")
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self._in_catalog(self.schema or 'recspark')}")
 
     def exists(self, layer: str, name: str) -> bool:
         if self.catalog:

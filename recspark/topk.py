@@ -175,25 +175,40 @@ def topk_blocks(
     return np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_v)
 
 
+def exclusion_pairs(
+    lengths: np.ndarray, cols: np.ndarray, self_positions: np.ndarray | None = None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Excluded (query row, item position) pairs, sorted by row, or ``(None, None)`` when there are none.
+
+    ``cols`` holds each query's excluded positions back to back (``lengths[i]`` of them for query i);
+    ``self_positions[i]`` is one more for query i (the item itself, for item-item). Negative positions (an id
+    absent from the item matrix) exclude nothing.
+    """
+    n = len(lengths)
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    cols = np.asarray(cols, dtype=np.int64)
+    if self_positions is not None:
+        rows = np.concatenate([rows, np.arange(n, dtype=np.int64)])
+        cols = np.concatenate([cols, np.asarray(self_positions, dtype=np.int64)])
+    keep = cols >= 0
+    if not keep.any():
+        return None, None
+    rows, cols = rows[keep], cols[keep]
+    order = np.argsort(rows, kind="stable")
+    return rows[order], cols[order]
+
+
 def flatten_exclusions(
     exclude: list[np.ndarray | None] | None, self_positions: np.ndarray | None, n_queries: int
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per-query lists of excluded positions (and each query's own position) -> sorted flat (row, col) pairs."""
-    rows, cols = [], []
+    lengths = np.zeros(n_queries, dtype=np.int64)
+    cols = _EMPTY_I
     if exclude is not None:
         lengths = np.fromiter((0 if e is None else len(e) for e in exclude), dtype=np.int64, count=n_queries)
         if lengths.sum():
-            rows.append(np.repeat(np.arange(n_queries, dtype=np.int64), lengths))
-            cols.append(np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude if e is not None]))
-    if self_positions is not None:
-        ok = self_positions >= 0
-        rows.append(np.arange(n_queries, dtype=np.int64)[ok])
-        cols.append(np.asarray(self_positions, dtype=np.int64)[ok])
-    if not rows:
-        return None, None
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    order = np.argsort(r, kind="stable")
-    return r[order], c[order]
+            cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude if e is not None])
+    return exclusion_pairs(lengths, cols, self_positions)
 
 
 def topk_numpy(
@@ -265,23 +280,12 @@ def _scorer(bc_ids, bc_items_t, k: int, budget_mb: float, exclude_self: bool):
             users = pdf[C.USER_IDX].to_numpy(dtype=np.int64)
             seen = pdf[SEEN].to_numpy()
             lengths = np.fromiter((0 if s is None else len(s) for s in seen), dtype=np.int64, count=len(seen))
-            er = ec = None
-            if lengths.sum():
-                flat = np.concatenate([s for s in seen if s is not None and len(s)]).astype(np.int64)
-                pos = _positions(ids, flat)  # seen books outside this shard (or unknown) need no exclusion
-                rows = np.repeat(np.arange(len(users), dtype=np.int64), lengths)
-                er, ec = rows[pos >= 0], pos[pos >= 0]
-            if exclude_self:
-                own = _positions(ids, users)
-                ok = own >= 0
-                er = (
-                    np.arange(len(users))[ok]
-                    if er is None
-                    else np.concatenate([er, np.arange(len(users))[ok]])
-                )
-                ec = own[ok] if ec is None else np.concatenate([ec, own[ok]])
-                order = np.argsort(er, kind="stable")
-                er, ec = er[order], ec[order]
+            flat = (
+                np.concatenate([s for s in seen if s is not None and len(s)]) if lengths.sum() else _EMPTY_I
+            )
+            # seen books outside this shard (or unknown to the model) get position -1: nothing to exclude
+            own = _positions(ids, users) if exclude_self else None
+            er, ec = exclusion_pairs(lengths, _positions(ids, flat.astype(np.int64)), own)
             r, c, v = topk_blocks(q, items_t, k, er, ec, budget_mb)
             if len(r) == 0:
                 continue
@@ -336,7 +340,7 @@ def recommend(
     With ``exclude_self`` the queries are items and each item's own position is skipped (item-item).
     """
     item_ids, items = _factor_matrix(item_factors, item_col)
-    rank_dim = items.shape[1] if items.ndim == 2 else 0
+    rank_dim = items.shape[1]
     queries = user_factors.select(F.col(query_col).cast("int").alias(C.USER_IDX), F.col(FEATURES))
     queries = with_seen_lists(queries, seen)
     parts = partitions or max(2, spark.sparkContext.defaultParallelism * 2)

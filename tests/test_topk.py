@@ -117,8 +117,8 @@ def test_many_item_tiles_ties_and_pool_pruning(tile_cols, k):
     items_t = np.ascontiguousarray(items.T)
     r, c, v = topk.topk_blocks(q, items_t, k, er, ec, budget_mb=0.02, tile_cols=tile_cols)
     got = [[x[0] for x in g] for g in as_lists(r, c, v, 70)]
-    assert got == brute_fast(q, items, k, exclude)
-    assert got[3] == brute_fast(q, items, k, exclude)[3] and len(got[3]) == min(2, k)
+    assert got == brute_ids(q, items, k, exclude)
+    assert got[3] == brute_ids(q, items, k, exclude)[3] and len(got[3]) == min(2, k)
 
 
 def test_spark_recommend_matches_numpy(spark):
@@ -145,20 +145,9 @@ def test_spark_recommend_matches_numpy(spark):
         assert [x[1] for x in ranks] == [j * 2 for j, _ in want[i]]
 
 
-def brute_fast(q, items, k, exclude=None, self_pos=None):
-    """Vectorised reference: full score row, banned entries dropped, order by (-score, index)."""
-    out = []
-    scores = (q @ items.T).astype(np.float32)
-    for i in range(q.shape[0]):
-        allowed = np.ones(items.shape[0], dtype=bool)
-        if exclude is not None and exclude[i] is not None:
-            allowed[np.asarray(exclude[i], dtype=np.int64)] = False
-        if self_pos is not None:
-            allowed[self_pos[i]] = False
-        j = np.flatnonzero(allowed)
-        order = np.lexsort((j, -scores[i, j]))[:k]
-        out.append(j[order].tolist())
-    return out
+def brute_ids(q, items, k, exclude=None, self_pos=None):
+    """The book positions of :func:`brute`, per query."""
+    return [[j for j, _ in row] for row in brute(q, items, k, exclude, self_pos)]
 
 
 @pytest.mark.parametrize("n_items,k", [(3_207, 100), (4_096, 20), (10_001, 7), (33, 40)])
@@ -172,7 +161,7 @@ def test_strided_groups_with_tail_and_many_ties(n_items, k):
     exclude[0] = np.arange(n_items - 3)  # read almost everything: 3 books left
     r, c, v = topk.topk_numpy(q, items, k, exclude, budget_mb=0.3)
     got = [[x[0] for x in g] for g in as_lists(r, c, v, 53)]
-    assert got == brute_fast(q, items, k, exclude)
+    assert got == brute_ids(q, items, k, exclude)
     assert len(got[0]) == min(3, k)
 
 
@@ -202,7 +191,7 @@ def test_spark_sharded_items_equal_one_shard(spark):
     for row in rows:
         by_user.setdefault(row["user_idx"], []).append((row["rank"], row["book_idx"]))
     exclude = [np.array([b for u, b in seen_pairs if u == i]) for i in range(25)]
-    want = brute_fast(U, V, 12, exclude)
+    want = brute_ids(U, V, 12, exclude)
     for i in range(25):
         ranks = sorted(by_user[i])
         assert [x[0] for x in ranks] == list(range(1, 13))
@@ -220,4 +209,4 @@ def test_spark_item_item_excludes_self(spark):
     got: dict[int, list] = {}
     for row in sorted(rows, key=lambda r: (r["user_idx"], r["rank"])):
         got.setdefault(row["user_idx"] - 1000, []).append(row["book_idx"] - 1000)
-    assert got == dict(enumerate(brute_fast(V, V, 4, self_pos=np.arange(120))))
+    assert got == dict(enumerate(brute_ids(V, V, 4, self_pos=np.arange(120))))
