@@ -19,6 +19,8 @@
 # MAGIC | `catalog`, `schema` | write `catalog.schema.<layer>_<table>` instead of paths (empty catalog = paths) |
 # MAGIC | `k`, `seed`, `rank`, `reg`, `alpha`, `iterations`, `scheme`, `use_tuned` | model settings; empty = tuned or default |
 # MAGIC | `evaluate` | run the offline evaluation (ALS vs popularity and trending) before training on everything |
+# MAGIC | `tune` | `auto` (search ALS parameters once per input), `full` (always search) or `off`; off when `use_tuned` is `false` or an ALS parameter widget is set |
+# MAGIC | `tune_budget` | seconds the search may take (empty: automatic) |
 
 # COMMAND ----------
 
@@ -30,6 +32,8 @@ dbutils.widgets.text("source", "", "Raw files (empty: generate)")
 dbutils.widgets.dropdown("format", "goodreads", ["goodreads", "goodbooks"], "Format")
 dbutils.widgets.text("scale", "0.001", "Generated scale (when source is empty)")
 dbutils.widgets.dropdown("evaluate", "true", ["true", "false"], "Offline evaluation")
+dbutils.widgets.dropdown("tune", "auto", ["auto", "full", "off"], "Self-tuning of ALS parameters")
+dbutils.widgets.text("tune_budget", "", "Tuning budget in seconds (empty: automatic)")
 
 # COMMAND ----------
 
@@ -71,7 +75,7 @@ from pathlib import Path
 from recspark.pipeline import run_pipeline
 
 cfg = nb.run_config(dbutils, lake, evaluate=dbutils.widgets.get("evaluate") == "true")
-summary = run_pipeline(spark, lake, cfg, Path(f"{lake.root}/_reports"))
+summary = run_pipeline(spark, lake, cfg, Path(f"{lake.root}/_reports"), tuning=nb.tune_options(dbutils))
 print(f"published {summary['run_id']}: {summary['row_counts']}")
 if summary["evaluation"] is not None:
     print(summary["evaluation"].table(10))

@@ -123,14 +123,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     do_ingest(spark, args, run_id)
     timings["ingest"] = time.perf_counter() - t
 
-    from recspark.pipeline import run_pipeline
+    from recspark.pipeline import TuneOptions, run_pipeline
+    from recspark.tracking import tracker
 
     lake = lakehouse_for(spark, args)
     cfg = _cfg(args, lake, evaluate=not args.no_evaluate)
     report_dir = Path(args.reports)
-    summary = run_pipeline(spark, lake, cfg, report_dir)
+    tuning = TuneOptions(mode="off" if args.no_tuned else args.tune, budget_s=args.tune_budget)
+    summary = run_pipeline(
+        spark, lake, cfg, report_dir, tuning=tuning, tracker=tracker(enabled=not args.no_mlflow)
+    )
     timings.update(summary["timings"])
     print_summary(spark, lake, summary, cfg.k, report_dir)
+    print_parameters(summary)
     print(f"\nrun {summary['run_id']} published in {time.perf_counter() - t0:.0f} s")
     for step, secs in timings.items():
         print(f"  {step:<48} {secs:7.1f} s")
@@ -181,14 +186,52 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
         )
 
 
+def print_parameters(summary: dict) -> None:
+    """Which ALS parameters the run used and how they were chosen."""
+    cfg, tuning = summary["config"], summary.get("tuning")
+    p, w = cfg.als, cfg.weights
+    used = f"rank {p.rank}, regParam {p.reg:g}, alpha {p.alpha:g}, scheme {w.scheme}, {p.max_iter} iterations"
+    print(f"\n== ALS parameters ==\n  {used}")
+    if tuning is None:
+        print("  (tuning off: stored or built-in values)")
+    elif tuning.get("skipped"):
+        print(f"  (built-in values: {tuning['skipped']})")
+    else:
+        best, second = tuning["best"], tuning.get("runner_up")
+        how = "reused the search stored for these inputs" if tuning.get("reused") else "searched now"
+        print(
+            f"  chosen by self-tuning ({how}; {tuning['trials']} trials, {tuning['seconds']} s): signals "
+            f"{best['signals']}, validation NDCG@10 {best['ndcg']:.4f}"
+        )
+        if second:
+            print(
+                f"  runner-up: rank {second['rank']}, regParam {second['reg']:g}, alpha {second['alpha']:g}, "
+                f"scheme {second['scheme']}, signals {second['signals']}: NDCG@10 {second['ndcg']:.4f}"
+            )
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
-    from recspark.tune import tune
+    from recspark.pipeline import TuneOptions, input_versions, make_split, tune_on
+    from recspark.tracking import tracker
 
     spark = session(args, "tune")
     lake = lakehouse_for(spark, args)
-    results = tune(spark, lake, n_trials=args.trials, k=args.k, seed=args.seed)
-    best = max(results, key=lambda r: r[f"ndcg@{args.k}"])
-    print(f"best: {best}  (stored in {lake.path('model', 'best_params')}; `recspark run` now uses it)")
+    cfg = _cfg(args, lake, evaluate=False)
+    if not lake.exists("silver", "interactions"):
+        raise LookupError(f"no silver interactions in {lake.root}: run `recspark ingest` first")
+    s = make_split(spark, lake, lake.read("silver", "interactions"), cfg)
+    opts = TuneOptions(mode="full", budget_s=args.budget, configs=args.configs)
+    search = tune_on(spark, lake, s.train, cfg, opts, tracker(enabled=not args.no_mlflow))
+    if search.best is None:
+        print(f"no search: {search.skipped}")
+        return 0
+    print(f"{len(search.trials)} trials in {search.seconds:.0f} s (budget {search.budget_s:.0f} s)")
+    print(f"best:      {search.best}")
+    print(f"runner-up: {search.runner_up}")
+    print(
+        f"stored in {lake.path('model', 'best_params')} for inputs {input_versions(lake)}; "
+        "`recspark run` uses it"
+    )
     return 0
 
 
@@ -268,6 +311,26 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recspark", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -305,7 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--k", type=int, default=10, help="recommendations per user")
     r.add_argument("--force", action="store_true", help="re-ingest even when the input is unchanged")
     r.add_argument("--no-evaluate", action="store_true", help="skip the offline evaluation")
-    r.add_argument("--no-tuned", action="store_true", help="ignore the parameters found by `recspark tune`")
+    r.add_argument(
+        "--tune",
+        choices=["auto", "off", "full"],
+        default="auto",
+        help="auto (default): search ALS parameters when these inputs have no tuning result yet; "
+        "full: always search; off: use the stored or built-in values",
+    )
+    r.add_argument(
+        "--tune-budget",
+        type=_positive_float,
+        default=None,
+        help="seconds the search may take (default: 30x its first trial, at least 180 s)",
+    )
+    r.add_argument("--no-tuned", action="store_true", help="built-in parameters only (implies --tune off)")
+    r.add_argument(
+        "--no-mlflow", action="store_true", help="do not track the run in MLflow even if installed"
+    )
     r.add_argument("--reports", default="data/reports", help="folder for the evaluation report")
     spark_opts(r)
     r.set_defaults(func=cmd_run)
@@ -346,10 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
     spark_opts(pb)
     pb.set_defaults(func=cmd_publish)
 
-    t = sub.add_parser("tune", help="search ALS parameters on a validation split (NDCG@K)")
-    t.add_argument("--trials", type=int, default=8)
-    t.add_argument("--k", type=int, default=10)
+    t = sub.add_parser(
+        "tune", help="search ALS parameters (quasi-random + successive halving) on a validation split"
+    )
+    t.add_argument(
+        "--configs", "--trials", dest="configs", type=_positive_int, default=18, help="configurations"
+    )
+    t.add_argument("--budget", type=_positive_float, default=None, help="seconds (default: automatic)")
+    t.add_argument("--k", type=_positive_int, default=10)
     t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--no-mlflow", action="store_true")
     spark_opts(t)
     t.set_defaults(func=cmd_tune)
     return p

@@ -15,6 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from recspark import baselines, metrics, topk
+from recspark import columns as C
+from recspark.topk import RANK, SCORE
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Evaluation:
     results: dict[str, dict[int, dict[str, float]]] = field(
         default_factory=dict
     )  # model -> k -> metric -> value
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: fit, recommend, metrics
 
     def value(self, model: str, metric: str, k: int) -> float:
         return self.results[model][k][metric]
@@ -61,6 +64,14 @@ class Evaluation:
         return "\n".join(lines)
 
 
+def materialise(recs: DataFrame) -> DataFrame:
+    """Compute a model's lists once (cached, counted) so that the metric passes read them instead of running
+    the top-K again for every action."""
+    recs = recs.select(C.USER_IDX, RANK, C.BOOK_IDX, SCORE).cache()
+    recs.count()
+    return recs
+
+
 def evaluate_lists(
     recs_by_model: dict[str, DataFrame],
     train: DataFrame,
@@ -68,12 +79,21 @@ def evaluate_lists(
     item_factors: DataFrame | None,
     ks: list[int],
 ) -> Evaluation:
+    """Every metric at every K for each model's lists (materialised with :func:`materialise`): one pass for the
+    ranking metrics, one for coverage/novelty/popularity and one for diversity per model; the catalogue
+    statistics are computed once for all models."""
     ev = Evaluation()
-    for name, recs in recs_by_model.items():
-        log.info("evaluating %s", name)
-        rank_m = metrics.ranking_metrics(recs, test, ks)
-        beyond = metrics.beyond_accuracy(recs, train, item_factors, ks)
-        ev.results[name] = {k: {**rank_m[k], **beyond[k]} for k in ks}
+    catalogue = metrics.Catalogue.of(train, item_factors)
+    truth = test.select(C.USER_IDX, C.BOOK_IDX).cache()
+    try:
+        for name, recs in recs_by_model.items():
+            log.info("evaluating %s", name)
+            rank_m = metrics.ranking_metrics(recs, truth, ks)
+            beyond = metrics.beyond_accuracy(recs, train, item_factors, ks, catalogue)
+            ev.results[name] = {k: {**rank_m[k], **beyond[k]} for k in ks}
+    finally:
+        catalogue.release()
+        truth.unpersist()
     return ev
 
 
@@ -94,7 +114,33 @@ def baseline_lists(
     return out
 
 
-def write_report(ev: Evaluation, path: Path, title: str, details: dict) -> Path:
+def tuning_section(tuning: dict) -> str:
+    """The report's account of how the ALS parameters were chosen."""
+    keys = ("rank", "reg", "alpha", "scheme", "signals")
+
+    def fmt(row: dict | None) -> str:
+        if not row:
+            return "none"
+        params = ", ".join(f"{k} {row[k]}" for k in keys)
+        return f"{params} (validation NDCG@10 {row['ndcg']:.4f} at {row['iterations']} iterations)"
+
+    lines = ["## How the parameters were chosen", ""]
+    if tuning.get("skipped"):
+        lines.append(f"No search: {tuning['skipped']}.")
+    else:
+        how = "reused from the earlier search on these inputs" if tuning.get("reused") else "searched now"
+        lines += [
+            f"- **chosen** ({how}): {fmt(tuning.get('best'))}",
+            f"- **runner-up**: {fmt(tuning.get('runner_up'))}",
+            f"- **search**: {tuning.get('trials')} trials in {tuning.get('seconds')} s "
+            f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    ev: Evaluation, path: Path, title: str, details: dict, sections: list[str] | None = None
+) -> Path:
     """Markdown report with the metric tables and a PNG plot of each ranking metric vs K."""
     path.parent.mkdir(parents=True, exist_ok=True)
     png = path.with_suffix(".png")
@@ -106,6 +152,7 @@ def write_report(ev: Evaluation, path: Path, title: str, details: dict) -> Path:
     lines += ["", f"![metrics vs K]({png.name})", ""]
     for k in ks:
         lines += [ev.table(k), ""]
+    lines += list(sections or [])
     path.write_text("\n".join(lines))
     return path
 

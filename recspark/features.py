@@ -5,7 +5,10 @@ Spark's implicit ALS turns a preference ``r`` into a confidence ``c = 1 + alpha 
 * **signal** ``s = w_shelved + w_read * is_read + w_rating * rating/5 + w_reviewed * is_reviewed``
   (``rating/5`` so a 5-star rating adds ``w_rating``; unrated adds nothing), times a recency decay
   ``0.5 ** (age_days / half_life_days)`` when timestamps exist and a half-life is set;
+* **signals** say which flags count (:data:`SIGNALS`): ``all`` (the weights above), ``shelved`` (presence
+  only), ``read`` (shelved + read), ``rating`` (shelved + rating/5), ``review`` (shelved + reviewed);
 * **scheme** maps the signal to ``r``:
+  - ``binary``: ``r = 1`` for every shelved book (confidence ``1 + alpha``; the signal is ignored);
   - ``linear``: ``r = s`` (confidence ``1 + alpha * s``, Hu, Koren & Volinsky 2008);
   - ``log``: ``r = log(1 + s / epsilon)`` (their saturating variant: a heavy signal does not dominate);
   - ``bm25``: ``r = s * (k1 + 1) / (s + k1 * (1 - b + b * n_u / avg_n)) * idf(book)`` with
@@ -23,7 +26,15 @@ from pyspark.sql import functions as F
 from recspark import columns as C
 
 PREFERENCE = "preference"
-SCHEMES = ("linear", "log", "bm25")
+SCHEMES = ("binary", "linear", "log", "bm25")
+# which interaction flags count, as (shelved, read, rating, reviewed) weights
+SIGNALS = {
+    "all": (1.0, 1.0, 1.0, 0.5),
+    "shelved": (1.0, 0.0, 0.0, 0.0),
+    "read": (1.0, 1.0, 0.0, 0.0),
+    "rating": (1.0, 0.0, 1.0, 0.0),
+    "review": (1.0, 0.0, 0.0, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,14 @@ class Weights:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def preset(cls, signals: str = "all", scheme: str = "log") -> Weights:
+        """Weights that count the flags named by ``signals`` (a key of :data:`SIGNALS`), mapped by ``scheme``."""
+        if signals not in SIGNALS:
+            raise ValueError(f"unknown signals {signals!r}; choose one of {tuple(SIGNALS)}")
+        shelved, read, rating, reviewed = SIGNALS[signals]
+        return cls(shelved=shelved, read=read, rating=rating, reviewed=reviewed, scheme=scheme)
 
 
 def signal(weights: Weights, now: F.Column | None = None):
@@ -77,7 +96,9 @@ def preference(weights: Weights):
     def _preference(df: DataFrame) -> DataFrame:
         df = df.transform(signal(weights))
         s = F.col("_signal")
-        if weights.scheme == "linear":
+        if weights.scheme == "binary":
+            r = F.lit(1.0)
+        elif weights.scheme == "linear":
             r = s
         elif weights.scheme == "log":
             r = F.log1p(s / weights.epsilon)

@@ -22,6 +22,7 @@ Averaged over evaluated users. Beyond accuracy, over the recommendation lists cu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -81,52 +82,101 @@ def ranking_metrics(recs: DataFrame, truth: DataFrame, ks: list[int]) -> dict[in
     return {k: {m: float(row[f"{m}@{k}"] or 0.0) for m in RANKING} for k in ks}
 
 
+@dataclass
+class Catalogue:
+    """What the beyond-accuracy metrics need from the training data and the item factors, computed once and
+    shared by every model's lists: each book's share of users ``_p``, the catalogue size, unit factor vectors."""
+
+    popularity: DataFrame  # (book_idx, _p), cached
+    n_users: int
+    n_books: int
+    unit: DataFrame | None  # (book_idx, _u), cached
+    dim: int
+
+    @classmethod
+    def of(cls, train: DataFrame, item_factors: DataFrame | None) -> Catalogue:
+        counts = train.groupBy(C.BOOK_IDX).agg(F.countDistinct(C.USER_IDX).alias("_n")).cache()
+        row = counts.agg(F.count(F.lit(1)).alias("books")).first()
+        n_users = train.select(C.USER_IDX).distinct().count()
+        pop = counts.select(C.BOOK_IDX, (F.col("_n") / F.lit(max(n_users, 1))).alias("_p")).cache()
+        pop.count()
+        counts.unpersist()
+        unit, dim = None, 0
+        if item_factors is not None:
+            norm = F.sqrt(F.aggregate(F.col(FEATURES), F.lit(0.0), lambda acc, x: acc + x * x))
+            unit = item_factors.select(
+                F.col(C.BOOK_IDX),
+                F.transform(F.col(FEATURES), lambda x: x / F.greatest(norm, F.lit(1e-12))).alias("_u"),
+            ).cache()
+            first = unit.first()
+            dim = len(first["_u"]) if first else 0
+        return cls(pop, n_users, int(row["books"] or 0), unit, dim)
+
+    def release(self) -> None:
+        self.popularity.unpersist()
+        if self.unit is not None:
+            self.unit.unpersist()
+
+
 def beyond_accuracy(
-    recs: DataFrame, train: DataFrame, item_factors: DataFrame | None, ks: list[int]
+    recs: DataFrame,
+    train: DataFrame,
+    item_factors: DataFrame | None,
+    ks: list[int],
+    catalogue: Catalogue | None = None,
 ) -> dict[int, dict[str, float]]:
-    """Coverage, novelty, popularity bias and intra-list diversity at each K."""
-    n_users = train.select(C.USER_IDX).distinct().count()
-    n_books = train.select(C.BOOK_IDX).distinct().count()
-    pop = train.groupBy(C.BOOK_IDX).agg((F.countDistinct(C.USER_IDX) / F.lit(n_users)).alias("_p"))
-    r = recs.join(pop, on=C.BOOK_IDX, how="left").fillna({"_p": 1.0 / max(n_users, 1)})
-    out: dict[int, dict[str, float]] = {}
-    unit = None
-    if item_factors is not None:
-        norm = F.sqrt(F.aggregate(F.col(FEATURES), F.lit(0.0), lambda acc, x: acc + x * x))
-        unit = item_factors.select(
-            F.col(C.BOOK_IDX),
-            F.transform(F.col(FEATURES), lambda x: x / F.greatest(norm, F.lit(1e-12))).alias("_u"),
-        )
-    for k in ks:
-        at = r.where(F.col(RANK) <= k)
-        row = at.agg(
+    """Coverage, novelty, popularity bias and intra-list diversity at each K: one pass over the lists for the
+    first three (each row counted at every K >= its rank) and one for diversity."""
+    cat = catalogue or Catalogue.of(train, item_factors)
+    at_k = F.explode(F.array(*[F.lit(k) for k in ks])).alias("_k")
+    r = (
+        recs.join(cat.popularity, on=C.BOOK_IDX, how="left")
+        .fillna({"_p": 1.0 / max(cat.n_users, 1)})
+        .select(C.USER_IDX, C.BOOK_IDX, F.col(RANK), F.col("_p"), at_k)
+        .where(F.col(RANK) <= F.col("_k"))
+    )
+    rows = {
+        row["_k"]: row
+        for row in r.groupBy("_k")
+        .agg(
             F.countDistinct(C.BOOK_IDX).alias("distinct"),
             F.avg(-F.log2(F.col("_p"))).alias("novelty"),
             F.avg(F.col("_p")).alias("popularity"),
-        ).first()
-        metrics = {
-            "coverage": (row["distinct"] or 0) / max(n_books, 1),
-            "novelty": float(row["novelty"] or 0.0),
-            "popularity": float(row["popularity"] or 0.0),
+        )
+        .collect()
+    }
+    out: dict[int, dict[str, float]] = {}
+    for k in ks:
+        row = rows.get(k)
+        out[k] = {
+            "coverage": ((row["distinct"] if row else 0) or 0) / max(cat.n_books, 1),
+            "novelty": float(row["novelty"] or 0.0) if row else 0.0,
+            "popularity": float(row["popularity"] or 0.0) if row else 0.0,
         }
-        if unit is not None:
-            vecs = at.join(unit, on=C.BOOK_IDX, how="inner")
-            dim = len(unit.first()["_u"])
-            zero = F.array_repeat(F.lit(0.0), dim)
-            per_user = (
-                vecs.groupBy(C.USER_IDX)
-                .agg(
-                    F.aggregate(
-                        F.collect_list("_u"), zero, lambda acc, v: F.zip_with(acc, v, lambda a, b: a + b)
-                    ).alias("_s"),
-                    F.count(F.lit(1)).alias("_k"),
-                )
-                .where(F.col("_k") >= 2)
+    if cat.unit is not None and cat.dim:
+        zero = F.array_repeat(F.lit(0.0), cat.dim)
+        per_user = (
+            recs.join(cat.unit, on=C.BOOK_IDX, how="inner")
+            .select(C.USER_IDX, F.col(RANK), F.col("_u"), at_k)
+            .where(F.col(RANK) <= F.col("_k"))
+            .groupBy(C.USER_IDX, "_k")
+            .agg(
+                F.aggregate(
+                    F.collect_list("_u"), zero, lambda acc, v: F.zip_with(acc, v, lambda a, b: a + b)
+                ).alias("_s"),
+                F.count(F.lit(1)).alias("_n"),
             )
-            sq = F.aggregate(F.col("_s"), F.lit(0.0), lambda acc, x: acc + x * x)
-            ild = per_user.agg(
-                F.avg(1.0 - (sq - F.col("_k")) / (F.col("_k") * (F.col("_k") - 1))).alias("d")
-            ).first()["d"]
-            metrics["diversity"] = float(ild) if ild is not None else 0.0
-        out[k] = metrics
+            .where(F.col("_n") >= 2)
+        )
+        sq = F.aggregate(F.col("_s"), F.lit(0.0), lambda acc, x: acc + x * x)
+        ild = {
+            row["_k"]: row["d"]
+            for row in per_user.groupBy("_k")
+            .agg(F.avg(1.0 - (sq - F.col("_n")) / (F.col("_n") * (F.col("_n") - 1))).alias("d"))
+            .collect()
+        }
+        for k in ks:
+            out[k]["diversity"] = float(ild[k]) if ild.get(k) is not None else 0.0
+    if catalogue is None:
+        cat.release()
     return out

@@ -79,12 +79,33 @@ def _number(dbutils: Any, name: str, kind: type) -> Any:
         raise ValueError(f"widget `{name}`: {raw!r} is not a {kind.__name__}") from None
 
 
+def parse(dbutils: Any, name: str, kind: type) -> Any:
+    """A required number widget: a clear error when it is empty or not a number (never a silent default)."""
+    value = _number(dbutils, name, kind)
+    if value is None:
+        raise ValueError(f"widget `{name}` is empty: give a {kind.__name__}")
+    return value
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def tune_options(dbutils: Any) -> pipeline.TuneOptions:
+    """The ``tune`` and ``tune_budget`` widgets; off when ``use_tuned`` is false or an ALS parameter is given."""
+    explicit = any(dbutils.widgets.get(n).strip() for n in ("rank", "reg", "alpha", "scheme"))
+    mode = dbutils.widgets.get("tune")
+    if explicit or dbutils.widgets.get("use_tuned") != "true":
+        mode = "off"
+    return pipeline.TuneOptions(mode=mode, budget_s=_number(dbutils, "tune_budget", float))
+
+
 def run_config(dbutils: Any, lake: Lakehouse, evaluate: bool = True) -> pipeline.RunConfig:
     """Defaults, then ``tune``'s best parameters (when ``use_tuned``), then any non-empty model widget."""
     return pipeline.make_config(
         lake,
-        k=_number(dbutils, "k", int) or 10,
-        seed=_number(dbutils, "seed", int) or 42,
+        k=_or(_number(dbutils, "k", int), 10),
+        seed=_or(_number(dbutils, "seed", int), 42),
         evaluate=evaluate,
         use_tuned=dbutils.widgets.get("use_tuned") == "true",
         rank=_number(dbutils, "rank", int),

@@ -19,7 +19,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, evaluate, publish, split, topk
+from recspark import als, baselines, evaluate, publish, split, topk, tune
 from recspark import columns as C
 from recspark.features import Weights, preference
 from recspark.tables import Lakehouse
@@ -48,6 +48,30 @@ class RunConfig:
         return d
 
 
+TUNE_MODES = ("auto", "off", "full")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How ``run`` chooses ALS parameters: ``auto`` searches when the lakehouse holds no tuning result for the
+    current silver input versions (and reuses it otherwise), ``full`` always searches, ``off`` keeps the
+    configuration it is given (the stored or built-in values). ``budget_s`` None: the automatic budget of
+    :func:`recspark.tune.successive_halving`."""
+
+    mode: str = "auto"
+    budget_s: float | None = None
+    configs: int = tune.DEFAULT_CONFIGS
+    space: dict | None = None  # None: tune.SPACE
+
+    def __post_init__(self) -> None:
+        if self.mode not in TUNE_MODES:
+            raise ValueError(f"unknown tune mode {self.mode!r}; choose one of {TUNE_MODES}")
+        if self.budget_s is not None and self.budget_s <= 0:
+            raise ValueError(f"the tuning budget must be positive seconds, not {self.budget_s}")
+        if self.configs < 1:
+            raise ValueError(f"at least one configuration to tune, not {self.configs}")
+
+
 def make_config(
     lake: Lakehouse | None = None,
     k: int = 10,
@@ -60,24 +84,48 @@ def make_config(
     max_iter: int | None = None,
     scheme: str | None = None,
 ) -> RunConfig:
-    """The run configuration: defaults, then the best parameters of the latest ``recspark tune`` in ``lake``
+    """The run configuration: defaults, then the best parameters of the latest tuning in ``lake``
     (when ``use_tuned``), then every explicitly given value (None = not given)."""
-    from recspark.tune import best_params
-
     cfg = RunConfig(k=k, seed=seed, evaluate=evaluate)
-    best = best_params(lake) if (use_tuned and lake is not None) else None
-    if best:
-        log.info("using tuned parameters: %s (--no-tuned for the defaults)", best)
-        cfg = replace(
-            cfg,
-            als=replace(cfg.als, rank=best["rank"], reg=best["reg"], alpha=best["alpha"]),
-            weights=Weights(scheme=best["scheme"]),
-        )
+    found = tune.stored(lake) if (use_tuned and lake is not None) else None
+    if found and found.get("best"):
+        log.info("using tuned parameters: %s (--no-tuned for the defaults)", found["best"])
+        cfg = with_tuned(cfg, found["best"])
     given = {"rank": rank, "reg": reg, "alpha": alpha, "max_iter": max_iter}
     cfg = replace(cfg, als=replace(cfg.als, seed=seed, **{n: v for n, v in given.items() if v is not None}))
     if scheme is not None:
         cfg = replace(cfg, weights=replace(cfg.weights, scheme=scheme))
     return cfg
+
+
+def with_tuned(cfg: RunConfig, best: dict) -> RunConfig:
+    """``cfg`` with a tuning winner's rank, regParam, alpha, scheme and signals."""
+    params, weights = tune.apply(best, cfg.als, cfg.weights)
+    return replace(cfg, als=params, weights=weights)
+
+
+def input_key(versions: dict) -> str:
+    """What a tuning result is keyed by: the silver input versions."""
+    return json.dumps(versions, sort_keys=True)
+
+
+def tune_on(
+    spark: SparkSession, lake: Lakehouse, train: DataFrame, cfg: RunConfig, opts: TuneOptions, tracker=None
+) -> tune.Search:
+    """Search on ``train`` (the training side of the evaluation split) for the current inputs."""
+    return tune.tune(
+        spark,
+        lake,
+        train,
+        input_key(input_versions(lake)),
+        n_configs=opts.configs,
+        k=cfg.k if cfg.k else 10,
+        seed=cfg.seed,
+        max_iter=cfg.als.max_iter,
+        budget_s=opts.budget_s,
+        space=opts.space,
+        tracker=tracker,
+    )
 
 
 class Timer:
@@ -139,19 +187,43 @@ def save_model(lake: Lakehouse, model, run_id: str, cfg: RunConfig) -> None:
 
 
 def evaluate_model(
-    spark: SparkSession, lake: Lakehouse, cfg: RunConfig, s: split.Split, run_id: str, report_dir: Path
+    spark: SparkSession,
+    lake: Lakehouse,
+    cfg: RunConfig,
+    s: split.Split,
+    run_id: str,
+    report_dir: Path,
+    tuning: dict | None = None,
+    tracker=None,
 ):
-    """Fit on the split's train side, score model and baselines on its test side."""
+    """Fit on the split's train side, score model and baselines on its test side (each list computed once).
+    ``Evaluation.timings`` holds the seconds of the fit, the ALS lists of the test users (``recommend``), the
+    baselines' lists and the metrics."""
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
     model = train(spark, s.train, cfg)
+    items = als.item_factors(model).cache()
+    items.count()
+    timings["fit"] = time.perf_counter() - t
+    t = time.perf_counter()
     test_users = als.user_factors(model).join(
         s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi"
     )
-    items = als.item_factors(model)
     max_k = max(cfg.ks)
-    lists = {"als": topk.recommend(spark, test_users, items, max_k, seen=s.train)}
+    lists = {"als": evaluate.materialise(topk.recommend(spark, test_users, items, max_k, seen=s.train))}
+    timings["recommend"] = time.perf_counter() - t
+    t = time.perf_counter()
     has_time = s.train.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
-    lists.update(evaluate.baseline_lists(spark, s.train, s.test, max_k, with_trending=has_time))
+    baseline = evaluate.baseline_lists(spark, s.train, s.test, max_k, with_trending=has_time)
+    lists.update({name: evaluate.materialise(recs) for name, recs in baseline.items()})
+    timings["baselines"] = time.perf_counter() - t
+    t = time.perf_counter()
     ev = evaluate.evaluate_lists(lists, s.train, s.test, items, cfg.ks)
+    timings["metrics"] = time.perf_counter() - t
+    for recs in lists.values():
+        recs.unpersist()
+    items.unpersist()
+    ev.timings = {name: round(v, 2) for name, v in timings.items()}
     rows = ev.rows(run_id, s.kind, cfg.as_dict())
     publish.write_run_rows(lake, "evaluations", spark.createDataFrame(rows, evaluate.EVAL_SCHEMA), run_id)
     ratio = (
@@ -163,19 +235,48 @@ def evaluate_model(
         "ALS": json.dumps(cfg.als.as_dict()),
         "weights": json.dumps(cfg.weights.as_dict()),
         "ALS / popularity NDCG@10": f"{ratio:.2f}x" if ratio else "n/a",
+        "seconds": ", ".join(f"{k} {v:.1f}" for k, v in ev.timings.items()),
     }
-    evaluate.write_report(ev, report_dir / f"evaluation-{run_id}.md", "recspark offline evaluation", details)
+    sections = [evaluate.tuning_section(tuning)] if tuning else []
+    report = evaluate.write_report(
+        ev, report_dir / f"evaluation-{run_id}.md", "recspark offline evaluation", details, sections
+    )
+    if tracker is not None:
+        tracker.evaluation(ev, report)
     return ev
+
+
+def choose_parameters(
+    spark: SparkSession,
+    lake: Lakehouse,
+    cfg: RunConfig,
+    train_side: DataFrame,
+    opts: TuneOptions,
+    tracker=None,
+) -> tuple[RunConfig, dict]:
+    """``auto``: reuse the tuning stored for the current inputs, or search; ``full``: search. Returns the
+    configuration with the winner applied (unchanged when the search was skipped) and the tuning summary."""
+    found = tune.stored(lake, input_key(input_versions(lake))) if opts.mode == "auto" else None
+    if found is not None:
+        log.info("reusing the tuning of these inputs (--tune full searches again): %s", found.get("best"))
+        found = {**found, "reused": True}
+    else:
+        found = {**tune_on(spark, lake, train_side, cfg, opts, tracker).summary(), "reused": False}
+    if found.get("best"):
+        cfg = with_tuned(cfg, found["best"])
+    else:
+        log.warning("no tuned parameters (%s): using the built-in values", found.get("skipped"))
+    return cfg, found
 
 
 @contextmanager
 def recorded_run(
-    lake: Lakehouse, run_id: str, cfg: RunConfig, versions: dict, timer: Timer
+    lake: Lakehouse, run_id: str, cfg: RunConfig, versions: dict, timer: Timer, tuning: dict | None = None
 ) -> Iterator[Callable[[dict[str, int]], None]]:
     """The run protocol in ``gold.runs``: ``running`` now, ``failed`` if the block raises, ``published`` when
     the block calls the function it is given (with the row counts), which it does only after the checks."""
     started = publish.now()
-    common = {"params": cfg.as_dict(), "input_versions": versions}
+    common = {"params": cfg.as_dict(), "input_versions": versions, "tuning": tuning}
     publish.record_run(lake, run_id, "running", started, **common)
 
     def mark_published(counts: dict[str, int]) -> None:
@@ -200,28 +301,52 @@ def recorded_run(
 
 
 def run_pipeline(
-    spark: SparkSession, lake: Lakehouse, cfg: RunConfig, report_dir: Path, fail_before_publish: bool = False
+    spark: SparkSession,
+    lake: Lakehouse,
+    cfg: RunConfig,
+    report_dir: Path,
+    fail_before_publish: bool = False,
+    tuning: TuneOptions | None = None,
+    tracker=None,
 ) -> dict:
-    """split -> evaluate -> train on everything -> recommend -> similar -> publish. Returns a summary."""
+    """(tune ->) split -> evaluate -> train on everything -> recommend -> similar -> publish. ``tuning`` None
+    means off: ``cfg`` is used as given. Returns a summary (run id, evaluation, tuning, row counts, timings)."""
     timer = Timer()
-    total = 6
+    tuning = tuning or TuneOptions(mode="off")
+    searching = tuning.mode != "off"
+    total = 6 + int(searching)
     versions = input_versions(lake)
-    run_id = run_id_for(versions, cfg)
     interactions = lake.read(SILVER, "interactions")
     ev = None
-    with recorded_run(lake, run_id, cfg, versions, timer) as mark_published:
+    s = None
+    tune_summary = None
+    n = 1
+    if searching:
+        with timer.step("split + tune ALS (quasi-random search, successive halving)", n, total):
+            s = make_split(spark, lake, interactions, cfg)
+            cfg, tune_summary = choose_parameters(spark, lake, cfg, s.train, tuning, tracker)
+        n += 1
+    run_id = run_id_for(versions, cfg)
+    if tracker is not None:
+        tracker.start(run_id, cfg.as_dict(), tune_summary)
+    with recorded_run(lake, run_id, cfg, versions, timer, tune_summary) as mark_published:
         if cfg.evaluate:
-            with timer.step("split + evaluate (ALS vs baselines)", 1, total):
-                s = make_split(spark, lake, interactions, cfg)
-                ev = evaluate_model(spark, lake, cfg, s, run_id, report_dir)
-        with timer.step("train ALS on all interactions", 2, total):
+            with timer.step("split + evaluate (ALS vs baselines)", n, total):
+                s = s or make_split(spark, lake, interactions, cfg)
+                ev = evaluate_model(spark, lake, cfg, s, run_id, report_dir, tune_summary, tracker)
+        n += 1
+        with timer.step("train ALS on all interactions", n, total):
             save_model(lake, train(spark, interactions, cfg), run_id, cfg)
-        counts = publish_model(spark, lake, cfg, run_id, timer, fail_before_publish, first_step=3)
+        counts = publish_model(spark, lake, cfg, run_id, timer, fail_before_publish, first_step=n + 1)
         mark_published(counts)
     cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
+    if tracker is not None:
+        tracker.finish(timer.timings, counts)
     return {
         "run_id": run_id,
         "evaluation": ev,
+        "tuning": tune_summary,
+        "config": cfg,
         "row_counts": counts,
         "timings": timer.timings,
         "cleaned": cleaned,

@@ -6,7 +6,8 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
 * ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title``
 * ``popular_books``: ``run_id, window, rank, book_id, readers, title, authors`` (cold start and fill-in)
 * ``evaluations``: ``run_id, model, k, metric, value, split, params``
-* ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings``
+* ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings, tuning``
+  (``tuning``: the chosen parameters, their validation score, the runner-up and the search's cost, as JSON)
 
 Protocol: the run is recorded as ``running``; each gold table's rows for the run are written with
 ``replaceWhere run_id = ...`` (a rerun with the same inputs and seed has the same run id and replaces its own rows,
@@ -48,6 +49,7 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("input_versions", T.StringType(), True),
         T.StructField("row_counts", T.StringType(), True),
         T.StructField("timings", T.StringType(), True),
+        T.StructField("tuning", T.StringType(), True),
     ]
 )
 CDF = {"delta.enableChangeDataFeed": "true"}
@@ -226,13 +228,17 @@ def record_run(lake: Lakehouse, run_id: str, status: str, started_at: dt.datetim
         "finished_at": fields.get("finished_at"),
         **{
             k: json.dumps(fields.get(k), sort_keys=True, default=str) if fields.get(k) is not None else None
-            for k in ("params", "input_versions", "row_counts", "timings")
+            for k in ("params", "input_versions", "row_counts", "timings", "tuning")
         },
     }
     df = spark.createDataFrame([tuple(row[f.name] for f in RUNS_SCHEMA.fields)], RUNS_SCHEMA)
     if not lake.exists(GOLD, "runs"):
         lake.write(df, GOLD, "runs")
         return
+    missing = [f for f in RUNS_SCHEMA.fields if f.name not in lake.read(GOLD, "runs").columns]
+    if missing:  # a table written before these columns existed
+        cols = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE {lake.identifier(GOLD, 'runs')} ADD COLUMNS ({cols})")
     (
         lake.delta(GOLD, "runs")
         .alias("t")

@@ -95,10 +95,12 @@ class Lakehouse:
         partition_by: list[str] | None = None,
         properties: dict[str, str] | None = None,
         keep_schema: bool = False,
+        options: dict[str, str] | None = None,
     ) -> None:
-        """Write ``df`` as a Delta table (overwrite replaces the data, and the schema unless ``keep_schema``)."""
+        """Write ``df`` as a Delta table (overwrite replaces the data, and the schema unless ``keep_schema``);
+        ``options`` are Delta writer options (e.g. ``mergeSchema`` for an append that adds columns)."""
         self._remember(layer, name)
-        writer = df.write.format("delta").mode(mode)
+        writer = df.write.format("delta").mode(mode).options(**(options or {}))
         if mode == "overwrite" and not keep_schema:
             writer = writer.option("overwriteSchema", "true")
         if partition_by:

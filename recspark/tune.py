@@ -1,99 +1,380 @@
-"""Hyper-parameter search on a validation split: rank, regParam, alpha and the weighting scheme, by NDCG@K.
+"""Self-tuning of implicit ALS: quasi-random search plus successive halving on a validation split.
 
-The validation split is a per-user holdout of the silver interactions with its own seed, persisted to
-``model/tune_train`` / ``model/tune_valid``. Trials are sampled from the grid (seeded), each timed; all trials go
-to ``model/tuning_trials`` and the best configuration to ``model/best_params``, which ``recspark run`` uses as its
-default unless told otherwise (``--no-tuned``).
+What is searched (:data:`SPACE`), chosen to span real data rather than one dataset:
+
+* ``rank`` in {16, 32, 64, 128, 256};
+* ``reg`` (Spark's ``regParam``) log-uniform in [0.003, 10]. Spark's ALS is ALS-WR: the penalty of each user
+  (book) is ``regParam`` times its number of interactions, so the best value moves with user activity (dense
+  raters with ~100 ratings want a small value, a long tail of one-book shelvers a larger one) -- the search finds
+  it per dataset instead of fixing it;
+* ``alpha`` log-uniform in [0.1, 100] (confidence ``1 + alpha * r``);
+* ``scheme`` in binary / linear / log / bm25 and ``signals`` in all / shelved / read / rating / review
+  (:mod:`recspark.features`).
+
+How (``successive_halving``): ``n`` configurations -- the built-in default first, the rest from a scrambled
+Halton sequence over the space (seeded, so a rerun samples the same) -- are each fitted with few iterations
+(a quarter of ``max_iter``) and scored by NDCG@K on the validation split; the best third go on with twice the
+iterations, and so on until the survivors run the full ``max_iter``. The cost is about ``log_3(n) + 1`` full fits'
+worth of iterations per surviving configuration instead of ``n`` full fits. A time budget ends the search early:
+no new trial starts after it, and the best configuration of the highest rung reached wins.
+
+Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
+the evaluation holdout), with its own seed. Relevant validation books are the held-out ones the user did not
+dislike (``rating`` 0 = unrated, or >= 4), the same notion of "liked" the offline checks use. When the training
+data is large, a hashed sample of users (all of each sampled user's books, so the activity distribution that
+``regParam`` depends on is kept) bounds the tuning cost. With fewer than :data:`MIN_USERS` validation users the
+search is skipped and the built-in defaults are used, with a message.
+
+Results: every trial goes to ``model/tuning_trials``; the winner, its validation score and the runner-up to
+``model/best_params``, keyed by the silver input versions, so ``recspark run --tune auto`` searches once per input
+and reuses the result afterwards.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import random
+import math
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 
-from pyspark.sql import SparkSession
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recspark import als, metrics, split, topk
 from recspark import columns as C
-from recspark.features import Weights, preference
+from recspark.features import SCHEMES, SIGNALS, Weights, preference
 from recspark.tables import Lakehouse
 
 log = logging.getLogger(__name__)
 
 MODEL = "model"
-DEFAULT_GRID = {
-    "rank": [32, 64, 128],
-    "reg": [0.3, 1.0, 3.0],
-    "alpha": [5.0, 10.0, 20.0],
-    "scheme": ["log", "bm25", "linear"],
+SPACE = {
+    "rank": (16, 32, 64, 128, 256),
+    "reg": (0.003, 10.0),  # log-uniform
+    "alpha": (0.1, 100.0),  # log-uniform
+    "scheme": SCHEMES,
+    "signals": tuple(SIGNALS),
 }
+MIN_USERS = 50  # fewer validation users: too noisy to choose from, use the built-in defaults
+MAX_TUNE_INTERACTIONS = 2_000_000  # larger training data is tuned on a sample of users
+DEFAULT_CONFIGS = 18
+ETA = 3  # successive halving keeps the best 1/ETA of each rung
+MIN_BUDGET_S = 180.0
+BUDGET_PER_FIRST_TRIAL = 30.0  # auto budget: this many times the first (default, lowest-rung) trial
 
 
-def trials(grid: dict, n: int, seed: int) -> list[dict]:
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    random.Random(seed).shuffle(combos)
-    return combos[:n]
+@dataclass(frozen=True)
+class Trial:
+    """One point of the search space."""
+
+    rank: int
+    reg: float
+    alpha: float
+    scheme: str
+    signals: str
+
+    def weights(self) -> Weights:
+        return Weights.preset(self.signals, self.scheme)
+
+    def als_params(self, max_iter: int, seed: int) -> als.AlsParams:
+        return als.AlsParams(rank=self.rank, reg=self.reg, alpha=self.alpha, max_iter=max_iter, seed=seed)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_trial() -> Trial:
+    """The built-in configuration (``AlsParams`` and ``Weights`` defaults)."""
+    p, w = als.AlsParams(), Weights()
+    return Trial(rank=p.rank, reg=p.reg, alpha=p.alpha, scheme=w.scheme, signals="all")
+
+
+def _primes(n: int) -> list[int]:
+    out, c = [], 2
+    while len(out) < n:
+        if all(c % p for p in out):
+            out.append(c)
+        c += 1
+    return out
+
+
+def halton(n: int, dims: int, seed: int) -> np.ndarray:
+    """``n`` points of the Halton sequence in ``[0, 1)^dims``, randomly shifted (Cranley-Patterson) by ``seed``."""
+    pts = np.zeros((n, dims))
+    for d, base in enumerate(_primes(dims)):
+        for i in range(n):
+            f, x, k = 1.0, 0.0, i + 1
+            while k:
+                f /= base
+                x += f * (k % base)
+                k //= base
+            pts[i, d] = x
+    shift = np.random.default_rng(seed).random(dims)
+    return (pts + shift) % 1.0
+
+
+def sample(n: int, seed: int, space: dict | None = None) -> list[Trial]:
+    """The default configuration, then ``n - 1`` quasi-random points of ``space``."""
+    space = space or SPACE
+
+    def pick(options: tuple, u: float):
+        return options[min(int(u * len(options)), len(options) - 1)]
+
+    def log_uniform(bounds: tuple[float, float], u: float) -> float:
+        lo, hi = math.log(bounds[0]), math.log(bounds[1])
+        return float(f"{math.exp(lo + u * (hi - lo)):.3g}")
+
+    first = default_trial()
+    if first.rank not in space["rank"]:  # a narrowed space: the default at the nearest rank searched
+        first = replace(first, rank=min(space["rank"], key=lambda r: abs(math.log(r / first.rank))))
+    out = [first]
+    for u in halton(max(n - 1, 0), 5, seed):
+        scheme = pick(space["scheme"], u[3])
+        t = Trial(
+            rank=int(pick(space["rank"], u[0])),
+            reg=log_uniform(space["reg"], u[1]),
+            alpha=log_uniform(space["alpha"], u[2]),
+            scheme=scheme,
+            # binary confidence ignores the signal: one name for it, so equal configurations compare equal
+            signals="shelved" if scheme == "binary" else pick(space["signals"], u[4]),
+        )
+        if t not in out:
+            out.append(t)
+    return out[:n]
+
+
+def rungs(max_iter: int, n_configs: int, eta: int = ETA) -> list[tuple[int, int]]:
+    """``(configurations, iterations)`` per rung: ``n, n/eta, ...`` configurations, iterations doubling up to
+    ``max_iter`` (the last rung always runs the full ``max_iter``)."""
+    levels = max(1, math.ceil(math.log(max(n_configs, 1), eta)))
+    out, n = [], n_configs
+    for level in range(levels):
+        iters = max(1, round(max_iter / 2 ** (levels - 1 - level)))
+        out.append((n, iters))
+        n = max(1, n // eta)
+        if n == 1 and level < levels - 1:
+            out.append((1, max_iter))
+            break
+    if out[-1][1] != max_iter:
+        out.append((max(1, out[-1][0] // eta), max_iter))
+    return out
+
+
+@dataclass
+class Search:
+    """What a search found: every trial (in order), the winner and the runner-up."""
+
+    trials: list[dict]
+    best: dict | None
+    runner_up: dict | None
+    budget_s: float
+    seconds: float
+    skipped: str | None = None  # why no search ran (then best is None)
+
+    def summary(self) -> dict:
+        return {
+            "best": self.best,
+            "runner_up": self.runner_up,
+            "trials": len(self.trials),
+            "budget_s": round(self.budget_s, 1),
+            "seconds": round(self.seconds, 1),
+            "skipped": self.skipped,
+        }
+
+
+def successive_halving(
+    configs: list[Trial],
+    score: Callable[[Trial, int], float],
+    max_iter: int,
+    budget_s: float | None,
+    eta: int = ETA,
+    clock: Callable[[], float] = time.perf_counter,
+    on_trial: Callable[[dict], None] | None = None,
+) -> Search:
+    """Run the rungs; ``score(trial, iterations)`` fits and scores one configuration. ``budget_s`` None: auto
+    (:data:`BUDGET_PER_FIRST_TRIAL` times the first trial, at least :data:`MIN_BUDGET_S`)."""
+    start = clock()
+    plan = rungs(max_iter, len(configs), eta)
+    alive = list(configs)
+    results: list[dict] = []
+    finished: list[dict] = []  # results of the last rung that ran
+    budget = budget_s
+    stopped = False
+    for level, (n_keep, iters) in enumerate(plan):
+        alive = alive[:n_keep]
+        rung_results = []
+        for t in alive:
+            if budget is not None and clock() - start > budget and (rung_results or finished):
+                stopped = True
+                break
+            t0 = clock()
+            value = float(score(t, iters))
+            row = {**t.as_dict(), "rung": level, "iterations": iters, "ndcg": round(value, 5)}
+            row["seconds"] = round(clock() - t0, 1)
+            results.append(row)
+            rung_results.append((value, t, row))
+            if on_trial:
+                on_trial(row)
+            if budget is None:
+                budget = max(MIN_BUDGET_S, BUDGET_PER_FIRST_TRIAL * row["seconds"])
+        if rung_results:
+            rung_results.sort(key=lambda r: -r[0])
+            finished = [r[2] for r in rung_results]
+            alive = [r[1] for r in rung_results]
+            alive = alive[: max(1, len(alive) // eta)] if level < len(plan) - 1 else alive
+        if stopped:
+            log.warning("tuning budget of %.0f s reached: keeping the best of rung %d", budget, level)
+            break
+    best = finished[0] if finished else None
+    runner_up = finished[1] if len(finished) > 1 else None
+    if runner_up is None and best is not None:  # the best other configuration of an earlier rung
+        others = [r for r in results if r["rung"] < best["rung"] and _trial_of(r) != _trial_of(best)]
+        runner_up = max(others, key=lambda r: (r["rung"], r["ndcg"]), default=None)
+    return Search(results, best, runner_up, budget or 0.0, clock() - start)
+
+
+def _trial_of(row: dict) -> Trial:
+    return Trial(**{k: row[k] for k in ("rank", "reg", "alpha", "scheme", "signals")})
+
+
+# -- on Spark -------------------------------------------------------------------------------------------------
+def liked(df: DataFrame) -> DataFrame:
+    """Held-out books that count as relevant: unrated (0) or rated 4 or 5."""
+    return df.where((F.col(C.RATING) == 0) | (F.col(C.RATING) >= 4) | F.col(C.RATING).isNull())
+
+
+def user_sample(train: DataFrame, max_interactions: int, seed: int) -> tuple[DataFrame, float]:
+    """All books of a hashed sample of users, so that about ``max_interactions`` rows remain."""
+    n = train.count()
+    if n <= max_interactions:
+        return train, 1.0
+    fraction = max_interactions / n
+    h = F.abs(F.xxhash64(F.lit(seed), F.col(C.USER_IDX)) % F.lit(1_000_003)) / F.lit(1_000_003.0)
+    return train.where(h < fraction), fraction
+
+
+def validation_split(
+    lake: Lakehouse, train: DataFrame, seed: int, max_interactions: int = MAX_TUNE_INTERACTIONS
+) -> tuple[split.Split, float]:
+    """Tuning train/validation from ``train`` (the evaluation split's training side), persisted and checked."""
+    sampled, fraction = user_sample(train, max_interactions, seed)
+    s = split.holdout(sampled, fraction=0.2, seed=seed + 1000)
+    lake.write(s.train, MODEL, "tune_train")
+    lake.write(s.test, MODEL, "tune_valid")
+    persisted = split.Split(lake.read(MODEL, "tune_train"), lake.read(MODEL, "tune_valid"), "holdout")
+    split.check_split(persisted)
+    return persisted, fraction
 
 
 def tune(
     spark: SparkSession,
     lake: Lakehouse,
-    n_trials: int = 8,
+    train: DataFrame,
+    input_key: str,
+    n_configs: int = DEFAULT_CONFIGS,
     k: int = 10,
     seed: int = 42,
-    grid: dict | None = None,
-    max_iter: int = 10,
-) -> list[dict]:
-    inter = lake.read("silver", "interactions")
-    s = split.holdout(inter, fraction=0.2, seed=seed + 1000)
-    lake.write(s.train, MODEL, "tune_train")
-    lake.write(s.test, MODEL, "tune_valid")
-    train, valid = lake.read(MODEL, "tune_train").cache(), lake.read(MODEL, "tune_valid").cache()
-    split.check_split(split.Split(train, valid, "holdout"))
-    tune_id = f"tune-{int(time.time())}"
-    results = []
-    for i, t in enumerate(trials(grid or DEFAULT_GRID, n_trials, seed), 1):
-        start = time.perf_counter()
-        params = als.AlsParams(rank=t["rank"], reg=t["reg"], alpha=t["alpha"], max_iter=max_iter, seed=seed)
-        model = als.fit(spark, train.transform(preference(Weights(scheme=t["scheme"]))), params)
-        users = als.user_factors(model).join(
-            valid.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi"
-        )
-        recs = topk.recommend(spark, users, als.item_factors(model), k, seen=train)
-        ndcg = metrics.ranking_metrics(recs, valid, [k])[k]["ndcg"]
-        row = {
-            **t,
-            "max_iter": max_iter,
-            f"ndcg@{k}": round(ndcg, 5),
-            "seconds": round(time.perf_counter() - start, 1),
-        }
-        results.append(row)
-        print(f"trial {i}/{n_trials}: {json.dumps(row)}", flush=True)
-    rows = [(tune_id, json.dumps(r), r[f"ndcg@{k}"], r["seconds"]) for r in results]
-    lake.write(
-        spark.createDataFrame(rows, "tune_id string, trial string, ndcg double, seconds double"),
-        MODEL,
-        "tuning_trials",
-        mode="append",
+    max_iter: int = 12,
+    budget_s: float | None = None,
+    space: dict | None = None,
+    tracker=None,
+) -> Search:
+    """Search ALS parameters on a validation split carved from ``train``; store trials and the winner."""
+    t0 = time.perf_counter()
+    s, fraction = validation_split(lake, train, seed)
+    tune_train = s.train.cache()
+    truth = liked(s.test).select(C.USER_IDX, C.BOOK_IDX).cache()
+    n_users = truth.select(C.USER_IDX).distinct().count()
+    if n_users < MIN_USERS:
+        msg = f"only {n_users} validation users (< {MIN_USERS}): too few to tune; using the built-in defaults"
+        log.warning(msg)
+        tune_train.unpersist()
+        truth.unpersist()
+        search = Search([], None, None, 0.0, time.perf_counter() - t0, skipped=msg)
+        save(spark, lake, search, input_key, k)  # stored too, so `--tune auto` does not try again
+        return search
+    log.info(
+        "tuning on %s interactions of %.0f%% of users, %d validation users",
+        f"{tune_train.count():,}",
+        100 * fraction,
+        n_users,
     )
-    best = max(results, key=lambda r: r[f"ndcg@{k}"])
+    valid_users = truth.select(C.USER_IDX).distinct().cache()
+    prefs_cache: dict[tuple[str, str], DataFrame] = {}
+
+    def score(t: Trial, iters: int) -> float:
+        key = (t.scheme, t.signals)
+        if key not in prefs_cache:
+            prefs_cache[key] = tune_train.transform(preference(t.weights())).cache()
+        model = als.fit(spark, prefs_cache[key], t.als_params(iters, seed))
+        users = als.user_factors(model).join(valid_users, on=C.USER_IDX, how="left_semi")
+        recs = topk.recommend(spark, users, als.item_factors(model), k, seen=tune_train)
+        return metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+
+    def report(row: dict) -> None:
+        log.info("trial %d: %s", len(search_rows) + 1, json.dumps(row))
+        search_rows.append(row)
+        if tracker is not None:
+            tracker.trial(row)
+
+    search_rows: list[dict] = []
+    search = successive_halving(sample(n_configs, seed, space), score, max_iter, budget_s, on_trial=report)
+    search.seconds = time.perf_counter() - t0
+    for df in [*prefs_cache.values(), tune_train, truth, valid_users]:
+        df.unpersist()
+    save(spark, lake, search, input_key, k)
+    return search
+
+
+def save(spark: SparkSession, lake: Lakehouse, search: Search, input_key: str, k: int) -> str:
+    tune_id = f"tune-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"  # sorts by time
+    rows = [(tune_id, input_key, json.dumps(r), float(r["ndcg"]), float(r["seconds"])) for r in search.trials]
+    if rows:
+        lake.write(
+            spark.createDataFrame(
+                rows, "tune_id string, input_key string, trial string, ndcg double, seconds double"
+            ),
+            MODEL,
+            "tuning_trials",
+            mode="append",
+            options={"mergeSchema": "true"},
+        )
+    summary = {**search.summary(), "metric": f"ndcg@{k}"}
     lake.write(
-        spark.createDataFrame([(tune_id, json.dumps(best))], "tune_id string, params string"),
+        spark.createDataFrame(
+            [(tune_id, input_key, json.dumps(search.best) if search.best else None, json.dumps(summary))],
+            "tune_id string, input_key string, params string, summary string",
+        ),
         MODEL,
         "best_params",
+        mode="append",
+        options={"mergeSchema": "true"},
     )
-    train.unpersist()
-    valid.unpersist()
-    return results
+    return tune_id
 
 
-def best_params(lake: Lakehouse) -> dict | None:
-    """The best configuration of the latest tuning, or None."""
+def stored(lake: Lakehouse, input_key: str | None = None) -> dict | None:
+    """The summary of the latest tuning (for ``input_key`` when given), or None. ``summary["best"]`` is None
+    when that tuning fell back to the defaults."""
     if not lake.exists(MODEL, "best_params"):
         return None
-    row = lake.read(MODEL, "best_params").orderBy(F.col("tune_id").desc()).first()
-    return json.loads(row["params"]) if row else None
+    df = lake.read(MODEL, "best_params")
+    if "summary" not in df.columns:  # written by an older version: no key, no summary
+        return None
+    df = df.where(F.col("summary").isNotNull())
+    if input_key is not None:
+        df = df.where(F.col("input_key") == input_key)
+    row = df.orderBy(F.col("tune_id").desc()).first()
+    return json.loads(row["summary"]) if row else None
+
+
+def apply(best: dict, cfg_als: als.AlsParams, weights: Weights) -> tuple[als.AlsParams, Weights]:
+    """The tuned trial's parameters over the given ALS parameters and weights."""
+    t = _trial_of(best)
+    return (
+        replace(cfg_als, rank=t.rank, reg=t.reg, alpha=t.alpha),
+        replace(t.weights(), half_life_days=weights.half_life_days),
+    )

@@ -1015,3 +1015,60 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def to_goodbooks(ucsd_dir: str | Path, out: str | Path, min_ratings: int = 1) -> dict[str, int]:
+    """Ratings-like data in the goodbooks-10k format from generated UCSD files.
+
+    ``ratings.csv`` holds the *rated* shelves (``rating`` > 0, about 46% of rows, carrying the taste signal the
+    generator tilts ratings by) with 1-based user and book ids; ``books.csv`` maps each rated book to its
+    Goodreads id, title and author names (the other goodbooks columns are left empty). Users with fewer than
+    ``min_ratings`` ratings are dropped. Returns row counts per file.
+    """
+    import csv
+    import json
+
+    src, out = Path(ucsd_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = np.loadtxt(src / INTERACTIONS_CSV, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    user, book, rating = data[:, 0], data[:, 1], data[:, 3]
+    rated = rating > 0
+    user, book, rating = user[rated], book[rated], rating[rated]
+    per_user = np.bincount(user)
+    keep = per_user[user] >= min_ratings
+    user, book, rating = user[keep], book[keep], rating[keep]
+    _, user_gb = np.unique(user, return_inverse=True)
+    books_used, book_gb = np.unique(book, return_inverse=True)
+    book_map = np.loadtxt(src / BOOK_MAP_CSV, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    goodreads_id = dict(zip(book_map[:, 0].tolist(), book_map[:, 1].tolist(), strict=True))
+    with gzip.open(src / AUTHORS_JSON, "rt", encoding="utf-8") as f:
+        author_name = {a["author_id"]: a["name"] for a in map(json.loads, f)}
+    meta: dict[int, tuple[str, str, str]] = {}
+    with gzip.open(src / BOOKS_JSON, "rt", encoding="utf-8") as f:
+        for b in map(json.loads, f):
+            names = ", ".join(author_name.get(a["author_id"], "") for a in b["authors"])
+            meta[int(b["book_id"])] = (b["title"], names, b["work_id"])
+    with open(out / "ratings.csv", "w", encoding="utf-8", newline="") as f:
+        f.write("user_id,book_id,rating\n")
+        f.write(
+            "".join(
+                f"{u},{b},{r}\n"
+                for u, b, r in zip(
+                    (user_gb + 1).tolist(), (book_gb + 1).tolist(), rating.tolist(), strict=True
+                )
+            )
+        )
+    from recspark.sources.goodbooks import BOOK_COLUMNS
+
+    with open(out / "books.csv", "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(BOOK_COLUMNS)
+        for i, csv_id in enumerate(books_used.tolist(), 1):
+            gid = goodreads_id[csv_id]
+            title, authors, work = meta.get(gid, ("", "", ""))
+            row = dict.fromkeys(BOOK_COLUMNS, "")
+            row.update(
+                book_id=i, goodreads_book_id=gid, best_book_id=gid, work_id=work, authors=authors, title=title
+            )
+            w.writerow([row[c] for c in BOOK_COLUMNS])
+    return {"ratings.csv": int(len(user)), "books.csv": int(len(books_used))}

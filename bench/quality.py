@@ -1,0 +1,162 @@
+"""Quality as the hidden checks measure it (../shared/quality-protocol.md), on data we do have.
+
+Holds out 20% of each user's rows of a goodbooks (``ratings.csv`` or ``to_read.csv`` + ``books.csv``) or UCSD CSV
+(three CSVs) dataset at random (seeded), writes the rest as a new source folder, runs plain
+``recspark run --source ... --format ... --lakehouse ...`` (plus any extra arguments) in a subprocess, reads the
+latest published ``gold/user_recommendations`` from outside with deltalake, and scores NDCG@10 and recall@10
+over users with at least one relevant held-out book (goodbooks ratings: rating >= 4; UCSD: ``is_read``; to_read:
+every held-out book). Appends the result, the chosen parameters and the wall time to
+``bench/results/quality.json``.
+
+    python bench/quality.py --name goodbooks-to_read --source ../shared/data/goodbooks-10k --format goodbooks
+    python bench/quality.py --name generated-ratings --generate-ratings 0.002 --format goodbooks
+    python bench/quality.py --name generated-ucsd --generate 0.001 --format goodreads
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "quality.json"
+
+
+def holdout(df: pd.DataFrame, user: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per user, ``round(fraction * n)`` random rows held out (users with one row keep it)."""
+    rng = np.random.default_rng(seed)
+    df = df.assign(_r=rng.random(len(df)))
+    df["_i"] = df.groupby(user)["_r"].rank(method="first")
+    n = df.groupby(user)[user].transform("size")
+    test = (df["_i"] <= np.floor(n * fraction + 0.5)) & (n > 1)
+    return df[~test].drop(columns=["_r", "_i"]), df[test].drop(columns=["_r", "_i"])
+
+
+def prepare(src: Path, fmt: str, out: Path, seed: int) -> pd.DataFrame:
+    """Write the training side to ``out``; return the held-out truth ``(user_id, book_id, relevant)`` in the ids
+    the gold tables use."""
+    out.mkdir(parents=True)
+    if fmt == "goodbooks":
+        books = pd.read_csv(src / "books.csv")
+        shutil.copy(src / "books.csv", out / "books.csv")
+        gr = dict(zip(books["book_id"], books["goodreads_book_id"], strict=True))
+        name = "ratings.csv" if (src / "ratings.csv").exists() else "to_read.csv"
+        rows = pd.read_csv(src / name)
+        train, test = holdout(rows, "user_id", 0.2, seed)
+        train.to_csv(out / name, index=False)
+        relevant = test["rating"] >= 4 if "rating" in test else pd.Series(True, index=test.index)
+        return pd.DataFrame(
+            {
+                "user_id": test["user_id"].astype(str),
+                "book_id": test["book_id"].map(gr).astype("int64"),
+                "relevant": relevant.to_numpy(),
+            }
+        )
+    rows = pd.read_csv(src / "goodreads_interactions.csv")
+    for f in ("user_id_map.csv", "book_id_map.csv"):
+        shutil.copy(src / f, out / f)
+    train, test = holdout(rows, "user_id", 0.2, seed)
+    train.to_csv(out / "goodreads_interactions.csv", index=False)
+    users = pd.read_csv(src / "user_id_map.csv").set_index("user_id_csv")["user_id"]
+    books = pd.read_csv(src / "book_id_map.csv").set_index("book_id_csv")["book_id"]
+    return pd.DataFrame(
+        {
+            "user_id": test["user_id"].map(users).astype(str),
+            "book_id": test["book_id"].map(books).astype("int64"),
+            "relevant": (test["is_read"] == 1).to_numpy(),
+        }
+    )
+
+
+def score(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> dict[str, float]:
+    rel = truth[truth["relevant"]].groupby("user_id")["book_id"].apply(set)
+    lists = recs.sort_values(["user_id", "rank"]).groupby("user_id")["book_id"].apply(list)
+    ndcgs, recalls = [], []
+    for user, books in rel.items():
+        got = lists.get(user, [])[:k]
+        hits = [1.0 if b in books else 0.0 for b in got]
+        dcg = sum(h / math.log2(i + 2) for i, h in enumerate(hits))
+        idcg = sum(1 / math.log2(i + 2) for i in range(min(len(books), k)))
+        ndcgs.append(dcg / idcg)
+        recalls.append(sum(hits) / len(books))
+    return {
+        f"ndcg@{k}": round(float(np.mean(ndcgs)), 4),
+        f"recall@{k}": round(float(np.mean(recalls)), 4),
+        "users": len(ndcgs),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--name", required=True)
+    p.add_argument("--source", type=Path)
+    p.add_argument("--generate", type=float, help="generate UCSD data at this scale instead of --source")
+    p.add_argument("--generate-ratings", type=float, help="generate goodbooks-format ratings at this scale")
+    p.add_argument("--format", choices=["goodbooks", "goodreads"], required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
+    p.add_argument("run_args", nargs="*", help="extra `recspark run` arguments (after --)")
+    a = p.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="recspark-quality-"))
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    src = a.source
+    if a.generate or a.generate_ratings:
+        from recspark.sources.synthetic import generate, to_goodbooks
+
+        src = work / "generated"
+        generate(src, scale=a.generate or a.generate_ratings, seed=a.seed + 100)
+        if a.generate_ratings:
+            to_goodbooks(src, work / "generated-goodbooks")
+            src = work / "generated-goodbooks"
+    truth = prepare(src.resolve(), a.format, work / "input", a.seed)
+    lake = work / "lakehouse"
+    cmd = [
+        sys.executable, "-m", "recspark.cli", "run", "--source", str(work / "input"), "--format", a.format,
+        "--lakehouse", str(lake), "--reports", str(work / "reports"), "--no-mlflow", *a.run_args,
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    with open(work / "run.log", "w") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        sys.exit(f"recspark run failed ({proc.returncode}); log: {work / 'run.log'}")
+    from deltalake import DeltaTable
+
+    runs = DeltaTable(str(lake / "gold" / "runs")).to_pandas()
+    run = runs[runs["status"] == "published"].sort_values("finished_at").iloc[-1]
+    recs = DeltaTable(str(lake / "gold" / "user_recommendations")).to_pandas()
+    recs = recs[recs["run_id"] == run["run_id"]]
+    recs = recs.assign(user_id=recs["user_id"].astype(str), book_id=recs["book_id"].astype("int64"))
+    result = {
+        "name": a.name,
+        "command": "python bench/quality.py " + " ".join(sys.argv[1:]),
+        "measured": time.strftime("%Y-%m-%d"),
+        "held_out_rows": len(truth),
+        **score(recs, truth),
+        "params": json.loads(run["params"])["als"],
+        "weights": json.loads(run["params"])["weights"]["scheme"],
+        "tuning": json.loads(run["tuning"]) if run.get("tuning") else None,
+        "run_seconds": round(wall, 1),
+        "timings": json.loads(run["timings"]),
+    }
+    print(json.dumps(result, indent=1))
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    RESULTS.write_text(json.dumps([r for r in old if r["name"] != a.name] + [result], indent=1) + "\n")
+    if a.work is None:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Self-tuning: the search space and sampler, the successive-halving schedule and budget (pure Python, a fake
+clock and scores), and on Spark: validation carved from the training side only, the small-data fallback,
+``run --tune auto`` storing its choice in ``gold/runs`` and reusing it, MLflow tracking when installed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from chispa import assert_df_equality
+
+from recspark import tune
+from recspark.als import AlsParams
+from recspark.features import PREFERENCE, Weights, preference
+from recspark.pipeline import RunConfig, TuneOptions, make_split, run_pipeline
+from recspark.tune import Trial
+
+
+def test_sample_spans_the_space_and_starts_with_the_default():
+    trials = tune.sample(40, seed=3)
+    assert trials[0] == tune.default_trial()
+    assert len(set(trials)) == 40
+    assert tune.sample(40, seed=3) == trials  # seeded
+    assert tune.sample(40, seed=4) != trials
+    rest = trials[1:]
+    assert {t.rank for t in rest} == set(tune.SPACE["rank"])
+    assert {t.scheme for t in rest} == set(tune.SPACE["scheme"])
+    assert {t.signals for t in rest} == set(tune.SPACE["signals"])
+    regs = [t.reg for t in rest]
+    alphas = [t.alpha for t in rest]
+    assert min(regs) >= 0.003 and max(regs) <= 10 and min(alphas) >= 0.1 and max(alphas) <= 100
+    # log-uniform: every decade of regParam [0.003, 10] is visited, including the rating-data region < 0.1
+    for lo in (0.003, 0.01, 0.1, 1.0):
+        assert any(lo <= r < lo * 10 for r in regs), lo
+    assert sum(r < 0.1 for r in regs) >= 0.3 * len(regs)
+
+
+def test_halton_is_low_discrepancy():
+    pts = tune.halton(64, 2, seed=0)
+    # every cell of an 8x8 grid holds exactly one point of 64 (shifted Halton in bases 2 and 3: at most 2)
+    cells = {}
+    for x, y in pts:
+        cells[(int(x * 8), int(y * 8))] = cells.get((int(x * 8), int(y * 8)), 0) + 1
+    assert max(cells.values()) <= 2 and len(cells) >= 48
+
+
+def test_rungs_schedule():
+    assert tune.rungs(12, 18) == [(18, 3), (6, 6), (2, 12)]
+    assert tune.rungs(12, 9) == [(9, 6), (3, 12)]
+    assert tune.rungs(10, 1) == [(1, 10)]
+    assert tune.rungs(12, 3) == [(3, 12)]
+    for n in range(1, 40):
+        plan = tune.rungs(12, n)
+        assert plan[0][0] == n and plan[-1][1] == 12
+        assert all(a[0] >= b[0] and a[1] <= b[1] for a, b in zip(plan, plan[1:]))
+
+
+def _trials(n):
+    return [Trial(rank=16, reg=0.01 * (i + 1), alpha=1.0, scheme="binary", signals="all") for i in range(n)]
+
+
+def test_successive_halving_promotes_the_best_and_reports_every_trial():
+    calls = []
+
+    def score(t: Trial, iters: int) -> float:
+        calls.append((t.reg, iters))
+        return -abs(t.reg - 0.05) + 0.001 * iters  # best: reg 0.05
+
+    configs = _trials(9)
+    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1e9)
+    assert [c[1] for c in calls] == [6] * 9 + [12] * 3
+    assert s.best["reg"] == 0.05 and s.best["iterations"] == 12 and s.best["rung"] == 1
+    assert s.runner_up["reg"] in (0.04, 0.06) and s.runner_up["iterations"] == 12
+    assert len(s.trials) == 12 and all("seconds" in r and "ndcg" in r for r in s.trials)
+
+
+def test_budget_stops_the_search_and_keeps_the_best_so_far():
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def score(t: Trial, iters: int) -> float:
+        now[0] += 10.0  # every trial takes 10 fake seconds
+        return t.reg
+
+    s = tune.successive_halving(_trials(9), score, max_iter=12, budget_s=35, clock=clock)
+    assert len(s.trials) == 4  # started at 0, 10, 20, 30 s; none after 35 s
+    assert s.best["reg"] == 0.04 and s.runner_up["reg"] == 0.03
+    auto = tune.successive_halving(_trials(3), score, max_iter=12, budget_s=None, clock=clock)
+    assert auto.budget_s == 30 * 10.0  # 30 x the first trial's 10 s
+    now[0] = 0.0
+
+    def quick(t: Trial, iters: int) -> float:
+        now[0] += 1.0
+        return t.reg
+
+    floor = tune.successive_halving(_trials(3), quick, max_iter=12, budget_s=None, clock=clock)
+    assert floor.budget_s == tune.MIN_BUDGET_S  # 30 x 1 s is below the floor
+
+
+def test_binary_scheme_and_signal_presets(spark):
+    df = spark.createDataFrame(
+        [(0, 0, True, 5, True, None), (0, 1, False, 0, False, None)],
+        "user_idx int, book_idx int, is_read boolean, rating int, is_reviewed boolean, date_added timestamp",
+    )
+    binary = df.transform(preference(Weights.preset("all", "binary")))
+    expected = spark.createDataFrame(
+        [(0, 0, 1.0), (0, 1, 1.0)], f"user_idx int, book_idx int, {PREFERENCE} float"
+    )
+    assert_df_equality(binary, expected, ignore_row_order=True, ignore_nullable=True)
+    rating = df.transform(preference(Weights.preset("rating", "linear")))  # 1 + rating/5
+    expected = spark.createDataFrame(
+        [(0, 0, 2.0), (0, 1, 1.0)], f"user_idx int, book_idx int, {PREFERENCE} float"
+    )
+    assert_df_equality(rating, expected, ignore_row_order=True, ignore_nullable=True)
+    read = df.transform(preference(Weights.preset("read", "linear")))  # 1 + is_read
+    assert sorted(r[PREFERENCE] for r in read.collect()) == [1.0, 2.0]
+    with pytest.raises(ValueError, match="unknown signals"):
+        Weights.preset("likes")
+
+
+def test_liked_keeps_unrated_and_four_or_five_stars(spark):
+    df = spark.createDataFrame(
+        [(0, b, r) for b, r in enumerate([0, 1, 2, 3, 4, 5])], "user_idx int, book_idx int, rating int"
+    )
+    assert sorted(r["rating"] for r in tune.liked(df).collect()) == [0, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def tuned(spark, small_generated, tmp_path_factory):
+    from recspark.ingest import run_ingest
+    from recspark.tables import Lakehouse
+
+    src, _ = small_generated
+    lake = Lakehouse(spark, str(tmp_path_factory.mktemp("tune") / "lakehouse"))
+    run_ingest(spark, lake, str(src), "goodreads", "ingest-tune")
+    cfg = RunConfig(k=5, ks=[5, 10], als=AlsParams(rank=8, max_iter=4), similar_k=5, min_readers=2)
+    # tiny trials: ranks 4 and 8 only
+    opts = TuneOptions(mode="auto", configs=3, budget_s=600, space={**tune.SPACE, "rank": (4, 8)})
+    reports = tmp_path_factory.mktemp("reports")
+    first = run_pipeline(spark, lake, cfg, reports, tuning=opts)
+    again = run_pipeline(spark, lake, cfg, reports, tuning=opts)
+    return lake, cfg, first, again, reports
+
+
+@pytest.mark.slow
+def test_validation_never_sees_the_evaluation_holdout(tuned):
+    lake = tuned[0]
+    key = ["user_idx", "book_idx"]
+    held_out = lake.read("model", "split_test").select(*key)
+    evaluation_train = lake.read("model", "split_train").select(*key)
+    for side in ("tune_train", "tune_valid"):
+        pairs = lake.read("model", side).select(*key)
+        assert pairs.count() > 0
+        assert pairs.join(held_out, on=key, how="inner").count() == 0, side
+        assert pairs.join(evaluation_train, on=key, how="left_anti").count() == 0, side
+
+
+@pytest.mark.slow
+def test_run_tunes_records_the_choice_and_reuses_it(tuned):
+    from deltalake import DeltaTable
+
+    lake, cfg, first, again, reports = tuned
+    assert first["tuning"]["reused"] is False and first["tuning"]["trials"] == 3
+    best = first["tuning"]["best"]
+    used = first["config"]
+    assert (used.als.rank, used.als.reg, used.als.alpha, used.weights.scheme) == (
+        best["rank"],
+        best["reg"],
+        best["alpha"],
+        best["scheme"],
+    )
+    assert used.als.max_iter == cfg.als.max_iter == best["iterations"]
+    runs = DeltaTable(lake.path("gold", "runs")).to_pyarrow_table().to_pylist()
+    row = next(r for r in runs if r["run_id"] == first["run_id"])
+    recorded = json.loads(row["tuning"])
+    assert recorded["best"] == best and recorded["runner_up"] is not None
+    assert recorded["best"]["ndcg"] >= recorded["runner_up"]["ndcg"] or (
+        recorded["runner_up"]["rung"] < recorded["best"]["rung"]
+    )
+    # the second run found the stored result for the same inputs: no new trials, same parameters, same run
+    assert again["tuning"]["reused"] is True and again["tuning"]["best"] == best
+    assert again["run_id"] == first["run_id"]
+    assert lake.read("model", "tuning_trials").count() == 3
+    report = (reports / f"evaluation-{first['run_id']}.md").read_text()
+    assert "How the parameters were chosen" in report and "runner-up" in report
+
+
+@pytest.mark.slow
+def test_too_few_users_falls_back_to_builtin_values(spark, lake):
+    rows = [(u, b, True, 4, False) for u in range(10) for b in range(u, u + 12)]
+    inter = spark.createDataFrame(
+        rows, "user_idx int, book_idx int, is_read boolean, rating int, is_reviewed boolean"
+    )
+    cfg = RunConfig(k=3, als=AlsParams(rank=4, max_iter=2))
+    s = make_split(spark, lake, inter.withColumn("date_added", inter.rating.cast("timestamp")), cfg)
+    search = tune.tune(spark, lake, s.train, "key", n_configs=3, max_iter=2)
+    assert search.best is None and "too few to tune" in search.skipped and search.trials == []
+    assert tune.stored(lake, "key")["skipped"] == search.skipped
+    assert math.isclose(search.budget_s, 0.0)
