@@ -78,6 +78,27 @@ def prepare(src: Path, fmt: str, out: Path, seed: int) -> pd.DataFrame:
     )
 
 
+def popularity_lists(train_dir: Path, fmt: str, k: int = 10) -> pd.DataFrame:
+    """The popularity baseline on the same input: the k most shelved books each user has not shelved."""
+    if fmt == "goodbooks":
+        gr = pd.read_csv(train_dir / "books.csv").set_index("book_id")["goodreads_book_id"]
+        name = "ratings.csv" if (train_dir / "ratings.csv").exists() else "to_read.csv"
+        rows = pd.read_csv(train_dir / name)
+        rows = pd.DataFrame({"user_id": rows["user_id"].astype(str), "book_id": rows["book_id"].map(gr)})
+    else:
+        rows = pd.read_csv(train_dir / "goodreads_interactions.csv")
+        users = pd.read_csv(train_dir / "user_id_map.csv").set_index("user_id_csv")["user_id"]
+        books = pd.read_csv(train_dir / "book_id_map.csv").set_index("book_id_csv")["book_id"]
+        rows = pd.DataFrame({"user_id": rows["user_id"].map(users), "book_id": rows["book_id"].map(books)})
+    ranked = rows["book_id"].value_counts().index.to_numpy()[: k + 2000]
+    seen = rows.groupby("user_id")["book_id"].apply(set)
+    out = []
+    for user, books in seen.items():
+        picks = [b for b in ranked if b not in books][:k]
+        out += [(user, r, int(b)) for r, b in enumerate(picks, 1)]
+    return pd.DataFrame(out, columns=["user_id", "rank", "book_id"])
+
+
 def score(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> dict[str, float]:
     rel = truth[truth["relevant"]].groupby("user_id")["book_id"].apply(set)
     lists = recs.sort_values(["user_id", "rank"]).groupby("user_id")["book_id"].apply(list)
@@ -145,6 +166,7 @@ def main() -> None:
         "measured": time.strftime("%Y-%m-%d"),
         "held_out_rows": len(truth),
         **score(recs, truth),
+        "popularity": score(popularity_lists(work / "input", a.format), truth),
         "params": json.loads(run["params"])["als"],
         "weights": json.loads(run["params"])["weights"]["scheme"],
         "tuning": json.loads(run["tuning"]) if run.get("tuning") else None,

@@ -33,6 +33,12 @@ CANDIDATES = [
     (64, 1.0, 3.0, "log", "rating"),
     (128, 0.3, 3.0, "log", "all"),
     (64, 0.03, 0.3, "linear", "rating"),
+    (64, 0.5, 5.0, "log", "all"),
+    (64, 0.5, 10.0, "log", "all"),
+    (64, 2.0, 10.0, "log", "all"),
+    (64, 1.0, 20.0, "log", "all"),
+    (32, 1.0, 10.0, "log", "all"),
+    (16, 0.00706, 0.597, "bm25", "shelved"),  # what the search chose on both generated sets
 ]
 
 

@@ -415,7 +415,7 @@ def publish_model(
 
 def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: str | None = None) -> dict:
     """``recspark publish``: gold tables from an already trained model (default: the latest), checked, then
-    marked published in ``gold.runs``: the last task of a multi-task job (ingest -> evaluate -> train ->
+    marked published in ``gold.runs``: the last task of a multi-task job (ingest -> tune -> evaluate -> train ->
     publish). Returns a summary like :func:`run_pipeline`'s."""
     run_id = run_id or latest_model_run(lake)
     timer = Timer()

@@ -16,7 +16,9 @@ Halton sequence over the space (seeded, so a rerun samples the same) -- are each
 (a quarter of ``max_iter``) and scored by NDCG@K on the validation split; the best third go on with twice the
 iterations, and so on until the survivors run the full ``max_iter``. The cost is about ``log_3(n) + 1`` full fits'
 worth of iterations per surviving configuration instead of ``n`` full fits. A time budget ends the search early:
-no new trial starts after it, and the best configuration of the highest rung reached wins.
+no new trial starts after it, and one trial may use at most a quarter of it (a slower one is cancelled through
+its Spark job group). The best configuration of the highest rung reached wins; a smaller rank within 1% of its
+validation score is preferred (the difference is noise, the cost is not).
 
 Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
 the evaluation holdout), with its own seed. Relevant validation books are the held-out ones the user did not
@@ -35,8 +37,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -63,7 +68,9 @@ MAX_TUNE_INTERACTIONS = 2_000_000  # larger training data is tuned on a sample o
 DEFAULT_CONFIGS = 18
 ETA = 3  # successive halving keeps the best 1/ETA of each rung
 MIN_BUDGET_S = 180.0
-BUDGET_PER_FIRST_TRIAL = 30.0  # auto budget: this many times the first (default, lowest-rung) trial
+BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
+MAX_TRIAL_SHARE = 0.25  # one trial may take at most this share of the budget
+PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (noise, not a real difference)
 
 
 @dataclass(frozen=True)
@@ -185,22 +192,32 @@ class Search:
         }
 
 
+class TrialTimeout(RuntimeError):
+    """A trial ran past its share of the budget and was cancelled."""
+
+
 def successive_halving(
     configs: list[Trial],
-    score: Callable[[Trial, int], float],
+    score: Callable[[Trial, int, float | None], float],
     max_iter: int,
     budget_s: float | None,
     eta: int = ETA,
     clock: Callable[[], float] = time.perf_counter,
     on_trial: Callable[[dict], None] | None = None,
 ) -> Search:
-    """Run the rungs; ``score(trial, iterations)`` fits and scores one configuration. ``budget_s`` None: auto
-    (:data:`BUDGET_PER_FIRST_TRIAL` times the first trial, at least :data:`MIN_BUDGET_S`)."""
+    """Run the rungs; ``score(trial, iterations, limit_s)`` fits and scores one configuration and raises
+    :class:`TrialTimeout` when it takes longer than ``limit_s`` (None: no limit).
+
+    ``budget_s`` None: auto, :data:`BUDGET_PER_FIRST_TRIAL` times the first trial (the default configuration at
+    the first rung's iterations, about ten full fits of it), at least :data:`MIN_BUDGET_S`. No trial starts
+    after the budget is spent, and each may take at most :data:`MAX_TRIAL_SHARE` of it (an expensive
+    configuration, e.g. rank 256 on a large catalogue, is cancelled rather than eating the search), so the
+    search ends within ``(1 + MAX_TRIAL_SHARE)`` times the budget."""
     start = clock()
     plan = rungs(max_iter, len(configs), eta)
     alive = list(configs)
     results: list[dict] = []
-    finished: list[dict] = []  # results of the last rung that ran
+    finished: list[dict] = []  # results of the last rung that ran, best first
     budget = budget_s
     stopped = False
     for level, (n_keep, iters) in enumerate(plan):
@@ -211,11 +228,18 @@ def successive_halving(
                 stopped = True
                 break
             t0 = clock()
-            value = float(score(t, iters))
-            row = {**t.as_dict(), "rung": level, "iterations": iters, "ndcg": round(value, 5)}
+            limit = None if budget is None else budget * MAX_TRIAL_SHARE
+            try:
+                value: float | None = float(score(t, iters, limit))
+            except TrialTimeout:
+                value = None
+                log.warning("trial cancelled after %.0f s (its share of the budget): %s", clock() - t0, t)
+            row = {**t.as_dict(), "rung": level, "iterations": iters}
+            row["ndcg"] = round(value, 5) if value is not None else None
             row["seconds"] = round(clock() - t0, 1)
             results.append(row)
-            rung_results.append((value, t, row))
+            if value is not None:
+                rung_results.append((value, t, row))
             if on_trial:
                 on_trial(row)
             if budget is None:
@@ -228,12 +252,56 @@ def successive_halving(
         if stopped:
             log.warning("tuning budget of %.0f s reached: keeping the best of rung %d", budget, level)
             break
+    if finished:  # parsimony: the smallest rank within PARSIMONY of the best score (cheaper to train and serve)
+        top = finished[0]["ndcg"]
+        near = [r for r in finished if r["ndcg"] >= top * (1 - PARSIMONY)]
+        pick = min(near, key=lambda r: (r["rank"], -r["ndcg"]))
+        finished = [pick] + [r for r in finished if r is not pick]
     best = finished[0] if finished else None
     runner_up = finished[1] if len(finished) > 1 else None
     if runner_up is None and best is not None:  # the best other configuration of an earlier rung
-        others = [r for r in results if r["rung"] < best["rung"] and _trial_of(r) != _trial_of(best)]
+        others = [
+            r
+            for r in results
+            if r["rung"] < best["rung"] and r["ndcg"] is not None and _trial_of(r) != _trial_of(best)
+        ]
         runner_up = max(others, key=lambda r: (r["rung"], r["ndcg"]), default=None)
     return Search(results, best, runner_up, budget or 0.0, clock() - start)
+
+
+@contextmanager
+def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
+    """Run the block's Spark jobs in a job group that is cancelled after ``limit_s`` seconds; the block then
+    raises :class:`TrialTimeout`. None: no limit."""
+    if limit_s is None:
+        yield
+        return
+    sc = spark.sparkContext
+    group = f"recspark-tune-{uuid.uuid4().hex[:8]}"
+    done = threading.Event()
+    fired = threading.Event()
+
+    def watchdog() -> None:
+        if done.wait(limit_s):
+            return
+        fired.set()
+        while not done.wait(0.5):  # a fit submits job after job: cancel each until the block gives up
+            sc.cancelJobGroup(group)
+
+    sc.setJobGroup(group, "recspark tuning trial", interruptOnCancel=True)
+    thread = threading.Thread(target=watchdog, daemon=True)
+    thread.start()
+    try:
+        yield
+    except Exception as exc:
+        if fired.is_set():
+            raise TrialTimeout(f"cancelled after {limit_s:.0f} s") from exc
+        raise
+    finally:
+        done.set()
+        thread.join()
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
 
 
 def _trial_of(row: dict) -> Trial:
@@ -305,14 +373,15 @@ def tune(
     valid_users = truth.select(C.USER_IDX).distinct().cache()
     prefs_cache: dict[tuple[str, str], DataFrame] = {}
 
-    def score(t: Trial, iters: int) -> float:
+    def score(t: Trial, iters: int, limit_s: float | None) -> float:
         key = (t.scheme, t.signals)
         if key not in prefs_cache:
             prefs_cache[key] = tune_train.transform(preference(t.weights())).cache()
-        model = als.fit(spark, prefs_cache[key], t.als_params(iters, seed))
-        users = als.user_factors(model).join(valid_users, on=C.USER_IDX, how="left_semi")
-        recs = topk.recommend(spark, users, als.item_factors(model), k, seen=tune_train)
-        return metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+        with cancel_after(spark, limit_s):
+            model = als.fit(spark, prefs_cache[key], t.als_params(iters, seed))
+            users = als.user_factors(model).join(valid_users, on=C.USER_IDX, how="left_semi")
+            recs = topk.recommend(spark, users, als.item_factors(model), k, seen=tune_train)
+            return metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
 
     def report(row: dict) -> None:
         log.info("trial %d: %s", len(search_rows) + 1, json.dumps(row))
@@ -331,7 +400,7 @@ def tune(
 
 def save(spark: SparkSession, lake: Lakehouse, search: Search, input_key: str, k: int) -> str:
     tune_id = f"tune-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"  # sorts by time
-    rows = [(tune_id, input_key, json.dumps(r), float(r["ndcg"]), float(r["seconds"])) for r in search.trials]
+    rows = [(tune_id, input_key, json.dumps(r), r["ndcg"], float(r["seconds"])) for r in search.trials]
     if rows:
         lake.write(
             spark.createDataFrame(

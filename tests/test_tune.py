@@ -10,7 +10,7 @@ import math
 import pytest
 from chispa import assert_df_equality
 
-from recspark import tune
+from recspark import tracking, tune
 from recspark.als import AlsParams
 from recspark.features import PREFERENCE, Weights, preference
 from recspark.pipeline import RunConfig, TuneOptions, make_split, run_pipeline
@@ -63,7 +63,7 @@ def _trials(n):
 def test_successive_halving_promotes_the_best_and_reports_every_trial():
     calls = []
 
-    def score(t: Trial, iters: int) -> float:
+    def score(t: Trial, iters: int, limit_s) -> float:
         calls.append((t.reg, iters))
         return -abs(t.reg - 0.05) + 0.001 * iters  # best: reg 0.05
 
@@ -81,7 +81,7 @@ def test_budget_stops_the_search_and_keeps_the_best_so_far():
     def clock() -> float:
         return now[0]
 
-    def score(t: Trial, iters: int) -> float:
+    def score(t: Trial, iters: int, limit_s) -> float:
         now[0] += 10.0  # every trial takes 10 fake seconds
         return t.reg
 
@@ -89,15 +89,58 @@ def test_budget_stops_the_search_and_keeps_the_best_so_far():
     assert len(s.trials) == 4  # started at 0, 10, 20, 30 s; none after 35 s
     assert s.best["reg"] == 0.04 and s.runner_up["reg"] == 0.03
     auto = tune.successive_halving(_trials(3), score, max_iter=12, budget_s=None, clock=clock)
-    assert auto.budget_s == 30 * 10.0  # 30 x the first trial's 10 s
+    assert auto.budget_s == tune.BUDGET_PER_FIRST_TRIAL * 10.0  # 40 x the first trial's 10 s
     now[0] = 0.0
 
-    def quick(t: Trial, iters: int) -> float:
+    def quick(t: Trial, iters: int, limit_s) -> float:
         now[0] += 1.0
         return t.reg
 
     floor = tune.successive_halving(_trials(3), quick, max_iter=12, budget_s=None, clock=clock)
-    assert floor.budget_s == tune.MIN_BUDGET_S  # 30 x 1 s is below the floor
+    assert floor.budget_s == tune.MIN_BUDGET_S  # 40 x 1 s is below the floor
+
+
+def test_parsimony_prefers_a_smaller_rank_within_one_percent():
+    configs = [Trial(rank=r, reg=0.1, alpha=1.0, scheme="log", signals="all") for r in (256, 64, 16)]
+    scores = {256: 0.300, 64: 0.2985, 16: 0.28}  # 64 is within 1% of 256; 16 is not
+
+    s = tune.successive_halving(configs, lambda t, i, lim: scores[t.rank], max_iter=4, budget_s=1e9)
+    assert s.best["rank"] == 64 and s.runner_up["rank"] == 256
+
+
+def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
+    now = [0.0]
+    limits = []
+
+    def score(t: Trial, iters: int, limit_s) -> float:
+        limits.append(limit_s)
+        if t.reg == 0.02:  # the "expensive" configuration: it would be the best, but runs out of time
+            now[0] += limit_s
+            raise tune.TrialTimeout("cancelled")
+        now[0] += 1.0
+        return t.reg if t.reg != 0.02 else 1.0
+
+    s = tune.successive_halving(_trials(3), score, max_iter=12, budget_s=100, clock=lambda: now[0])
+    assert limits == [100 * tune.MAX_TRIAL_SHARE] * 3
+    assert [r["ndcg"] for r in s.trials] == [0.01, None, 0.03]
+    assert s.best["reg"] == 0.03 and s.runner_up["reg"] == 0.01
+
+
+def test_cancel_after_stops_a_running_spark_job(spark):
+    import time as _time
+
+    def slow(batches):
+        for b in batches:
+            _time.sleep(60)
+            yield b
+
+    t0 = _time.perf_counter()
+    with pytest.raises(tune.TrialTimeout), tune.cancel_after(spark, 2.0):
+        spark.range(2).repartition(2).mapInPandas(slow, "id long").collect()
+    assert _time.perf_counter() - t0 < 30
+    with tune.cancel_after(spark, 30.0):  # the job group is cleared: the session keeps working
+        assert spark.range(5).count() == 5
+    assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
 
 
 def test_binary_scheme_and_signal_presets(spark):
@@ -140,9 +183,11 @@ def tuned(spark, small_generated, tmp_path_factory):
     # tiny trials: ranks 4 and 8 only
     opts = TuneOptions(mode="auto", configs=3, budget_s=600, space={**tune.SPACE, "rank": (4, 8)})
     reports = tmp_path_factory.mktemp("reports")
-    first = run_pipeline(spark, lake, cfg, reports, tuning=opts)
+    mlruns = tmp_path_factory.mktemp("mlruns")
+    track = tracking.tracker(uri=mlruns.as_uri())  # None when MLflow is not installed
+    first = run_pipeline(spark, lake, cfg, reports, tuning=opts, tracker=track)
     again = run_pipeline(spark, lake, cfg, reports, tuning=opts)
-    return lake, cfg, first, again, reports
+    return lake, cfg, first, again, reports, (track, mlruns)
 
 
 @pytest.mark.slow
@@ -162,7 +207,7 @@ def test_validation_never_sees_the_evaluation_holdout(tuned):
 def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     from deltalake import DeltaTable
 
-    lake, cfg, first, again, reports = tuned
+    lake, cfg, first, again, reports, _ = tuned
     assert first["tuning"]["reused"] is False and first["tuning"]["trials"] == 3
     best = first["tuning"]["best"]
     used = first["config"]
@@ -186,6 +231,45 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     assert lake.read("model", "tuning_trials").count() == 3
     report = (reports / f"evaluation-{first['run_id']}.md").read_text()
     assert "How the parameters were chosen" in report and "runner-up" in report
+
+
+@pytest.mark.slow
+def test_mlflow_run_with_nested_trials(tuned):
+    pytest.importorskip("mlflow", reason='MLflow is the optional extra: pip install "recspark[mlflow]"')
+    from mlflow import MlflowClient
+
+    _, _, first, _, _, (track, mlruns) = tuned
+    client = MlflowClient(tracking_uri=mlruns.as_uri())
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("recspark.run_id") == first["run_id"])
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(trials) == first["tuning"]["trials"] == 3
+    assert {"validation_ndcg", "seconds"} <= set(trials[0].data.metrics)
+    m = parent.data.metrics
+    assert (
+        m["als.ndcg.at10"] >= 0
+        and "popularity.recall.at5" in m
+        and "seconds.train ALS on all interactions" in m
+    )
+    assert parent.data.params["als.rank"] == str(first["config"].als.rank)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert f"evaluation-{first['run_id']}.md" in artifacts and "tuning.json" in artifacts
+
+
+def test_tracking_is_optional(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_mlflow(name, *args, **kwargs):
+        if name == "mlflow" or name.startswith("mlflow."):
+            raise ImportError("no mlflow here")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlflow)
+    assert tracking.tracker() is None  # and run_pipeline(tracker=None) is what every other test runs
+    assert tracking.tracker(enabled=False) is None
 
 
 @pytest.mark.slow
