@@ -252,7 +252,9 @@ def successive_halving(
         if stopped:
             log.warning("tuning budget of %.0f s reached: keeping the best of rung %d", budget, level)
             break
-    if finished:  # parsimony: the smallest rank within PARSIMONY of the best score (cheaper to train and serve)
+    if (
+        finished
+    ):  # parsimony: the smallest rank within PARSIMONY of the best score (cheaper to train and serve)
         top = finished[0]["ndcg"]
         near = [r for r in finished if r["ndcg"] >= top * (1 - PARSIMONY)]
         pick = min(near, key=lambda r: (r["rank"], -r["ndcg"]))
