@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -73,7 +74,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from recspark.sources.synthetic import generate
 
     t0 = time.perf_counter()
-    counts = generate(args.out, scale=args.scale, seed=args.seed, subsets=args.subsets)
+    if args.format == "goodbooks":  # ratings-like data: the rated shelves of generated UCSD data
+        from recspark.sources.synthetic import to_goodbooks
+
+        ucsd = Path(args.out) / "_ucsd"
+        generate(ucsd, scale=args.scale, seed=args.seed)
+        counts = to_goodbooks(ucsd, args.out)
+        shutil.rmtree(ucsd)
+    else:
+        counts = generate(args.out, scale=args.scale, seed=args.seed, subsets=args.subsets)
     print(f"wrote {len(counts)} files to {args.out} in {time.perf_counter() - t0:.1f} s")
     for name, n in counts.items():
         print(f"  {name:<42} {n:>12,} rows")
@@ -351,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--out", default=DEFAULT_RAW)
     g.add_argument("--subsets", action="store_true", help="also write the per-genre subset files")
+    g.add_argument(
+        "--format",
+        choices=["goodreads", "goodbooks"],
+        default="goodreads",
+        help="goodreads: the UCSD files; goodbooks: ratings-like data (ratings.csv + books.csv)",
+    )
     g.set_defaults(func=cmd_generate)
 
     i = sub.add_parser("ingest", help="raw files -> bronze and silver Delta tables")

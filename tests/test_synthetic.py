@@ -299,3 +299,38 @@ def test_subsets(tmp_path):
         assert (tmp_path / f"goodreads_books_{name}.json.gz").exists()
     poetry = read_jsonl(tmp_path / "goodreads_books_poetry.json.gz")
     assert all(list(b) == BOOK_FIELDS for b in poetry)
+
+
+def test_goodbooks_ratings_from_generated_data(small_generated, tmp_path):
+    """``generate --format goodbooks``: the rated shelves of the UCSD files, goodbooks ids, books.csv mapping
+    every rated book to its Goodreads id and title (checked against the raw UCSD files)."""
+    import csv
+    import gzip
+    import json
+
+    from recspark.sources.goodbooks import BOOK_COLUMNS
+    from recspark.sources.synthetic import to_goodbooks
+
+    src, _ = small_generated
+    counts = to_goodbooks(src, tmp_path)
+    with open(src / "goodreads_interactions.csv") as f:
+        rated = [r for r in csv.DictReader(f) if int(r["rating"]) > 0]
+    with open(src / "book_id_map.csv") as f:
+        goodreads_id = {r["book_id_csv"]: int(r["book_id"]) for r in csv.DictReader(f)}
+    with gzip.open(src / "goodreads_books.json.gz", "rt") as f:
+        titles = {int(b["book_id"]): b["title"] for b in map(json.loads, f)}
+    with open(tmp_path / "ratings.csv") as f:
+        ratings = list(csv.DictReader(f))
+    with open(tmp_path / "books.csv") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == BOOK_COLUMNS
+        books = {int(b["book_id"]): b for b in reader}
+    assert counts == {"ratings.csv": len(rated), "books.csv": len(books)}
+    assert sorted(books) == list(range(1, len(books) + 1))
+    users = {int(r["user_id"]) for r in ratings}
+    assert users == set(range(1, len(users) + 1))
+    # the same multiset of (Goodreads book, rating) pairs as the rated UCSD rows
+    got = sorted((int(books[int(r["book_id"])]["goodreads_book_id"]), int(r["rating"])) for r in ratings)
+    want = sorted((goodreads_id[r["book_id"]], int(r["rating"])) for r in rated)
+    assert got == want
+    assert all(b["title"] == titles[int(b["goodreads_book_id"])] for b in books.values())
