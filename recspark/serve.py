@@ -101,11 +101,30 @@ class GoldReader:
         return self.similar.get(book_id, [])[:n]
 
 
+MAX_N = 1000  # the largest list a request may ask for
+
+
+def parse_n(query: str) -> int:
+    """``n`` of a query string: a whole number in 1..MAX_N (default 10); ValueError with the reason otherwise."""
+    raw = parse_qs(query).get("n", ["10"])[0]
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"n must be a whole number, not {raw!r}") from None
+    if not 1 <= n <= MAX_N:
+        raise ValueError(f"n must be between 1 and {MAX_N}, not {n}")
+    return n
+
+
 def make_handler(reader: GoldReader):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server API)
             url = urlparse(self.path)
-            n = int(parse_qs(url.query).get("n", ["10"])[0])
+            try:
+                n = parse_n(url.query)
+            except ValueError as exc:
+                self._json(400, {"error": str(exc)})
+                return
             parts = [p for p in url.path.split("/") if p]
             t0 = time.perf_counter()
             if len(parts) == 2 and parts[0] == "recommendations":
@@ -117,12 +136,15 @@ def make_handler(reader: GoldReader):
                     "items": [i.as_dict() for i in reader.similar_to(int(parts[1]), n)],
                 }
             else:
-                self.send_error(404, "use /recommendations/<user_id> or /similar/<book_id>")
+                self._json(404, {"error": "use /recommendations/<user_id> or /similar/<book_id>"})
                 return
             body["run_id"] = reader.run_id
             body["millis"] = round((time.perf_counter() - t0) * 1000, 3)
+            self._json(200, body)
+
+        def _json(self, status: int, body: dict) -> None:
             data = json.dumps(body).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
