@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from generated import fresh_lakehouse  # noqa: E402
 
 
 def measure(scale: float, seed: int) -> dict:
@@ -29,18 +30,8 @@ def measure(scale: float, seed: int) -> dict:
     from recspark import columns as C
     from recspark.ingest import run_ingest
     from recspark.pipeline import RunConfig, run_pipeline
-    from recspark.sources.synthetic import generate
-    from recspark.spark import get_spark
-    from recspark.tables import Lakehouse
 
-    raw = HERE / "data" / f"scale{scale}-seed{seed}"
-    if not (raw / "goodreads_interactions.csv").exists():
-        generate(raw, scale=scale, seed=seed)
-    lake_dir = HERE / "data" / f"lakehouse-scaling-{scale}"
-    shutil.rmtree(lake_dir, ignore_errors=True)
-    cores = os.cpu_count() or 2
-    spark = get_spark(master=f"local[{cores}]", checkpoint_dir=str(HERE / "data" / "checkpoints"))
-    lake = Lakehouse(spark, str(lake_dir))
+    spark, lake, raw = fresh_lakehouse(scale, seed, "scaling")
     t = time.perf_counter()
     ingested = run_ingest(spark, lake, str(raw), "goodreads", f"scaling-{scale}")
     ingest_seconds = time.perf_counter() - t

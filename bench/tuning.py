@@ -19,30 +19,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from generated import fresh_lakehouse  # noqa: E402
 
 
 def measure(scale: float, seed: int) -> dict:
     from recspark.ingest import run_ingest
     from recspark.pipeline import RunConfig, TuneOptions, choose_parameters, evaluate_model, make_split
-    from recspark.sources.synthetic import generate
-    from recspark.spark import get_spark
-    from recspark.tables import Lakehouse
 
-    raw = HERE / "data" / f"scale{scale}-seed{seed}"
-    if not (raw / "goodreads_interactions.csv").exists():
-        generate(raw, scale=scale, seed=seed)
-    lake_dir = HERE / "data" / f"lakehouse-tuning-{scale}"
-    shutil.rmtree(lake_dir, ignore_errors=True)
-    cores = os.cpu_count() or 2
-    spark = get_spark(master=f"local[{cores}]", checkpoint_dir=str(HERE / "data" / "checkpoints"))
-    lake = Lakehouse(spark, str(lake_dir))
+    spark, lake, raw = fresh_lakehouse(scale, seed, "tuning")
     ingested = run_ingest(spark, lake, str(raw), "goodreads", f"tuning-{scale}")
     cfg = RunConfig()
     s = make_split(spark, lake, lake.read("silver", "interactions"), cfg)

@@ -1,0 +1,29 @@
+"""What the scale benchmarks share: generated UCSD data (cached in bench/data, not committed) and a fresh
+lakehouse on the local default session (local[cores])."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def fresh_lakehouse(scale: float, seed: int, name: str):
+    """``(spark, lake, raw)``: the generated files for ``(scale, seed)`` (made once) and an empty lakehouse
+    ``bench/data/lakehouse-<name>-<scale>``."""
+    from recspark.sources.synthetic import generate
+    from recspark.spark import get_spark
+    from recspark.tables import Lakehouse
+
+    raw = HERE / "data" / f"scale{scale}-seed{seed}"
+    if not (raw / "goodreads_interactions.csv").exists():
+        generate(raw, scale=scale, seed=seed)
+    lake_dir = HERE / "data" / f"lakehouse-{name}-{scale}"
+    shutil.rmtree(lake_dir, ignore_errors=True)
+    cores = os.cpu_count() or 2
+    spark = get_spark(master=f"local[{cores}]", checkpoint_dir=str(HERE / "data" / "checkpoints"))
+    return spark, Lakehouse(spark, str(lake_dir)), raw
