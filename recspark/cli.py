@@ -136,9 +136,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from recspark.tracking import tracker
 
     lake = lakehouse_for(spark, args)
+    tuning = TuneOptions(mode="off" if args.no_tuned else args.tune, budget_s=args.tune_budget)
+    # auto/full start from the built-in values and let the search (or its stored result) decide; off takes the
+    # latest stored tuning, if any (unless --no-tuned)
+    if tuning.mode != "off":
+        args.no_tuned = True
     cfg = _cfg(args, lake, evaluate=not args.no_evaluate)
     report_dir = Path(args.reports)
-    tuning = TuneOptions(mode="off" if args.no_tuned else args.tune, budget_s=args.tune_budget)
     summary = run_pipeline(
         spark, lake, cfg, report_dir, tuning=tuning, tracker=tracker(enabled=not args.no_mlflow)
     )
