@@ -139,9 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     tuning = TuneOptions(mode="off" if args.no_tuned else args.tune, budget_s=args.tune_budget)
     # auto/full start from the built-in values and let the search (or its stored result) decide; off takes the
     # latest stored tuning, if any (unless --no-tuned)
-    if tuning.mode != "off":
-        args.no_tuned = True
-    cfg = _cfg(args, lake, evaluate=not args.no_evaluate)
+    use_stored = tuning.mode == "off" and not args.no_tuned
+    cfg = _cfg(args, lake, evaluate=not args.no_evaluate, use_tuned=use_stored)
     report_dir = Path(args.reports)
     summary = run_pipeline(
         spark, lake, cfg, report_dir, tuning=tuning, tracker=tracker(enabled=not args.no_mlflow)
@@ -201,6 +200,8 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
 
 def print_parameters(summary: dict) -> None:
     """Which ALS parameters the run used and how they were chosen."""
+    from recspark.tune import describe
+
     cfg, tuning = summary["config"], summary.get("tuning")
     p, w = cfg.als, cfg.weights
     used = f"rank {p.rank}, regParam {p.reg:g}, alpha {p.alpha:g}, scheme {w.scheme}, {p.max_iter} iterations"
@@ -217,10 +218,7 @@ def print_parameters(summary: dict) -> None:
             f"{best['signals']}, validation NDCG@10 {best['ndcg']:.4f}"
         )
         if second:
-            print(
-                f"  runner-up: rank {second['rank']}, regParam {second['reg']:g}, alpha {second['alpha']:g}, "
-                f"scheme {second['scheme']}, signals {second['signals']}: NDCG@10 {second['ndcg']:.4f}"
-            )
+            print(f"  runner-up: {describe(second)}")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -248,16 +246,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cfg(args: argparse.Namespace, lake, evaluate: bool = True):
-    """Defaults, then the latest `recspark tune` result unless --no-tuned (make_config logs which it used)."""
+def _cfg(args: argparse.Namespace, lake, evaluate: bool = True, use_tuned: bool | None = None):
+    """Defaults, then the latest stored tuning unless --no-tuned or ``use_tuned`` is False (make_config logs
+    which it used)."""
     from recspark.pipeline import make_config
 
+    if use_tuned is None:
+        use_tuned = not getattr(args, "no_tuned", False)
     return make_config(
         lake,
         k=getattr(args, "k", 10),
         seed=getattr(args, "seed", 42),
         evaluate=evaluate,
-        use_tuned=not getattr(args, "no_tuned", False),
+        use_tuned=use_tuned,
     )
 
 
@@ -398,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune-budget",
         type=_positive_float,
         default=None,
-        help="seconds the search may take (default: 30x its first trial, at least 180 s)",
+        help="seconds the search may take (default: 40x its first trial, at least 180 s)",
     )
     r.add_argument("--no-tuned", action="store_true", help="built-in parameters only (implies --tune off)")
     r.add_argument(

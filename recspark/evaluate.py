@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 from recspark import baselines, metrics, topk
 from recspark import columns as C
 from recspark.topk import RANK, SCORE
+from recspark.tune import describe
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Evaluation:
     results: dict[str, dict[int, dict[str, float]]] = field(
         default_factory=dict
     )  # model -> k -> metric -> value
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: fit, recommend, metrics
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: fit, recommend, baselines, metrics
 
     def value(self, model: str, metric: str, k: int) -> float:
         return self.results[model][k][metric]
@@ -116,13 +117,9 @@ def baseline_lists(
 
 def tuning_section(tuning: dict) -> str:
     """The report's account of how the ALS parameters were chosen."""
-    keys = ("rank", "reg", "alpha", "scheme", "signals")
 
     def fmt(row: dict | None) -> str:
-        if not row:
-            return "none"
-        params = ", ".join(f"{k} {row[k]}" for k in keys)
-        return f"{params} (validation NDCG@10 {row['ndcg']:.4f} at {row['iterations']} iterations)"
+        return describe(row) if row else "none"
 
     lines = ["## How the parameters were chosen", ""]
     if tuning.get("skipped"):

@@ -306,6 +306,14 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
         sc.setLocalProperty("spark.job.description", None)
 
 
+def describe(row: dict) -> str:
+    """One trial result in words (the CLI summary and the report)."""
+    return (
+        f"rank {row['rank']}, regParam {row['reg']:g}, alpha {row['alpha']:g}, scheme {row['scheme']}, "
+        f"signals {row['signals']} (validation NDCG@10 {row['ndcg']:.4f} at {row['iterations']} iterations)"
+    )
+
+
 def _trial_of(row: dict) -> Trial:
     return Trial(**{k: row[k] for k in ("rank", "reg", "alpha", "scheme", "signals")})
 
