@@ -136,7 +136,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from recspark.tracking import tracker
 
     lake = lakehouse_for(spark, args)
-    tuning = TuneOptions(mode="off" if args.no_tuned else args.tune, budget_s=args.tune_budget)
+    tuning = TuneOptions(
+        mode="off" if args.no_tuned else args.tune, budget_s=args.tune_budget, model=args.model
+    )
     # auto/full start from the built-in values and let the search (or its stored result) decide; off takes the
     # latest stored tuning, if any (unless --no-tuned)
     use_stored = tuning.mode == "off" and not args.no_tuned
@@ -168,9 +170,11 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
     if ev is not None:
         print("\n== offline evaluation (per-user 20% holdout) ==")
         print(ev.table(10))
-        ratio = ev.value("als", "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)
+        model = summary["config"].model
+        ratio = ev.value(model, "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)
         print(
-            f"ALS NDCG@10 is {ratio:.2f}x popularity's. Report: {report_dir.resolve()}/evaluation-{summary['run_id']}.md"
+            f"{model} (published) NDCG@10 is {ratio:.2f}x popularity's. "
+            f"Report: {report_dir.resolve()}/evaluation-{summary['run_id']}.md"
         )
     recs = lake.read("gold", "user_recommendations").where(F.col("run_id") == summary["run_id"])
     user = recs.select("user_id").orderBy("user_id").first()
@@ -203,6 +207,17 @@ def print_parameters(summary: dict) -> None:
     from recspark.tune import describe
 
     cfg, tuning = summary["config"], summary.get("tuning")
+    scores = (tuning or {}).get("models") or {}
+    shown = ", ".join(f"{m} {v:.4f}" for m, v in scores.items())
+    print(f"\n== published model: {cfg.model} ==")
+    print(
+        f"  validation NDCG@10 by model: {shown}"
+        if shown
+        else "  (no validation scores: tuning off or skipped)"
+    )
+    if "itemcf" in cfg.models:
+        ic = cfg.itemcf
+        print(f"  item-CF: {ic.similarity} similarity, {ic.neighbours} neighbours per book")
     p, w = cfg.als, cfg.weights
     used = f"rank {p.rank}, regParam {p.reg:g}, alpha {p.alpha:g}, scheme {w.scheme}, {p.max_iter} iterations"
     print(f"\n== ALS parameters ==\n  {used}")
@@ -239,6 +254,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"{len(search.trials)} trials in {search.seconds:.0f} s (budget {search.budget_s:.0f} s)")
     print(f"best:      {search.best}")
     print(f"runner-up: {search.runner_up}")
+    print(f"validation NDCG by model: {search.models} -> publish {search.model}; item-CF {search.itemcf}")
     print(
         f"stored in {lake.path('model', 'best_params')} for inputs {input_versions(lake)}; "
         "`recspark run` uses it"
@@ -259,6 +275,35 @@ def _cfg(args: argparse.Namespace, lake, evaluate: bool = True, use_tuned: bool 
         seed=getattr(args, "seed", 42),
         evaluate=evaluate,
         use_tuned=use_tuned,
+        models=getattr(args, "models", None),
+        model=getattr(args, "model", None),
+    )
+
+
+def _models(text: str) -> tuple[str, ...]:
+    from recspark.tune import FAMILIES
+
+    names = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    bad = [n for n in names if n not in FAMILIES or n == "popularity"]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a comma-separated list of als, itemcf (popularity is always evaluated)"
+        )
+    return names
+
+
+def model_opts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--models",
+        type=_models,
+        default=None,
+        help="model families to train and evaluate, comma-separated (default: als,itemcf)",
+    )
+    sp.add_argument(
+        "--model",
+        choices=["auto", "als", "itemcf", "popularity"],
+        default="auto",
+        help="the family whose lists are published (default auto: the best validation NDCG of the search)",
     )
 
 
@@ -407,18 +452,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--reports", default="data/reports", help="folder for the evaluation report")
     spark_opts(r)
+    model_opts(r)
     r.set_defaults(func=cmd_run)
-    tr = sub.add_parser("train", help="fit implicit ALS on all silver interactions, save factors")
+    tr = sub.add_parser(
+        "train", help="fit the chosen model on all silver interactions (ALS factors or item-CF neighbours)"
+    )
     tr.add_argument("--seed", type=int, default=42)
     tr.add_argument("--no-tuned", action="store_true")
     spark_opts(tr)
+    model_opts(tr)
     tr.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="ALS vs baselines on a per-user holdout; table, Delta rows, report")
+    ev = sub.add_parser(
+        "evaluate", help="models side by side with baselines on a per-user holdout; table, Delta rows, report"
+    )
     ev.add_argument("--seed", type=int, default=42)
     ev.add_argument("--no-tuned", action="store_true")
     ev.add_argument("--reports", default="data/reports")
     spark_opts(ev)
+    model_opts(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     rc = sub.add_parser("recommend", help="top-K per user (read books excluded) from a trained model")
@@ -443,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--run-id", default=None, help="model run (default: the latest trained)")
     pb.add_argument("--no-tuned", action="store_true")
     spark_opts(pb)
+    model_opts(pb)
     pb.set_defaults(func=cmd_publish)
 
     t = sub.add_parser(
@@ -456,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--no-mlflow", action="store_true")
     spark_opts(t)
+    model_opts(t)
     t.set_defaults(func=cmd_tune)
     return p
 

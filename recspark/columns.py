@@ -37,6 +37,13 @@ IMAGE_URL = "image_url"
 SERIES = "series"
 NAME = "name"
 
+# model outputs: every model's lists are (user_idx, rank, book_idx, score); factor tables carry features
+RANK = "rank"
+SCORE = "score"
+FEATURES = "features"
+NEIGHBOUR_IDX = "neighbour_idx"  # item-CF neighbour tables: (book_idx, rank, neighbour_idx, score)
+BECAUSE_BOOK_IDX = "because_book_idx"  # the shelved book that explains a recommendation
+
 # lineage (bronze)
 SOURCE_FILE = "_source_file"
 INGESTED_AT = "_ingested_at"

@@ -19,9 +19,10 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, evaluate, publish, split, topk, tune
+from recspark import als, baselines, evaluate, itemcf, publish, split, topk, tune
 from recspark import columns as C
 from recspark.features import Weights, preference
+from recspark.itemcf import ItemCfParams
 from recspark.tables import Lakehouse
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,18 @@ class RunConfig:
     min_readers: int = 5  # books with fewer readers get no similar-books list
     keep_runs: int = 5
     evaluate: bool = True
+    models: tuple[str, ...] = ("als", "itemcf")  # families trained and evaluated (popularity always is)
+    model: str = "als"  # the family whose lists are published (the search's choice when it runs)
+    itemcf: ItemCfParams = field(default_factory=ItemCfParams)
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in (*self.models, self.model) if m not in tune.FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown model {unknown[0]!r}; choose from {', '.join(tune.FAMILIES)}")
+        if self.model not in (*self.models, "popularity"):
+            raise ValueError(
+                f"model {self.model!r} is published but not among --models {','.join(self.models)}"
+            )
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -62,6 +75,7 @@ class TuneOptions:
     budget_s: float | None = None
     configs: int = tune.DEFAULT_CONFIGS
     space: dict | None = None  # None: tune.SPACE
+    model: str = "auto"  # the family to publish: auto = the best validation score of the search
 
     def __post_init__(self) -> None:
         if self.mode not in TUNE_MODES:
@@ -83,14 +97,20 @@ def make_config(
     alpha: float | None = None,
     max_iter: int | None = None,
     scheme: str | None = None,
+    models: tuple[str, ...] | None = None,
+    model: str | None = None,
 ) -> RunConfig:
-    """The run configuration: defaults, then the best parameters of the latest tuning in ``lake``
-    (when ``use_tuned``), then every explicitly given value (None = not given)."""
-    cfg = RunConfig(k=k, seed=seed, evaluate=evaluate)
+    """The run configuration: defaults, then the choices of the latest tuning in ``lake`` (when ``use_tuned``),
+    then every explicitly given value (None = not given). ``model`` "auto" or None: the tuning's choice."""
+    cfg = RunConfig(k=k, seed=seed, evaluate=evaluate, models=tuple(models or RunConfig.models))
     found = tune.stored(lake) if (use_tuned and lake is not None) else None
-    if found and found.get("best"):
-        log.info("using tuned parameters: %s (--no-tuned for the defaults)", found["best"])
-        cfg = with_tuned(cfg, found["best"])
+    if found and (found.get("best") or found.get("model")):
+        log.info(
+            "using tuned choices: %s %s (--no-tuned for the defaults)", found.get("model"), found.get("best")
+        )
+        cfg = with_tuned(cfg, found)
+    if model not in (None, "auto"):
+        cfg = replace(cfg, model=model)
     given = {"rank": rank, "reg": reg, "alpha": alpha, "max_iter": max_iter}
     cfg = replace(cfg, als=replace(cfg.als, seed=seed, **{n: v for n, v in given.items() if v is not None}))
     if scheme is not None:
@@ -98,10 +118,21 @@ def make_config(
     return cfg
 
 
-def with_tuned(cfg: RunConfig, best: dict) -> RunConfig:
-    """``cfg`` with a tuning winner's rank, regParam, alpha, scheme and signals."""
-    params, weights = tune.apply(best, cfg.als, cfg.weights)
-    return replace(cfg, als=params, weights=weights)
+def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
+    """``cfg`` with a tuning's choices: the ALS winner's rank, regParam, alpha, scheme and signals, the best
+    item-CF configuration, and the family with the best validation score (when ``cfg.models`` has it)."""
+    if found.get("best"):
+        params, weights = tune.apply(found["best"], cfg.als, cfg.weights)
+        cfg = replace(cfg, als=params, weights=weights)
+    if found.get("itemcf"):
+        cfg = replace(cfg, itemcf=ItemCfParams(**found["itemcf"]))
+    chosen = found.get("model")
+    if chosen in (*cfg.models, "popularity"):
+        cfg = replace(cfg, model=chosen)
+    elif chosen:  # e.g. the search chose item-CF, this run is limited to --models als: the best of the rest
+        scores = {m: v for m, v in (found.get("models") or {}).items() if m in (*cfg.models, "popularity")}
+        cfg = replace(cfg, model=max(scores, key=scores.get) if scores else cfg.models[0])
+    return cfg
 
 
 def input_key(versions: dict) -> str:
@@ -125,6 +156,7 @@ def tune_on(
         budget_s=opts.budget_s,
         space=opts.space,
         tracker=tracker,
+        models=cfg.models,
     )
 
 
@@ -177,9 +209,28 @@ def train(spark: SparkSession, interactions: DataFrame, cfg: RunConfig):
     return als.fit(spark, prefs, cfg.als)
 
 
+def fit_and_save(
+    spark: SparkSession, lake: Lakehouse, interactions: DataFrame, cfg: RunConfig, run_id: str
+) -> None:
+    """Fit what the published family needs on ``interactions`` and save it under ``run_id``: ALS factors for
+    ``als``; the item-CF neighbour table for ``itemcf`` and for ``popularity`` (whose similar-books lists come
+    from item-CF)."""
+    if cfg.model == "als":
+        save_model(lake, train(spark, interactions, cfg), run_id, cfg)
+        return
+    neighbours = itemcf.fit(interactions, cfg.itemcf)
+    write_keyed(lake, MODEL, "neighbours", neighbours, run_id)
+    neighbours.unpersist()
+    save_params(lake, run_id, cfg)
+
+
 def save_model(lake: Lakehouse, model, run_id: str, cfg: RunConfig) -> None:
     write_keyed(lake, MODEL, "user_factors", als.user_factors(model), run_id)
     write_keyed(lake, MODEL, "item_factors", als.item_factors(model), run_id)
+    save_params(lake, run_id, cfg)
+
+
+def save_params(lake: Lakehouse, run_id: str, cfg: RunConfig) -> None:
     params = lake.spark.createDataFrame(
         [(json.dumps(cfg.as_dict(), default=str), publish.now())], "params string, trained_at timestamp"
     )
@@ -200,18 +251,28 @@ def evaluate_model(
     ``Evaluation.timings`` holds the seconds of the fit, the ALS lists of the test users (``recommend``), the
     baselines' lists and the metrics."""
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    model = train(spark, s.train, cfg)
-    items = als.item_factors(model).cache()
-    items.count()
-    timings["fit"] = time.perf_counter() - t
-    t = time.perf_counter()
-    test_users = als.user_factors(model).join(
-        s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi"
-    )
     max_k = max(cfg.ks)
-    lists = {"als": evaluate.materialise(topk.recommend(spark, test_users, items, max_k, seen=s.train))}
-    timings["recommend"] = time.perf_counter() - t
+    lists: dict[str, DataFrame] = {}
+    items = None
+    if "als" in cfg.models:
+        t = time.perf_counter()
+        model = train(spark, s.train, cfg)
+        items = als.item_factors(model).cache()
+        items.count()
+        timings["fit"] = time.perf_counter() - t
+        t = time.perf_counter()
+        test_users = als.user_factors(model).join(
+            s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi"
+        )
+        lists["als"] = evaluate.materialise(topk.recommend(spark, test_users, items, max_k, seen=s.train))
+        timings["recommend"] = time.perf_counter() - t
+    if "itemcf" in cfg.models:
+        t = time.perf_counter()
+        neighbours = itemcf.fit(s.train, cfg.itemcf)
+        recs = itemcf.recommend(s.train, neighbours, max_k, users=s.test)
+        lists["itemcf"] = evaluate.materialise(recs)
+        neighbours.unpersist()
+        timings["itemcf"] = time.perf_counter() - t
     t = time.perf_counter()
     has_time = s.train.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
     baseline = evaluate.baseline_lists(spark, s.train, s.test, max_k, with_trending=has_time)
@@ -222,19 +283,24 @@ def evaluate_model(
     timings["metrics"] = time.perf_counter() - t
     for recs in lists.values():
         recs.unpersist()
-    items.unpersist()
+    if items is not None:
+        items.unpersist()
     ev.timings = {name: round(v, 2) for name, v in timings.items()}
     rows = ev.rows(run_id, s.kind, cfg.as_dict())
     publish.write_run_rows(lake, "evaluations", spark.createDataFrame(rows, evaluate.EVAL_SCHEMA), run_id)
     ratio = (
-        ev.value("als", "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12) if 10 in cfg.ks else None
+        ev.value(cfg.model, "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)
+        if 10 in cfg.ks
+        else None
     )
     details = {
         "run": run_id,
         "split": f"{s.kind}, {cfg.test_fraction:.0%} of each user's books held out (seed {cfg.seed})",
+        "published model": cfg.model,
         "ALS": json.dumps(cfg.als.as_dict()),
         "weights": json.dumps(cfg.weights.as_dict()),
-        "ALS / popularity NDCG@10": f"{ratio:.2f}x" if ratio else "n/a",
+        "item-CF": json.dumps(cfg.itemcf.as_dict()),
+        f"{cfg.model} / popularity NDCG@10": f"{ratio:.2f}x" if ratio else "n/a",
         "seconds": ", ".join(f"{k} {v:.1f}" for k, v in ev.timings.items()),
     }
     sections = [evaluate.tuning_section(tuning)] if tuning else []
@@ -262,8 +328,8 @@ def choose_parameters(
         found = {**found, "reused": True}
     else:
         found = {**tune_on(spark, lake, train_side, cfg, opts, tracker).summary(), "reused": False}
-    if found.get("best"):
-        cfg = with_tuned(cfg, found["best"])
+    if found.get("best") or found.get("model"):
+        cfg = with_tuned(cfg, found)
     else:
         log.warning("no tuned parameters (%s): using the built-in values", found.get("skipped"))
     return cfg, found
@@ -322,21 +388,23 @@ def run_pipeline(
     tune_summary = None
     n = 1
     if searching:
-        with timer.step("split + tune ALS (quasi-random search, successive halving)", n, total):
+        with timer.step("split + tune (ALS search, item-CF, choice of model)", n, total):
             s = make_split(spark, lake, interactions, cfg)
             cfg, tune_summary = choose_parameters(spark, lake, cfg, s.train, tuning, tracker)
+    if tuning.model != "auto":
+        cfg = replace(cfg, model=tuning.model)
         n += 1
     run_id = run_id_for(versions, cfg)
     if tracker is not None:
         tracker.start(run_id, cfg.as_dict(), tune_summary)
     with recorded_run(lake, run_id, cfg, versions, timer, tune_summary) as mark_published:
         if cfg.evaluate:
-            with timer.step("split + evaluate (ALS vs baselines)", n, total):
+            with timer.step("split + evaluate (models side by side with baselines)", n, total):
                 s = s or make_split(spark, lake, interactions, cfg)
                 ev = evaluate_model(spark, lake, cfg, s, run_id, report_dir, tune_summary, tracker)
         n += 1
-        with timer.step("train ALS on all interactions", n, total):
-            save_model(lake, train(spark, interactions, cfg), run_id, cfg)
+        with timer.step(f"train {cfg.model} on all interactions", n, total):
+            fit_and_save(spark, lake, interactions, cfg, run_id)
         counts = publish_model(spark, lake, cfg, run_id, timer, fail_before_publish, first_step=n + 1)
         mark_published(counts)
     cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
@@ -368,11 +436,19 @@ def publish_model(
     interactions = lake.read(SILVER, "interactions")
     users = lake.read(SILVER, "users")
     books = lake.read(SILVER, "books")
-    ufs, items = load_factors(lake, run_id)
-    with timer.step("recommend (blocked top-K, read books excluded)", first_step, total):
+    model = cfg.model
+    with timer.step(f"recommend ({model}, read books excluded)", first_step, total):
         seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-        recs = topk.recommend(spark, ufs, items, cfg.k, seen=seen)
-        recs = publish.explain(spark, recs, seen, items)
+        if model == "als":
+            ufs, items = load_factors(lake, run_id)
+            recs = topk.recommend(spark, ufs, items, cfg.k, seen=seen)
+            recs = publish.explain(spark, recs, seen, items)
+        else:
+            neighbours = load_neighbours(lake, run_id)
+            if model == "itemcf":
+                recs = itemcf.recommend(interactions, neighbours, cfg.k)
+            else:  # popularity: every list comes from the fill below
+                recs = spark.createDataFrame([], publish.EXPLAINED_SCHEMA)
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
         pop_recs = topk.recommend(
@@ -386,10 +462,14 @@ def publish_model(
             run_id,
             zorder=C.USER_ID,
         )
-    with timer.step("similar books (item-item cosine)", first_step + 1, total):
-        sims = similar_books(spark, interactions, items, cfg.similar_k, cfg.min_readers)
+    method = "als" if model == "als" else "itemcf"
+    with timer.step(f"similar books ({method})", first_step + 1, total):
+        if model == "als":
+            sims = similar_books(spark, interactions, items, cfg.similar_k, cfg.min_readers)
+        else:
+            sims = similar_from_neighbours(interactions, neighbours, cfg.similar_k, cfg.min_readers)
         publish.write_run_rows(
-            lake, "similar_books", publish.similar_rows(sims, books, run_id), run_id, zorder=C.BOOK_ID
+            lake, "similar_books", publish.similar_rows(sims, books, run_id, method), run_id, zorder=C.BOOK_ID
         )
     with timer.step("popular books (cold start)", first_step + 2, total):
         pop_rows = publish.popular_rows(pop, books, run_id, "all", max(100, cfg.k))
@@ -418,6 +498,7 @@ def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: 
     marked published in ``gold.runs``: the last task of a multi-task job (ingest -> tune -> evaluate -> train ->
     publish). Returns a summary like :func:`run_pipeline`'s."""
     run_id = run_id or latest_model_run(lake)
+    cfg = replace(cfg, model=model_of(lake, run_id))  # publish what was trained
     timer = Timer()
     with recorded_run(lake, run_id, cfg, input_versions(lake), timer) as mark_published:
         counts = publish_model(spark, lake, cfg, run_id, timer)
@@ -432,16 +513,41 @@ def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: 
     }
 
 
+def well_read(interactions: DataFrame, min_readers: int) -> DataFrame:
+    """``(book_idx)`` of the books with at least ``min_readers`` readers."""
+    return (
+        interactions.groupBy(C.BOOK_IDX)
+        .agg(F.count(F.lit(1)).alias("_r"))
+        .where(F.col("_r") >= min_readers)
+        .select(C.BOOK_IDX)
+    )
+
+
 def similar_books(
     spark: SparkSession, interactions: DataFrame, items: DataFrame, k: int, min_readers: int
 ) -> DataFrame:
-    """Top-k cosine neighbours ``(user_idx = query book, rank, book_idx, score)`` for books with at least
+    """Top-k cosine neighbours ``(book_idx, rank, neighbour_idx, score)`` of ALS factors for books with at least
     ``min_readers`` readers; a book is never its own neighbour."""
-    readers = (
-        interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias("_r")).where(F.col("_r") >= min_readers)
+    unit = normalized(items).join(well_read(interactions, min_readers), on=C.BOOK_IDX, how="left_semi")
+    sims = topk.recommend(spark, unit, unit, k, query_col=C.BOOK_IDX, exclude_self=True)
+    return sims.select(
+        F.col(C.USER_IDX).alias(C.BOOK_IDX),
+        F.col(C.RANK),
+        F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX),
+        F.col(C.SCORE),
     )
-    unit = normalized(items).join(readers, on=C.BOOK_IDX, how="left_semi")
-    return topk.recommend(spark, unit, unit, k, query_col=C.BOOK_IDX, exclude_self=True)
+
+
+def similar_from_neighbours(
+    interactions: DataFrame, neighbours: DataFrame, k: int, min_readers: int
+) -> DataFrame:
+    """The item-CF neighbour table cut to ``k`` per book, between books with at least ``min_readers`` readers
+    (same shape as :func:`similar_books`); ranks renumbered after the cut."""
+    read = well_read(interactions, min_readers).cache()
+    kept = neighbours.join(read, on=C.BOOK_IDX, how="left_semi").join(
+        read.select(F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX)), on=C.NEIGHBOUR_IDX, how="left_semi"
+    )
+    return itemcf.top_neighbours(kept.select(C.BOOK_IDX, C.NEIGHBOUR_IDX, C.SCORE), k)
 
 
 def normalized(factors: DataFrame) -> DataFrame:
@@ -467,6 +573,22 @@ def latest_model_run(lake: Lakehouse) -> str:
     return lake.read(MODEL, "params").orderBy(F.col("trained_at").desc()).first()["run_id"]
 
 
+def model_of(lake: Lakehouse, run_id: str) -> str:
+    """The family a trained run fitted (``als`` for runs saved before families existed)."""
+    row = lake.read(MODEL, "params").where(F.col("run_id") == run_id).select("params").first()
+    if row is None:
+        raise LookupError(f"no trained model {run_id!r} in {lake.root}: run `recspark train` first")
+    return json.loads(row["params"]).get("model", "als")
+
+
+def load_neighbours(lake: Lakehouse, run_id: str) -> DataFrame:
+    if not lake.exists(MODEL, "neighbours"):
+        raise LookupError(
+            f"no item-CF model in {lake.root}: run `recspark train` with an item-CF choice first"
+        )
+    return lake.read(MODEL, "neighbours").where(F.col("run_id") == run_id).drop("run_id")
+
+
 def load_factors(lake: Lakehouse, run_id: str) -> tuple[DataFrame, DataFrame]:
     users = lake.read(MODEL, "user_factors").where(F.col("run_id") == run_id).drop("run_id")
     items = lake.read(MODEL, "item_factors").where(F.col("run_id") == run_id).drop("run_id")
@@ -476,7 +598,7 @@ def load_factors(lake: Lakehouse, run_id: str) -> tuple[DataFrame, DataFrame]:
 def train_all(spark: SparkSession, lake: Lakehouse, cfg: RunConfig) -> str:
     """Fit on every silver interaction and save factors + params under the derived run id."""
     run_id = run_id_for(input_versions(lake), cfg)
-    save_model(lake, train(spark, lake.read(SILVER, "interactions"), cfg), run_id, cfg)
+    fit_and_save(spark, lake, lake.read(SILVER, "interactions"), cfg, run_id)
     return run_id
 
 
@@ -484,19 +606,30 @@ def recommend_stage(
     spark: SparkSession, lake: Lakehouse, run_id: str, k: int, user_ids: list[str] | None = None
 ) -> DataFrame:
     """Top-k for all users (or the given source user ids), read books excluded -> ``model/recommendations``."""
-    ufs, items = load_factors(lake, run_id)
+    interactions = lake.read(SILVER, "interactions")
+    wanted = None
     if user_ids:
         wanted = lake.read(SILVER, "users").where(F.col(C.USER_ID).isin(user_ids)).select(C.USER_IDX)
-        ufs = ufs.join(wanted, on=C.USER_IDX, how="left_semi")
-    seen = lake.read(SILVER, "interactions").select(C.USER_IDX, C.BOOK_IDX)
-    write_keyed(lake, MODEL, "recommendations", topk.recommend(spark, ufs, items, k, seen=seen), run_id)
+    if model_of(lake, run_id) == "als":
+        ufs, items = load_factors(lake, run_id)
+        if wanted is not None:
+            ufs = ufs.join(wanted, on=C.USER_IDX, how="left_semi")
+        seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
+        recs = topk.recommend(spark, ufs, items, k, seen=seen)
+    else:
+        recs = itemcf.recommend(interactions, load_neighbours(lake, run_id), k, users=wanted).drop(
+            C.BECAUSE_BOOK_IDX
+        )
+    write_keyed(lake, MODEL, "recommendations", recs, run_id)
     return lake.read(MODEL, "recommendations").where(F.col("run_id") == run_id)
 
 
 def similar_stage(spark: SparkSession, lake: Lakehouse, run_id: str, k: int, min_readers: int) -> DataFrame:
     """Top-k cosine neighbours for books with at least ``min_readers`` readers -> ``model/similar_books``."""
-    _, items = load_factors(lake, run_id)
-    sims = similar_books(spark, lake.read(SILVER, "interactions"), items, k, min_readers)
-    sims = sims.withColumnRenamed(C.USER_IDX, "query_book_idx")
+    interactions = lake.read(SILVER, "interactions")
+    if model_of(lake, run_id) == "als":
+        sims = similar_books(spark, interactions, load_factors(lake, run_id)[1], k, min_readers)
+    else:
+        sims = similar_from_neighbours(interactions, load_neighbours(lake, run_id), k, min_readers)
     write_keyed(lake, MODEL, "similar_books", sims, run_id)
     return lake.read(MODEL, "similar_books").where(F.col("run_id") == run_id)

@@ -3,7 +3,8 @@
 Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), every row carrying ``run_id``:
 
 * ``user_recommendations``: ``run_id, user_id, rank, book_id, score, title, authors, because_book_id``
-* ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title``
+* ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title, method``
+  (``method``: ``als`` = cosine of ALS factors, ``itemcf`` = co-occurrence similarity)
 * ``popular_books``: ``run_id, window, rank, book_id, readers, title, authors`` (cold start and fill-in)
 * ``evaluations``: ``run_id, model, k, metric, value, split, params``
 * ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings, tuning``
@@ -39,6 +40,7 @@ GOLD = "gold"
 RUN_ID = "run_id"
 BECAUSE = "because_book_id"
 SIMILAR_BOOK_ID = "similar_book_id"
+METHOD = "method"
 RUNS_SCHEMA = T.StructType(
     [
         T.StructField(RUN_ID, T.StringType(), False),
@@ -63,6 +65,17 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+EXPLAINED_SCHEMA = T.StructType(
+    [
+        T.StructField(C.USER_IDX, T.IntegerType(), False),
+        T.StructField(RANK, T.IntegerType(), False),
+        T.StructField(C.BOOK_IDX, T.IntegerType(), False),
+        T.StructField(SCORE, T.FloatType(), False),
+        T.StructField(C.BECAUSE_BOOK_IDX, T.IntegerType(), True),
+    ]
+)
+
+
 # -- transformations ----------------------------------------------------------------------------------------
 def explain(spark: SparkSession, recs: DataFrame, seen: DataFrame, item_factors: DataFrame) -> DataFrame:
     """Add ``because_book_idx``: the shelved book of the user most similar (cosine) to each recommendation."""
@@ -79,15 +92,7 @@ def explain(spark: SparkSession, recs: DataFrame, seen: DataFrame, item_factors:
         .agg(F.collect_list(F.struct(F.col(RANK), F.col(C.BOOK_IDX), F.col(SCORE))).alias("_recs"))
         .join(lists, on=C.USER_IDX, how="left")
     )
-    schema = T.StructType(
-        [
-            T.StructField(C.USER_IDX, T.IntegerType(), False),
-            T.StructField(RANK, T.IntegerType(), False),
-            T.StructField(C.BOOK_IDX, T.IntegerType(), False),
-            T.StructField(SCORE, T.FloatType(), False),
-            T.StructField("because_book_idx", T.IntegerType(), True),
-        ]
-    )
+    schema = EXPLAINED_SCHEMA
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         ids, mat = bc_ids.value, bc_mat.value
@@ -114,7 +119,7 @@ def explain(spark: SparkSession, recs: DataFrame, seen: DataFrame, item_factors:
                             RANK: np.array([r[RANK] for r in rec_list], dtype=np.int32),
                             C.BOOK_IDX: rec_books.astype(np.int32),
                             SCORE: np.array([r[SCORE] for r in rec_list], dtype=np.float32),
-                            "because_book_idx": pd.array(
+                            C.BECAUSE_BOOK_IDX: pd.array(
                                 [int(x) if x >= 0 else None for x in because.tolist()], dtype="Int32"
                             ),
                         }
@@ -143,18 +148,18 @@ def fill_from_popular(recs: DataFrame, popular_recs: DataFrame, k: int) -> DataF
         F.col("_r").cast("int").alias(RANK),
         F.col(C.BOOK_IDX),
         F.lit(0.0).cast("float").alias(SCORE),
-        F.lit(None).cast("int").alias("because_book_idx"),
+        F.lit(None).cast("int").alias(C.BECAUSE_BOOK_IDX),
     )
-    return recs.select(C.USER_IDX, RANK, C.BOOK_IDX, SCORE, "because_book_idx").unionByName(filled)
+    return recs.select(C.USER_IDX, RANK, C.BOOK_IDX, SCORE, C.BECAUSE_BOOK_IDX).unionByName(filled)
 
 
 def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
     b = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS)
-    because = books.select(F.col(C.BOOK_IDX).alias("because_book_idx"), F.col(C.BOOK_ID).alias(BECAUSE))
+    because = books.select(F.col(C.BOOK_IDX).alias(C.BECAUSE_BOOK_IDX), F.col(C.BOOK_ID).alias(BECAUSE))
     return (
         recs.join(users.select(C.USER_IDX, C.USER_ID), on=C.USER_IDX, how="inner")
         .join(b, on=C.BOOK_IDX, how="inner")
-        .join(because, on="because_book_idx", how="left")
+        .join(because, on=C.BECAUSE_BOOK_IDX, how="left")
         .select(
             F.lit(run_id).alias(RUN_ID),
             F.col(C.USER_ID),
@@ -168,14 +173,18 @@ def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame
     )
 
 
-def similar_rows(sims: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
-    a = books.select(F.col(C.BOOK_IDX).alias(C.USER_IDX), F.col(C.BOOK_ID), F.col(C.TITLE))
+def similar_rows(sims: DataFrame, books: DataFrame, run_id: str, method: str) -> DataFrame:
+    """Gold rows from neighbour lists ``(book_idx, rank, neighbour_idx, score)``; ``method`` says which model
+    produced them (``als``: cosine of ALS factors, ``itemcf``: co-occurrence similarity)."""
+    a = books.select(F.col(C.BOOK_IDX), F.col(C.BOOK_ID), F.col(C.TITLE))
     b = books.select(
-        F.col(C.BOOK_IDX), F.col(C.BOOK_ID).alias(SIMILAR_BOOK_ID), F.col(C.TITLE).alias("similar_title")
+        F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX),
+        F.col(C.BOOK_ID).alias(SIMILAR_BOOK_ID),
+        F.col(C.TITLE).alias("similar_title"),
     )
     return (
-        sims.join(a, on=C.USER_IDX, how="inner")
-        .join(b, on=C.BOOK_IDX, how="inner")
+        sims.join(a, on=C.BOOK_IDX, how="inner")
+        .join(b, on=C.NEIGHBOUR_IDX, how="inner")
         .select(
             F.lit(run_id).alias(RUN_ID),
             F.col(C.BOOK_ID),
@@ -184,6 +193,7 @@ def similar_rows(sims: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
             F.col(SCORE),
             F.col(C.TITLE),
             F.col("similar_title"),
+            F.lit(method).alias(METHOD),
         )
     )
 

@@ -125,7 +125,14 @@ class Lakehouse:
             self.write(df, layer, name, partition_by=["run_id"], properties=properties)
             return
         self._remember(layer, name)
-        writer = df.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'")
+        writer = (
+            df.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"run_id = '{run_id}'")
+            .option(
+                "mergeSchema", "true"
+            )  # a column added since the table was created (e.g. similar_books.method)
+        )
         if self.catalog:
             writer.saveAsTable(self.identifier(layer, name))
         else:

@@ -55,9 +55,9 @@ TILE_COLS = 4096
 MAX_BLOCK_ROWS = 1024
 DEFAULT_BUDGET_MB = 8
 DEFAULT_ITEM_BUDGET_MB = 256
-RANK = "rank"
-SCORE = "score"
-FEATURES = "features"
+RANK = C.RANK
+SCORE = C.SCORE
+FEATURES = C.FEATURES
 SEEN = "_seen"
 
 _EMPTY_I = np.zeros(0, dtype=np.int64)

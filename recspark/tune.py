@@ -48,7 +48,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, metrics, split, topk
+from recspark import als, baselines, itemcf, metrics, split, topk
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
 from recspark.tables import Lakehouse
@@ -66,6 +66,14 @@ SPACE = {
 MIN_USERS = 50  # fewer validation users: too noisy to choose from, use the built-in defaults
 MAX_TUNE_INTERACTIONS = 2_000_000  # larger training data is tuned on a sample of users
 DEFAULT_CONFIGS = 18
+FAMILIES = ("als", "itemcf", "popularity")  # what `run` can publish, chosen by validation NDCG
+# item-CF configurations scored on the validation split (one co-occurrence count serves them all)
+ITEMCF_GRID = (
+    {"similarity": "cosine", "neighbours": 20},
+    {"similarity": "cosine", "neighbours": 100},
+    {"similarity": "cosine", "neighbours": 400},
+    {"similarity": "jaccard", "neighbours": 100},
+)
 ETA = 3  # successive halving keeps the best 1/ETA of each rung
 MIN_BUDGET_S = 180.0
 BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
@@ -180,6 +188,9 @@ class Search:
     budget_s: float
     seconds: float
     skipped: str | None = None  # why no search ran (then best is None)
+    model: str | None = None  # the family with the best validation score (what `run` publishes)
+    models: dict[str, float] | None = None  # family -> its best validation NDCG@K
+    itemcf: dict | None = None  # the best item-CF configuration (ItemCfParams fields)
 
     def summary(self) -> dict:
         return {
@@ -189,6 +200,9 @@ class Search:
             "budget_s": round(self.budget_s, 1),
             "seconds": round(self.seconds, 1),
             "skipped": self.skipped,
+            "model": self.model,
+            "models": self.models,
+            "itemcf": self.itemcf,
         }
 
 
@@ -359,8 +373,11 @@ def tune(
     budget_s: float | None = None,
     space: dict | None = None,
     tracker=None,
+    models: tuple[str, ...] = ("als", "itemcf"),
 ) -> Search:
-    """Search ALS parameters on a validation split carved from ``train``; store trials and the winner."""
+    """Search ALS parameters on a validation split carved from ``train``, score the other ``models`` (item-CF
+    configurations of :data:`ITEMCF_GRID`, popularity) on the same split, and store the trials, the ALS winner
+    and the winning family."""
     t0 = time.perf_counter()
     s, fraction = validation_split(lake, train, seed)
     tune_train = s.train.cache()
@@ -400,12 +417,56 @@ def tune(
             tracker.trial(row)
 
     search_rows: list[dict] = []
-    search = successive_halving(sample(n_configs, seed, space), score, max_iter, budget_s, on_trial=report)
+    if "als" in models:
+        search = successive_halving(
+            sample(n_configs, seed, space), score, max_iter, budget_s, on_trial=report
+        )
+    else:
+        search = Search([], None, None, 0.0, 0.0)
+    scores = {"als": search.best["ndcg"]} if search.best else {}
+    if "itemcf" in models:
+        search.itemcf, scores["itemcf"] = best_itemcf(tune_train, truth, valid_users, k, seed)
+    scores["popularity"] = round(score_popularity(spark, tune_train, truth, valid_users, k), 5)
+    search.models = scores
+    search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
+    log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
     search.seconds = time.perf_counter() - t0
     for df in [*prefs_cache.values(), tune_train, truth, valid_users]:
         df.unpersist()
     save(spark, lake, search, input_key, k)
     return search
+
+
+def best_itemcf(
+    train: DataFrame, truth: DataFrame, users: DataFrame, k: int, seed: int
+) -> tuple[dict, float]:
+    """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG@k (co-occurrence counted
+    once for all of them) and that score."""
+    co = itemcf.Cooccurrence(train, itemcf.ItemCfParams(seed=seed))
+    results = []
+    try:
+        for cfg in ITEMCF_GRID:
+            t0 = time.perf_counter()
+            params = itemcf.ItemCfParams(seed=seed, **cfg)
+            nb = co.neighbours(params.similarity, params.neighbours).cache()
+            recs = itemcf.recommend(train, nb, k, users=users)
+            value = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+            nb.unpersist()
+            log.info("item-CF %s: validation NDCG@%d %.4f (%.1f s)", cfg, k, value, time.perf_counter() - t0)
+            results.append((value, params))
+    finally:
+        co.release()
+    value, params = max(results, key=lambda r: r[0])
+    return params.as_dict(), round(value, 5)
+
+
+def score_popularity(
+    spark: SparkSession, train: DataFrame, truth: DataFrame, users: DataFrame, k: int
+) -> float:
+    """Validation NDCG@k of the most-read books (seen ones excluded): the bar every model must clear."""
+    pop = baselines.as_factors(baselines.popularity(train))
+    recs = topk.recommend(spark, baselines.constant_user_factors(users), pop, k, seen=train)
+    return metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
 
 
 def save(spark: SparkSession, lake: Lakehouse, search: Search, input_key: str, k: int) -> str:

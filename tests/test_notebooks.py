@@ -128,7 +128,7 @@ def test_stage_notebooks_in_order(spark, catalog_lake):
 
     run_notebook(spark, "06_similar", k="3", min_readers="2", **common)
     sims = table(spark, common, "model", "similar_books")
-    assert sims.count() > 0 and sims.where(F.col("query_book_idx") == F.col("book_idx")).count() == 0
+    assert sims.count() > 0 and sims.where(F.col("book_idx") == F.col("neighbour_idx")).count() == 0
 
 
 @pytest.mark.slow

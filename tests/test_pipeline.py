@@ -76,7 +76,8 @@ def test_gold_tables_checked_from_outside(published):
     sims = DeltaTable(gold + "similar_books").to_pyarrow_table().to_pylist()
     assert sims and all(r["book_id"] != r["similar_book_id"] for r in sims)
     evals = DeltaTable(gold + "evaluations").to_pyarrow_table().to_pylist()
-    assert {r["model"] for r in evals} == {"als", "popularity", "trending"}
+    assert {r["model"] for r in evals} == {"als", "itemcf", "popularity", "trending"}
+    assert {r["method"] for r in sims} == {"als"}  # the published model (tuning off: the built-in ALS)
     assert {r["metric"] for r in evals} >= {
         "ndcg",
         "precision",
@@ -171,4 +172,38 @@ def test_single_stage_verbs(spark, published):
     }
     assert not {r["book_idx"] for r in recs} & seen
     sims = similar_stage(spark, lake, run_id, 3, min_readers=2)
-    assert sims.count() > 0 and sims.where(F.col("query_book_idx") == F.col("book_idx")).count() == 0
+    assert sims.count() > 0 and sims.where(F.col("book_idx") == F.col("neighbour_idx")).count() == 0
+
+
+@pytest.mark.slow
+def test_itemcf_published_end_to_end(spark, published, tmp_path):
+    """``model="itemcf"``: lists and similar books from co-occurrence, exclusions exact, explanations cite
+    shelved books, the single-stage verbs follow the trained family; checked from outside."""
+    from deltalake import DeltaTable
+
+    from recspark.pipeline import model_of, recommend_stage, similar_stage
+
+    lake, first, src = published
+    summary = run_pipeline(spark, lake, cfg(model="itemcf", evaluate=False), tmp_path)
+    run_id = summary["run_id"]
+    assert run_id != first["run_id"] and model_of(lake, run_id) == "itemcf"
+    assert publish.latest_published(lake) == run_id
+    gold = lake.path("gold", "")
+    recs = [
+        r
+        for r in DeltaTable(gold + "user_recommendations").to_pyarrow_table().to_pylist()
+        if r["run_id"] == run_id
+    ]
+    shelved = shelved_from_raw(src)
+    assert {r["user_id"] for r in recs} == set(shelved)
+    assert not [r for r in recs if r["book_id"] in shelved[r["user_id"]]]
+    cited = [r for r in recs if r["because_book_id"] is not None]
+    assert len(cited) > 0.5 * len(recs) and all(r["because_book_id"] in shelved[r["user_id"]] for r in cited)
+    sims = [
+        r for r in DeltaTable(gold + "similar_books").to_pyarrow_table().to_pylist() if r["run_id"] == run_id
+    ]
+    assert sims and {r["method"] for r in sims} == {"itemcf"}
+    assert all(r["book_id"] != r["similar_book_id"] and r["rank"] <= cfg().similar_k for r in sims)
+    user = lake.read("silver", "users").orderBy("user_idx").first()
+    assert recommend_stage(spark, lake, run_id, 3, [user["user_id"]]).count() == 3
+    assert similar_stage(spark, lake, run_id, 3, min_readers=2).count() > 0

@@ -229,6 +229,15 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     assert again["tuning"]["reused"] is True and again["tuning"]["best"] == best
     assert again["run_id"] == first["run_id"]
     assert lake.read("model", "tuning_trials").count() == 3
+    # every family scored on the same validation split; the best one is published and recorded
+    scores = recorded["models"]
+    assert set(scores) == {"als", "itemcf", "popularity"} and scores["als"] == best["ndcg"]
+    assert recorded["model"] == used.model == max(scores, key=scores.get)
+    assert recorded["itemcf"]["similarity"] == used.itemcf.similarity
+    sims = DeltaTable(lake.path("gold", "similar_books")).to_pyarrow_table().to_pylist()
+    assert {r["method"] for r in sims if r["run_id"] == first["run_id"]} == {
+        "als" if used.model == "als" else "itemcf"
+    }
     report = (reports / f"evaluation-{first['run_id']}.md").read_text()
     assert "How the parameters were chosen" in report and "runner-up" in report
 
@@ -250,7 +259,7 @@ def test_mlflow_run_with_nested_trials(tuned):
     assert (
         m["als.ndcg.at10"] >= 0
         and "popularity.recall.at5" in m
-        and "seconds.train ALS on all interactions" in m
+        and f"seconds.train {first['config'].model} on all interactions" in m
     )
     assert parent.data.params["als.rank"] == str(first["config"].als.rank)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
