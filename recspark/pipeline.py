@@ -19,8 +19,9 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, evaluate, itemcf, publish, split, topk, tune
+from recspark import als, baselines, content, evaluate, itemcf, publish, split, topk, tune
 from recspark import columns as C
+from recspark.content import ContentParams
 from recspark.features import Weights, preference
 from recspark.itemcf import ItemCfParams
 from recspark.tables import Lakehouse
@@ -43,9 +44,10 @@ class RunConfig:
     min_readers: int = 5  # books with fewer readers get no similar-books list
     keep_runs: int = 5
     evaluate: bool = True
-    models: tuple[str, ...] = ("als", "itemcf")  # families trained and evaluated (popularity always is)
+    models: tuple[str, ...] = ("als", "itemcf", "content")  # trained and evaluated (popularity always is)
     model: str = "als"  # the family whose lists are published (the search's choice when it runs)
     itemcf: ItemCfParams = field(default_factory=ItemCfParams)
+    content: ContentParams = field(default_factory=ContentParams)
 
     def __post_init__(self) -> None:
         unknown = [m for m in (*self.models, self.model) if m not in tune.FAMILIES]
@@ -126,6 +128,8 @@ def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
         cfg = replace(cfg, als=params, weights=weights)
     if found.get("itemcf"):
         cfg = replace(cfg, itemcf=ItemCfParams(**found["itemcf"]))
+    if found.get("content"):
+        cfg = replace(cfg, content=ContentParams(**found["content"]))
     chosen = found.get("model")
     if chosen in (*cfg.models, "popularity"):
         cfg = replace(cfg, model=chosen)
@@ -157,6 +161,7 @@ def tune_on(
         space=opts.space,
         tracker=tracker,
         models=cfg.models,
+        books=lake.read(SILVER, "books"),
     )
 
 
@@ -215,13 +220,31 @@ def fit_and_save(
     """Fit what the published family needs on ``interactions`` and save it under ``run_id``: ALS factors for
     ``als``; the item-CF neighbour table for ``itemcf`` and for ``popularity`` (whose similar-books lists come
     from item-CF)."""
+    if "content" in cfg.models or cfg.model == "content":  # also the similar-books lists of new books
+        vectors = content_vectors(lake, cfg, required=cfg.model == "content")
+        if vectors is not None:
+            write_keyed(lake, MODEL, "content_vectors", vectors, run_id)
+            vectors.unpersist()
     if cfg.model == "als":
         save_model(lake, train(spark, interactions, cfg), run_id, cfg)
         return
-    neighbours = itemcf.fit(interactions, cfg.itemcf)
-    write_keyed(lake, MODEL, "neighbours", neighbours, run_id)
-    neighbours.unpersist()
+    if cfg.model in ("itemcf", "popularity"):
+        neighbours = itemcf.fit(interactions, cfg.itemcf)
+        write_keyed(lake, MODEL, "neighbours", neighbours, run_id)
+        neighbours.unpersist()
     save_params(lake, run_id, cfg)
+
+
+def content_vectors(lake: Lakehouse, cfg: RunConfig, required: bool = False) -> DataFrame | None:
+    """The books' content vectors (materialised), or None with a message when the books carry no metadata
+    (``required``: raise instead)."""
+    try:
+        return content.book_vectors(lake.read(SILVER, "books"), cfg.content.seed)
+    except content.NoMetadata as exc:
+        if required:
+            raise
+        log.warning("content model skipped: %s", exc)
+        return None
 
 
 def save_model(lake: Lakehouse, model, run_id: str, cfg: RunConfig) -> None:
@@ -273,6 +296,14 @@ def evaluate_model(
         lists["itemcf"] = evaluate.materialise(recs)
         neighbours.unpersist()
         timings["itemcf"] = time.perf_counter() - t
+    if "content" in cfg.models:
+        t = time.perf_counter()
+        vectors = content_vectors(lake, cfg)
+        if vectors is not None:
+            recs = content.recommend(spark, s.train, vectors, max_k, cfg.content, users=s.test)
+            lists["content"] = evaluate.materialise(recs)
+            vectors.unpersist()
+            timings["content"] = time.perf_counter() - t
     t = time.perf_counter()
     has_time = s.train.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
     baseline = evaluate.baseline_lists(spark, s.train, s.test, max_k, with_trending=has_time)
@@ -437,18 +468,12 @@ def publish_model(
     users = lake.read(SILVER, "users")
     books = lake.read(SILVER, "books")
     model = cfg.model
+    vectors = load_content_vectors(lake, run_id)
+    items = load_factors(lake, run_id)[1] if model == "als" else None
+    neighbours = load_neighbours(lake, run_id) if model in ("itemcf", "popularity") else None
     with timer.step(f"recommend ({model}, read books excluded)", first_step, total):
         seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-        if model == "als":
-            ufs, items = load_factors(lake, run_id)
-            recs = topk.recommend(spark, ufs, items, cfg.k, seen=seen)
-            recs = publish.explain(spark, recs, seen, items)
-        else:
-            neighbours = load_neighbours(lake, run_id)
-            if model == "itemcf":
-                recs = itemcf.recommend(interactions, neighbours, cfg.k)
-            else:  # popularity: every list comes from the fill below
-                recs = spark.createDataFrame([], publish.EXPLAINED_SCHEMA)
+        recs = model_lists(spark, lake, run_id, model, interactions, cfg.k, cfg.content)
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
         pop_recs = topk.recommend(
@@ -462,15 +487,19 @@ def publish_model(
             run_id,
             zorder=C.USER_ID,
         )
-    method = "als" if model == "als" else "itemcf"
-    with timer.step(f"similar books ({method})", first_step + 1, total):
+    method = {"als": "als", "content": "content"}.get(model, "itemcf")
+    with timer.step(f"similar books ({method}; new books: content)", first_step + 1, total):
         if model == "als":
             sims = similar_books(spark, interactions, items, cfg.similar_k, cfg.min_readers)
+        elif model == "content":  # every book by content (min_readers 0: none is "well read" enough to skip)
+            sims = content.cold_similar(spark, interactions, vectors, cfg.similar_k, min_readers=1 << 62)
         else:
             sims = similar_from_neighbours(interactions, neighbours, cfg.similar_k, cfg.min_readers)
-        publish.write_run_rows(
-            lake, "similar_books", publish.similar_rows(sims, books, run_id, method), run_id, zorder=C.BOOK_ID
-        )
+        rows = publish.similar_rows(sims, books, run_id, method)
+        if vectors is not None and model != "content":  # books with too few readers: content neighbours
+            cold = content.cold_similar(spark, interactions, vectors, cfg.similar_k, cfg.min_readers)
+            rows = rows.unionByName(publish.similar_rows(cold, books, run_id, "content"))
+        publish.write_run_rows(lake, "similar_books", rows, run_id, zorder=C.BOOK_ID)
     with timer.step("popular books (cold start)", first_step + 2, total):
         pop_rows = publish.popular_rows(pop, books, run_id, "all", max(100, cfg.k))
         has_time = interactions.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
@@ -498,7 +527,8 @@ def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: 
     marked published in ``gold.runs``: the last task of a multi-task job (ingest -> tune -> evaluate -> train ->
     publish). Returns a summary like :func:`run_pipeline`'s."""
     run_id = run_id or latest_model_run(lake)
-    cfg = replace(cfg, model=model_of(lake, run_id))  # publish what was trained
+    trained = trained_params(lake, run_id)  # publish what was trained, as it was trained
+    cfg = replace(cfg, model=trained.get("model", "als"), content=ContentParams(**trained.get("content", {})))
     timer = Timer()
     with recorded_run(lake, run_id, cfg, input_versions(lake), timer) as mark_published:
         counts = publish_model(spark, lake, cfg, run_id, timer)
@@ -573,12 +603,30 @@ def latest_model_run(lake: Lakehouse) -> str:
     return lake.read(MODEL, "params").orderBy(F.col("trained_at").desc()).first()["run_id"]
 
 
-def model_of(lake: Lakehouse, run_id: str) -> str:
-    """The family a trained run fitted (``als`` for runs saved before families existed)."""
+def trained_params(lake: Lakehouse, run_id: str) -> dict:
+    """The configuration a trained run was fitted with (``RunConfig.as_dict``)."""
+    if not lake.exists(MODEL, "params"):
+        raise LookupError(f"no trained model in {lake.root}: run `recspark train` first")
     row = lake.read(MODEL, "params").where(F.col("run_id") == run_id).select("params").first()
     if row is None:
         raise LookupError(f"no trained model {run_id!r} in {lake.root}: run `recspark train` first")
-    return json.loads(row["params"]).get("model", "als")
+    return json.loads(row["params"])
+
+
+def model_of(lake: Lakehouse, run_id: str) -> str:
+    """The family a trained run fitted (``als`` for runs saved before families existed)."""
+    return trained_params(lake, run_id).get("model", "als")
+
+
+def load_content_vectors(lake: Lakehouse, run_id: str) -> DataFrame | None:
+    """The run's saved content vectors, or None when it has none (no metadata, or content not trained)."""
+    if not lake.exists(MODEL, "content_vectors"):
+        return None
+    vectors = lake.read(MODEL, "content_vectors").where(F.col("run_id") == run_id).drop("run_id").cache()
+    if vectors.limit(1).count() == 0:
+        vectors.unpersist()
+        return None
+    return vectors
 
 
 def load_neighbours(lake: Lakehouse, run_id: str) -> DataFrame:
@@ -602,6 +650,36 @@ def train_all(spark: SparkSession, lake: Lakehouse, cfg: RunConfig) -> str:
     return run_id
 
 
+def model_lists(
+    spark: SparkSession,
+    lake: Lakehouse,
+    run_id: str,
+    model: str,
+    interactions: DataFrame,
+    k: int,
+    content_params: ContentParams,
+    users: DataFrame | None = None,
+) -> DataFrame:
+    """Top-k ``(user_idx, rank, book_idx, score, because_book_idx)`` of the trained ``model`` of ``run_id`` for
+    every user in ``interactions`` (or only ``users``), shelved books excluded. ``popularity`` returns no rows:
+    its lists are the popular fill of the publish step."""
+    seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
+    if model == "als":
+        ufs, items = load_factors(lake, run_id)
+        if users is not None:
+            ufs = ufs.join(users, on=C.USER_IDX, how="left_semi")
+        return publish.explain(spark, topk.recommend(spark, ufs, items, k, seen=seen), seen, items)
+    if model == "itemcf":
+        return itemcf.recommend(interactions, load_neighbours(lake, run_id), k, users=users)
+    if model == "content":
+        vectors = load_content_vectors(lake, run_id)
+        if vectors is None:
+            raise LookupError(f"run {run_id} has no content vectors: the books carry no metadata")
+        recs = content.recommend(spark, interactions, vectors, k, content_params, users=users)
+        return publish.explain(spark, recs, seen, vectors)
+    return spark.createDataFrame([], publish.EXPLAINED_SCHEMA)
+
+
 def recommend_stage(
     spark: SparkSession, lake: Lakehouse, run_id: str, k: int, user_ids: list[str] | None = None
 ) -> DataFrame:
@@ -610,16 +688,17 @@ def recommend_stage(
     wanted = None
     if user_ids:
         wanted = lake.read(SILVER, "users").where(F.col(C.USER_ID).isin(user_ids)).select(C.USER_IDX)
-    if model_of(lake, run_id) == "als":
-        ufs, items = load_factors(lake, run_id)
-        if wanted is not None:
-            ufs = ufs.join(wanted, on=C.USER_IDX, how="left_semi")
+    trained = trained_params(lake, run_id)
+    model = trained.get("model", "als")
+    if model == "popularity":
+        users = wanted if wanted is not None else interactions.select(C.USER_IDX).distinct()
+        pop = baselines.as_factors(baselines.popularity(interactions))
         seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-        recs = topk.recommend(spark, ufs, items, k, seen=seen)
+        recs = topk.recommend(spark, baselines.constant_user_factors(users), pop, k, seen=seen)
     else:
-        recs = itemcf.recommend(interactions, load_neighbours(lake, run_id), k, users=wanted).drop(
-            C.BECAUSE_BOOK_IDX
-        )
+        params = ContentParams(**trained.get("content", {}))
+        recs = model_lists(spark, lake, run_id, model, interactions, k, params, wanted)
+    recs = recs.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
     write_keyed(lake, MODEL, "recommendations", recs, run_id)
     return lake.read(MODEL, "recommendations").where(F.col("run_id") == run_id)
 
@@ -627,8 +706,11 @@ def recommend_stage(
 def similar_stage(spark: SparkSession, lake: Lakehouse, run_id: str, k: int, min_readers: int) -> DataFrame:
     """Top-k cosine neighbours for books with at least ``min_readers`` readers -> ``model/similar_books``."""
     interactions = lake.read(SILVER, "interactions")
-    if model_of(lake, run_id) == "als":
+    model = model_of(lake, run_id)
+    if model == "als":
         sims = similar_books(spark, interactions, load_factors(lake, run_id)[1], k, min_readers)
+    elif model == "content":
+        sims = content.cold_similar(spark, interactions, load_content_vectors(lake, run_id), k, 1 << 62)
     else:
         sims = similar_from_neighbours(interactions, load_neighbours(lake, run_id), k, min_readers)
     write_keyed(lake, MODEL, "similar_books", sims, run_id)

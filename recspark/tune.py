@@ -48,7 +48,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, itemcf, metrics, split, topk
+from recspark import als, baselines, content, itemcf, metrics, split, topk
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
 from recspark.tables import Lakehouse
@@ -66,13 +66,20 @@ SPACE = {
 MIN_USERS = 50  # fewer validation users: too noisy to choose from, use the built-in defaults
 MAX_TUNE_INTERACTIONS = 2_000_000  # larger training data is tuned on a sample of users
 DEFAULT_CONFIGS = 18
-FAMILIES = ("als", "itemcf", "popularity")  # what `run` can publish, chosen by validation NDCG
+FAMILIES = ("als", "itemcf", "content", "popularity")  # what `run` can publish, chosen by validation NDCG
 # item-CF configurations scored on the validation split (one co-occurrence count serves them all)
 ITEMCF_GRID = (
-    {"similarity": "cosine", "neighbours": 20},
     {"similarity": "cosine", "neighbours": 100},
     {"similarity": "cosine", "neighbours": 400},
     {"similarity": "jaccard", "neighbours": 100},
+    {"similarity": "jaccard", "neighbours": 400},
+)
+# content configurations: the weight of the popularity prior and the taste half-life (days)
+CONTENT_GRID = (
+    {"popularity_weight": 0.3, "half_life_days": 365.0},
+    {"popularity_weight": 1.0, "half_life_days": 365.0},
+    {"popularity_weight": 3.0, "half_life_days": 365.0},
+    {"popularity_weight": 1.0, "half_life_days": None},
 )
 ETA = 3  # successive halving keeps the best 1/ETA of each rung
 MIN_BUDGET_S = 180.0
@@ -191,6 +198,8 @@ class Search:
     model: str | None = None  # the family with the best validation score (what `run` publishes)
     models: dict[str, float] | None = None  # family -> its best validation NDCG@K
     itemcf: dict | None = None  # the best item-CF configuration (ItemCfParams fields)
+    content: dict | None = None  # the best content configuration (ContentParams fields)
+    notes: list[str] | None = None  # families skipped, and why
 
     def summary(self) -> dict:
         return {
@@ -203,6 +212,8 @@ class Search:
             "model": self.model,
             "models": self.models,
             "itemcf": self.itemcf,
+            "content": self.content,
+            "notes": self.notes,
         }
 
 
@@ -373,7 +384,8 @@ def tune(
     budget_s: float | None = None,
     space: dict | None = None,
     tracker=None,
-    models: tuple[str, ...] = ("als", "itemcf"),
+    models: tuple[str, ...] = ("als", "itemcf", "content"),
+    books: DataFrame | None = None,
 ) -> Search:
     """Search ALS parameters on a validation split carved from ``train``, score the other ``models`` (item-CF
     configurations of :data:`ITEMCF_GRID`, popularity) on the same split, and store the trials, the ALS winner
@@ -426,6 +438,17 @@ def tune(
     scores = {"als": search.best["ndcg"]} if search.best else {}
     if "itemcf" in models:
         search.itemcf, scores["itemcf"] = best_itemcf(tune_train, truth, valid_users, k, seed)
+    if "content" in models and books is not None:
+        try:
+            vectors = content.book_vectors(books, seed)
+        except content.NoMetadata as exc:
+            log.warning("content model skipped: %s", exc)
+            search.notes = [f"content skipped: {exc}"]
+        else:
+            search.content, scores["content"] = best_content(
+                spark, tune_train, vectors, truth, valid_users, k, seed
+            )
+            vectors.unpersist()
     scores["popularity"] = round(score_popularity(spark, tune_train, truth, valid_users, k), 5)
     search.models = scores
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
@@ -456,6 +479,28 @@ def best_itemcf(
             results.append((value, params))
     finally:
         co.release()
+    value, params = max(results, key=lambda r: r[0])
+    return params.as_dict(), round(value, 5)
+
+
+def best_content(
+    spark: SparkSession,
+    train: DataFrame,
+    vectors: DataFrame,
+    truth: DataFrame,
+    users: DataFrame,
+    k: int,
+    seed: int,
+) -> tuple[dict, float]:
+    """The content configuration of :data:`CONTENT_GRID` with the best validation NDCG@k, and that score."""
+    results = []
+    for cfg in CONTENT_GRID:
+        t0 = time.perf_counter()
+        params = content.ContentParams(seed=seed, **cfg)
+        recs = content.recommend(spark, train, vectors, k, params, users=users)
+        value = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+        log.info("content %s: validation NDCG@%d %.4f (%.1f s)", cfg, k, value, time.perf_counter() - t0)
+        results.append((value, params))
     value, params = max(results, key=lambda r: r[0])
     return params.as_dict(), round(value, 5)
 

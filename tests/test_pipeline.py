@@ -76,8 +76,14 @@ def test_gold_tables_checked_from_outside(published):
     sims = DeltaTable(gold + "similar_books").to_pyarrow_table().to_pylist()
     assert sims and all(r["book_id"] != r["similar_book_id"] for r in sims)
     evals = DeltaTable(gold + "evaluations").to_pyarrow_table().to_pylist()
-    assert {r["model"] for r in evals} == {"als", "itemcf", "popularity", "trending"}
-    assert {r["method"] for r in sims} == {"als"}  # the published model (tuning off: the built-in ALS)
+    assert {r["model"] for r in evals} == {"als", "itemcf", "content", "popularity", "trending"}
+    # the published model (tuning off: the built-in ALS) for books with min_readers readers, content below that
+    readers: dict[int, int] = {}
+    for books in shelved.values():
+        for b in books:
+            readers[b] = readers.get(b, 0) + 1
+    for r in sims:
+        assert r["method"] == ("als" if readers.get(r["book_id"], 0) >= cfg().min_readers else "content"), r
     assert {r["metric"] for r in evals} >= {
         "ndcg",
         "precision",
@@ -207,3 +213,29 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     user = lake.read("silver", "users").orderBy("user_idx").first()
     assert recommend_stage(spark, lake, run_id, 3, [user["user_id"]]).count() == 3
     assert similar_stage(spark, lake, run_id, 3, min_readers=2).count() > 0
+
+
+@pytest.mark.slow
+def test_a_new_book_with_no_readers_gets_content_neighbours_in_gold(spark, published, tmp_path):
+    """A book added to the catalogue that nobody has shelved yet: its similar-books list comes from content."""
+    from deltalake import DeltaTable
+    from pyspark.sql import functions as F
+
+    lake, _, _ = published
+    books = lake.read("silver", "books")
+    top = books.agg(F.max("book_idx"), F.max("book_id")).first()
+    twin = books.orderBy("book_idx").limit(1)
+    original = twin.first()["book_id"]
+    new_id = top[1] + 1
+    new = twin.withColumn("book_idx", F.lit(top[0] + 1).cast("int")).withColumn(
+        "book_id", F.lit(new_id).cast("long")
+    )
+    lake.write(new.select(*books.columns), "silver", "books", mode="append")
+    summary = run_pipeline(spark, lake, cfg(evaluate=False), tmp_path)
+    sims = [
+        r
+        for r in DeltaTable(lake.path("gold", "similar_books")).to_pyarrow_table().to_pylist()
+        if r["run_id"] == summary["run_id"] and r["book_id"] == new_id
+    ]
+    assert sims and {r["method"] for r in sims} == {"content"}
+    assert sims[0]["similar_book_id"] == original and sims[0]["score"] > 0.99  # same metadata: cosine 1
