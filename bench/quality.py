@@ -167,8 +167,12 @@ def main() -> None:
         "held_out_rows": len(truth),
         **score(recs, truth),
         "popularity": score(popularity_lists(work / "input", a.format), truth),
+        "model": json.loads(run["params"]).get("model", "als"),
+        "internal_ndcg@10": internal_ndcg(lake, run["run_id"]),
         "params": json.loads(run["params"])["als"],
         "weights": json.loads(run["params"])["weights"]["scheme"],
+        "itemcf": json.loads(run["params"]).get("itemcf"),
+        "content": json.loads(run["params"]).get("content"),
         "tuning": json.loads(run["tuning"]) if run.get("tuning") else None,
         "run_seconds": round(wall, 1),
         "timings": json.loads(run["timings"]),
@@ -178,6 +182,18 @@ def main() -> None:
     RESULTS.write_text(json.dumps([r for r in old if r["name"] != a.name] + [result], indent=1) + "\n")
     if a.work is None:
         shutil.rmtree(work)
+
+
+def internal_ndcg(lake: Path, run_id: str) -> dict[str, float]:
+    """Every model's NDCG@10 on the run's own evaluation split (gold/evaluations), side by side."""
+    from deltalake import DeltaTable
+
+    path = lake / "gold" / "evaluations"
+    if not path.exists():
+        return {}
+    ev = DeltaTable(str(path)).to_pandas()
+    ev = ev[(ev["run_id"] == run_id) & (ev["k"] == 10) & (ev["metric"] == "ndcg")]
+    return {m: round(float(v), 4) for m, v in zip(ev["model"], ev["value"], strict=True)}
 
 
 if __name__ == "__main__":

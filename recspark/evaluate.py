@@ -41,18 +41,23 @@ class Evaluation:
         default_factory=dict
     )  # model -> k -> metric -> value
     timings: dict[str, float] = field(default_factory=dict)  # seconds: fit, recommend, baselines, metrics
+    stars: dict[str, dict] | None = None  # predicted ratings: {"stars"|"book_mean": {"rmse", "mae", "n"}}
 
     def value(self, model: str, metric: str, k: int) -> float:
         return self.results[model][k][metric]
 
     def rows(self, run_id: str, split: str, params: dict) -> list[tuple]:
+        """Ranking and beyond-accuracy metrics at each K; predicted-star errors with ``k = 0``."""
         p = json.dumps(params, sort_keys=True, default=str)
-        return [
+        rows = [
             (run_id, model, k, metric, float(v), split, p)
             for model, by_k in self.results.items()
             for k, ms in by_k.items()
             for metric, v in ms.items()
         ]
+        for model, errs in (self.stars or {}).items():
+            rows += [(run_id, model, 0, m, float(errs[m]), split, p) for m in ("rmse", "mae")]
+        return rows
 
     def table(self, k: int) -> str:
         models = list(self.results)
@@ -132,6 +137,21 @@ def tuning_section(tuning: dict) -> str:
             f"- **search**: {tuning.get('trials')} trials in {tuning.get('seconds')} s "
             f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only",
         ]
+    return "\n".join(lines) + "\n"
+
+
+def stars_section(errors: dict[str, dict], params: dict) -> str:
+    """The report's predicted-stars table: the explicit model against the per-book mean."""
+    lines = [
+        "## Predicted stars (explicit ALS on rated shelves)",
+        "",
+        f"Model: {json.dumps(params)}; held-out rated shelves: {errors['stars']['n']:,}.",
+        "",
+        "| | RMSE | MAE |",
+        "|---|---|---|",
+    ]
+    for name, label in (("stars", "explicit ALS"), ("book_mean", "per-book mean (baseline)")):
+        lines.append(f"| {label} | {errors[name]['rmse']:.4f} | {errors[name]['mae']:.4f} |")
     return "\n".join(lines) + "\n"
 
 

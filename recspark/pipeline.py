@@ -19,11 +19,12 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, content, evaluate, itemcf, publish, split, topk, tune
+from recspark import als, baselines, content, evaluate, itemcf, publish, split, stars, topk, tune
 from recspark import columns as C
 from recspark.content import ContentParams
 from recspark.features import Weights, preference
 from recspark.itemcf import ItemCfParams
+from recspark.stars import StarsParams
 from recspark.tables import Lakehouse
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class RunConfig:
     model: str = "als"  # the family whose lists are published (the search's choice when it runs)
     itemcf: ItemCfParams = field(default_factory=ItemCfParams)
     content: ContentParams = field(default_factory=ContentParams)
+    stars: StarsParams = field(default_factory=StarsParams)  # explicit ALS for predicted ratings
 
     def __post_init__(self) -> None:
         unknown = [m for m in (*self.models, self.model) if m not in tune.FAMILIES]
@@ -130,6 +132,8 @@ def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
         cfg = replace(cfg, itemcf=ItemCfParams(**found["itemcf"]))
     if found.get("content"):
         cfg = replace(cfg, content=ContentParams(**found["content"]))
+    if found.get("stars"):
+        cfg = replace(cfg, stars=replace(cfg.stars, reg=found["stars"]["reg"]))
     chosen = found.get("model")
     if chosen in (*cfg.models, "popularity"):
         cfg = replace(cfg, model=chosen)
@@ -312,6 +316,10 @@ def evaluate_model(
     t = time.perf_counter()
     ev = evaluate.evaluate_lists(lists, s.train, s.test, items, cfg.ks)
     timings["metrics"] = time.perf_counter() - t
+    if stars.enough(stars.rated(s.train)):
+        t = time.perf_counter()
+        ev.stars = stars.evaluate(spark, s.train, s.test, cfg.stars)
+        timings["stars"] = time.perf_counter() - t
     for recs in lists.values():
         recs.unpersist()
     if items is not None:
@@ -335,6 +343,8 @@ def evaluate_model(
         "seconds": ", ".join(f"{k} {v:.1f}" for k, v in ev.timings.items()),
     }
     sections = [evaluate.tuning_section(tuning)] if tuning else []
+    if ev.stars:
+        sections.append(evaluate.stars_section(ev.stars, cfg.stars.as_dict()))
     report = evaluate.write_report(
         ev, report_dir / f"evaluation-{run_id}.md", "recspark offline evaluation", details, sections
     )
@@ -480,6 +490,7 @@ def publish_model(
             spark, baselines.constant_user_factors(all_users), baselines.as_factors(pop), cfg.k, seen=seen
         )
         recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
+        recs = with_predicted_stars(spark, interactions, recs, cfg.stars)
         publish.write_run_rows(
             lake,
             "user_recommendations",
@@ -541,6 +552,18 @@ def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: 
         "timings": timer.timings,
         "cleaned": cleaned,
     }
+
+
+def with_predicted_stars(
+    spark: SparkSession, interactions: DataFrame, recs: DataFrame, params: StarsParams
+) -> DataFrame:
+    """``recs`` with ``predicted_rating`` from explicit ALS on every rated shelf (null when there are too few
+    ratings, or for a user or book without ratings)."""
+    ratings = stars.rated(interactions)
+    if not stars.enough(ratings):
+        log.info("fewer than %d ratings: no predicted stars", stars.MIN_RATINGS)
+        return recs.withColumn(stars.PREDICTED, F.lit(None).cast("float"))
+    return stars.predict(stars.fit(spark, ratings, params), recs)
 
 
 def well_read(interactions: DataFrame, min_readers: int) -> DataFrame:

@@ -2,7 +2,8 @@
 
 Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), every row carrying ``run_id``:
 
-* ``user_recommendations``: ``run_id, user_id, rank, book_id, score, title, authors, because_book_id``
+* ``user_recommendations``: ``run_id, user_id, rank, book_id, score, title, authors, because_book_id,
+  predicted_rating`` (stars from explicit ALS, null without ratings)
 * ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title, method``
   (``method``: ``als`` = cosine of ALS factors, ``itemcf`` = co-occurrence similarity)
 * ``popular_books``: ``run_id, window, rank, book_id, readers, title, authors`` (cold start and fill-in)
@@ -41,6 +42,7 @@ RUN_ID = "run_id"
 BECAUSE = "because_book_id"
 SIMILAR_BOOK_ID = "similar_book_id"
 METHOD = "method"
+PREDICTED_RATING = "predicted_rating"
 RUNS_SCHEMA = T.StructType(
     [
         T.StructField(RUN_ID, T.StringType(), False),
@@ -169,6 +171,9 @@ def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame
             F.col(C.TITLE),
             F.col(C.AUTHORS),
             F.col(BECAUSE),
+            (F.col(PREDICTED_RATING) if PREDICTED_RATING in recs.columns else F.lit(None))
+            .cast("float")
+            .alias(PREDICTED_RATING),
         )
     )
 

@@ -48,7 +48,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, content, itemcf, metrics, split, topk
+from recspark import als, baselines, content, itemcf, metrics, split, stars, topk
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
 from recspark.tables import Lakehouse
@@ -200,6 +200,7 @@ class Search:
     itemcf: dict | None = None  # the best item-CF configuration (ItemCfParams fields)
     content: dict | None = None  # the best content configuration (ContentParams fields)
     notes: list[str] | None = None  # families skipped, and why
+    stars: dict | None = None  # predicted stars: the chosen regParam and its validation RMSE
 
     def summary(self) -> dict:
         return {
@@ -214,6 +215,7 @@ class Search:
             "itemcf": self.itemcf,
             "content": self.content,
             "notes": self.notes,
+            "stars": self.stars,
         }
 
 
@@ -450,6 +452,9 @@ def tune(
             )
             vectors.unpersist()
     scores["popularity"] = round(score_popularity(spark, tune_train, truth, valid_users, k), 5)
+    if stars.enough(stars.rated(tune_train)):
+        reg, rmse = stars.choose_reg(spark, tune_train, s.test, stars.StarsParams(seed=seed))
+        search.stars = {"reg": reg, "rmse": rmse}
     search.models = scores
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)

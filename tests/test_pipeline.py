@@ -76,7 +76,11 @@ def test_gold_tables_checked_from_outside(published):
     sims = DeltaTable(gold + "similar_books").to_pyarrow_table().to_pylist()
     assert sims and all(r["book_id"] != r["similar_book_id"] for r in sims)
     evals = DeltaTable(gold + "evaluations").to_pyarrow_table().to_pylist()
-    assert {r["model"] for r in evals} == {"als", "itemcf", "content", "popularity", "trending"}
+    assert {r["model"] for r in evals if r["k"] > 0} == {"als", "itemcf", "content", "popularity", "trending"}
+    errors = {(r["model"], r["metric"]): r["value"] for r in evals if r["k"] == 0}
+    assert set(errors) == {(m, e) for m in ("stars", "book_mean") for e in ("rmse", "mae")}
+    predicted = [r["predicted_rating"] for r in recs if r["predicted_rating"] is not None]
+    assert len(predicted) > 0.9 * len(recs) and all(1.0 <= p <= 5.0 for p in predicted)
     # the published model (tuning off: the built-in ALS) for books with min_readers readers, content below that
     readers: dict[int, int] = {}
     for books in shelved.values():
