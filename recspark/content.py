@@ -65,7 +65,7 @@ class NoMetadata(RuntimeError):
 
 @dataclass(frozen=True)
 class ContentParams:
-    popularity_weight: float = 0.2  # λ: weight of the log-popularity prior next to the content cosine
+    popularity_weight: float = 1.0  # λ: weight of the log-popularity prior next to the content cosine
     half_life_days: float | None = 365.0  # taste decay; None: every shelf counts the same
     seed: int = 42
 
