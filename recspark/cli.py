@@ -244,7 +244,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     lake = lakehouse_for(spark, args)
     cfg = _cfg(args, lake, evaluate=False)
     if not lake.exists("silver", "interactions"):
-        raise LookupError(f"no silver interactions in {lake.root}: run `recspark ingest` first")
+        from recspark.pipeline import NotFound
+
+        raise NotFound(f"no silver interactions in {lake.root}: run `recspark ingest` first")
     s = make_split(spark, lake, lake.read("silver", "interactions"), cfg)
     opts = TuneOptions(mode="full", budget_s=args.budget, configs=args.configs)
     search = tune_on(spark, lake, s.train, cfg, opts, tracker(enabled=not args.no_mlflow))
@@ -520,12 +522,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except Exception as exc:
-        from recspark.ingest import IngestError
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return code
 
-        if isinstance(exc, IngestError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+
+def exit_code(exc: Exception) -> int | None:
+    """The documented exit code of a known failure (README "The CLI"), None for an unexpected one (traceback):
+    2 bad input (ingest refused it, or the books lack the metadata the chosen model needs), 3 a gold check
+    failed (nothing published), 4 a model or run asked for does not exist yet."""
+    from recspark.content import NoMetadata
+    from recspark.ingest import IngestError
+    from recspark.pipeline import NotFound
+    from recspark.publish import PublishCheckError
+
+    if isinstance(exc, IngestError | NoMetadata):
+        return 2
+    if isinstance(exc, PublishCheckError):
+        return 3
+    if isinstance(exc, NotFound):
+        return 4
+    return None
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ MODEL = "model"
 SILVER = "silver"
 
 
+class NotFound(LookupError):
+    """A stage needs something an earlier stage has not made yet (silver tables, a trained model)."""
+
+
 @dataclass
 class RunConfig:
     k: int = 10
@@ -622,17 +626,17 @@ def write_keyed(lake: Lakehouse, layer: str, name: str, df: DataFrame, run_id: s
 
 def latest_model_run(lake: Lakehouse) -> str:
     if not lake.exists(MODEL, "params"):
-        raise LookupError(f"no trained model in {lake.root}: run `recspark train` first")
+        raise NotFound(f"no trained model in {lake.root}: run `recspark train` first")
     return lake.read(MODEL, "params").orderBy(F.col("trained_at").desc()).first()["run_id"]
 
 
 def trained_params(lake: Lakehouse, run_id: str) -> dict:
     """The configuration a trained run was fitted with (``RunConfig.as_dict``)."""
     if not lake.exists(MODEL, "params"):
-        raise LookupError(f"no trained model in {lake.root}: run `recspark train` first")
+        raise NotFound(f"no trained model in {lake.root}: run `recspark train` first")
     row = lake.read(MODEL, "params").where(F.col("run_id") == run_id).select("params").first()
     if row is None:
-        raise LookupError(f"no trained model {run_id!r} in {lake.root}: run `recspark train` first")
+        raise NotFound(f"no trained model {run_id!r} in {lake.root}: run `recspark train` first")
     return json.loads(row["params"])
 
 
@@ -654,9 +658,7 @@ def load_content_vectors(lake: Lakehouse, run_id: str) -> DataFrame | None:
 
 def load_neighbours(lake: Lakehouse, run_id: str) -> DataFrame:
     if not lake.exists(MODEL, "neighbours"):
-        raise LookupError(
-            f"no item-CF model in {lake.root}: run `recspark train` with an item-CF choice first"
-        )
+        raise NotFound(f"no item-CF model in {lake.root}: run `recspark train` with an item-CF choice first")
     return lake.read(MODEL, "neighbours").where(F.col("run_id") == run_id).drop("run_id")
 
 
@@ -697,7 +699,7 @@ def model_lists(
     if model == "content":
         vectors = load_content_vectors(lake, run_id)
         if vectors is None:
-            raise LookupError(f"run {run_id} has no content vectors: the books carry no metadata")
+            raise NotFound(f"run {run_id} has no content vectors: the books carry no metadata")
         recs = content.recommend(spark, interactions, vectors, k, content_params, users=users)
         return publish.explain(spark, recs, seen, vectors)
     return spark.createDataFrame([], publish.EXPLAINED_SCHEMA)

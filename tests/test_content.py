@@ -134,3 +134,15 @@ def test_a_book_nobody_read_gets_content_neighbours(spark):
     # only book 1 (0 readers) is cold; its neighbours by cosine: book 0 (0.8), book 2 (0.6); never itself
     assert [(r["book_idx"], r["neighbour_idx"]) for r in got] == [(1, 0), (1, 2)]
     assert [round(r["score"], 4) for r in got] == [0.8, 0.6]
+
+
+def test_pipeline_skips_the_content_model_with_a_message_when_books_have_no_metadata(spark, lake, caplog):
+    from recspark.pipeline import RunConfig, content_vectors
+
+    rows = [(i, None, None, None, None, None, None, None) for i in range(4)]
+    lake.write(books_df(spark, rows), "silver", "books")
+    with caplog.at_level("WARNING", logger="recspark.pipeline"):
+        assert content_vectors(lake, RunConfig()) is None
+    assert "content model skipped" in caplog.text and "needs book metadata" in caplog.text
+    with pytest.raises(NoMetadata):  # when content is the model to publish, the run stops instead
+        content_vectors(lake, RunConfig(), required=True)
