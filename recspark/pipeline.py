@@ -436,9 +436,9 @@ def run_pipeline(
         with timer.step("split + tune (ALS search, item-CF, choice of model)", n, total):
             s = make_split(spark, lake, interactions, cfg)
             cfg, tune_summary = choose_parameters(spark, lake, cfg, s.train, tuning, tracker)
+        n += 1
     if tuning.model != "auto":
         cfg = replace(cfg, model=tuning.model)
-        n += 1
     run_id = run_id_for(versions, cfg)
     if tracker is not None:
         tracker.start(run_id, cfg.as_dict(), tune_summary)
