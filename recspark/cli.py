@@ -289,7 +289,7 @@ def _models(text: str) -> tuple[str, ...]:
     bad = [n for n in names if n not in FAMILIES or n == "popularity"]
     if not names or bad:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: give a comma-separated list of als, itemcf (popularity is always evaluated)"
+            f"{text!r}: give a comma-separated list of als, itemcf, content (popularity is always evaluated)"
         )
     return names
 
@@ -299,11 +299,11 @@ def model_opts(sp: argparse.ArgumentParser) -> None:
         "--models",
         type=_models,
         default=None,
-        help="model families to train and evaluate, comma-separated (default: als,itemcf)",
+        help="model families to train and evaluate, comma-separated (default: als,itemcf,content)",
     )
     sp.add_argument(
         "--model",
-        choices=["auto", "als", "itemcf", "popularity"],
+        choices=["auto", "als", "itemcf", "content", "popularity"],
         default="auto",
         help="the family whose lists are published (default auto: the best validation NDCG of the search)",
     )
@@ -517,7 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    model, models = getattr(args, "model", "auto"), getattr(args, "models", None)
+    if models and model not in ("auto", "popularity", *models):
+        parser.error(f"--model {model} is not among --models {','.join(models)}")
     setup_logging(args.verbose)
     try:
         return args.func(args)

@@ -30,3 +30,12 @@ def test_publish_without_a_trained_model_exits_4_with_one_line(spark, tmp_path, 
     assert cli.main(["publish", "--lakehouse", str(tmp_path / "empty")]) == 4
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: no trained model in {tmp_path / 'empty'}: run `recspark train` first"]
+
+
+def test_model_outside_models_is_refused_before_any_work(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--models", "als", "--model", "itemcf"])
+    assert exit_info.value.code == 2 and "--model itemcf is not among --models als" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--models", "als,knn"])
+    assert "comma-separated list of als, itemcf" in capsys.readouterr().err
