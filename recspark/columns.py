@@ -43,6 +43,7 @@ SCORE = "score"
 FEATURES = "features"
 NEIGHBOUR_IDX = "neighbour_idx"  # item-CF neighbour tables: (book_idx, rank, neighbour_idx, score)
 BECAUSE_BOOK_IDX = "because_book_idx"  # the shelved book that explains a recommendation
+PREDICTED_RATING = "predicted_rating"  # stars a reader would probably give a book (explicit ALS)
 
 # lineage (bronze)
 SOURCE_FILE = "_source_file"

@@ -261,10 +261,4 @@ def cold_similar(
     ``min_readers`` readers (zero included), among all books with vectors; never the book itself."""
     readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias("_r"))
     cold = vectors.join(readers.where(F.col("_r") >= min_readers), on=C.BOOK_IDX, how="left_anti")
-    sims = topk.recommend(spark, cold, vectors, k, query_col=C.BOOK_IDX, exclude_self=True)
-    return sims.select(
-        F.col(C.USER_IDX).alias(C.BOOK_IDX),
-        F.col(C.RANK),
-        F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX),
-        F.col(C.SCORE),
-    )
+    return topk.item_neighbours(spark, cold, vectors, k)

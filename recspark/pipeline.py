@@ -586,13 +586,7 @@ def similar_books(
     """Top-k cosine neighbours ``(book_idx, rank, neighbour_idx, score)`` of ALS factors for books with at least
     ``min_readers`` readers; a book is never its own neighbour."""
     unit = normalized(items).join(well_read(interactions, min_readers), on=C.BOOK_IDX, how="left_semi")
-    sims = topk.recommend(spark, unit, unit, k, query_col=C.BOOK_IDX, exclude_self=True)
-    return sims.select(
-        F.col(C.USER_IDX).alias(C.BOOK_IDX),
-        F.col(C.RANK),
-        F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX),
-        F.col(C.SCORE),
-    )
+    return topk.item_neighbours(spark, unit, unit, k)
 
 
 def similar_from_neighbours(

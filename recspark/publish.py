@@ -42,7 +42,7 @@ RUN_ID = "run_id"
 BECAUSE = "because_book_id"
 SIMILAR_BOOK_ID = "similar_book_id"
 METHOD = "method"
-PREDICTED_RATING = "predicted_rating"
+PREDICTED_RATING = C.PREDICTED_RATING
 RUNS_SCHEMA = T.StructType(
     [
         T.StructField(RUN_ID, T.StringType(), False),

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MIN_RATINGS = 100
 PRIOR_RATINGS = 5.0
 REGS = (0.03, 0.1, 0.3)
-PREDICTED = "predicted_rating"
+PREDICTED = C.PREDICTED_RATING
 
 
 @dataclass(frozen=True)

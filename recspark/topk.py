@@ -369,3 +369,15 @@ def recommend(
     for more in outputs[1:]:
         union = union.unionByName(more)
     return merge_shards(union, k)
+
+
+def item_neighbours(spark: SparkSession, queries: DataFrame, items: DataFrame, k: int) -> DataFrame:
+    """Top-k ``(book_idx, rank, neighbour_idx, score)`` by dot product for each query book among ``items`` (both
+    ``(book_idx, features)``), never the book itself: similar-books lists in the shape of item-CF's table."""
+    sims = recommend(spark, queries, items, k, query_col=C.BOOK_IDX, exclude_self=True)
+    return sims.select(
+        F.col(C.USER_IDX).alias(C.BOOK_IDX),
+        F.col(RANK),
+        F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX),
+        F.col(SCORE),
+    )
