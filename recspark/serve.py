@@ -50,13 +50,17 @@ class GoldReader:
                 r["book_id"],
                 r["score"],
                 r["title"],
-                {"authors": r["authors"], "because_book_id": r["because_book_id"]},
+                {
+                    "authors": r["authors"],
+                    "because_book_id": r["because_book_id"],
+                    "predicted_rating": r.get("predicted_rating"),  # absent in runs published before it
+                },
             ),
         )
         self.similar = self._group(
             "similar_books",
             "book_id",
-            lambda r: Item(r["similar_book_id"], r["score"], r["similar_title"], {}),
+            lambda r: Item(r["similar_book_id"], r["score"], r["similar_title"], {"method": r.get("method")}),
         )
         pop = self._table("popular_books")
         pop = pop.filter(pc.equal(pop["window"], "all")).sort_by("rank").to_pylist()

@@ -109,10 +109,12 @@ def test_consumer_without_spark(published):
     user = next(iter(reader.recs))
     items, cold = reader.recommend(user, 3)
     assert not cold and len(items) == 3
+    assert all(1.0 <= i.as_dict()["predicted_rating"] <= 5.0 for i in items)
     items, cold = reader.recommend("no-such-user", 10)  # cold start: popular books
     assert cold and len(items) == 10 and items[0].book_id == reader.popular[0].book_id
     book = next(iter(reader.similar))
     assert all(i.book_id != book for i in reader.similar_to(book))
+    assert {i.as_dict()["method"] for items in reader.similar.values() for i in items} <= {"als", "content"}
 
 
 @pytest.mark.slow

@@ -231,13 +231,14 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     assert lake.read("model", "tuning_trials").count() == 3
     # every family scored on the same validation split; the best one is published and recorded
     scores = recorded["models"]
-    assert set(scores) == {"als", "itemcf", "popularity"} and scores["als"] == best["ndcg"]
+    assert set(scores) == {"als", "itemcf", "content", "popularity"} and scores["als"] == best["ndcg"]
     assert recorded["model"] == used.model == max(scores, key=scores.get)
     assert recorded["itemcf"]["similarity"] == used.itemcf.similarity
+    assert recorded["content"]["popularity_weight"] == used.content.popularity_weight
+    assert recorded["stars"]["reg"] == used.stars.reg  # predicted stars: regParam chosen on validation RMSE
     sims = DeltaTable(lake.path("gold", "similar_books")).to_pyarrow_table().to_pylist()
-    assert {r["method"] for r in sims if r["run_id"] == first["run_id"]} == {
-        "als" if used.model == "als" else "itemcf"
-    }
+    methods = {r["method"] for r in sims if r["run_id"] == first["run_id"]}
+    assert {"als": "als", "content": "content"}.get(used.model, "itemcf") in methods
     report = (reports / f"evaluation-{first['run_id']}.md").read_text()
     assert "How the parameters were chosen" in report and "runner-up" in report
 
