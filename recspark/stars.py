@@ -3,9 +3,13 @@ the reader would probably give it.
 
 * **Data**: the shelves with a rating (UCSD ``rating`` > 0, every goodbooks rating); unrated shelves say nothing
   about stars and are left out. Without at least :data:`MIN_RATINGS` ratings the step is skipped.
-* **Model**: Spark ML ``ALS(implicitPrefs=False)`` minimising squared error on the ratings with ALS-WR
-  regularisation (``regParam`` times each user's / book's number of ratings). Predictions are clipped to
-  [1, 5]; a user or book the model has not seen gets no prediction (null), never a NaN.
+* **Model**: baseline predictors plus explicit ALS on what they leave: ``r̂(u, b) = μ + b_b + b_u + x_u·y_b``,
+  with ``μ`` the global mean, ``b_b`` the book's mean offset and ``b_u`` the user's mean offset after it (both
+  shrunk by :data:`PRIOR_RATINGS` pseudo-ratings of 0), and Spark ML ``ALS(implicitPrefs=False)`` (ALS-WR
+  regularisation) fitted to the residuals ``r - μ - b_b - b_u``. Plain ALS on raw stars has no bias terms and
+  loses to the per-book mean on generated ratings (RMSE 1.059 vs 1.005 in our first measurement); on residuals
+  it can only add user-book structure. A user or book the model has not seen gets the terms that exist
+  (``μ`` at least). Predictions are clipped to [1, 5].
 * **Baseline**: the book's mean rating in the training data, shrunk towards the global mean with
   :data:`PRIOR_RATINGS` pseudo-ratings (a book rated once is not taken at its word); the global mean for books
   with no rating.
@@ -17,7 +21,7 @@ the reader would probably give it.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
@@ -29,14 +33,14 @@ log = logging.getLogger(__name__)
 
 MIN_RATINGS = 100
 PRIOR_RATINGS = 5.0
-REGS = (0.03, 0.1, 0.3)
+REGS = (0.1, 0.3, 1.0)
 PREDICTED = C.PREDICTED_RATING
 
 
 @dataclass(frozen=True)
 class StarsParams:
     rank: int = 16
-    reg: float = 0.1
+    reg: float = 0.3
     max_iter: int = 10
     seed: int = 42
 
@@ -55,7 +59,37 @@ def enough(ratings: DataFrame) -> bool:
     return ratings.limit(MIN_RATINGS).count() >= MIN_RATINGS
 
 
-def fit(spark: SparkSession, ratings: DataFrame, params: StarsParams) -> ALSModel:
+@dataclass
+class StarsModel:
+    """Baseline predictors and the ALS model of their residuals."""
+
+    mu: float
+    book_bias: DataFrame  # (book_idx, _bb)
+    user_bias: DataFrame  # (user_idx, _bu)
+    als: ALSModel
+
+
+def bias_terms(ratings: DataFrame) -> tuple[float, DataFrame, DataFrame]:
+    """``μ``, ``(book_idx, _bb)`` and ``(user_idx, _bu)``: shrunk mean offsets (see the module docstring)."""
+    mu = float(ratings.agg(F.avg(C.RATING)).first()[0])
+    book = ratings.groupBy(C.BOOK_IDX).agg(
+        (F.sum(F.col(C.RATING) - mu) / (F.count(F.lit(1)) + PRIOR_RATINGS)).alias("_bb")
+    )
+    user = (
+        ratings.join(book, on=C.BOOK_IDX, how="inner")
+        .groupBy(C.USER_IDX)
+        .agg((F.sum(F.col(C.RATING) - mu - F.col("_bb")) / (F.count(F.lit(1)) + PRIOR_RATINGS)).alias("_bu"))
+    )
+    return mu, book.cache(), user.cache()
+
+
+def fit(spark: SparkSession, ratings: DataFrame, params: StarsParams) -> StarsModel:
+    mu, book, user = bias_terms(ratings)
+    residuals = (
+        ratings.join(book, on=C.BOOK_IDX, how="inner")
+        .join(user, on=C.USER_IDX, how="inner")
+        .select(C.USER_IDX, C.BOOK_IDX, (F.col(C.RATING) - mu - F.col("_bb") - F.col("_bu")).alias("_res"))
+    )
     blocks = max(1, spark.sparkContext.defaultParallelism)
     als = ALS(
         rank=params.rank,
@@ -64,22 +98,33 @@ def fit(spark: SparkSession, ratings: DataFrame, params: StarsParams) -> ALSMode
         implicitPrefs=False,
         userCol=C.USER_IDX,
         itemCol=C.BOOK_IDX,
-        ratingCol=C.RATING,
+        ratingCol="_res",
         seed=params.seed,
         numUserBlocks=blocks,
         numItemBlocks=blocks,
         coldStartStrategy="nan",
     )
     log.info("explicit ALS (stars): rank=%d reg=%g iterations=%d", params.rank, params.reg, params.max_iter)
-    return als.fit(ratings)
+    return StarsModel(mu, book, user, als.fit(residuals))
 
 
-def predict(model: ALSModel, pairs: DataFrame) -> DataFrame:
-    """``pairs`` with ``predicted_rating`` (float, clipped to [1, 5]; null for unknown users or books)."""
-    out = model.transform(pairs)
+def predict(model: StarsModel, pairs: DataFrame) -> DataFrame:
+    """``pairs`` with ``predicted_rating``: ``μ + b_b + b_u + x_u·y_b`` with the missing terms 0, clipped to
+    [1, 5], as float."""
     p = F.col("prediction")
-    clipped = F.when(F.isnan(p), F.lit(None)).otherwise(F.least(F.greatest(p, F.lit(1.0)), F.lit(5.0)))
-    return out.withColumn(PREDICTED, clipped.cast("float")).drop("prediction")
+    raw = (
+        F.lit(model.mu)
+        + F.coalesce(F.col("_bb"), F.lit(0.0))
+        + F.coalesce(F.col("_bu"), F.lit(0.0))
+        + F.when(F.isnan(p) | p.isNull(), F.lit(0.0)).otherwise(p)
+    )
+    out = (
+        model.als.transform(pairs)
+        .join(model.book_bias, on=C.BOOK_IDX, how="left")
+        .join(model.user_bias, on=C.USER_IDX, how="left")
+    )
+    clipped = F.least(F.greatest(raw, F.lit(1.0)), F.lit(5.0)).cast("float")
+    return out.withColumn(PREDICTED, clipped).drop("prediction", "_bb", "_bu")
 
 
 def book_means(train: DataFrame) -> tuple[DataFrame, float]:
@@ -109,21 +154,14 @@ def errors(scored: DataFrame) -> dict[str, float]:
 
 
 def evaluate(spark: SparkSession, train: DataFrame, test: DataFrame, params: StarsParams) -> dict[str, dict]:
-    """RMSE/MAE of the model and of the book-mean baseline on the rated rows of ``test``; every rated test row
-    is scored by the baseline, and the model's unknown users/books fall back to the baseline too, so both are
-    measured on the same rows."""
+    """RMSE/MAE of the model and of the book-mean baseline on every rated row of ``test`` (both predict every
+    row: the baseline falls back to the global mean, the model to the bias terms it has)."""
     tr, te = rated(train).cache(), rated(test).cache()
     try:
         model = fit(spark, tr, params)
         means, mu = book_means(tr)
         base = te.join(means, on=C.BOOK_IDX, how="left").fillna({PREDICTED: mu})
-        pred = predict(model, te).withColumnRenamed(PREDICTED, "_m")
-        both = pred.join(
-            base.select(C.USER_IDX, C.BOOK_IDX, F.col(PREDICTED).alias("_b")),
-            on=[C.USER_IDX, C.BOOK_IDX],
-            how="inner",
-        ).select(C.USER_IDX, C.BOOK_IDX, C.RATING, F.coalesce("_m", "_b").alias(PREDICTED))
-        return {"stars": errors(both), "book_mean": errors(base)}
+        return {"stars": errors(predict(model, te)), "book_mean": errors(base)}
     finally:
         tr.unpersist()
         te.unpersist()
@@ -137,9 +175,7 @@ def choose_reg(
     try:
         results = []
         for reg in REGS:
-            model = fit(
-                spark, tr, StarsParams(rank=params.rank, reg=reg, max_iter=params.max_iter, seed=params.seed)
-            )
+            model = fit(spark, tr, replace(params, reg=reg))
             rmse = errors(predict(model, va))["rmse"]
             log.info("stars regParam %g: validation RMSE %.4f", reg, rmse)
             results.append((rmse, reg))

@@ -36,16 +36,27 @@ def test_errors_rmse_and_mae(spark):
     assert got["rmse"] == pytest.approx(math.sqrt(0.5)) and got["mae"] == pytest.approx(0.5) and got["n"] == 2
 
 
-def test_predictions_are_clipped_and_unknown_ids_get_null(spark):
+def test_bias_terms_by_hand(spark):
+    df = stars.rated(spark.createDataFrame([(0, 0, 5), (1, 0, 3), (0, 1, 1)], SCHEMA))
+    mu, book, user = stars.bias_terms(df)
+    bb = {r["book_idx"]: r["_bb"] for r in book.collect()}
+    bu = {r["user_idx"]: r["_bu"] for r in user.collect()}
+    # mu = 3; book 0: (2 + 0)/(2+5) = 2/7, book 1: (-2)/(1+5) = -1/3
+    # user 0: ((5-3-2/7) + (1-3+1/3))/(2+5) = (12/7 - 5/3)/7 = 1/147; user 1: (3-3-2/7)/(1+5) = -1/21
+    assert mu == pytest.approx(3.0)
+    assert bb == pytest.approx({0: 2 / 7, 1: -1 / 3})
+    assert bu == pytest.approx({0: 1 / 147, 1: -1 / 21})
+
+
+def test_predictions_are_clipped_and_unknown_ids_get_the_terms_that_exist(spark):
     rows = [(u, b, 5 if (u + b) % 2 else 1) for u in range(12) for b in range(10)]
     ratings = stars.rated(spark.createDataFrame(rows, SCHEMA))
     model = stars.fit(spark, ratings, StarsParams(rank=4, reg=0.01, max_iter=8))
-    pairs = spark.createDataFrame([(0, 1), (0, 2), (99, 1), (0, 99)], "user_idx int, book_idx int")
+    pairs = spark.createDataFrame([(0, 1), (0, 2), (99, 1), (99, 99)], "user_idx int, book_idx int")
     got = {(r["user_idx"], r["book_idx"]): r[stars.PREDICTED] for r in stars.predict(model, pairs).collect()}
-    assert got[(99, 1)] is None and got[(0, 99)] is None
-    assert (
-        1.0 <= got[(0, 2)] <= 1.5 and 4.5 <= got[(0, 1)] <= 5.0
-    )  # the checkerboard is learnt, within [1, 5]
+    assert got[(99, 99)] == pytest.approx(model.mu)  # nothing known: the global mean (3 here)
+    assert got[(99, 1)] == pytest.approx(model.mu)  # every book has as many 1s as 5s: no book offset
+    assert 1.0 <= got[(0, 2)] <= 1.5 and 4.5 <= got[(0, 1)] <= 5.0  # the checkerboard is learnt, in [1, 5]
 
 
 def test_evaluate_scores_model_and_baseline_on_the_same_rows(spark):
