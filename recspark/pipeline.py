@@ -137,7 +137,10 @@ def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
     if found.get("content"):
         cfg = replace(cfg, content=ContentParams(**found["content"]))
     if found.get("stars"):
-        cfg = replace(cfg, stars=replace(cfg.stars, reg=found["stars"]["reg"]))
+        chosen = found["stars"]
+        cfg = replace(
+            cfg, stars=replace(cfg.stars, reg=chosen["reg"], user_prior=chosen.get("user_prior", 5.0))
+        )
     chosen = found.get("model")
     if chosen in (*cfg.models, "popularity"):
         cfg = replace(cfg, model=chosen)

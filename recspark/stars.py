@@ -13,8 +13,10 @@ the reader would probably give it.
 * **Baseline**: the book's mean rating in the training data, shrunk towards the global mean with
   :data:`PRIOR_RATINGS` pseudo-ratings (a book rated once is not taken at its word); the global mean for books
   with no rating.
-* **Choice of regParam**: :data:`REGS` are tried on a validation split carved from the training side (the
-  tuning split), and the lowest RMSE wins (``recspark run`` with tuning on).
+* **Choice of regParam and user shrinkage**: the pairs of :data:`GRID` are tried on a validation split carved
+  from the training side (the tuning split), and the lowest RMSE wins (``recspark run`` with tuning on). Strong
+  shrinkage of the user offsets matters where users have no rating habit of their own (generated ratings), weak
+  where they do (real raters).
 * **Metrics**: RMSE and MAE on held-out rated shelves, for the model and for the baseline.
 """
 
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 
 MIN_RATINGS = 100
 PRIOR_RATINGS = 5.0
-REGS = (0.1, 0.3, 1.0)
+GRID = ((0.1, 5.0), (0.3, 5.0), (0.3, 100.0), (1.0, 100.0))  # (regParam, user_prior) tried on validation
 PREDICTED = C.PREDICTED_RATING
 
 
@@ -41,6 +43,7 @@ PREDICTED = C.PREDICTED_RATING
 class StarsParams:
     rank: int = 16
     reg: float = 0.3
+    user_prior: float = PRIOR_RATINGS  # pseudo-ratings shrinking each user's offset (searched with reg)
     max_iter: int = 10
     seed: int = 42
 
@@ -69,7 +72,7 @@ class StarsModel:
     als: ALSModel
 
 
-def bias_terms(ratings: DataFrame) -> tuple[float, DataFrame, DataFrame]:
+def bias_terms(ratings: DataFrame, user_prior: float = PRIOR_RATINGS) -> tuple[float, DataFrame, DataFrame]:
     """``μ``, ``(book_idx, _bb)`` and ``(user_idx, _bu)``: shrunk mean offsets (see the module docstring)."""
     mu = float(ratings.agg(F.avg(C.RATING)).first()[0])
     book = ratings.groupBy(C.BOOK_IDX).agg(
@@ -78,13 +81,13 @@ def bias_terms(ratings: DataFrame) -> tuple[float, DataFrame, DataFrame]:
     user = (
         ratings.join(book, on=C.BOOK_IDX, how="inner")
         .groupBy(C.USER_IDX)
-        .agg((F.sum(F.col(C.RATING) - mu - F.col("_bb")) / (F.count(F.lit(1)) + PRIOR_RATINGS)).alias("_bu"))
+        .agg((F.sum(F.col(C.RATING) - mu - F.col("_bb")) / (F.count(F.lit(1)) + user_prior)).alias("_bu"))
     )
     return mu, book.cache(), user.cache()
 
 
 def fit(spark: SparkSession, ratings: DataFrame, params: StarsParams) -> StarsModel:
-    mu, book, user = bias_terms(ratings)
+    mu, book, user = bias_terms(ratings, params.user_prior)
     residuals = (
         ratings.join(book, on=C.BOOK_IDX, how="inner")
         .join(user, on=C.USER_IDX, how="inner")
@@ -167,20 +170,18 @@ def evaluate(spark: SparkSession, train: DataFrame, test: DataFrame, params: Sta
         te.unpersist()
 
 
-def choose_reg(
-    spark: SparkSession, train: DataFrame, valid: DataFrame, params: StarsParams
-) -> tuple[float, float]:
-    """The regParam of :data:`REGS` with the lowest validation RMSE, and that RMSE."""
+def choose(spark: SparkSession, train: DataFrame, valid: DataFrame, params: StarsParams) -> dict:
+    """``{"reg", "user_prior", "rmse"}``: the pair of :data:`GRID` with the lowest validation RMSE."""
     tr, va = rated(train).cache(), rated(valid).cache()
     try:
         results = []
-        for reg in REGS:
-            model = fit(spark, tr, replace(params, reg=reg))
+        for reg, prior in GRID:
+            model = fit(spark, tr, replace(params, reg=reg, user_prior=prior))
             rmse = errors(predict(model, va))["rmse"]
-            log.info("stars regParam %g: validation RMSE %.4f", reg, rmse)
-            results.append((rmse, reg))
-        rmse, reg = min(results)
-        return reg, round(rmse, 4)
+            log.info("stars regParam %g, user prior %g: validation RMSE %.4f", reg, prior, rmse)
+            results.append((rmse, reg, prior))
+        rmse, reg, prior = min(results)
+        return {"reg": reg, "user_prior": prior, "rmse": round(rmse, 4)}
     finally:
         tr.unpersist()
         va.unpersist()

@@ -200,7 +200,7 @@ class Search:
     itemcf: dict | None = None  # the best item-CF configuration (ItemCfParams fields)
     content: dict | None = None  # the best content configuration (ContentParams fields)
     notes: list[str] | None = None  # families skipped, and why
-    stars: dict | None = None  # predicted stars: the chosen regParam and its validation RMSE
+    stars: dict | None = None  # predicted stars: the chosen regParam, user shrinkage and validation RMSE
 
     def summary(self) -> dict:
         return {
@@ -453,8 +453,7 @@ def tune(
             vectors.unpersist()
     scores["popularity"] = round(score_popularity(spark, tune_train, truth, valid_users, k), 5)
     if stars.enough(stars.rated(tune_train)):
-        reg, rmse = stars.choose_reg(spark, tune_train, s.test, stars.StarsParams(seed=seed))
-        search.stars = {"reg": reg, "rmse": rmse}
+        search.stars = stars.choose(spark, tune_train, s.test, stars.StarsParams(seed=seed))
     search.models = scores
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)

@@ -10,7 +10,7 @@ import math
 import pytest
 from chispa import assert_df_equality
 
-from recspark import tracking, tune
+from recspark import stars, tracking, tune
 from recspark.als import AlsParams
 from recspark.features import PREFERENCE, Weights, preference
 from recspark.pipeline import RunConfig, TuneOptions, make_split, run_pipeline
@@ -235,7 +235,8 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     assert recorded["model"] == used.model == max(scores, key=scores.get)
     assert recorded["itemcf"]["similarity"] == used.itemcf.similarity
     assert recorded["content"]["popularity_weight"] == used.content.popularity_weight
-    assert recorded["stars"]["reg"] == used.stars.reg  # predicted stars: regParam chosen on validation RMSE
+    chosen_stars = (recorded["stars"]["reg"], recorded["stars"]["user_prior"])  # chosen on validation RMSE
+    assert chosen_stars == (used.stars.reg, used.stars.user_prior) and chosen_stars in stars.GRID
     sims = DeltaTable(lake.path("gold", "similar_books")).to_pyarrow_table().to_pylist()
     methods = {r["method"] for r in sims if r["run_id"] == first["run_id"]}
     assert {"als": "als", "content": "content"}.get(used.model, "itemcf") in methods
