@@ -172,7 +172,7 @@ def tune_on(
         space=opts.space,
         tracker=tracker,
         models=cfg.models,
-        books=lake.read(SILVER, "books"),
+        books=lake.read(SILVER, "books") if lake.exists(SILVER, "books") else None,
     )
 
 
@@ -250,6 +250,10 @@ def content_vectors(lake: Lakehouse, cfg: RunConfig, required: bool = False) -> 
     """The books' content vectors (materialised), or None with a message when the books carry no metadata
     (``required``: raise instead)."""
     try:
+        if not lake.exists(SILVER, "books"):
+            raise content.NoMetadata(
+                f"no silver.books table in {lake.root}: the content model needs book metadata"
+            )
         return content.book_vectors(lake.read(SILVER, "books"), cfg.content.seed)
     except content.NoMetadata as exc:
         if required:

@@ -86,4 +86,4 @@ def test_default_als_beats_popularity_on_generated_data(spark, generated, tmp_pa
         f"ALS NDCG@10 {ev.value('als', 'ndcg', 10):.4f} vs popularity {ev.value('popularity', 'ndcg', 10):.4f}"
     )
     assert ratio >= 2.0, f"ALS/popularity NDCG@10 = {ratio:.2f} (the issue asks for at least 2x)"
-    assert (tmp_path / "evaluation-test-run.md").read_text().count("ALS / popularity NDCG@10") == 1
+    assert (tmp_path / "evaluation-test-run.md").read_text().count("als / popularity NDCG@10") == 1
