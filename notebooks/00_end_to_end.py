@@ -18,7 +18,7 @@
 # MAGIC | `lakehouse` | folder for Delta tables (path mode), checkpoints and reports, e.g. a Unity Catalog volume |
 # MAGIC | `catalog`, `schema` | write `catalog.schema.<layer>_<table>` instead of paths (empty catalog = paths) |
 # MAGIC | `k`, `seed`, `rank`, `reg`, `alpha`, `iterations`, `scheme`, `use_tuned` | model settings; empty = tuned or default |
-# MAGIC | `evaluate` | run the offline evaluation (ALS vs popularity and trending) before training on everything |
+# MAGIC | `evaluate` | run the offline evaluation (ALS, item-CF and content vs popularity and trending) before training on everything |
 # MAGIC | `tune` | `auto` (search ALS parameters once per input), `full` (always search) or `off`; off when `use_tuned` is `false` or an ALS parameter widget is set |
 # MAGIC | `tune_budget` | seconds the search may take (empty: automatic) |
 
