@@ -47,7 +47,7 @@ from recspark.columns import RANK, SCORE
 log = logging.getLogger(__name__)
 
 SIMILARITIES = ("cosine", "jaccard", "lift")
-MAX_USER_BOOKS = 300
+MAX_USER_BOOKS = 100
 NEIGHBOUR_IDX = C.NEIGHBOUR_IDX
 BECAUSE_IDX = C.BECAUSE_BOOK_IDX
 WEIGHT = "_w"
@@ -203,17 +203,22 @@ def recommend(
     k: int,
     users: DataFrame | None = None,
     half_life_days: float | None = None,
+    max_seed_books: int | None = MAX_USER_BOOKS,
+    seed: int = 42,
 ) -> DataFrame:
     """Top-``k`` ``(user_idx, rank, book_idx, score, because_book_idx)`` for every user in ``interactions`` (or
-    only those in ``users``): summed neighbour similarities of the user's shelves, shelved books excluded."""
-    shelves = weighted(interactions, half_life_days).select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
+    only those in ``users``): summed neighbour similarities of the user's (at most ``max_seed_books`` most
+    recent) shelves; *every* shelved book is excluded."""
+    all_shelves = weighted(interactions, half_life_days)
     if users is not None:
-        shelves = shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
+        all_shelves = all_shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
+    shelves = all_shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
+    seeds = shelves if max_seed_books is None else capped(all_shelves, max_seed_books, seed)
     nb = neighbours.select(
         F.col(C.BOOK_IDX).alias(_OTHER), F.col(NEIGHBOUR_IDX).alias(C.BOOK_IDX), F.col(SCORE).alias("_sim")
     )
     contrib = (
-        shelves.select(C.USER_IDX, F.col(C.BOOK_IDX).alias(_OTHER), WEIGHT)
+        seeds.select(C.USER_IDX, F.col(C.BOOK_IDX).alias(_OTHER), WEIGHT)
         .join(nb, on=_OTHER, how="inner")
         .select(C.USER_IDX, C.BOOK_IDX, _OTHER, (F.col(WEIGHT) * F.col("_sim")).alias("_c"))
     )
