@@ -203,7 +203,7 @@ def recommend(
     k: int,
     users: DataFrame | None = None,
     half_life_days: float | None = None,
-    max_seed_books: int | None = MAX_USER_BOOKS,
+    max_seed_books: int | None = None,
     seed: int = 42,
 ) -> DataFrame:
     """Top-``k`` ``(user_idx, rank, book_idx, score, because_book_idx)`` for every user in ``interactions`` (or

@@ -307,9 +307,7 @@ def evaluate_model(
     if "itemcf" in cfg.models:
         t = time.perf_counter()
         neighbours = itemcf.fit(s.train, cfg.itemcf)
-        recs = itemcf.recommend(
-            s.train, neighbours, max_k, users=s.test, max_seed_books=cfg.itemcf.max_user_books
-        )
+        recs = itemcf.recommend(s.train, neighbours, max_k, users=s.test)
         lists["itemcf"] = evaluate.materialise(recs)
         neighbours.unpersist()
         timings["itemcf"] = time.perf_counter() - t
@@ -496,9 +494,7 @@ def publish_model(
     neighbours = load_neighbours(lake, run_id) if model in ("itemcf", "popularity") else None
     with timer.step(f"recommend ({model}, read books excluded)", first_step, total):
         seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-        recs = model_lists(
-            spark, lake, run_id, model, interactions, cfg.k, cfg.content, itemcf_params=cfg.itemcf
-        )
+        recs = model_lists(spark, lake, run_id, model, interactions, cfg.k, cfg.content)
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
         pop_recs = topk.recommend(
@@ -689,26 +685,18 @@ def model_lists(
     k: int,
     content_params: ContentParams,
     users: DataFrame | None = None,
-    itemcf_params: ItemCfParams | None = None,
 ) -> DataFrame:
     """Top-k ``(user_idx, rank, book_idx, score, because_book_idx)`` of the trained ``model`` of ``run_id`` for
     every user in ``interactions`` (or only ``users``), shelved books excluded. ``popularity`` returns no rows:
     its lists are the popular fill of the publish step."""
     seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-    itemcf_params = itemcf_params or ItemCfParams()
     if model == "als":
         ufs, items = load_factors(lake, run_id)
         if users is not None:
             ufs = ufs.join(users, on=C.USER_IDX, how="left_semi")
         return publish.explain(spark, topk.recommend(spark, ufs, items, k, seen=seen), seen, items)
     if model == "itemcf":
-        return itemcf.recommend(
-            interactions,
-            load_neighbours(lake, run_id),
-            k,
-            users=users,
-            max_seed_books=itemcf_params.max_user_books,
-        )
+        return itemcf.recommend(interactions, load_neighbours(lake, run_id), k, users=users)
     if model == "content":
         vectors = load_content_vectors(lake, run_id)
         if vectors is None:
@@ -735,8 +723,7 @@ def recommend_stage(
         recs = topk.recommend(spark, baselines.constant_user_factors(users), pop, k, seen=seen)
     else:
         params = ContentParams(**trained.get("content", {}))
-        ic = ItemCfParams(**trained.get("itemcf", {}))
-        recs = model_lists(spark, lake, run_id, model, interactions, k, params, wanted, itemcf_params=ic)
+        recs = model_lists(spark, lake, run_id, model, interactions, k, params, wanted)
     recs = recs.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
     write_keyed(lake, MODEL, "recommendations", recs, run_id)
     return lake.read(MODEL, "recommendations").where(F.col("run_id") == run_id)
