@@ -167,7 +167,7 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
     for name, n in summary["row_counts"].items():
         print(f"  gold.{name:<22} {n:>10,} rows  {lake.path('gold', name)}")
     ev = summary.get("evaluation")
-    if ev is not None:
+    if ev is not None and summary["config"].model in ev.results:
         print("\n== offline evaluation (per-user 20% holdout) ==")
         print(ev.table(10))
         model = summary["config"].model

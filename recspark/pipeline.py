@@ -340,7 +340,7 @@ def evaluate_model(
     publish.write_run_rows(lake, "evaluations", spark.createDataFrame(rows, evaluate.EVAL_SCHEMA), run_id)
     ratio = (
         ev.value(cfg.model, "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)
-        if 10 in cfg.ks
+        if 10 in cfg.ks and cfg.model in ev.results
         else None
     )
     details = {
