@@ -482,8 +482,9 @@ def publish_model(
     fail_before_publish: bool = False,
     first_step: int = 1,
 ) -> dict[str, int]:
-    """From the saved factors of ``run_id``: recommendations, similar books, popular books -> gold, then the
-    checks. Returns the row counts; the caller marks the run published, then cleans old runs."""
+    """From the saved model of ``run_id`` (ALS factors, item-CF neighbours or content vectors): recommendations
+    with predicted stars, similar books, popular books -> gold, then the checks. Returns the row counts; the
+    caller marks the run published, then cleans old runs."""
     total = first_step + 3
     interactions = lake.read(SILVER, "interactions")
     users = lake.read(SILVER, "users")
@@ -513,7 +514,7 @@ def publish_model(
     with timer.step(f"similar books ({method}; new books: content)", first_step + 1, total):
         if model == "als":
             sims = similar_books(spark, interactions, items, cfg.similar_k, cfg.min_readers)
-        elif model == "content":  # every book by content (min_readers 0: none is "well read" enough to skip)
+        elif model == "content":  # every book by content: no book has enough readers to count as well read
             sims = content.cold_similar(spark, interactions, vectors, cfg.similar_k, min_readers=1 << 62)
         else:
             sims = similar_from_neighbours(interactions, neighbours, cfg.similar_k, cfg.min_readers)
@@ -541,6 +542,8 @@ def publish_model(
         counts = publish.check_gold(lake, run_id, cfg.k, shelved)
         if fail_before_publish:
             raise RuntimeError("stopped before publishing (test hook)")
+    if vectors is not None:
+        vectors.unpersist()
     return counts
 
 
