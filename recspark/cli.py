@@ -457,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_opts(r)
     r.set_defaults(func=cmd_run)
     tr = sub.add_parser(
-        "train", help="fit the chosen model on all silver interactions (ALS factors or item-CF neighbours)"
+        "train",
+        help="fit the chosen model on all silver interactions (ALS factors, item-CF neighbours or content vectors)",
     )
     tr.add_argument("--seed", type=int, default=42)
     tr.add_argument("--no-tuned", action="store_true")

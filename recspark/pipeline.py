@@ -495,7 +495,7 @@ def publish_model(
     neighbours = load_neighbours(lake, run_id) if model in ("itemcf", "popularity") else None
     with timer.step(f"recommend ({model}, read books excluded)", first_step, total):
         seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-        recs = model_lists(spark, lake, run_id, model, interactions, cfg.k, cfg.content)
+        recs = model_lists(spark, lake, run_id, model, interactions, cfg.k, cfg.content, vectors=vectors)
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
         pop_recs = topk.recommend(
@@ -688,6 +688,7 @@ def model_lists(
     k: int,
     content_params: ContentParams,
     users: DataFrame | None = None,
+    vectors: DataFrame | None = None,
 ) -> DataFrame:
     """Top-k ``(user_idx, rank, book_idx, score, because_book_idx)`` of the trained ``model`` of ``run_id`` for
     every user in ``interactions`` (or only ``users``), shelved books excluded. ``popularity`` returns no rows:
@@ -701,7 +702,7 @@ def model_lists(
     if model == "itemcf":
         return itemcf.recommend(interactions, load_neighbours(lake, run_id), k, users=users)
     if model == "content":
-        vectors = load_content_vectors(lake, run_id)
+        vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)
         if vectors is None:
             raise NotFound(f"run {run_id} has no content vectors: the books carry no metadata")
         recs = content.recommend(spark, interactions, vectors, k, content_params, users=users)
