@@ -19,14 +19,21 @@ Algorithm:
    With unit weights, cosine is ``|A∩B| / sqrt(|A|·|B|)`` and Jaccard ``|A∩B| / |A∪B|`` over the readers.
    Pairs seen by fewer than ``min_common`` users are dropped (noise). Each book keeps its top
    ``neighbours`` by similarity (ties to the smaller index) in ``model/neighbours``.
-4. **User scores** are a sparse product: the user's weighted shelves joined with the neighbour lists on the
-   shelved book, summed per candidate book: ``score(u, i) = Σ_{j ∈ shelved(u)} w_uj · sim(j, i)``, grouped by
-   ``(user_idx, book_idx)`` in Spark. Every book the user shelved is removed with a left-anti join before the
-   ranking (exact exclusion), and the rank comes from a window partitioned by user. The book that contributed
-   most to each score is kept as the explanation (``because_book_idx``).
+4. **User scores** are a sparse product: ``score(u, i) = Σ_{j ∈ shelved(u)} w_uj · sim(j, i)``. The neighbour
+   table (``n_books × neighbours`` entries, 8 bytes each) is broadcast in CSR form when it fits in
+   :data:`BROADCAST_MB`; each user's shelves arrive as one list (``collect_list``, users spread over
+   partitions) and a numpy kernel gathers the CSR rows of the shelved books, sums them per candidate (a dense
+   ``bincount`` over the catalogue when that is at most four times the gathered entries, a sort otherwise),
+   drops every shelved book (exact exclusion), and ranks the best ``k`` by ``(-score, book)``. A larger table
+   is scored with Spark joins instead (the user's shelves joined with the neighbour lists on the shelved book,
+   grouped per ``(user, candidate)``, a left-anti join for the exclusion, a window per user); both give the
+   same lists (tested). The book that contributed most to each score is kept as the explanation
+   (``because_book_idx``).
 
-Bounds: the join emits ``Σ_u min(n_u, cap)² / 2`` pairs for the similarities and ``Σ_u n_u · neighbours`` rows
-for the scores; both are spread over partitions by the join keys, so no stage runs in one task.
+Bounds: the co-occurrence join emits ``Σ_u min(n_u, cap)² / 2`` pairs, spread over partitions by the join keys.
+Scoring one user costs ``O(n_u · neighbours)`` plus ``O(n_books)`` only when the dense sum is the cheaper one;
+each Python worker holds one copy of the broadcast table (at most :data:`BROADCAST_MB`), and the join path
+emits ``Σ_u n_u · neighbours`` rows. No stage runs in one task.
 
 The user-based variant (users' neighbours instead of books') is not built: with far more users than books per
 user (Goodreads: 876k users, 261 shelves each on average) its neighbour table costs more than the book one
@@ -36,10 +43,14 @@ and is usually weaker for top-N lists; it pays off only when users are few and b
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from recspark import columns as C
 from recspark.columns import RANK, SCORE
@@ -48,6 +59,7 @@ log = logging.getLogger(__name__)
 
 SIMILARITIES = ("cosine", "jaccard", "lift")
 MAX_USER_BOOKS = 100
+BROADCAST_MB = 256  # largest neighbour table scored by the broadcast kernel (8 bytes per entry)
 NEIGHBOUR_IDX = C.NEIGHBOUR_IDX
 BECAUSE_IDX = C.BECAUSE_BOOK_IDX
 WEIGHT = "_w"
@@ -203,22 +215,32 @@ def recommend(
     k: int,
     users: DataFrame | None = None,
     half_life_days: float | None = None,
-    max_seed_books: int | None = None,
-    seed: int = 42,
+    broadcast_mb: float = BROADCAST_MB,
 ) -> DataFrame:
     """Top-``k`` ``(user_idx, rank, book_idx, score, because_book_idx)`` for every user in ``interactions`` (or
-    only those in ``users``): summed neighbour similarities of the user's (at most ``max_seed_books`` most
-    recent) shelves; *every* shelved book is excluded."""
-    all_shelves = weighted(interactions, half_life_days)
+    only those in ``users``): summed neighbour similarities of the user's shelves; *every* shelved book is
+    excluded. The neighbour table is broadcast to a numpy kernel when it fits in ``broadcast_mb``
+    (:func:`recommend_kernel`), otherwise scored with Spark joins (:func:`recommend_join`); both give the same
+    lists."""
+    shelves = weighted(interactions, half_life_days)
     if users is not None:
-        all_shelves = all_shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
-    shelves = all_shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
-    seeds = shelves if max_seed_books is None else capped(all_shelves, max_seed_books, seed)
+        shelves = shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
+    shelves = shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
+    table = neighbour_arrays(neighbours, broadcast_mb)
+    if table is None:
+        return recommend_join(shelves, neighbours, k)
+    return recommend_kernel(shelves, table, k)
+
+
+def recommend_join(shelves: DataFrame, neighbours: DataFrame, k: int) -> DataFrame:
+    """The scores as a Spark join of ``(user_idx, book_idx, _w)`` shelves with the neighbour lists, grouped per
+    ``(user, candidate)``, shelved books removed with a left-anti join, ranked by a window per user. Used when
+    the neighbour table is too large to broadcast; the reference the kernel is tested against."""
     nb = neighbours.select(
         F.col(C.BOOK_IDX).alias(_OTHER), F.col(NEIGHBOUR_IDX).alias(C.BOOK_IDX), F.col(SCORE).alias("_sim")
     )
     contrib = (
-        seeds.select(C.USER_IDX, F.col(C.BOOK_IDX).alias(_OTHER), WEIGHT)
+        shelves.select(C.USER_IDX, F.col(C.BOOK_IDX).alias(_OTHER), WEIGHT)
         .join(nb, on=_OTHER, how="inner")
         .select(C.USER_IDX, C.BOOK_IDX, _OTHER, (F.col(WEIGHT) * F.col("_sim")).alias("_c"))
     )
@@ -242,4 +264,156 @@ def recommend(
             F.col(SCORE).cast("float"),
             F.col(BECAUSE_IDX).cast("int"),
         )
+    )
+
+
+@dataclass(frozen=True)
+class NeighbourArrays:
+    """The neighbour table in CSR form: book ``j``'s neighbours are ``neighbour[indptr[j]:indptr[j+1]]`` with
+    similarities ``sim[...]`` (``indptr`` covers every book index up to the largest one seen)."""
+
+    indptr: np.ndarray  # int64, n_books + 1
+    neighbour: np.ndarray  # int32
+    sim: np.ndarray  # float32
+
+    @property
+    def n_books(self) -> int:
+        return len(self.indptr) - 1
+
+
+def neighbour_arrays(neighbours: DataFrame, budget_mb: float = BROADCAST_MB) -> NeighbourArrays | None:
+    """The neighbour table collected into :class:`NeighbourArrays`, or None when its ``8`` bytes per entry
+    exceed ``budget_mb`` (each Python worker holds one copy)."""
+    n_rows = neighbours.count()
+    if n_rows * 8 > budget_mb * 2**20:
+        log.info(
+            "item-CF: %s neighbour rows exceed the %g MiB broadcast budget: scoring with joins",
+            f"{n_rows:,}",
+            budget_mb,
+        )
+        return None
+    table = neighbours.select(
+        F.col(C.BOOK_IDX).cast("int"), F.col(NEIGHBOUR_IDX).cast("int"), F.col(SCORE).cast("float")
+    ).toArrow()
+    book = table.column(0).to_numpy()
+    nbr = table.column(1).to_numpy()
+    sim = table.column(2).to_numpy()
+    n_books = int(max(book.max(initial=-1), nbr.max(initial=-1))) + 1
+    order = np.argsort(book, kind="stable")
+    counts = np.bincount(book, minlength=n_books)
+    indptr = np.zeros(n_books + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return NeighbourArrays(indptr, np.ascontiguousarray(nbr[order]), np.ascontiguousarray(sim[order]))
+
+
+def score_user(
+    books: np.ndarray, weights: np.ndarray, table: NeighbourArrays, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One user's top-``k`` ``(book, score, because)`` from their shelved ``books`` and ``weights``: the CSR rows
+    of the shelved books are gathered, summed per candidate (a dense ``bincount`` when the catalogue is at most
+    four times the gathered entries, else a sort), shelved books dropped, the best ``k`` ranked by
+    ``(-score, book)``; ``because`` is the shelved book with the largest contribution (ties: smaller index)."""
+    inside = books < table.n_books  # a book without a row in the table has no neighbours
+    books, weights = books[inside], weights[inside]
+    starts = table.indptr[books]
+    counts = table.indptr[books + 1] - starts
+    total = int(counts.sum())
+    if total == 0 or k <= 0:
+        return _EMPTY_I, _EMPTY_F, _EMPTY_I
+    pos = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+    cand = table.neighbour[pos]
+    contrib = table.sim[pos] * np.repeat(weights, counts)
+    if table.n_books <= 4 * total:
+        acc = np.bincount(cand, weights=contrib, minlength=table.n_books)
+        acc[books] = 0.0
+        ids = np.flatnonzero(acc > 0)
+        scores = acc[ids]
+    else:
+        ids, inverse = np.unique(cand, return_inverse=True)
+        scores = np.bincount(inverse, weights=contrib)
+        keep = (scores > 0) & ~np.isin(ids, books)
+        ids, scores = ids[keep], scores[keep]
+    if len(ids) > k:
+        threshold = np.partition(scores, len(ids) - k)[len(ids) - k]
+        tied_or_better = scores >= threshold
+        ids, scores = ids[tied_or_better], scores[tied_or_better]
+    order = np.lexsort((ids, -scores))[:k]
+    ids, scores = ids[order], scores[order]
+    shown = np.isin(cand, ids)
+    c, v, seed = cand[shown], contrib[shown], np.repeat(books, counts)[shown]
+    best = np.lexsort((seed, -v, c))
+    firsts, at = np.unique(c[best], return_index=True)
+    because = seed[best][at][np.searchsorted(firsts, ids)]
+    return ids, scores, because
+
+
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+_EMPTY_F = np.zeros(0, dtype=np.float64)
+_SHELF = "_shelf"
+KERNEL_SCHEMA = T.StructType(
+    [
+        T.StructField(C.USER_IDX, T.IntegerType(), False),
+        T.StructField(RANK, T.IntegerType(), False),
+        T.StructField(C.BOOK_IDX, T.IntegerType(), False),
+        T.StructField(SCORE, T.FloatType(), False),
+        T.StructField(BECAUSE_IDX, T.IntegerType(), False),
+    ]
+)
+
+
+def _kernel(bc_table, k: int):
+    """The ``mapInArrow`` function: batches of ``(user_idx, [(book_idx, _w)])`` -> top-k rows per user."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        table: NeighbourArrays = bc_table.value
+        for batch in batches:
+            users = batch.column(0).to_numpy(zero_copy_only=False)
+            lists = batch.column(1)
+            offsets = lists.offsets.to_numpy()
+            offsets = offsets - offsets[0]
+            flat = lists.flatten()
+            books = flat.field(0).to_numpy(zero_copy_only=False).astype(np.int64)
+            weights = flat.field(1).to_numpy(zero_copy_only=False)
+            out_u, out_r, out_b, out_s, out_c = [], [], [], [], []
+            for i, user in enumerate(users):
+                lo, hi = offsets[i], offsets[i + 1]
+                ids, scores, because = score_user(books[lo:hi], weights[lo:hi], table, k)
+                if len(ids):
+                    out_u.append(np.full(len(ids), user, dtype=np.int32))
+                    out_r.append(np.arange(1, len(ids) + 1, dtype=np.int32))
+                    out_b.append(ids.astype(np.int32))
+                    out_s.append(scores.astype(np.float32))
+                    out_c.append(because.astype(np.int32))
+            if not out_u:
+                continue
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(np.concatenate(a)) for a in (out_u, out_r, out_b, out_s, out_c)],
+                schema=pa.schema([(f.name, t) for f, t in zip(KERNEL_SCHEMA.fields, _ARROW_TYPES)]),
+            )
+
+    return run
+
+
+_ARROW_TYPES = (pa.int32(), pa.int32(), pa.int32(), pa.float32(), pa.int32())
+
+
+def recommend_kernel(
+    shelves: DataFrame, table: NeighbourArrays, k: int, partitions: int | None = None
+) -> DataFrame:
+    """The scores from a broadcast :class:`NeighbourArrays` and each user's shelves gathered into one list
+    (``collect_list`` per user), scored user by user with :func:`score_user` in ``mapInArrow``."""
+    spark = shelves.sparkSession
+    bc_table = spark.sparkContext.broadcast(table)
+    parts = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
+    lists = shelves.groupBy(C.USER_IDX).agg(
+        F.collect_list(
+            F.struct(
+                F.col(C.BOOK_IDX).cast("int").alias(C.BOOK_IDX), F.col(WEIGHT).cast("double").alias(WEIGHT)
+            )
+        ).alias(_SHELF)
+    )
+    return (
+        lists.select(F.col(C.USER_IDX).cast("int"), _SHELF)
+        .repartition(parts)
+        .mapInArrow(_kernel(bc_table, k), KERNEL_SCHEMA)
     )

@@ -108,6 +108,53 @@ def test_recommend_exclusion_is_exact_against_brute_force(spark):
         assert r["score"] == pytest.approx(want, rel=1e-5)
 
 
+def brute_force_scores(rows, sim):
+    """Python oracle: every user's score for every unshelved book with a shelved neighbour."""
+    by_user: dict[int, set[int]] = {}
+    for u, b, _ in rows:
+        by_user.setdefault(u, set()).add(b)
+    out: dict[int, dict[int, float]] = {}
+    for u, read in by_user.items():
+        for (j, i), s in sim.items():
+            if j in read and i not in read:
+                out.setdefault(u, {})[i] = out.setdefault(u, {}).get(i, 0.0) + s
+    return out, by_user
+
+
+@pytest.mark.parametrize("n_books", [30, 3000])  # 30: dense bincount branch; 3000: sorted-unique branch
+def test_kernel_matches_join_path_and_brute_force(spark, n_books):
+    import random
+
+    rnd = random.Random(11)
+    pick = [n_books, 12]  # a third of the users read among 12 books, so lists overlap
+    rows = sorted({(u, rnd.randrange(pick[u % 3 == 0]), 0) for u in range(40) for _ in range(8)})
+    data = shelves(spark, rows)
+    nb = itemcf.fit(data, ItemCfParams(neighbours=6))
+    sim = {(r[C.BOOK_IDX], r[itemcf.NEIGHBOUR_IDX]): r["score"] for r in nb.collect()}
+    truth, read = brute_force_scores(rows, sim)
+    k = 4
+
+    assert itemcf.neighbour_arrays(nb) is not None and itemcf.neighbour_arrays(nb, budget_mb=0) is None
+    kernel = itemcf.recommend(data, nb, k=k).collect()
+    joined = itemcf.recommend(data, nb, k=k, broadcast_mb=0).collect()  # too big to broadcast: the join path
+    for got in (kernel, joined):
+        lists: dict[int, list] = {}
+        for r in sorted(got, key=lambda r: (r[C.USER_IDX], r[C.RANK])):
+            lists.setdefault(r[C.USER_IDX], []).append((r[C.BOOK_IDX], r["score"], r[itemcf.BECAUSE_IDX]))
+        assert set(lists) == set(truth)
+        for u, scores in truth.items():
+            best = sorted(scores.values(), reverse=True)[:k]
+            assert [s for _, s, _ in lists[u]] == pytest.approx(best, rel=1e-5), u  # the k best, in order
+            for b, s, because in lists[u]:
+                assert b not in read[u] and scores[b] == pytest.approx(s, rel=1e-5)
+                # the explanation is a shelved book with the largest single contribution to b's score
+                top = max(sim.get((j, b), 0.0) for j in read[u])
+                assert because in read[u] and sim.get((because, b), 0.0) == pytest.approx(top, rel=1e-6)
+    assert sorted((r[C.USER_IDX], r[C.RANK]) for r in kernel) == sorted(
+        (r[C.USER_IDX], r[C.RANK]) for r in joined
+    )
+
+
 def test_cap_keeps_each_users_most_recent_books(spark):
     # u0 shelved 0 on day 1, 1 on day 2, 2 on day 3: with a cap of 2 only {1,2} count, so (0,1) keeps only u1
     shelf = itemcf.capped(itemcf.weighted(shelves(spark, TOY), None), 2, seed=1)

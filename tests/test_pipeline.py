@@ -16,6 +16,7 @@ from recspark.pipeline import RunConfig, run_pipeline
 from recspark.serve import GoldReader
 
 K = 5
+ALS_ONLY = ("als",)  # publication safety is under test here, not the model families
 
 
 def cfg(**kw) -> RunConfig:
@@ -123,9 +124,13 @@ def test_rerun_idempotent_killed_run_leaves_old_served_retention(spark, publishe
 
     lake, summary, src = published
     n_before = lake.read("gold", "user_recommendations").count()
-    again = run_pipeline(spark, lake, cfg(evaluate=False), tmp_path)  # evaluate=False: another run id
+    again = run_pipeline(
+        spark, lake, cfg(models=ALS_ONLY, evaluate=False), tmp_path
+    )  # evaluate=False: another run id
     assert again["run_id"] != summary["run_id"]
-    same = run_pipeline(spark, lake, cfg(evaluate=False), tmp_path)  # same inputs, params, seed
+    same = run_pipeline(
+        spark, lake, cfg(models=ALS_ONLY, evaluate=False), tmp_path
+    )  # same inputs, params, seed
     assert same["run_id"] == again["run_id"]
     per_run = {
         r[0]: r[1] for r in lake.read("gold", "user_recommendations").groupBy("run_id").count().collect()
@@ -136,7 +141,9 @@ def test_rerun_idempotent_killed_run_leaves_old_served_retention(spark, publishe
 
     # killed between writing and publishing: the previous run stays the one served
     with pytest.raises(RuntimeError, match="stopped before publishing"):
-        run_pipeline(spark, lake, cfg(evaluate=False, seed=7), tmp_path, fail_before_publish=True)
+        run_pipeline(
+            spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=7), tmp_path, fail_before_publish=True
+        )
     assert publish.latest_published(lake) == served
     assert GoldReader(lake.root).run_id == served
     statuses = {r["run_id"]: r["status"] for r in lake.read("gold", "runs").collect()}
@@ -148,12 +155,12 @@ def test_rerun_idempotent_killed_run_leaves_old_served_retention(spark, publishe
         publish, "user_recommendation_rows", lambda *a: real_rows(*a).where(F.col("rank") < K)
     )
     with pytest.raises(publish.PublishCheckError, match=f"exactly {K} distinct books"):
-        run_pipeline(spark, lake, cfg(evaluate=False, seed=8), tmp_path)
+        run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=8), tmp_path)
     assert publish.latest_published(lake) == served
     monkeypatch.undo()
 
     # retention: keep_runs=1 leaves only the newly published run and its rows
-    kept = run_pipeline(spark, lake, cfg(evaluate=False, seed=21, keep_runs=1), tmp_path)
+    kept = run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=21, keep_runs=1), tmp_path)
     runs = {r["run_id"]: r["status"] for r in lake.read("gold", "runs").collect()}
     assert [r for r, status in runs.items() if status == "published"] == [kept["run_id"]]
     assert {

@@ -155,7 +155,17 @@ def test_pipeline_on_a_standalone_cluster(cluster, dist, small_generated, tmp_pa
     }
     args = ["run", "--source", str(src), "--format", "goodreads", "--lakehouse", str(lake)]
     # deployment is under test here, not self-tuning (tests/test_tune.py): the stored or built-in parameters
-    args += ["--reports", str(tmp_path / "reports"), "--no-evaluate", "--tune", "off", "--k", str(K)]
+    args += [
+        "--reports",
+        str(tmp_path / "reports"),
+        "--no-evaluate",
+        "--tune",
+        "off",
+        "--k",
+        str(K),
+        "--models",
+        "als",
+    ]
     log = tmp_path / "submit.log"
     with open(log, "w") as out:
         done = subprocess.run(
