@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
+import numpy as np
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -84,3 +85,14 @@ def user_factors(model: ALSModel) -> DataFrame:
 
 def item_factors(model: ALSModel) -> DataFrame:
     return model.itemFactors.select(F.col("id").alias(C.BOOK_IDX), F.col("features").alias(FEATURES))
+
+
+def gram(item_factors: DataFrame) -> np.ndarray:
+    """``YᵀY`` (float64, ``rank × rank``) of ``(book_idx, features)`` item factors, summed on the driver from one
+    Arrow copy of the factors (``n_books × rank`` floats)."""
+    table = item_factors.select(FEATURES).toArrow()
+    col = table.column(0).combine_chunks()
+    if len(col) == 0:
+        return np.zeros((0, 0))
+    y = col.flatten().to_numpy().astype(np.float64).reshape(len(col), -1)
+    return y.T @ y

@@ -153,10 +153,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nrun {summary['run_id']} published in {time.perf_counter() - t0:.0f} s")
     for step, secs in timings.items():
         print(f"  {step:<48} {secs:7.1f} s")
-    print(
-        f"results: {_abs(args.lakehouse)}/gold  (Delta tables: user_recommendations, similar_books, popular_books, "
-        "evaluations, runs)"
-    )
+    from recspark.publish import RUN_TABLES
+
+    tables = ", ".join((*RUN_TABLES, "evaluations", "runs"))
+    print(f"results: {_abs(args.lakehouse)}/gold  (Delta tables: {tables})")
+    print(f"serve them: python -m recspark.serve --lakehouse {_abs(args.lakehouse)} --port 8000")
     return 0
 
 

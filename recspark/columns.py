@@ -44,6 +44,9 @@ FEATURES = "features"
 NEIGHBOUR_IDX = "neighbour_idx"  # item-CF neighbour tables: (book_idx, rank, neighbour_idx, score)
 BECAUSE_BOOK_IDX = "because_book_idx"  # the shelved book that explains a recommendation
 PREDICTED_RATING = "predicted_rating"  # stars a reader would probably give a book (explicit ALS)
+READERS = "readers"  # how many users shelved a book
+FACTORS = "factors"  # gold/serving_books: the book's ALS factors (features of model/item_factors)
+VECTOR = "vector"  # gold/serving_books: the book's content vector
 
 # lineage (bronze)
 SOURCE_FILE = "_source_file"

@@ -485,7 +485,7 @@ def publish_model(
     """From the saved model of ``run_id`` (ALS factors, item-CF neighbours or content vectors): recommendations
     with predicted stars, similar books, popular books -> gold, then the checks. Returns the row counts; the
     caller marks the run published, then cleans old runs."""
-    total = first_step + 3
+    total = first_step + 4
     interactions = lake.read(SILVER, "interactions")
     users = lake.read(SILVER, "users")
     books = lake.read(SILVER, "books")
@@ -533,7 +533,25 @@ def publish_model(
                 )
             )
         publish.write_run_rows(lake, "popular_books", pop_rows, run_id)
-    with timer.step("check and publish", first_step + 3, total):
+    with timer.step("serving model (book factors, YᵀY, content vectors)", first_step + 3, total):
+        publish.write_run_rows(
+            lake,
+            "serving_books",
+            publish.serving_book_rows(books, interactions, run_id, items, vectors),
+            run_id,
+        )
+        model_row = publish.serving_model_row(
+            spark,
+            run_id,
+            model,
+            interactions,
+            cfg.als.as_dict() if items is not None else None,
+            cfg.weights.as_dict(),
+            als.gram(items).ravel().tolist() if items is not None else None,
+            cfg.content.as_dict(),
+        )
+        publish.write_run_rows(lake, "serving_model", model_row, run_id)
+    with timer.step("check and publish", first_step + 4, total):
         shelved = (
             interactions.join(users, on=C.USER_IDX, how="inner")
             .join(books, on=C.BOOK_IDX, how="inner")

@@ -7,6 +7,11 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
 * ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title, method``
   (``method``: ``als`` = cosine of ALS factors, ``itemcf`` = co-occurrence similarity)
 * ``popular_books``: ``run_id, window, rank, book_id, readers, title, authors`` (cold start and fill-in)
+* ``serving_books``: ``run_id, book_id, title, authors, readers, factors, vector``: every book, with its ALS
+  factors (null when the run has no ALS model or the book had no readers) and content vector (null without
+  metadata): what the consumer folds a new reader in with (:mod:`recspark.foldin`)
+* ``serving_model``: one row per run: ``run_id, model, alpha, reg, weights, yty, reference_date, n_users,
+  avg_books, content`` (``yty`` = YᵀY of the factors, row-major, so a request solves a ``rank × rank`` system)
 * ``evaluations``: ``run_id, model, k, metric, value, split, params``
 * ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings, tuning``
   (``tuning``: the chosen parameters, their validation score, the runner-up and the search's cost, as JSON)
@@ -57,6 +62,8 @@ RUNS_SCHEMA = T.StructType(
     ]
 )
 CDF = {"delta.enableChangeDataFeed": "true"}
+# the gold tables a run writes before it is published (each row keyed by run_id)
+RUN_TABLES = ("user_recommendations", "similar_books", "popular_books", "serving_books", "serving_model")
 
 
 class PublishCheckError(RuntimeError):
@@ -223,6 +230,81 @@ def popular_rows(pop: DataFrame, books: DataFrame, run_id: str, window: str, k: 
     )
 
 
+def serving_book_rows(
+    books: DataFrame,
+    interactions: DataFrame,
+    run_id: str,
+    factors: DataFrame | None,
+    vectors: DataFrame | None,
+) -> DataFrame:
+    """``gold/serving_books``: every book with its readers, ALS factors and content vector (nullable)."""
+    readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias(C.READERS))
+    out = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS).join(readers, on=C.BOOK_IDX, how="left")
+    empty = F.lit(None).cast(T.ArrayType(T.FloatType()))
+    for name, table in ((C.FACTORS, factors), (C.VECTOR, vectors)):
+        if table is None:
+            out = out.withColumn(name, empty)
+        else:
+            out = out.join(table.select(C.BOOK_IDX, F.col(FEATURES).alias(name)), on=C.BOOK_IDX, how="left")
+    return out.select(
+        F.lit(run_id).alias(RUN_ID),
+        F.col(C.BOOK_ID),
+        F.col(C.TITLE),
+        F.col(C.AUTHORS),
+        F.coalesce(F.col(C.READERS), F.lit(0)).cast("long").alias(C.READERS),
+        F.col(C.FACTORS).cast(T.ArrayType(T.FloatType())).alias(C.FACTORS),
+        F.col(C.VECTOR).cast(T.ArrayType(T.FloatType())).alias(C.VECTOR),
+    )
+
+
+SERVING_MODEL_SCHEMA = T.StructType(
+    [
+        T.StructField(RUN_ID, T.StringType(), False),
+        T.StructField("model", T.StringType(), False),
+        T.StructField("alpha", T.DoubleType(), True),
+        T.StructField("reg", T.DoubleType(), True),
+        T.StructField("weights", T.StringType(), True),
+        T.StructField("yty", T.ArrayType(T.DoubleType()), True),
+        T.StructField("reference_date", T.TimestampType(), True),
+        T.StructField("n_users", T.LongType(), False),
+        T.StructField("avg_books", T.DoubleType(), False),
+        T.StructField("content", T.StringType(), True),
+    ]
+)
+
+
+def serving_model_row(
+    spark: SparkSession,
+    run_id: str,
+    model: str,
+    interactions: DataFrame,
+    als_params: dict | None,
+    weights: dict,
+    yty: list[float] | None,
+    content_params: dict,
+) -> DataFrame:
+    """``gold/serving_model``: the one row a request needs besides the book arrays."""
+    stats = interactions.agg(
+        F.max(C.DATE_ADDED).alias("ref"),
+        F.countDistinct(C.USER_IDX).alias("users"),
+        F.count(F.lit(1)).alias("rows"),
+    ).first()
+    users = int(stats["users"] or 0)
+    row = (
+        run_id,
+        model,
+        None if als_params is None else float(als_params["alpha"]),
+        None if als_params is None else float(als_params["reg"]),
+        json.dumps(weights),
+        yty,
+        stats["ref"],
+        users,
+        float(stats["rows"]) / max(users, 1),
+        json.dumps(content_params),
+    )
+    return spark.createDataFrame([row], SERVING_MODEL_SCHEMA)
+
+
 # -- writing and the run protocol ---------------------------------------------------------------------------
 def write_run_rows(lake: Lakehouse, name: str, df: DataFrame, run_id: str, zorder: str | None = None) -> None:
     """Replace this run's rows of a gold table (partitioned by run_id) -- idempotent for a rerun."""
@@ -308,9 +390,21 @@ def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[st
     self_sim = sims.where(F.col(C.BOOK_ID) == F.col(SIMILAR_BOOK_ID)).count()
     if self_sim:
         problems.append(f"{self_sim} books listed as similar to themselves")
+    n_models = lake.read(GOLD, "serving_model").where(F.col(RUN_ID) == run_id).count()
+    if n_models != 1:
+        problems.append(f"serving_model has {n_models} rows for the run, not 1")
+    serving = lake.read(GOLD, "serving_books").where(F.col(RUN_ID) == run_id)
+    n_serving, n_ids = serving.count(), serving.select(C.BOOK_ID).distinct().count()
+    if n_serving == 0 or n_ids != n_serving:
+        problems.append(f"serving_books has {n_serving} rows for {n_ids} distinct books")
     if problems:
         raise PublishCheckError(f"run {run_id} not published: " + "; ".join(problems))
-    return {"user_recommendations": n_recs, "similar_books": n_sims, "popular_books": n_pop}
+    return {
+        "user_recommendations": n_recs,
+        "similar_books": n_sims,
+        "popular_books": n_pop,
+        "serving_books": n_serving,
+    }
 
 
 def clean_old_runs(lake: Lakehouse, keep: int) -> list[str]:
@@ -324,7 +418,7 @@ def clean_old_runs(lake: Lakehouse, keep: int) -> list[str]:
     oldest_kept = next(r for r in runs if r[RUN_ID] == published[keep - 1])["started_at"]
     doomed = [r[RUN_ID] for r in runs if r["started_at"] < oldest_kept]
     ids = ", ".join(f"'{x}'" for x in doomed)
-    for name in ("user_recommendations", "similar_books", "popular_books", "evaluations", "runs"):
+    for name in (*RUN_TABLES, "evaluations", "runs"):
         if lake.exists(GOLD, name):
             lake.delta(GOLD, name).delete(f"{RUN_ID} IN ({ids})")
     log.info("cleaned %d old runs", len(doomed))

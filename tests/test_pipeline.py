@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from recspark import publish
+from recspark import publish, serve
 from recspark.als import AlsParams
 from recspark.ingest import run_ingest
 from recspark.pipeline import RunConfig, run_pipeline
@@ -107,15 +107,162 @@ def test_consumer_without_spark(published):
     lake, summary, src = published
     reader = GoldReader(lake.root)
     assert reader.run_id == summary["run_id"]
-    user = next(iter(reader.recs))
+    user = reader.recs.first_key()
     items, cold = reader.recommend(user, 3)
     assert not cold and len(items) == 3
     assert all(1.0 <= i.as_dict()["predicted_rating"] <= 5.0 for i in items)
+    assert not {i.book_id for i in items} & shelved_from_raw(src)[user]
     items, cold = reader.recommend("no-such-user", 10)  # cold start: popular books
-    assert cold and len(items) == 10 and items[0].book_id == reader.popular[0].book_id
-    book = next(iter(reader.similar))
-    assert all(i.book_id != book for i in reader.similar_to(book))
-    assert {i.as_dict()["method"] for items in reader.similar.values() for i in items} <= {"als", "content"}
+    assert cold and len(items) == 10 and items[0].book_id == int(reader.popular["all"][0][0])
+    book = reader.similar.first_key()
+    assert reader.similar_to(book) and all(i.book_id != book for i in reader.similar_to(book))
+    assert set(reader.similar.columns["method"]) <= {"als", "content"}
+    # columnar: every published row is held, and nothing per row is a Python object
+    assert (
+        reader.recs.columns["book_id"].dtype == "int64"
+        and len(reader.recs.columns["book_id"]) == (summary["row_counts"]["user_recommendations"])
+    )
+
+
+def user_shelves(lake, user_idx: int) -> list[dict]:
+    """A user's silver interactions as the shelves of a POST body."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        lake.read("silver", "interactions")
+        .where(F.col("user_idx") == user_idx)
+        .join(lake.read("silver", "books").select("book_idx", "book_id"), on="book_idx", how="inner")
+        .collect()
+    )
+    return [
+        {
+            "book_id": r["book_id"],
+            "rating": r["rating"] or 0,
+            "is_read": bool(r["is_read"]),
+            "is_reviewed": bool(r["is_reviewed"]),
+            "date_added": r["date_added"],
+        }
+        for r in rows
+    ]
+
+
+@pytest.mark.slow
+def test_fold_in_equals_the_vector_als_computed(published):
+    """A training user folded in from their own shelves, with the published item factors fixed, gets the vector
+    ALS computed for them: the same normal equations (tolerance 1e-4 of the vector's norm; ALS stores float32)."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from recspark import foldin
+    from recspark.foldin import Shelf
+
+    lake, summary, _ = published
+    reader = GoldReader(lake.root)
+    cat, info = reader.catalogue, reader.info
+    assert info.model == "als" and cat.factors is not None and reader.yty.shape == (16, 16)
+    assert np.allclose(
+        reader.yty, cat.factors.astype(np.float64).T @ cat.factors.astype(np.float64), rtol=1e-6
+    )
+    factors = {
+        r["user_idx"]: np.array(r["features"])
+        for r in lake.read("model", "user_factors")
+        .where(F.col("run_id") == summary["run_id"])
+        .limit(5)
+        .collect()
+    }
+    for user_idx, want in factors.items():
+        shelves = user_shelves(lake, user_idx)
+        pos = cat.positions(np.array([s["book_id"] for s in shelves]))
+        items = [
+            Shelf(int(p), s["rating"], s["is_read"], s["is_reviewed"], s["date_added"])
+            for p, s in zip(pos, shelves)
+        ]
+        r = foldin.preference(items, info, cat.readers)
+        got = foldin.fold_in(cat.factors, reader.yty, pos, r, info.alpha, info.reg)
+        assert np.abs(got - want).max() <= 1e-4 * np.linalg.norm(want), user_idx
+
+    # the lists from the folded-in vector are the published lists (same vector, same books excluded)
+    user = lake.read("silver", "users").where(F.col("user_idx") == next(iter(factors))).first()
+    body = [
+        {**s, "date_added": None if s["date_added"] is None else s["date_added"].isoformat()}
+        for s in user_shelves(lake, user["user_idx"])
+    ]
+    folded = reader.fold_in(serve.parse_body(json.dumps({"shelves": body}).encode())[0], n=K)
+    published_list, _ = reader.recommend(user["user_id"], K)
+    assert [i["book_id"] for i in folded["items"]] == [i.book_id for i in published_list]
+    shelved = {s["book_id"] for s in body}
+    assert all(i["because_book_id"] in shelved for i in folded["items"])
+
+
+class Server:
+    """The consumer's HTTP server on 127.0.0.1 (a free port) in a thread, for one test."""
+
+    def __init__(self, consumer):
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), serve.make_handler(consumer))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def call(self, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(self.url + path, data=body, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.slow
+def test_post_recommendations_and_every_bad_request(published):
+    lake, summary, src = published
+    server = Server(serve.Consumer(lake.root))
+    try:
+        user = lake.read("silver", "users").orderBy("user_idx").first()
+        shelves = [
+            {"book_id": s["book_id"], "rating": s["rating"]} for s in user_shelves(lake, user["user_idx"])
+        ]
+        status, out = server.call(
+            "/recommendations?n=7", json.dumps({"shelves": shelves + [{"book_id": -5}]}).encode()
+        )
+        assert status == 200 and not out["cold_start"] and len(out["items"]) == 7
+        assert out["unknown_book_ids"] == [-5] and out["run_id"] == summary["run_id"]
+        shelved = {s["book_id"] for s in shelves}
+        assert not {i["book_id"] for i in out["items"]} & shelved  # exclusions exact
+        assert all(i["because_book_id"] in shelved and i["because_title"] for i in out["items"])
+
+        status, out = server.call("/recommendations", json.dumps({"shelves": []}).encode())
+        assert status == 200 and out["cold_start"] and len(out["items"]) == 10
+
+        bad = {
+            b"{not json": "not valid JSON",
+            b'{"shelves": 3}': "shelves",
+            b'{"shelves": [{"book_id": "x"}]}': "book_id must be an integer",
+            b'{"shelves": [{"book_id": 1, "rating": 9}]}': "rating",
+            b'{"shelves": [{"book_id": 1, "date_added": "yesterday"}]}': "ISO date",
+            json.dumps({"shelves": [{"book_id": 1}] * (serve.MAX_SHELVES + 1)}).encode(): "at most",
+        }
+        for body, message in bad.items():
+            status, out = server.call("/recommendations", body)
+            assert status == 400 and message in out["error"], (body[:40], out)
+        assert server.call("/recommendations?n=0", b'{"shelves": []}')[0] == 400
+        assert server.call(f"/recommendations?n={serve.MAX_N + 1}", b'{"shelves": []}')[0] == 400
+        status, out = server.call("/recommendations", b"{}", {"Content-Length": str(serve.MAX_BODY + 1)})
+        assert status == 413 and "at most" in out["error"]
+        for path in ("/../../etc/passwd", "/recommendations/../../gold/runs/x", "/similar/..%2F..%2Fetc"):
+            status, out = server.call(path)
+            assert status == 404 and "error" in out, path
+        assert server.call("/health")[0] == 200
+    finally:
+        server.close()
 
 
 @pytest.mark.slow
@@ -226,6 +373,65 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     user = lake.read("silver", "users").orderBy("user_idx").first()
     assert recommend_stage(spark, lake, run_id, 3, [user["user_id"]]).count() == 3
     assert similar_stage(spark, lake, run_id, 3, min_readers=2).count() > 0
+
+    # fold-in with item-CF: sums of the published similar-books lists, shelved books excluded
+    reader = GoldReader(lake.root)
+    assert reader.run_id == run_id and reader.info.model == "itemcf" and reader.catalogue.factors is None
+    shelves = [{"book_id": b} for b in sorted(shelved[user["user_id"]])]
+    out = reader.fold_in(shelves, n=5)
+    assert not out["cold_start"] and out["items"]
+    assert all(i["book_id"] not in shelved[user["user_id"]] for i in out["items"])
+    assert all(i["because_book_id"] in shelved[user["user_id"]] for i in out["items"])
+
+
+@pytest.mark.slow
+def test_a_new_run_is_swapped_in_without_dropping_requests(published):
+    """Requests run from 8 threads while the consumer swaps from the previous published run to the newest:
+    every request succeeds, and each answer is the whole answer of one run."""
+    import threading
+
+    lake, _, _ = published
+    runs = sorted(
+        (r for r in lake.read("gold", "runs").collect() if r["status"] == "published"),
+        key=lambda r: r["finished_at"],
+    )
+    assert len(runs) >= 2
+    old, new = runs[-2]["run_id"], runs[-1]["run_id"]
+    consumer = serve.Consumer(lake.root, run_id=old)
+    expected = {rid: GoldReader(lake.root, rid) for rid in (old, new)}
+    user = expected[old].recs.first_key()
+    want = {rid: [i.book_id for i in r.recommend(user, 5)[0]] for rid, r in expected.items()}
+    server = Server(consumer)
+    answers, errors = [], []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                status, out = server.call(f"/recommendations/{user}?n=5")
+                answers.append((status, out["run_id"], [i["book_id"] for i in out["items"]]))
+            except Exception as exc:  # noqa: BLE001 - any failure is what the test looks for
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        while len(answers) < 50:
+            stop.wait(0.05)
+        assert consumer.reload() and consumer.reader.run_id == new
+        n_before = len(answers)
+        while len(answers) < n_before + 50:
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        server.close()
+    assert not errors and all(status == 200 for status, _, _ in answers)
+    assert {rid for _, rid, _ in answers} == {old, new}
+    assert all(books == want[rid] for _, rid, books in answers)
+    assert answers[-1][1] == new
 
 
 @pytest.mark.slow

@@ -1,0 +1,193 @@
+"""Recommendations for a reader the batch run never saw, at request time, with numpy only (no Spark).
+
+A request carries shelves ``(book, rating?, date_added?, is_read?, is_reviewed?)``. They become the same
+numbers the batch model was trained on, and one user vector is solved or summed from them:
+
+* **ALS fold-in** (the published family is ``als``). The preference ``r`` of each shelf is computed exactly as
+  :func:`recspark.features.preference` does in Spark (signal, recency decay against the training data's newest
+  date, then the ``binary | linear | log | bm25`` scheme). Spark's implicit ALS solves, for each user with item
+  factors ``Y`` fixed, the normal equations
+
+      (YᵀY + Σ_i α·r_i · y_i y_iᵀ + λ·n⁺ · I) x = Σ_{i: r_i > 0} (1 + α·r_i) · y_i
+
+  (``n⁺`` = shelves with ``r > 0``: Spark scales the regularisation per user, ALS-WR). ``YᵀY`` is published
+  with the factors, so one request costs ``O(n·rank²)`` to build the ``rank × rank`` system, one Cholesky solve,
+  and one ``n_books × rank`` product for the scores. Solving it for a training user's own shelves gives the
+  vector ALS computed for that user (tested).
+* **Content taste vector** (published with the run when the books carry metadata): ``Σ_j w_j · v_j`` with
+  ``w_j`` = rating weight × ``0.5 ** (age_j / half_life)``, normalised; scores ``cos(taste, v_b) + λ·p_b``
+  (:mod:`recspark.content`). It is the model when the published family is ``content``, and it is blended into
+  ALS or item-CF scores with weight ``blend`` (each score list is first divided by its largest value).
+* **Item-CF** (the published family is ``itemcf`` or ``popularity``): ``Σ_j w_j · sim(j, b)`` over the
+  published similar-books lists of the shelved books (the top ``similar_k`` neighbours of each, a truncation
+  of the model's own lists).
+
+Every shelved book is excluded exactly; each recommended book is explained by the shelved book whose vector is
+closest to it (cosine of ALS factors, or content vectors), or that contributed most (item-CF).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCHEMES = ("binary", "linear", "log", "bm25")
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """One shelved book of a request, in catalogue positions (see :class:`Catalogue`)."""
+
+    pos: int
+    rating: int = 0
+    is_read: bool = False
+    is_reviewed: bool = False
+    date_added: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a request needs besides the book arrays: the published family and the training settings."""
+
+    model: str  # als | itemcf | content | popularity
+    alpha: float = 10.0
+    reg: float = 1.0
+    weights: dict = field(default_factory=dict)  # recspark.features.Weights as a dict
+    reference_date: dt.datetime | None = None  # newest interaction of the training data
+    n_users: int = 1
+    avg_books: float = 1.0  # mean shelves per user (bm25)
+    content_half_life_days: float | None = 365.0
+    content_popularity_weight: float = 1.0
+
+
+def decay(
+    dates: list[dt.datetime | None], reference: dt.datetime | None, half_life: float | None
+) -> np.ndarray:
+    """``0.5 ** (age / half_life)`` per date (``age`` in days before ``reference``, never negative); 1 without a
+    date, a reference or a half-life."""
+    out = np.ones(len(dates))
+    if not half_life or reference is None:
+        return out
+    for i, d in enumerate(dates):
+        if d is not None:
+            age = max((reference - d).total_seconds() / 86400.0, 0.0)
+            out[i] = 0.5 ** (age / half_life)
+    return out
+
+
+def preference(shelves: list[Shelf], info: ModelInfo, readers: np.ndarray) -> np.ndarray:
+    """The ALS preference ``r`` of each shelf, as :func:`recspark.features.preference` computes it in Spark."""
+    w = {"shelved": 1.0, "read": 1.0, "rating": 1.0, "reviewed": 0.5, "scheme": "log", "epsilon": 1.0}
+    w.update({k: v for k, v in info.weights.items() if v is not None or k == "half_life_days"})
+    s = np.array(
+        [
+            w["shelved"]
+            + w["read"] * x.is_read
+            + w["rating"] * x.rating / 5.0
+            + w["reviewed"] * x.is_reviewed
+            for x in shelves
+        ],
+        dtype=np.float64,
+    )
+    s = s * decay([x.date_added for x in shelves], info.reference_date, w.get("half_life_days"))
+    scheme = w["scheme"]
+    if scheme == "binary":
+        r = np.ones_like(s)
+    elif scheme == "linear":
+        r = s
+    elif scheme == "log":
+        r = np.log1p(s / w["epsilon"])
+    elif scheme == "bm25":
+        k1, b = w.get("k1", 1.2), w.get("b", 0.75)
+        n_b = np.maximum(readers[[x.pos for x in shelves]], 1)
+        idf = np.maximum(np.log(info.n_users / n_b), 1e-3)
+        norm = k1 * (1 - b + b * len(shelves) / max(info.avg_books, 1e-12))
+        r = s * (k1 + 1) / (s + norm) * idf
+    else:
+        raise ValueError(f"unknown weighting scheme {scheme!r}; choose one of {SCHEMES}")
+    return r.astype(np.float32).astype(np.float64)  # Spark stores the preference as a float
+
+
+def fold_in(
+    factors: np.ndarray, yty: np.ndarray, pos: np.ndarray, r: np.ndarray, alpha: float, reg: float
+) -> np.ndarray:
+    """The implicit-ALS user vector for shelves at ``pos`` with preferences ``r``, item ``factors`` fixed
+    (the normal equations of the module docstring, solved by Cholesky in float64)."""
+    y = factors[pos].astype(np.float64)
+    c1 = alpha * np.abs(r)
+    positive = r > 0
+    a = yty + (y * c1[:, None]).T @ y + reg * int(positive.sum()) * np.eye(yty.shape[0])
+    b = ((1.0 + c1) * positive) @ y
+    try:
+        low = np.linalg.cholesky(a)  # a is symmetric positive definite whenever reg > 0 or YᵀY has full rank
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+    return np.linalg.solve(low.T, np.linalg.solve(low, b))
+
+
+def content_weights(shelves: list[Shelf], info: ModelInfo) -> np.ndarray:
+    """Rating weight (1 unrated, ``(rating - 2.5) / 2.5`` rated) times the content model's time decay."""
+    rating = np.array([x.rating for x in shelves], dtype=np.float64)
+    w = np.where(rating == 0, 1.0, (rating - 2.5) / 2.5)
+    return w * decay([x.date_added for x in shelves], info.reference_date, info.content_half_life_days)
+
+
+def taste_scores(
+    vectors: np.ndarray, popularity: np.ndarray, pos: np.ndarray, w: np.ndarray, prior: float
+) -> np.ndarray | None:
+    """``cos(taste, v_b) + prior · p_b`` for every book, or None when the shelved books have no vectors."""
+    taste = w @ vectors[pos].astype(np.float64)
+    norm = float(np.linalg.norm(taste))
+    if norm < 1e-12:
+        return None
+    return vectors @ (taste / norm).astype(np.float32) + np.float32(prior) * popularity
+
+
+def neighbour_scores(
+    indptr: np.ndarray, neighbour: np.ndarray, sim: np.ndarray, pos: np.ndarray, w: np.ndarray, n_books: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Σ_j w_j · sim(j, b)`` for every book ``b`` from CSR neighbour lists, plus the arrays of each entry's
+    candidate and contribution and contributing shelf (for explanations)."""
+    starts, counts = indptr[pos], indptr[pos + 1] - indptr[pos]
+    total = int(counts.sum())
+    at = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+    cand = neighbour[at]
+    contrib = sim[at] * np.repeat(w, counts)
+    return np.bincount(cand, weights=contrib, minlength=n_books), cand, contrib
+
+
+def top_n(scores: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` best scores (ties: smaller position), ``exclude`` and non-finite scores left out."""
+    scores = np.array(scores, copy=True)  # float32 stays float32: half the memory traffic of a float64 copy
+    scores[exclude] = -np.inf
+    finite = np.isfinite(scores)
+    m = int(finite.sum())
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    n = min(n, m)
+    if n < m:
+        cut = np.argpartition(-scores, n - 1)[:n]
+        threshold = scores[cut].min()
+        cut = np.flatnonzero(scores >= threshold)
+    else:
+        cut = np.flatnonzero(finite)
+    order = np.lexsort((cut, -scores[cut]))[:n]
+    return cut[order]
+
+
+def closest(vectors: np.ndarray, shelved: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """For each chosen book, the shelved book (position) with the highest cosine of their vectors."""
+    a = vectors[shelved].astype(np.float64)
+    b = vectors[chosen].astype(np.float64)
+    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return shelved[np.argmax(b @ a.T, axis=1)]
+
+
+def scaled(scores: np.ndarray) -> np.ndarray:
+    """Scores divided by their largest absolute finite value (so two models' scores can be added)."""
+    top = float(np.max(np.abs(scores[np.isfinite(scores)]), initial=0.0))
+    return scores / top if top > 0 and math.isfinite(top) else scores
