@@ -150,7 +150,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     timings.update(summary["timings"])
     print_summary(spark, lake, summary, cfg.k, report_dir)
     print_parameters(summary)
-    print(f"\nrun {summary['run_id']} published in {time.perf_counter() - t0:.0f} s")
+    if summary.get("reused"):
+        print(
+            f"\nrun {summary['run_id']} was already published from these inputs and parameters: served as is"
+        )
+    else:
+        print(f"\nrun {summary['run_id']} published in {time.perf_counter() - t0:.0f} s")
     for step, secs in timings.items():
         print(f"  {step:<48} {secs:7.1f} s")
     from recspark.publish import RUN_TABLES
@@ -383,6 +388,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _lakehouse(text: str) -> str:
+    """A lakehouse root: a URI, or a local folder (existing or not), never an existing file."""
+    if "://" not in text and os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder for the lakehouse")
+    return text
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -399,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
 
     def spark_opts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--lakehouse", default=DEFAULT_LAKEHOUSE, help="root folder/URI of the Delta tables")
+        sp.add_argument(
+            "--lakehouse", type=_lakehouse, default=DEFAULT_LAKEHOUSE, help="root folder/URI of the Delta tables"
+        )
         sp.add_argument(
             "--catalog", default=None, help="write catalog tables catalog.schema.layer_name instead"
         )
@@ -409,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     g = sub.add_parser("generate", help="write UCSD-format Goodreads files with planted taste structure")
-    g.add_argument("--scale", type=float, default=0.001, help="1.0 = the real sizes (228.6M interactions)")
+    g.add_argument("--scale", type=_positive_float, default=0.001, help="1.0 = the real sizes (228.6M interactions)")
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--out", default=DEFAULT_RAW)
     g.add_argument("--subsets", action="store_true", help="also write the per-genre subset files")
@@ -424,17 +438,25 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="raw files -> bronze and silver Delta tables")
     i.add_argument("--source", required=True, help="directory with the raw files")
     i.add_argument("--format", choices=["goodreads", "goodbooks"], default="goodreads")
-    i.add_argument("--force", action="store_true", help="re-ingest even when the input is unchanged")
+    i.add_argument(
+        "--force",
+        action="store_true",
+        help="re-ingest even when the input is unchanged; accept an input with no interactions",
+    )
     spark_opts(i)
     i.set_defaults(func=cmd_ingest)
 
     r = sub.add_parser("run", help="the main job end to end (generates data when no --source is given)")
     r.add_argument("--source", default=None)
     r.add_argument("--format", choices=["goodreads", "goodbooks"], default="goodreads")
-    r.add_argument("--scale", type=float, default=0.001, help="scale of generated data when no --source")
+    r.add_argument("--scale", type=_positive_float, default=0.001, help="scale of generated data when no --source")
     r.add_argument("--seed", type=int, default=42)
-    r.add_argument("--k", type=int, default=10, help="recommendations per user")
-    r.add_argument("--force", action="store_true", help="re-ingest even when the input is unchanged")
+    r.add_argument("--k", type=_positive_int, default=10, help="recommendations per user")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="re-ingest even when the input is unchanged; accept an input with no interactions",
+    )
     r.add_argument("--no-evaluate", action="store_true", help="skip the offline evaluation")
     r.add_argument(
         "--tune",
@@ -478,15 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     rc = sub.add_parser("recommend", help="top-K per user (read books excluded) from a trained model")
-    rc.add_argument("--k", type=int, default=10)
+    rc.add_argument("--k", type=_positive_int, default=10)
     rc.add_argument("--users", default=None, help="comma-separated source user ids (default: all users)")
     rc.add_argument("--run-id", default=None, help="model run (default: the latest trained)")
     spark_opts(rc)
     rc.set_defaults(func=cmd_recommend)
 
     si = sub.add_parser("similar", help="top-K similar books (cosine on item factors)")
-    si.add_argument("--k", type=int, default=20)
-    si.add_argument("--min-readers", type=int, default=5, help="only books with at least this many readers")
+    si.add_argument("--k", type=_positive_int, default=20)
+    si.add_argument("--min-readers", type=_positive_int, default=5, help="only books with at least this many readers")
     si.add_argument("--run-id", default=None)
     spark_opts(si)
     si.set_defaults(func=cmd_similar)
@@ -494,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser(
         "publish", help="gold tables from a trained model: recommendations, similar, popular; check, publish"
     )
-    pb.add_argument("--k", type=int, default=10, help="recommendations per user")
+    pb.add_argument("--k", type=_positive_int, default=10, help="recommendations per user")
     pb.add_argument("--seed", type=int, default=42)
     pb.add_argument("--run-id", default=None, help="model run (default: the latest trained)")
     pb.add_argument("--no-tuned", action="store_true")

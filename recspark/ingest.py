@@ -33,11 +33,10 @@ from pyspark.sql import types as T
 
 from recspark import columns as C
 from recspark.sources.spec import STRING, UCSD_DATE_PATTERN, Field, FileSpec, SourceFiles
-from recspark.tables import Lakehouse
+from recspark.tables import BRONZE, META, SILVER, Lakehouse
 
 log = logging.getLogger(__name__)
 
-BRONZE = "bronze"
 QUARANTINE = "quarantine"
 QUARANTINE_SCHEMA = T.StructType(
     [
@@ -409,8 +408,6 @@ def union_all(frames: list[DataFrame]) -> DataFrame:
 
 
 # -- the whole ingest: bronze, then silver ---------------------------------------------------------------------
-SILVER = "silver"
-META = "meta"
 
 
 def specs_for(fmt: str) -> tuple[FileSpec, ...]:
@@ -431,10 +428,36 @@ class IngestResult:
     tables: dict[str, int]  # silver table -> rows
 
 
+WARN_SHRINK = (
+    0.5  # a new silver.interactions with less than half the rows of the old one is logged as a warning
+)
+
+
+def guard_shrink(lake: Lakehouse, name: str, new_rows: int, force: bool) -> None:
+    """Refuse to replace silver ``name`` with an empty table (IngestError, unless ``force``), and warn when it
+    shrinks by more than :data:`WARN_SHRINK`: an input that lost its rows must not empty what the models read."""
+    old_rows = lake.read(SILVER, name).count() if lake.exists(SILVER, name) else None
+    if new_rows == 0 and not force:
+        kept = f"; {SILVER}.{name} keeps its {old_rows:,} rows" if old_rows else ""
+        raise IngestError(
+            f"no {name} left after cleaning (empty or header-only input?): nothing was written{kept}. "
+            "Pass --force to accept an empty table."
+        )
+    if old_rows and new_rows < old_rows * (1 - WARN_SHRINK):
+        log.warning("%s.%s shrinks from %s to %s rows", SILVER, name, f"{old_rows:,}", f"{new_rows:,}")
+
+
 def build_silver(
-    spark: SparkSession, lake: Lakehouse, fmt: str, found: SourceFiles, run_id: str, ingested_at: Column
+    spark: SparkSession,
+    lake: Lakehouse,
+    fmt: str,
+    found: SourceFiles,
+    run_id: str,
+    ingested_at: Column,
+    force: bool = False,
 ) -> tuple[FileCounts, dict[str, int]]:
-    """Silver users, books and interactions from this run's bronze tables."""
+    """Silver users, books and interactions from this run's bronze tables (never an empty interactions table
+    unless ``force``: :func:`guard_shrink`)."""
     from recspark import clean
 
     def bronze(name: str) -> DataFrame | None:
@@ -476,6 +499,7 @@ def build_silver(
         raw.transform(clean.mapped).transform(clean.merge_interactions).persist(StorageLevel.MEMORY_AND_DISK)
     )
     n_out = merged.count()
+    guard_shrink(lake, "interactions", n_out, force)
     counts = FileCounts(
         table=f"{SILVER}.interactions",
         file="bronze interactions",
@@ -583,7 +607,7 @@ def run_ingest(
     """Ingest ``source`` (goodreads | goodbooks files) into bronze and silver, all or nothing.
 
     A second run on unchanged input (same files, sizes and modification times) changes nothing and says so;
-    ``force=True`` re-ingests anyway (same rows, same indices).
+    ``force=True`` re-ingests anyway (same rows, same indices) and accepts an input with no interactions.
     """
     import datetime as dt
     import json
@@ -604,7 +628,7 @@ def run_ingest(
             log.info("found %-18s %s", spec.table, path)
     with lake.rollback_on_error():
         counts = ingest_bronze(spark, lake, found, specs, run_id, ingested_at)
-        silver_counts, tables = build_silver(spark, lake, fmt, found, run_id, ingested_at)
+        silver_counts, tables = build_silver(spark, lake, fmt, found, run_id, ingested_at, force)
         counts.append(silver_counts)
         lake.write(
             spark.createDataFrame(

@@ -37,12 +37,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recspark import columns as C
-from recspark.tables import Lakehouse
+from recspark.tables import GOLD, Lakehouse
 from recspark.topk import FEATURES, RANK, SCORE
 
 log = logging.getLogger(__name__)
 
-GOLD = "gold"
 RUN_ID = "run_id"
 BECAUSE = "because_book_id"
 SIMILAR_BOOK_ID = "similar_book_id"
@@ -344,6 +343,20 @@ def record_run(lake: Lakehouse, run_id: str, status: str, started_at: dt.datetim
         .whenNotMatchedInsertAll()
         .execute()
     )
+
+
+def run_row(lake: Lakehouse, run_id: str) -> dict | None:
+    """This run's row of ``gold.runs`` (None when it has none)."""
+    if not lake.exists(GOLD, "runs"):
+        return None
+    rows = lake.read(GOLD, "runs").where(F.col(RUN_ID) == run_id).collect()
+    return rows[0].asDict() if rows else None
+
+
+def republish(lake: Lakehouse, run_id: str) -> None:
+    """Serve an already published run again (its rows are in gold): a new ``finished_at`` makes it the latest
+    published run, in one commit; nothing is recomputed or rewritten."""
+    lake.delta(GOLD, "runs").update(f"{RUN_ID} = '{run_id}'", {"finished_at": F.lit(now())})
 
 
 def latest_published(lake: Lakehouse) -> str | None:

@@ -26,6 +26,13 @@ from pyspark.sql.types import StructType
 log = logging.getLogger(__name__)
 
 SESSION_CATALOG = "spark_catalog"
+# the layers, in one place: raw files as rows (bronze), cleaned and indexed (silver), per-run model artefacts
+# (model), what services read (gold), and the bookkeeping of ingests (meta)
+BRONZE = "bronze"
+SILVER = "silver"
+MODEL = "model"
+GOLD = "gold"
+META = "meta"
 
 
 @dataclass

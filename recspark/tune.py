@@ -51,11 +51,10 @@ from pyspark.sql import functions as F
 from recspark import als, baselines, content, itemcf, metrics, split, stars, topk
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
-from recspark.tables import Lakehouse
+from recspark.tables import MODEL, Lakehouse
 
 log = logging.getLogger(__name__)
 
-MODEL = "model"
 SPACE = {
     "rank": (16, 32, 64, 128, 256),
     "reg": (0.003, 10.0),  # log-uniform

@@ -39,3 +39,29 @@ def test_model_outside_models_is_refused_before_any_work(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--models", "als,knn"])
     assert "comma-separated list of als, itemcf" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "--scale", "-1"], "must be positive"),
+        (["generate", "--scale", "abc"], "is not a number"),
+        (["run", "--k", "0"], "must be at least 1"),
+        (["recommend", "--k", "-3"], "must be at least 1"),
+        (["similar", "--min-readers", "0"], "must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing created (generate used to leave an empty folder)
+
+
+def test_a_lakehouse_that_is_a_file_is_refused(tmp_path, capsys):
+    not_a_folder = tmp_path / "lake.txt"
+    not_a_folder.write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--lakehouse", str(not_a_folder)])
+    assert exit_info.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err

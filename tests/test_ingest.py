@@ -165,6 +165,32 @@ def test_missing_required_files(spark, lake, tmp_path):
     assert not lake.exists("bronze", "interactions_csv")
 
 
+def test_a_header_only_interactions_file_never_empties_silver(spark, lake, tmp_path):
+    """Issue #11: with the id maps present and an interactions CSV holding only its header, ingest used to
+    record success and overwrite silver with 0 rows. Now it is refused and silver keeps its rows."""
+    import shutil
+
+    src = tiny_ucsd(tmp_path / "src")
+    run_ingest(spark, lake, str(src), "goodreads", "run1")
+    before = {t: lake.version("silver", t) for t in ("users", "books", "interactions")}
+    empty = tmp_path / "header-only"
+    shutil.copytree(src, empty)
+    write_csv(
+        empty / "goodreads_interactions.csv", ["user_id", "book_id", "is_read", "rating", "is_reviewed"], []
+    )
+    with pytest.raises(IngestError, match="no interactions left after cleaning.*keeps its 4 rows.*--force"):
+        run_ingest(spark, lake, str(empty), "goodreads", "run2")
+    assert {t: lake.version("silver", t) for t in before} == before  # nothing written, bronze rolled back
+    assert lake.read("silver", "interactions").count() == 4
+    # --force accepts it, and the pipeline then refuses to train on nothing with a message (no Py4J traceback)
+    run_ingest(spark, lake, str(empty), "goodreads", "run3", force=True)
+    assert lake.read("silver", "interactions").count() == 0
+    from recspark.pipeline import NotFound, RunConfig, run_pipeline
+
+    with pytest.raises(NotFound, match="silver.interactions .* is empty"):
+        run_pipeline(spark, lake, RunConfig(), tmp_path / "reports")
+
+
 def test_header_mismatch_stops_before_writing(spark, lake, tmp_path):
     src = tiny_ucsd(tmp_path / "src", header=["user_id", "book_id", "rating", "is_read", "is_reviewed"])
     with pytest.raises(IngestError, match="CSV header does not match"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from contextlib import contextmanager
 
 import pytest
 
@@ -254,6 +255,9 @@ def test_post_recommendations_and_every_bad_request(published):
             status, out = server.call("/recommendations", body)
             assert status == 400 and message in out["error"], (body[:40], out)
         assert server.call("/recommendations?n=0", b'{"shelves": []}')[0] == 400
+        for n in ("-1", "abc", "0", "1001"):  # issue #11: n=-1 returned 9 items, n=abc dropped the connection
+            status, out = server.call(f"/recommendations/{user['user_id']}?n={n}")
+            assert status == 400 and "n must be" in out["error"], n
         assert server.call(f"/recommendations?n={serve.MAX_N + 1}", b'{"shelves": []}')[0] == 400
         status, out = server.call("/recommendations", b"{}", {"Content-Length": str(serve.MAX_BODY + 1)})
         assert status == 413 and "at most" in out["error"]
@@ -265,20 +269,44 @@ def test_post_recommendations_and_every_bad_request(published):
         server.close()
 
 
+@contextmanager
+def polling_served(lake):
+    """Polls the served run id from outside (deltalake, as a consumer does) every 50 ms while the block runs;
+    yields the set of run ids seen (None if at some moment no run was published)."""
+    import threading
+
+    seen: set = set()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(serve.latest_published(lake.root))
+            except LookupError:
+                seen.add(None)
+            stop.wait(0.05)
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        t.join()
+
+
 @pytest.mark.slow
 def test_rerun_idempotent_killed_run_leaves_old_served_retention(spark, published, tmp_path, monkeypatch):
     from pyspark.sql import functions as F
 
     lake, summary, src = published
     n_before = lake.read("gold", "user_recommendations").count()
-    again = run_pipeline(
-        spark, lake, cfg(models=ALS_ONLY, evaluate=False), tmp_path
-    )  # evaluate=False: another run id
+    again = run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False), tmp_path)  # another run id
     assert again["run_id"] != summary["run_id"]
-    same = run_pipeline(
-        spark, lake, cfg(models=ALS_ONLY, evaluate=False), tmp_path
-    )  # same inputs, params, seed
-    assert same["run_id"] == again["run_id"]
+    # same inputs, params and seed: the published run is served as it is, never demoted to "running" meanwhile
+    with polling_served(lake) as seen:
+        same = run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False), tmp_path)
+    assert same["run_id"] == again["run_id"] and same["reused"] and seen == {again["run_id"]}
     per_run = {
         r[0]: r[1] for r in lake.read("gold", "user_recommendations").groupBy("run_id").count().collect()
     }
@@ -287,10 +315,11 @@ def test_rerun_idempotent_killed_run_leaves_old_served_retention(spark, publishe
     assert served == again["run_id"]
 
     # killed between writing and publishing: the previous run stays the one served
-    with pytest.raises(RuntimeError, match="stopped before publishing"):
+    with polling_served(lake) as seen, pytest.raises(RuntimeError, match="stopped before publishing"):
         run_pipeline(
             spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=7), tmp_path, fail_before_publish=True
         )
+    assert seen == {served}  # readers polling gold/runs through the killed run always found the old one
     assert publish.latest_published(lake) == served
     assert GoldReader(lake.root).run_id == served
     statuses = {r["run_id"]: r["status"] for r in lake.read("gold", "runs").collect()}
