@@ -218,8 +218,12 @@ def _reasons(spec: FileSpec, typed: dict[str, tuple[Column, Column | None]]) -> 
     return F.when(joined != "", joined)
 
 
-def parse(lines: DataFrame, spec: FileSpec) -> DataFrame:
-    """Lines (``_raw``) -> typed spec fields + ``_raw`` + ``_reason`` (null for valid rows)."""
+HEADER_AGAIN = "a repeated CSV header line"
+
+
+def parse(lines: DataFrame, spec: FileSpec, header: str | None = None) -> DataFrame:
+    """Lines (``_raw``) -> typed spec fields + ``_raw`` + ``_reason`` (null for valid rows). Lines equal to the
+    CSV ``header`` get the reason :data:`HEADER_AGAIN` (the caller drops the file's own first one)."""
     schema = T.StructType(list(spec.source_schema().fields) + [T.StructField(C.CORRUPT, STRING)])
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": C.CORRUPT}
     if spec.kind == "csv":
@@ -237,10 +241,16 @@ def parse(lines: DataFrame, spec: FileSpec) -> DataFrame:
         )
     typed = {f.name: _typed(f, spec) for f in spec.fields}
     df = df.select("*", *[value.alias(f"{name}__typed") for name, (value, _) in typed.items()])
+    # a line with bytes that are not UTF-8 is quarantined whole: such bytes would reach silver strings and make
+    # the tables unreadable outside Spark (pyarrow/deltalake refuse invalid UTF-8)
+    bad_utf8 = F.when(~F.is_valid_utf8(F.col(_RAW)), F.lit("invalid UTF-8"))
+    reason = F.concat_ws("; ", bad_utf8, _reasons(spec, typed))
+    if header is not None:
+        reason = F.when(F.col(_RAW) == header, F.lit(HEADER_AGAIN)).otherwise(reason)
     return df.select(
         *[F.col(f"{f.name}__typed").alias(f.name) for f in spec.fields],
         F.col(_RAW),
-        _reasons(spec, typed).alias(_REASON),
+        F.when(reason != "", reason).alias(_REASON),
     )
 
 
@@ -265,8 +275,10 @@ def quarantine_rows(bad: DataFrame, path: str, run_id: str, stage: str, ingested
         F.lit(run_id).alias(C.RUN_ID),
         F.lit(stage).alias(C.STAGE),
         F.lit(path).alias(C.SOURCE_FILE),
-        F.col(_RAW).alias(C.RAW),
-        F.col(_REASON).alias(C.REASON),
+        F.make_valid_utf8(F.col(_RAW)).alias(
+            C.RAW
+        ),  # invalid bytes -> U+FFFD: readable by every Delta reader
+        F.make_valid_utf8(F.col(_REASON)).alias(C.REASON),  # a reason may quote the bad value
         ingested_at.alias(C.INGESTED_AT),
     )
 
@@ -293,12 +305,14 @@ def ingest_file(
 ) -> tuple[DataFrame, DataFrame, FileCounts, DataFrame]:
     """Parse one file. Returns (bronze rows, quarantine rows, counts, persisted frame to unpersist later)."""
     lines = read_lines(spark, path, size)
-    if spec.kind == "csv":
-        header = check_header(spark, path, spec)
-        lines = lines.where(F.col(_RAW) != header)
-    parsed = parse(lines, spec).persist(StorageLevel.MEMORY_AND_DISK)
+    header = check_header(spark, path, spec) if spec.kind == "csv" else None
+    parsed = parse(lines, spec, header).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        row = parsed.agg(F.count(F.lit(1)).alias("n"), F.count(_REASON).alias("bad")).first()
+        row = parsed.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.count(_REASON).alias("bad"),
+            F.count(F.when(F.col(_REASON) == HEADER_AGAIN, 1)).alias("headers"),
+        ).first()
     except Exception as exc:  # py4j / Spark errors carry the Java message
         parsed.unpersist()
         if _is_corrupt_gzip(exc):
@@ -309,16 +323,24 @@ def ingest_file(
     valid = parsed.where(F.col(_REASON).isNull())
     kept = dedupe(valid, spec)
     n_kept = kept.count()
+    own_header = (
+        1 if header is not None else 0
+    )  # the file's first line: not data, neither read nor quarantined
+    n_read, n_bad = int(row["n"]) - own_header, int(row["bad"]) - own_header
     counts = FileCounts(
         table=spec.table,
         file=path,
-        read=int(row["n"]),
+        read=n_read,
         ingested=n_kept,
-        quarantined=int(row["bad"]),
-        duplicates=int(row["n"]) - int(row["bad"]) - n_kept,
+        quarantined=n_bad,
+        duplicates=n_read - n_bad - n_kept,
     )
     bronze = with_lineage(kept.drop(_RAW, _REASON), path, run_id, ingested_at)
-    bad = quarantine_rows(parsed.where(F.col(_REASON).isNotNull()), path, run_id, BRONZE, ingested_at)
+    rejected = parsed.where(F.col(_REASON).isNotNull())
+    if header is not None:  # every copy of the header but one is a repeated header line
+        again = rejected.where(F.col(_REASON) == HEADER_AGAIN).limit(max(int(row["headers"]) - 1, 0))
+        rejected = rejected.where(F.col(_REASON) != HEADER_AGAIN).unionByName(again)
+    bad = quarantine_rows(rejected, path, run_id, BRONZE, ingested_at)
     return bronze, bad, counts, parsed
 
 

@@ -14,7 +14,8 @@ per row: at full Goodreads size (9M recommendation rows, 47M similar-book rows, 
 
 Requests:
 
-* ``GET /recommendations/<user_id>?n=``: the published list; unknown users get the popular books
+* ``GET /recommendations/<user_id>?n=``: the published list; unknown users get the trending books of the recent
+  window interleaved with the all-time popular ones
   (``cold_start: true``).
 * ``POST /recommendations?n=``: body ``{"shelves": [{"book_id", "rating"?, "date_added"?, "is_read"?,
   "is_reviewed"?}, ...], "blend"?}``: a reader folded in from these shelves (:mod:`recspark.foldin`), those
@@ -258,10 +259,31 @@ class GoldReader:
                 extra.setdefault("authors", self.catalogue.author(pos))
         return Item(int(book_id), float(score), title, extra)
 
+    def _title(self, book_id: int | None) -> str | None:
+        if book_id is None or self.catalogue is None:
+            return None
+        pos = int(self.catalogue.positions(np.array([book_id]))[0])
+        return self.catalogue.title(pos) if pos >= 0 else None
+
     def popular_items(self, n: int, exclude: set[int] = frozenset()) -> list[Item]:
-        ids, readers = self.popular["all"]
-        keep = [i for i, b in enumerate(ids) if int(b) not in exclude][:n]
-        return [self._book(int(ids[i]), float(readers[i]), because_book_id=None) for i in keep]
+        """The cold-start list: the recent-window trending books interleaved with the all-time popular ones
+        (trending first, each book once, ``exclude`` left out); all-time only when the data has no dates."""
+        streams = [(w, *self.popular[w]) for w in ("recent", "all") if len(self.popular[w][0])]
+        out: list[Item] = []
+        taken = set(exclude)
+        cursors = [0] * len(streams)
+        while len(out) < n and any(c < len(s[1]) for c, s in zip(cursors, streams)):
+            for j, (window, ids, readers) in enumerate(streams):
+                while cursors[j] < len(ids) and int(ids[cursors[j]]) in taken:
+                    cursors[j] += 1
+                if cursors[j] < len(ids) and len(out) < n:
+                    i = cursors[j]
+                    taken.add(int(ids[i]))
+                    out.append(
+                        self._book(int(ids[i]), float(readers[i]), because_book_id=None, source=window)
+                    )
+                    cursors[j] += 1
+        return out
 
     def recommend(self, user_id: str, n: int = 10) -> tuple[list[Item], bool]:
         """(items, cold_start) from the published lists."""
@@ -271,9 +293,8 @@ class GoldReader:
         cols = self.recs.columns
         out = []
         for i in range(where.start, min(where.stop, where.start + n)):
-            extra = {
-                "because_book_id": None if cols["because_book_id"][i] < 0 else int(cols["because_book_id"][i])
-            }
+            because = None if cols["because_book_id"][i] < 0 else int(cols["because_book_id"][i])
+            extra = {"because_book_id": because, "because_title": self._title(because)}
             if "predicted_rating" in cols:
                 v = cols["predicted_rating"][i]
                 extra["predicted_rating"] = None if np.isnan(v) else float(v)

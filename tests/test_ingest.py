@@ -151,6 +151,25 @@ def test_tiny_ucsd_csv_only_with_bad_rows(spark, lake, tmp_path):
     assert bronze.select(C.RUN_ID).distinct().collect()[0][0] == "run1"
 
 
+def test_invalid_utf8_and_a_repeated_header_are_quarantined_and_readable_outside_spark(spark, lake, tmp_path):
+    """Issue #11: a line with bytes that are not UTF-8 is quarantined with its reason, and the quarantine
+    table stays readable by deltalake/pyarrow (the bad bytes are stored as U+FFFD); a header line repeated
+    mid-file is counted as read and quarantined (it used to vanish from the counts)."""
+    from deltalake import DeltaTable
+
+    header = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
+    src = tiny_ucsd(tmp_path / "src", extra_rows=[header])
+    with open(src / "goodreads_interactions.csv", "ab") as f:
+        f.write(b"1,0,1,5,0\xff\xfe\n")
+    result = run_ingest(spark, lake, str(src), "goodreads", "run1")
+    c = {c.table: c for c in result.counts}["interactions_csv"]
+    assert (c.read, c.ingested, c.quarantined, c.duplicates) == (6, 4, 2, 0)
+    rows = DeltaTable(lake.path("bronze", "quarantine")).to_pyarrow_table().to_pylist()
+    got = sorted((r["raw"], r["reason"]) for r in rows)
+    assert got[0] == ("1,0,1,5,0\ufffd\ufffd", "invalid UTF-8; is_reviewed: not a int: '0\ufffd\ufffd'")
+    assert got[1] == (",".join(header), "a repeated CSV header line")
+
+
 def test_missing_required_files(spark, lake, tmp_path):
     src = tiny_ucsd(tmp_path / "src")
     (src / "book_id_map.csv").unlink()

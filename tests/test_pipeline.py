@@ -112,9 +112,14 @@ def test_consumer_without_spark(published):
     items, cold = reader.recommend(user, 3)
     assert not cold and len(items) == 3
     assert all(1.0 <= i.as_dict()["predicted_rating"] <= 5.0 for i in items)
+    assert all(i.as_dict()["because_title"] for i in items if i.as_dict()["because_book_id"] is not None)
     assert not {i.book_id for i in items} & shelved_from_raw(src)[user]
-    items, cold = reader.recommend("no-such-user", 10)  # cold start: popular books
-    assert cold and len(items) == 10 and items[0].book_id == int(reader.popular["all"][0][0])
+    # cold start: the recent-window trending books interleaved with the all-time popular ones (issue #17)
+    items, cold = reader.recommend("no-such-user", 10)
+    ids = [i.book_id for i in items]
+    recent, alltime = reader.popular["recent"][0], reader.popular["all"][0]
+    assert cold and len(set(ids)) == 10 and ids[0] == recent[0] and alltime[0] in ids
+    assert {i.as_dict()["source"] for i in items} == {"recent", "all"}
     book = reader.similar.first_key()
     assert reader.similar_to(book) and all(i.book_id != book for i in reader.similar_to(book))
     assert set(reader.similar.columns["method"]) <= {"als", "content"}
