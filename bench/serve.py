@@ -293,15 +293,27 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="requests per (endpoint, concurrency)")
     p.add_argument("--seconds", type=float, default=60.0, help="time limit per (endpoint, concurrency)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--quality-only", action="store_true", help="only the quality check (kept beside earlier ones)"
+    )
     a = p.parse_args()
 
+    out = HERE / "results" / "serve.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
     result: dict = {
         "command": "python bench/serve.py " + " ".join(sys.argv[1:]),
         "measured": time.strftime("%Y-%m-%d"),
     }
+    quality_rows = {q["model"]: q for q in previous.get("quality", [])}  # one row per published family
     if a.lakehouse:
-        result["quality"] = quality(a.lakehouse, a.users, a.seed)
-        print("quality", result["quality"], flush=True)
+        row = {"command": result["command"], **quality(a.lakehouse, a.users, a.seed)}
+        quality_rows[row["model"]] = row
+        print("quality", row, flush=True)
+    result["quality"] = list(quality_rows.values())
+    if a.quality_only:
+        out.write_text(json.dumps({**previous, "quality": result["quality"]}, indent=1) + "\n")
+        print(f"wrote {out}")
+        return
 
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     try:
@@ -366,7 +378,6 @@ def main() -> None:
         httpd.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = HERE / "results" / "serve.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
 

@@ -374,7 +374,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     summary = publish_stage(spark, lake, _cfg(args, lake, evaluate=False), args.run_id)
     for name, n in summary["row_counts"].items():
         print(f"  gold.{name:<22} {n:>10,} rows  {lake.identifier('gold', name)}")
-    print(f"run {summary['run_id']} published")
+    how = "was already published: served as is" if summary.get("reused") else "published"
+    print(f"run {summary['run_id']} {how}")
     return 0
 
 
@@ -412,7 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def spark_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
-            "--lakehouse", type=_lakehouse, default=DEFAULT_LAKEHOUSE, help="root folder/URI of the Delta tables"
+            "--lakehouse",
+            type=_lakehouse,
+            default=DEFAULT_LAKEHOUSE,
+            help="root folder/URI of the Delta tables",
         )
         sp.add_argument(
             "--catalog", default=None, help="write catalog tables catalog.schema.layer_name instead"
@@ -423,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     g = sub.add_parser("generate", help="write UCSD-format Goodreads files with planted taste structure")
-    g.add_argument("--scale", type=_positive_float, default=0.001, help="1.0 = the real sizes (228.6M interactions)")
+    g.add_argument(
+        "--scale", type=_positive_float, default=0.001, help="1.0 = the real sizes (228.6M interactions)"
+    )
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--out", default=DEFAULT_RAW)
     g.add_argument("--subsets", action="store_true", help="also write the per-genre subset files")
@@ -449,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="the main job end to end (generates data when no --source is given)")
     r.add_argument("--source", default=None)
     r.add_argument("--format", choices=["goodreads", "goodbooks"], default="goodreads")
-    r.add_argument("--scale", type=_positive_float, default=0.001, help="scale of generated data when no --source")
+    r.add_argument(
+        "--scale", type=_positive_float, default=0.001, help="scale of generated data when no --source"
+    )
     r.add_argument("--seed", type=int, default=42)
     r.add_argument("--k", type=_positive_int, default=10, help="recommendations per user")
     r.add_argument(
@@ -508,7 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     si = sub.add_parser("similar", help="top-K similar books (cosine on item factors)")
     si.add_argument("--k", type=_positive_int, default=20)
-    si.add_argument("--min-readers", type=_positive_int, default=5, help="only books with at least this many readers")
+    si.add_argument(
+        "--min-readers", type=_positive_int, default=5, help="only books with at least this many readers"
+    )
     si.add_argument("--run-id", default=None)
     spark_opts(si)
     si.set_defaults(func=cmd_similar)

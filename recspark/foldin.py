@@ -19,8 +19,8 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   (:mod:`recspark.content`). It is the model when the published family is ``content``, and it is blended into
   ALS or item-CF scores with weight ``blend`` (each score list is first divided by its largest value).
 * **Item-CF** (the published family is ``itemcf`` or ``popularity``): ``Σ_j w_j · sim(j, b)`` over the
-  published similar-books lists of the shelved books (the top ``similar_k`` neighbours of each, a truncation
-  of the model's own lists).
+  shelved books' neighbour lists: the model's whole table (``gold/serving_neighbours``), or the published
+  similar-books lists (the top ``similar_k``) for runs that did not publish it.
 
 Every shelved book is excluded exactly; each recommended book is explained by the shelved book whose vector is
 closest to it (cosine of ALS factors, or content vectors), or that contributed most (item-CF).

@@ -437,6 +437,20 @@ def recorded_run(
         raise
 
 
+def served_as_is(lake: Lakehouse, run_id: str) -> dict | None:
+    """When ``run_id`` is already published (same inputs, parameters and seed), make it the served run again if
+    it is not, and return its summary; None otherwise. Recomputing a published run would take it out of service
+    meanwhile (``running`` over ``published``), and leave it out if the rerun were killed."""
+    done = publish.run_row(lake, run_id)
+    if done is None or done["status"] != "published":
+        return None
+    if publish.latest_published(lake) != run_id:
+        publish.republish(lake, run_id)
+    log.info("run %s is already published from these inputs and parameters: nothing to recompute", run_id)
+    counts = json.loads(done["row_counts"] or "{}")
+    return {"run_id": run_id, "row_counts": counts, "cleaned": [], "reused": True}
+
+
 def run_pipeline(
     spark: SparkSession,
     lake: Lakehouse,
@@ -468,23 +482,9 @@ def run_pipeline(
     if tuning.model != "auto":
         cfg = replace(cfg, model=tuning.model)
     run_id = run_id_for(versions, cfg)
-    done = publish.run_row(lake, run_id)
-    if done is not None and done["status"] == "published":
-        # same inputs, parameters and seed as a published run: its rows are in gold already. Recomputing them
-        # would take the run out of service meanwhile (and leave it out if the rerun were killed).
-        if publish.latest_published(lake) != run_id:
-            publish.republish(lake, run_id)
-        log.info("run %s is already published from these inputs and parameters: nothing to recompute", run_id)
-        return {
-            "run_id": run_id,
-            "evaluation": None,
-            "tuning": tune_summary,
-            "config": cfg,
-            "row_counts": json.loads(done["row_counts"] or "{}"),
-            "timings": timer.timings,
-            "cleaned": [],
-            "reused": True,
-        }
+    reused = served_as_is(lake, run_id)
+    if reused is not None:
+        return {**reused, "evaluation": None, "tuning": tune_summary, "config": cfg, "timings": timer.timings}
     if tracker is not None:
         tracker.start(run_id, cfg.as_dict(), tune_summary)
     with recorded_run(lake, run_id, cfg, versions, timer, tune_summary) as mark_published:
@@ -590,6 +590,9 @@ def publish_model(
             cfg.content.as_dict(),
         )
         publish.write_run_rows(lake, "serving_model", model_row, run_id)
+        if neighbours is not None:
+            rows = publish.serving_neighbour_rows(neighbours, books, run_id)
+            publish.write_run_rows(lake, "serving_neighbours", rows, run_id)
     with timer.step("check and publish", first_step + 4, total):
         shelved = (
             interactions.join(users, on=C.USER_IDX, how="inner")
@@ -612,6 +615,9 @@ def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: 
     trained = trained_params(lake, run_id)  # publish what was trained, as it was trained
     cfg = replace(cfg, model=trained.get("model", "als"), content=ContentParams(**trained.get("content", {})))
     timer = Timer()
+    reused = served_as_is(lake, run_id)
+    if reused is not None:
+        return {**reused, "evaluation": None, "timings": timer.timings}
     with recorded_run(lake, run_id, cfg, input_versions(lake), timer) as mark_published:
         counts = publish_model(spark, lake, cfg, run_id, timer)
         mark_published(counts)

@@ -10,6 +10,8 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
 * ``serving_books``: ``run_id, book_id, title, authors, readers, factors, vector``: every book, with its ALS
   factors (null when the run has no ALS model or the book had no readers) and content vector (null without
   metadata): what the consumer folds a new reader in with (:mod:`recspark.foldin`)
+* ``serving_neighbours``: ``run_id, book_id, rank, similar_book_id, score``: the item-CF neighbour table of
+  runs that publish item-CF lists (their fold-in uses it)
 * ``serving_model``: one row per run: ``run_id, model, alpha, reg, weights, yty, reference_date, n_users,
   avg_books, content`` (``yty`` = YᵀY of the factors, row-major, so a request solves a ``rank × rank`` system)
 * ``evaluations``: ``run_id, model, k, metric, value, split, params``
@@ -62,7 +64,14 @@ RUNS_SCHEMA = T.StructType(
 )
 CDF = {"delta.enableChangeDataFeed": "true"}
 # the gold tables a run writes before it is published (each row keyed by run_id)
-RUN_TABLES = ("user_recommendations", "similar_books", "popular_books", "serving_books", "serving_model")
+RUN_TABLES = (
+    "user_recommendations",
+    "similar_books",
+    "popular_books",
+    "serving_books",
+    "serving_model",
+    "serving_neighbours",
+)
 
 
 class PublishCheckError(RuntimeError):
@@ -253,6 +262,18 @@ def serving_book_rows(
         F.coalesce(F.col(C.READERS), F.lit(0)).cast("long").alias(C.READERS),
         F.col(C.FACTORS).cast(T.ArrayType(T.FloatType())).alias(C.FACTORS),
         F.col(C.VECTOR).cast(T.ArrayType(T.FloatType())).alias(C.VECTOR),
+    )
+
+
+def serving_neighbour_rows(neighbours: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
+    """``gold/serving_neighbours``: the item-CF model's whole neighbour table in book ids (the consumer folds a
+    new reader in with the same lists the batch run used, not only the top ``similar_k``)."""
+    a = books.select(C.BOOK_IDX, C.BOOK_ID)
+    b = books.select(F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX), F.col(C.BOOK_ID).alias(SIMILAR_BOOK_ID))
+    return (
+        neighbours.join(a, on=C.BOOK_IDX, how="inner")
+        .join(b, on=C.NEIGHBOUR_IDX, how="inner")
+        .select(F.lit(run_id).alias(RUN_ID), C.BOOK_ID, RANK, SIMILAR_BOOK_ID, F.col(SCORE).cast("float"))
     )
 
 

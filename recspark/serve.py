@@ -222,13 +222,19 @@ class GoldReader:
         return DeltaTable(self._path(name)).to_pyarrow_table(filters=[("run_id", "=", self.run_id)])
 
     def _similar_csr(self) -> None:
-        """The similar-books lists in catalogue positions (CSR), for item-CF fold-in."""
+        """The item-CF neighbour lists in catalogue positions (CSR), for item-CF fold-in: the run's whole
+        neighbour table (``serving_neighbours``) when published, else its similar-books lists."""
         cat = self.catalogue
-        src = np.repeat(np.arange(len(self.similar)), np.diff(self.similar.offsets))
-        a = cat.positions(self.similar.keys[src] if len(src) else np.zeros(0, dtype=np.int64))
-        b = cat.positions(self.similar.columns["similar_book_id"])
+        lists = self.similar
+        if _exists(self._path("serving_neighbours")):
+            table = self._table("serving_neighbours")
+            if len(table):
+                lists = Lists(table, "book_id", ["similar_book_id", "score"])
+        src = np.repeat(np.arange(len(lists)), np.diff(lists.offsets))
+        a = cat.positions(lists.keys[src] if len(src) else np.zeros(0, dtype=np.int64))
+        b = cat.positions(lists.columns["similar_book_id"])
         ok = (a >= 0) & (b >= 0)
-        a, b, s = a[ok], b[ok], self.similar.columns["score"][ok].astype(np.float64)
+        a, b, s = a[ok], b[ok], lists.columns["score"][ok].astype(np.float64)
         order = np.argsort(a, kind="stable")
         self.sim_indptr = np.r_[0, np.cumsum(np.bincount(a, minlength=len(cat)))].astype(np.int64)
         self.sim_neighbour, self.sim_score = b[order], s[order]

@@ -64,4 +64,4 @@ def test_good_requests(server):
 
 def test_unknown_path_is_a_json_404(server):
     status, body = get(f"{server}/nothing/here")
-    assert status == 404 and "use /recommendations" in body["error"]
+    assert status == 404 and "use GET /recommendations" in body["error"]
