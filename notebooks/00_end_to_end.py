@@ -52,9 +52,9 @@ from recspark.sources.synthetic import generate
 lake = nb.open_lakehouse(spark, dbutils)
 source, fmt = dbutils.widgets.get("source"), dbutils.widgets.get("format")
 if not source:
-    scale = float(dbutils.widgets.get("scale"))
+    scale = nb.parse(dbutils, "scale", float)
     source, fmt = f"{lake.root}/_raw/generated-scale{scale}", "goodreads"
-    print(generate(source, scale=scale, seed=int(dbutils.widgets.get("seed") or 42)))
+    print(generate(source, scale=scale, seed=nb.parse(dbutils, "seed", int)))
 run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 ingested = run_ingest(spark, lake, source, fmt, run_id)
 print("unchanged input: nothing ingested" if ingested.skipped else format_counts(ingested.counts))

@@ -456,7 +456,6 @@ def run_pipeline(
     lake: Lakehouse,
     cfg: RunConfig,
     report_dir: Path,
-    fail_before_publish: bool = False,
     tuning: TuneOptions | None = None,
     tracker=None,
 ) -> dict:
@@ -495,7 +494,7 @@ def run_pipeline(
         n += 1
         with timer.step(f"train {cfg.model} on all interactions", n, total):
             fit_and_save(spark, lake, interactions, cfg, run_id)
-        counts = publish_model(spark, lake, cfg, run_id, timer, fail_before_publish, first_step=n + 1)
+        counts = publish_model(spark, lake, cfg, run_id, timer, first_step=n + 1)
         mark_published(counts)
     cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
     if tracker is not None:
@@ -518,7 +517,6 @@ def publish_model(
     cfg: RunConfig,
     run_id: str,
     timer: Timer,
-    fail_before_publish: bool = False,
     first_step: int = 1,
 ) -> dict[str, int]:
     """From the saved model of ``run_id`` (ALS factors, item-CF neighbours or content vectors): recommendations
@@ -600,8 +598,6 @@ def publish_model(
             .select(C.USER_ID, C.BOOK_ID)
         )
         counts = publish.check_gold(lake, run_id, cfg.k, shelved)
-        if fail_before_publish:
-            raise RuntimeError("stopped before publishing (test hook)")
     if vectors is not None:
         vectors.unpersist()
     return counts

@@ -320,10 +320,16 @@ def test_rerun_idempotent_killed_run_leaves_old_served_retention(spark, publishe
     assert served == again["run_id"]
 
     # killed between writing and publishing: the previous run stays the one served
+    real_check = publish.check_gold
+
+    def killed_after_checks(*args, **kwargs):  # the job dies after writing every table, before publishing
+        real_check(*args, **kwargs)
+        raise RuntimeError("stopped before publishing (killed)")
+
+    monkeypatch.setattr(publish, "check_gold", killed_after_checks)
     with polling_served(lake) as seen, pytest.raises(RuntimeError, match="stopped before publishing"):
-        run_pipeline(
-            spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=7), tmp_path, fail_before_publish=True
-        )
+        run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=7), tmp_path)
+    monkeypatch.undo()
     assert seen == {served}  # readers polling gold/runs through the killed run always found the old one
     assert publish.latest_published(lake) == served
     assert GoldReader(lake.root).run_id == served
