@@ -244,7 +244,13 @@ def parse(lines: DataFrame, spec: FileSpec, header: str | None = None) -> DataFr
     # a line with bytes that are not UTF-8 is quarantined whole: such bytes would reach silver strings and make
     # the tables unreadable outside Spark (pyarrow/deltalake refuse invalid UTF-8)
     bad_utf8 = F.when(~F.is_valid_utf8(F.col(_RAW)), F.lit("invalid UTF-8"))
-    reason = F.concat_ws("; ", bad_utf8, _reasons(spec, typed))
+    checks = [bad_utf8]
+    if spec.kind != "csv":  # {"rating": 3, "rating": 5} parses as 5: which one the source meant is unknown
+        keys = F.json_object_keys(F.col(_RAW))
+        checks.append(
+            F.when(F.size(F.array_distinct(keys)) < F.size(keys), F.lit("duplicate key in the object"))
+        )
+    reason = F.concat_ws("; ", *checks, _reasons(spec, typed))
     if header is not None:
         reason = F.when(F.col(_RAW) == header, F.lit(HEADER_AGAIN)).otherwise(reason)
     return df.select(

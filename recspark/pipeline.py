@@ -464,7 +464,7 @@ def run_pipeline(
     timer = Timer()
     tuning = tuning or TuneOptions(mode="off")
     searching = tuning.mode != "off"
-    total = 6 + int(searching)
+    total = 7 + int(searching)  # publish_model counts 5 steps
     versions = input_versions(lake)
     interactions = lake.read(SILVER, "interactions")
     if interactions.limit(1).count() == 0:

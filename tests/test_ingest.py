@@ -61,6 +61,7 @@ def test_json_parse_types_and_reasons(spark):
         '{"user_id": "u4", "book_id": "46", "is_read": false, "rating": 9}',
         '{"user_id": "u5", "book_id": "x47", "is_read": false, "rating": 0}',
         '{"user_id": "u6", "book_id": "48", "is_read": false, "rating": 0, "date_added": "yesterday"}',
+        '{"user_id": "u7", "book_id": "49", "is_read": true, "rating": 3, "rating": 5}',  # issue #11
     ]
     rows = parsed_rows(spark, goodreads.INTERACTIONS_JSON, lines)
     g = rows[good]
@@ -78,6 +79,7 @@ def test_json_parse_types_and_reasons(spark):
     assert rows[lines[6]]["_reason"] == "rating out of range (value BETWEEN 0 AND 5): 9"
     assert rows[lines[7]]["_reason"] == "book_id: not a bigint: 'x47'"
     assert rows[lines[8]]["_reason"] == "date_added: not a timestamp: 'yesterday'"
+    assert rows[lines[9]]["_reason"] == "duplicate key in the object"  # it used to be ingested as 5, unrecorded
 
 
 def test_metadata_strings_become_typed_and_empty_is_missing(spark):

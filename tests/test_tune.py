@@ -185,8 +185,12 @@ def tuned(spark, small_generated, tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
     mlruns = tmp_path_factory.mktemp("mlruns")
     track = tracking.tracker(uri=mlruns.as_uri())  # None when MLflow is not installed
-    first = run_pipeline(spark, lake, cfg, reports, tuning=opts, tracker=track)
-    again = run_pipeline(spark, lake, cfg, reports, tuning=opts)
+    with pytest.MonkeyPatch.context() as mp:  # two points of each family's grid: the choice, at half the cost
+        mp.setattr(tune, "ITEMCF_GRID", tune.ITEMCF_GRID[::2])
+        mp.setattr(tune, "CONTENT_GRID", tune.CONTENT_GRID[:2])
+        mp.setattr(stars, "GRID", stars.GRID[::3])
+        first = run_pipeline(spark, lake, cfg, reports, tuning=opts, tracker=track)
+        again = run_pipeline(spark, lake, cfg, reports, tuning=opts)
     return lake, cfg, first, again, reports, (track, mlruns)
 
 
