@@ -79,7 +79,9 @@ def test_json_parse_types_and_reasons(spark):
     assert rows[lines[6]]["_reason"] == "rating out of range (value BETWEEN 0 AND 5): 9"
     assert rows[lines[7]]["_reason"] == "book_id: not a bigint: 'x47'"
     assert rows[lines[8]]["_reason"] == "date_added: not a timestamp: 'yesterday'"
-    assert rows[lines[9]]["_reason"] == "duplicate key in the object"  # it used to be ingested as 5, unrecorded
+    assert (
+        rows[lines[9]]["_reason"] == "duplicate key in the object"
+    )  # it used to be ingested as 5, unrecorded
 
 
 def test_metadata_strings_become_typed_and_empty_is_missing(spark):
