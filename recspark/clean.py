@@ -158,11 +158,35 @@ def assign_index(ids: DataFrame, existing: DataFrame | None, id_col: str, idx_co
         base = existing.select(id_col, idx_col)
         offset = (base.agg(F.max(idx_col)).first()[0] or -1) + 1
         distinct = distinct.join(base, on=id_col, how="left_anti")
-    # one global ordering (a single-partition window): fine for millions of ids, and deterministic
-    fresh = distinct.select(
-        id_col, (F.row_number().over(Window.orderBy(id_col)) - 1 + F.lit(offset)).cast("int").alias(idx_col)
-    )
+    fresh = dense_rank_of(distinct, id_col, idx_col, offset)
     return fresh if base is None else base.unionByName(fresh)
+
+
+def dense_rank_of(ids: DataFrame, id_col: str, idx_col: str, offset: int = 0) -> DataFrame:
+    """``(id_col, idx_col)``: each distinct id's position in id order, plus ``offset``, without moving every id
+    into one task. The ids are range-partitioned (partition ``p`` holds smaller ids than ``p + 1``), each
+    partition is counted, and an id's index is the number of ids in the partitions before its own plus its
+    rank inside it (a window partitioned by the range partition). The result depends only on the id order,
+    not on where the range bounds fall."""
+    spark = ids.sparkSession
+    parts = max(2, spark.sparkContext.defaultParallelism)
+    ranged = (
+        ids.repartitionByRange(parts, id_col)
+        .select(id_col, F.spark_partition_id().alias("_part"))
+        .localCheckpoint()  # one fixed assignment of ids to ranges for the counts and the ranks below
+    )
+    counts = sorted((r["_part"], r["count"]) for r in ranged.groupBy("_part").count().collect())
+    starts, total = [], offset
+    for part, n in counts:
+        starts.append((part, total))
+        total += n
+    start_of = spark.createDataFrame(starts or [(0, offset)], "_part int, _start long")
+    within = (
+        Window.partitionBy("_part").orderBy(id_col).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    return ranged.join(F.broadcast(start_of), on="_part", how="inner").select(
+        id_col, (F.col("_start") + F.row_number().over(within) - 1).cast("int").alias(idx_col)
+    )
 
 
 def index_interactions(df: DataFrame, users: DataFrame, books: DataFrame) -> DataFrame:

@@ -219,22 +219,28 @@ def similar_rows(sims: DataFrame, books: DataFrame, run_id: str, method: str) ->
 
 
 def popular_rows(pop: DataFrame, books: DataFrame, run_id: str, window: str, k: int) -> DataFrame:
-    from pyspark.sql import Window
-
-    w = Window.orderBy(F.col("popularity").desc(), F.col(C.BOOK_IDX).asc())
-    return (
-        pop.withColumn(RANK, F.row_number().over(w))
-        .where(F.col(RANK) <= k)
-        .join(books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS), on=C.BOOK_IDX, how="inner")
-        .select(
-            F.lit(run_id).alias(RUN_ID),
-            F.lit(window).alias("window"),
-            F.col(RANK).cast("int").alias(RANK),
-            F.col(C.BOOK_ID),
-            F.col("popularity").cast("long").alias("readers"),
-            F.col(C.TITLE),
-            F.col(C.AUTHORS),
-        )
+    # the k most popular books, ranked on the driver (k rows), not with a window over every book in one task
+    top = pop.orderBy(F.col("popularity").desc(), F.col(C.BOOK_IDX).asc()).limit(k).collect()
+    ranked = pop.sparkSession.createDataFrame(
+        [(r[C.BOOK_IDX], r["popularity"], i + 1) for i, r in enumerate(top)],
+        T.StructType(
+            [
+                T.StructField(C.BOOK_IDX, T.IntegerType()),
+                T.StructField("popularity", T.DoubleType()),
+                T.StructField(RANK, T.IntegerType()),
+            ]
+        ),
+    )
+    return ranked.join(
+        books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS), on=C.BOOK_IDX, how="inner"
+    ).select(
+        F.lit(run_id).alias(RUN_ID),
+        F.lit(window).alias("window"),
+        F.col(RANK).cast("int").alias(RANK),
+        F.col(C.BOOK_ID),
+        F.col("popularity").cast("long").alias("readers"),
+        F.col(C.TITLE),
+        F.col(C.AUTHORS),
     )
 
 

@@ -174,6 +174,31 @@ def test_invalid_utf8_and_a_repeated_header_are_quarantined_and_readable_outside
     assert got[1] == (",".join(header), "a repeated CSV header line")
 
 
+def test_dense_indices_come_from_many_tasks_and_equal_the_global_rank(spark):
+    """Issue #15: the dense index is each id's rank in id order (+ the offset), computed without an
+    unpartitioned window: the plan has no single-partition exchange and the ranking runs in several tasks."""
+    import random
+
+    from pyspark.sql import functions as F
+
+    from recspark import clean
+
+    rnd = random.Random(3)
+    ids = [rnd.randrange(10**9) for _ in range(500)]
+    df = spark.createDataFrame([(i,) for i in ids + ids[:50]], "book_id long").repartition(4)
+    got = clean.dense_rank_of(df.distinct(), "book_id", "book_idx", offset=7)
+    want = {b: 7 + i for i, b in enumerate(sorted(set(ids)))}
+    assert {r["book_id"]: r["book_idx"] for r in got.collect()} == want
+    plan = got._jdf.queryExecution().executedPlan().toString()
+    assert "SinglePartition" not in plan
+    assert got.select(F.spark_partition_id()).distinct().count() > 1
+    # appended ids continue after the existing ones, existing indices unchanged
+    old = spark.createDataFrame([(5, 0), (9, 1)], "book_id long, book_idx int")
+    more = spark.createDataFrame([(9,), (1,), (7,)], "book_id long")
+    both = clean.assign_index(more, old, "book_id", "book_idx")
+    assert sorted((r[0], r[1]) for r in both.collect()) == [(1, 2), (5, 0), (7, 3), (9, 1)]
+
+
 def test_missing_required_files(spark, lake, tmp_path):
     src = tiny_ucsd(tmp_path / "src")
     (src / "book_id_map.csv").unlink()
