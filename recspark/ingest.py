@@ -157,9 +157,11 @@ def _typed(field: Field, spec: FileSpec) -> tuple[Column, Column | None]:
     return raw, None
 
 
-def _reasons(spec: FileSpec, typed: dict[str, tuple[Column, Column | None]]) -> Column:
-    """Why a line is rejected ('; '-joined), or null when it is valid."""
-    checks: list[Column] = [F.when(F.trim(F.col(_RAW)) == "", F.lit("empty line"))]
+def _reasons(
+    spec: FileSpec, typed: dict[str, tuple[Column, Column | None]], first: list[Column] | None = None
+) -> Column:
+    """Why a line is rejected ('; '-joined, the ``first`` checks first), or null when it is valid."""
+    checks: list[Column] = [*(first or []), F.when(F.trim(F.col(_RAW)) == "", F.lit("empty line"))]
     if spec.kind == "csv":
         checks.append(
             F.when(
@@ -214,8 +216,9 @@ def _reasons(spec: FileSpec, typed: dict[str, tuple[Column, Column | None]]) -> 
                     ),
                 )
             )
-    joined = F.concat_ws("; ", *checks)
-    return F.when(joined != "", joined)
+    # nullif names the joined text once: `when(joined != "", joined)` would generate the (large, for wide
+    # specs) expression twice and push the generated code of wide files past the JVM's method size limit
+    return F.nullif(F.concat_ws("; ", *checks), F.lit(""))
 
 
 HEADER_AGAIN = "a repeated CSV header line"
@@ -250,13 +253,13 @@ def parse(lines: DataFrame, spec: FileSpec, header: str | None = None) -> DataFr
         checks.append(
             F.when(F.size(F.array_distinct(keys)) < F.size(keys), F.lit("duplicate key in the object"))
         )
-    reason = F.concat_ws("; ", *checks, _reasons(spec, typed))
+    reason = _reasons(spec, typed, checks)
     if header is not None:
         reason = F.when(F.col(_RAW) == header, F.lit(HEADER_AGAIN)).otherwise(reason)
     return df.select(
         *[F.col(f"{f.name}__typed").alias(f.name) for f in spec.fields],
         F.col(_RAW),
-        F.when(reason != "", reason).alias(_REASON),
+        reason.alias(_REASON),
     )
 
 
