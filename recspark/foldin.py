@@ -151,12 +151,18 @@ def neighbour_scores(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``Σ_j w_j · sim(j, b)`` for every book ``b`` from CSR neighbour lists, plus the arrays of each entry's
     candidate and contribution and contributing shelf (for explanations)."""
-    starts, counts = indptr[pos], indptr[pos + 1] - indptr[pos]
-    total = int(counts.sum())
-    at = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+    at, counts = csr_positions(indptr, pos)
     cand = neighbour[at]
     contrib = sim[at] * np.repeat(w, counts)
     return np.bincount(cand, weights=contrib, minlength=n_books), cand, contrib
+
+
+def csr_positions(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of CSR ``rows`` (concatenated, in row order) and each row's length."""
+    starts = indptr[rows]
+    counts = indptr[rows + 1] - starts
+    at = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+    return at, counts
 
 
 def top_n(scores: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:

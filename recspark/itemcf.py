@@ -54,6 +54,7 @@ from pyspark.sql import types as T
 
 from recspark import columns as C
 from recspark.columns import RANK, SCORE
+from recspark.foldin import csr_positions
 
 log = logging.getLogger(__name__)
 
@@ -315,12 +316,10 @@ def score_user(
     ``(-score, book)``; ``because`` is the shelved book with the largest contribution (ties: smaller index)."""
     inside = books < table.n_books  # a book without a row in the table has no neighbours
     books, weights = books[inside], weights[inside]
-    starts = table.indptr[books]
-    counts = table.indptr[books + 1] - starts
-    total = int(counts.sum())
+    pos, counts = csr_positions(table.indptr, books)
+    total = len(pos)
     if total == 0 or k <= 0:
         return _EMPTY_I, _EMPTY_F, _EMPTY_I
-    pos = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
     cand = table.neighbour[pos]
     contrib = table.sim[pos] * np.repeat(weights, counts)
     if table.n_books <= 4 * total:
