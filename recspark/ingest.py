@@ -619,16 +619,14 @@ COUNTS_SCHEMA = T.StructType(
 )
 
 
-def _last_fingerprint(lake: Lakehouse, source: str, fmt: str) -> str | None:
+def last_fingerprint(lake: Lakehouse, source: str | None = None, fmt: str | None = None) -> str | None:
+    """The file fingerprint of the latest successful ingest (of ``source`` in ``fmt`` when given), or None."""
     if not lake.exists(META, "ingest_runs"):
         return None
-    rows = (
-        lake.read(META, "ingest_runs")
-        .where((F.col("status") == "succeeded") & (F.col("source") == source) & (F.col("format") == fmt))
-        .orderBy(F.col("finished_at").desc())
-        .limit(1)
-        .collect()
-    )
+    ok = F.col("status") == "succeeded"
+    if source is not None:
+        ok = ok & (F.col("source") == source) & (F.col("format") == fmt)
+    rows = lake.read(META, "ingest_runs").where(ok).orderBy(F.col("finished_at").desc()).limit(1).collect()
     return rows[0]["fingerprint"] if rows else None
 
 
@@ -648,7 +646,7 @@ def run_ingest(
     check_required(found, fmt, source)
     fingerprint = json.dumps(found.fingerprint())
     silver_ok = all(lake.exists(SILVER, t) for t in ("users", "books", "interactions"))
-    if not force and silver_ok and _last_fingerprint(lake, source, fmt) == fingerprint:
+    if not force and silver_ok and last_fingerprint(lake, source, fmt) == fingerprint:
         log.info("input unchanged since the last successful ingest of %s: nothing to do", source)
         tables = {t: lake.read(SILVER, t).count() for t in ("users", "books", "interactions")}
         return IngestResult(run_id=run_id, skipped=True, counts=[], tables=tables)

@@ -23,9 +23,10 @@ from recspark import als, baselines, content, evaluate, itemcf, publish, split, 
 from recspark import columns as C
 from recspark.content import ContentParams
 from recspark.features import Weights, preference
+from recspark.ingest import last_fingerprint
 from recspark.itemcf import ItemCfParams
 from recspark.stars import StarsParams
-from recspark.tables import META, MODEL, SILVER, Lakehouse
+from recspark.tables import MODEL, SILVER, Lakehouse
 
 log = logging.getLogger(__name__)
 
@@ -207,17 +208,8 @@ def input_versions(lake: Lakehouse) -> dict[str, int | str | None]:
 
 def source_fingerprint(lake: Lakehouse) -> str | None:
     """A short hash of the file fingerprint recorded by the latest successful ingest (None before any)."""
-    if not lake.exists(META, "ingest_runs"):
-        return None
-    rows = (
-        lake.read(META, "ingest_runs")
-        .where(F.col("status") == "succeeded")
-        .orderBy(F.col("finished_at").desc())
-        .select("fingerprint")
-        .limit(1)
-        .collect()
-    )
-    return hashlib.sha1(rows[0][0].encode()).hexdigest()[:12] if rows else None
+    found = last_fingerprint(lake)
+    return hashlib.sha1(found.encode()).hexdigest()[:12] if found else None
 
 
 def run_id_for(versions: dict, cfg: RunConfig) -> str:
