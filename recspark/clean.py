@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -32,7 +32,13 @@ INTERACTION_COLUMNS = [
     C.SOURCE,
 ]
 SOURCE_PRIORITY = {"json": 0, "csv": 1, "ratings": 0, "to_read": 1}
-NO_TIME = F.lit(None).cast(T.TimestampType())
+
+
+def no_time() -> Column:
+    """A null timestamp (built per use: a Column needs an active SparkContext, so never at import time)."""
+    return F.lit(None).cast(T.TimestampType())
+
+
 MAX_SHELVES = 20
 
 
@@ -50,10 +56,10 @@ def interactions_from_csv(csv: DataFrame, user_map: DataFrame, book_map: DataFra
             (F.col(C.IS_READ) == 1).alias(C.IS_READ),
             F.col(C.RATING),
             (F.col(C.IS_REVIEWED) == 1).alias(C.IS_REVIEWED),
-            NO_TIME.alias(C.DATE_ADDED),
-            NO_TIME.alias(C.DATE_UPDATED),
-            NO_TIME.alias(C.READ_AT),
-            NO_TIME.alias(C.STARTED_AT),
+            no_time().alias(C.DATE_ADDED),
+            no_time().alias(C.DATE_UPDATED),
+            no_time().alias(C.READ_AT),
+            no_time().alias(C.STARTED_AT),
             F.lit("csv").alias(C.SOURCE),
             F.concat_ws(",", csv[C.USER_ID], csv[C.BOOK_ID]).alias("_key"),
         )
@@ -108,10 +114,10 @@ def interactions_from_goodbooks(
         F.col(C.IS_READ),
         F.col(C.RATING).cast("int").alias(C.RATING),
         F.lit(False).alias(C.IS_REVIEWED),
-        NO_TIME.alias(C.DATE_ADDED),
-        NO_TIME.alias(C.DATE_UPDATED),
-        NO_TIME.alias(C.READ_AT),
-        NO_TIME.alias(C.STARTED_AT),
+        no_time().alias(C.DATE_ADDED),
+        no_time().alias(C.DATE_UPDATED),
+        no_time().alias(C.READ_AT),
+        no_time().alias(C.STARTED_AT),
         F.col(C.SOURCE),
         F.concat_ws(",", F.col(C.USER_ID).cast("string"), rows[C.BOOK_ID].cast("string")).alias("_key"),
     )

@@ -93,7 +93,9 @@ def do_ingest(spark, args: argparse.Namespace, run_id: str):
     from recspark.ingest import format_counts, run_ingest
 
     lake = lakehouse_for(spark, args)
-    result = run_ingest(spark, lake, _abs(args.source), args.format, run_id, force=args.force)
+    result = run_ingest(
+        spark, lake, _abs(args.source), args.format, run_id, force=args.force, max_shrink=args.max_shrink
+    )
     if result.skipped:
         print(f"ingest: input unchanged since the last successful ingest; nothing changed ({lake.root})")
     else:
@@ -145,7 +147,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _cfg(args, lake, evaluate=not args.no_evaluate, use_tuned=use_stored)
     report_dir = Path(args.reports)
     summary = run_pipeline(
-        spark, lake, cfg, report_dir, tuning=tuning, tracker=tracker(enabled=not args.no_mlflow)
+        spark,
+        lake,
+        cfg,
+        report_dir,
+        tuning=tuning,
+        tracker=tracker(enabled=not args.no_mlflow),
+        guard=guard_of(args),
     )
     timings.update(summary["timings"])
     print_summary(spark, lake, summary, cfg.k, report_dir)
@@ -371,7 +379,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     spark = session(args, "publish")
     lake = lakehouse_for(spark, args)
-    summary = publish_stage(spark, lake, _cfg(args, lake, evaluate=False), args.run_id)
+    summary = publish_stage(spark, lake, _cfg(args, lake, evaluate=False), args.run_id, guard=guard_of(args))
     for name, n in summary["row_counts"].items():
         print(f"  gold.{name:<22} {n:>10,} rows  {lake.identifier('gold', name)}")
     how = "was already published: served as is" if summary.get("reused") else "published"
@@ -394,6 +402,32 @@ def _lakehouse(text: str) -> str:
     if "://" not in text and os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder for the lakehouse")
     return text
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a share in [0, 1), not {value}")
+    return value
+
+
+def guard_opts(sp: argparse.ArgumentParser, what: str) -> None:
+    sp.add_argument(
+        "--max-shrink",
+        type=_share,
+        default=None,
+        help=f"refuse {what} shrinking by more than this share (e.g. 0.2; default: refuse only an empty "
+        "one, warn above 0.5)",
+    )
+
+
+def guard_of(args: argparse.Namespace):
+    from recspark.tables import ShrinkGuard
+
+    return ShrinkGuard(getattr(args, "max_shrink", None), getattr(args, "force", False))
 
 
 def _positive_float(text: str) -> float:
@@ -449,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-ingest even when the input is unchanged; accept an input with no interactions",
     )
+    guard_opts(i, "a new silver.interactions")
     spark_opts(i)
     i.set_defaults(func=cmd_ingest)
 
@@ -463,8 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--force",
         action="store_true",
-        help="re-ingest even when the input is unchanged; accept an input with no interactions",
+        help="re-ingest even when the input is unchanged; accept an input with no interactions or lists that "
+        "shrink past --max-shrink",
     )
+    guard_opts(r, "a new silver.interactions or new published lists")
     r.add_argument("--no-evaluate", action="store_true", help="skip the offline evaluation")
     r.add_argument(
         "--tune",
@@ -530,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--seed", type=int, default=42)
     pb.add_argument("--run-id", default=None, help="model run (default: the latest trained)")
     pb.add_argument("--no-tuned", action="store_true")
+    pb.add_argument(
+        "--force", action="store_true", help="publish even when the lists shrink past --max-shrink"
+    )
+    guard_opts(pb, "new published lists")
     spark_opts(pb)
     model_opts(pb)
     pb.set_defaults(func=cmd_publish)

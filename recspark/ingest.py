@@ -33,7 +33,7 @@ from pyspark.sql import types as T
 
 from recspark import columns as C
 from recspark.sources.spec import STRING, UCSD_DATE_PATTERN, Field, FileSpec, SourceFiles
-from recspark.tables import BRONZE, META, SILVER, Lakehouse
+from recspark.tables import BRONZE, META, SILVER, Lakehouse, ShrinkGuard
 
 log = logging.getLogger(__name__)
 
@@ -459,23 +459,16 @@ class IngestResult:
     tables: dict[str, int]  # silver table -> rows
 
 
-WARN_SHRINK = (
-    0.5  # a new silver.interactions with less than half the rows of the old one is logged as a warning
-)
-
-
-def guard_shrink(lake: Lakehouse, name: str, new_rows: int, force: bool) -> None:
-    """Refuse to replace silver ``name`` with an empty table (IngestError, unless ``force``), and warn when it
-    shrinks by more than :data:`WARN_SHRINK`: an input that lost its rows must not empty what the models read."""
+def guard_shrink(lake: Lakehouse, name: str, new_rows: int, guard: ShrinkGuard) -> None:
+    """Refuse to replace silver ``name`` with an empty table, or one that shrinks by more than the guard allows
+    (IngestError, unless forced): an input that lost its rows must not empty what the models read."""
     old_rows = lake.read(SILVER, name).count() if lake.exists(SILVER, name) else None
-    if new_rows == 0 and not force:
-        kept = f"; {SILVER}.{name} keeps its {old_rows:,} rows" if old_rows else ""
+    problem = guard.problem(f"{SILVER}.{name}", old_rows, new_rows)
+    if problem:
         raise IngestError(
-            f"no {name} left after cleaning (empty or header-only input?): nothing was written{kept}. "
-            "Pass --force to accept an empty table."
+            f"{problem} (empty, header-only or truncated input?): nothing was written. "
+            "Pass --force to accept it (or a larger --max-shrink)."
         )
-    if old_rows and new_rows < old_rows * (1 - WARN_SHRINK):
-        log.warning("%s.%s shrinks from %s to %s rows", SILVER, name, f"{old_rows:,}", f"{new_rows:,}")
 
 
 def build_silver(
@@ -485,10 +478,10 @@ def build_silver(
     found: SourceFiles,
     run_id: str,
     ingested_at: Column,
-    force: bool = False,
+    guard: ShrinkGuard | None = None,
 ) -> tuple[FileCounts, dict[str, int]]:
     """Silver users, books and interactions from this run's bronze tables (never an empty interactions table
-    unless ``force``: :func:`guard_shrink`)."""
+    unless forced, nor one that shrinks more than ``guard`` allows: :func:`guard_shrink`)."""
     from recspark import clean
 
     def bronze(name: str) -> DataFrame | None:
@@ -530,7 +523,7 @@ def build_silver(
         raw.transform(clean.mapped).transform(clean.merge_interactions).persist(StorageLevel.MEMORY_AND_DISK)
     )
     n_out = merged.count()
-    guard_shrink(lake, "interactions", n_out, force)
+    guard_shrink(lake, "interactions", n_out, guard or ShrinkGuard())
     counts = FileCounts(
         table=f"{SILVER}.interactions",
         file="bronze interactions",
@@ -631,12 +624,19 @@ def last_fingerprint(lake: Lakehouse, source: str | None = None, fmt: str | None
 
 
 def run_ingest(
-    spark: SparkSession, lake: Lakehouse, source: str, fmt: str, run_id: str, force: bool = False
+    spark: SparkSession,
+    lake: Lakehouse,
+    source: str,
+    fmt: str,
+    run_id: str,
+    force: bool = False,
+    max_shrink: float | None = None,
 ) -> IngestResult:
     """Ingest ``source`` (goodreads | goodbooks files) into bronze and silver, all or nothing.
 
     A second run on unchanged input (same files, sizes and modification times) changes nothing and says so;
-    ``force=True`` re-ingests anyway (same rows, same indices) and accepts an input with no interactions.
+    ``force=True`` re-ingests anyway (same rows, same indices) and accepts an input with no interactions;
+    ``max_shrink`` refuses a new silver.interactions that shrinks by more than that share.
     """
     import datetime as dt
     import json
@@ -657,7 +657,9 @@ def run_ingest(
             log.info("found %-18s %s", spec.table, path)
     with lake.rollback_on_error():
         counts = ingest_bronze(spark, lake, found, specs, run_id, ingested_at)
-        silver_counts, tables = build_silver(spark, lake, fmt, found, run_id, ingested_at, force)
+        silver_counts, tables = build_silver(
+            spark, lake, fmt, found, run_id, ingested_at, ShrinkGuard(max_shrink, force)
+        )
         counts.append(silver_counts)
         lake.write(
             spark.createDataFrame(

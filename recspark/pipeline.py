@@ -26,7 +26,7 @@ from recspark.features import Weights, preference
 from recspark.ingest import last_fingerprint
 from recspark.itemcf import ItemCfParams
 from recspark.stars import StarsParams
-from recspark.tables import MODEL, SILVER, Lakehouse
+from recspark.tables import MODEL, SILVER, Lakehouse, ShrinkGuard
 
 log = logging.getLogger(__name__)
 
@@ -450,9 +450,11 @@ def run_pipeline(
     report_dir: Path,
     tuning: TuneOptions | None = None,
     tracker=None,
+    guard: ShrinkGuard | None = None,
 ) -> dict:
     """(tune ->) split -> evaluate -> train on everything -> recommend -> similar -> publish. ``tuning`` None
-    means off: ``cfg`` is used as given. Returns a summary (run id, evaluation, tuning, row counts, timings)."""
+    means off: ``cfg`` is used as given; ``guard`` bounds how far the new lists may shrink against the served
+    run's (default: refuse empty lists). Returns a summary (run id, evaluation, tuning, row counts, timings)."""
     timer = Timer()
     tuning = tuning or TuneOptions(mode="off")
     searching = tuning.mode != "off"
@@ -486,7 +488,7 @@ def run_pipeline(
         n += 1
         with timer.step(f"train {cfg.model} on all interactions", n, total):
             fit_and_save(spark, lake, interactions, cfg, run_id)
-        counts = publish_model(spark, lake, cfg, run_id, timer, first_step=n + 1)
+        counts = publish_model(spark, lake, cfg, run_id, timer, first_step=n + 1, guard=guard)
         mark_published(counts)
     cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
     if tracker is not None:
@@ -510,6 +512,7 @@ def publish_model(
     run_id: str,
     timer: Timer,
     first_step: int = 1,
+    guard: ShrinkGuard | None = None,
 ) -> dict[str, int]:
     """From the saved model of ``run_id`` (ALS factors, item-CF neighbours or content vectors): recommendations
     with predicted stars, similar books, popular books -> gold, then the checks. Returns the row counts; the
@@ -590,12 +593,19 @@ def publish_model(
             .select(C.USER_ID, C.BOOK_ID)
         )
         counts = publish.check_gold(lake, run_id, cfg.k, shelved)
+        publish.guard_run_shrink(lake, run_id, counts, guard or ShrinkGuard())
     if vectors is not None:
         vectors.unpersist()
     return counts
 
 
-def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: str | None = None) -> dict:
+def publish_stage(
+    spark: SparkSession,
+    lake: Lakehouse,
+    cfg: RunConfig,
+    run_id: str | None = None,
+    guard: ShrinkGuard | None = None,
+) -> dict:
     """``recspark publish``: gold tables from an already trained model (default: the latest), checked, then
     marked published in ``gold.runs``: the last task of a multi-task job (ingest -> tune -> evaluate -> train ->
     publish). Returns a summary like :func:`run_pipeline`'s."""
@@ -607,7 +617,7 @@ def publish_stage(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, run_id: 
     if reused is not None:
         return {**reused, "evaluation": None, "timings": timer.timings}
     with recorded_run(lake, run_id, cfg, input_versions(lake), timer) as mark_published:
-        counts = publish_model(spark, lake, cfg, run_id, timer)
+        counts = publish_model(spark, lake, cfg, run_id, timer, guard=guard)
         mark_published(counts)
     cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
     return {

@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recspark import columns as C
-from recspark.tables import GOLD, Lakehouse
+from recspark.tables import GOLD, Lakehouse, ShrinkGuard
 from recspark.topk import FEATURES, RANK, SCORE
 
 log = logging.getLogger(__name__)
@@ -445,6 +445,21 @@ def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[st
         "popular_books": n_pop,
         "serving_books": n_serving,
     }
+
+
+def guard_run_shrink(lake: Lakehouse, run_id: str, counts: dict[str, int], guard: ShrinkGuard) -> None:
+    """Refuse to publish ``run_id`` when its user lists shrink against the served run's by more than ``guard``
+    allows (PublishCheckError): a new published run replaces the served one only when it is as complete."""
+    served = latest_published(lake)
+    if served is None or served == run_id:
+        return
+    old = json.loads((run_row(lake, served) or {}).get("row_counts") or "{}").get("user_recommendations")
+    problem = guard.problem(f"{GOLD}.user_recommendations", old, counts["user_recommendations"])
+    if problem:
+        raise PublishCheckError(
+            f"run {run_id} not published: {problem} against the served run {served}. "
+            "Pass --force to publish it anyway (or a larger --max-shrink)."
+        )
 
 
 def clean_old_runs(lake: Lakehouse, keep: int) -> list[str]:

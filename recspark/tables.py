@@ -34,6 +34,47 @@ MODEL = "model"
 GOLD = "gold"
 META = "meta"
 
+WARN_SHRINK = 0.5  # a new table version with less than half the rows of the one it replaces is logged
+
+
+@dataclass(frozen=True)
+class ShrinkGuard:
+    """How far a new silver table, or a new published run's gold lists, may shrink against what it replaces.
+
+    An empty table is always refused; ``max_shrink`` (a share in [0, 1), None: no limit) refuses any larger
+    shrink, and a shrink above :data:`WARN_SHRINK` is logged either way. ``force`` accepts everything (the
+    warning is still logged)."""
+
+    max_shrink: float | None = None
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_shrink is not None and not 0 <= self.max_shrink < 1:
+            raise ValueError(f"max_shrink must be a share in [0, 1), not {self.max_shrink}")
+
+    def problem(self, what: str, old_rows: int | None, new_rows: int) -> str | None:
+        """Why ``what`` may not go from ``old_rows`` (None: nothing before) to ``new_rows``; None if it may."""
+        shrink = 1 - new_rows / old_rows if old_rows else 0.0
+        if shrink > WARN_SHRINK:
+            log.warning(
+                "%s shrinks from %s to %s rows (-%.0f%%)",
+                what,
+                f"{old_rows:,}",
+                f"{new_rows:,}",
+                100 * shrink,
+            )
+        if self.force:
+            return None
+        if new_rows == 0:
+            kept = f"; the current version keeps its {old_rows:,} rows" if old_rows else ""
+            return f"{what} would be empty{kept}"
+        if self.max_shrink is not None and shrink > self.max_shrink:
+            return (
+                f"{what} would shrink from {old_rows:,} to {new_rows:,} rows (-{100 * shrink:.1f}%, more than "
+                f"--max-shrink {self.max_shrink:g})"
+            )
+        return None
+
 
 @dataclass
 class Lakehouse:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,65 @@ def lake(spark, tmp_path):
     from recspark.tables import Lakehouse
 
     return Lakehouse(spark, str(tmp_path / "lakehouse"))
+
+
+E2E_K = 5
+
+
+def e2e_cfg(**kw):
+    """The small, fast run configuration of the end-to-end tests (k=5, rank 16, 6 iterations)."""
+    from recspark.als import AlsParams
+    from recspark.pipeline import RunConfig
+
+    base = dict(k=E2E_K, ks=[5, 10], als=AlsParams(rank=16, max_iter=6, reg=0.1), similar_k=5, min_readers=2)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def published(spark, small_generated, tmp_path_factory):
+    """A lakehouse with one published run of the small generated data: ``(lake, summary, raw folder)``."""
+    from recspark.ingest import run_ingest
+    from recspark.pipeline import run_pipeline
+    from recspark.tables import Lakehouse
+
+    src, _ = small_generated
+    lake = Lakehouse(spark, str(tmp_path_factory.mktemp("e2e") / "lakehouse"))
+    run_ingest(spark, lake, str(src), "goodreads", "ingest-1")
+    summary = run_pipeline(spark, lake, e2e_cfg(), tmp_path_factory.mktemp("reports"))
+    return lake, summary, src
+
+
+@contextmanager
+def polling_served(lake):
+    """Polls the served run id from outside (deltalake, as a consumer does) every 50 ms while the block runs;
+    yields the set of run ids seen (None if at some moment no run was published)."""
+    import threading
+
+    from recspark.serve import latest_published
+
+    seen: set = set()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(latest_published(lake.root))
+            except LookupError:
+                seen.add(None)
+            stop.wait(0.05)
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        t.join()
+
+
+def write_csv(path, header, rows) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import shutil
@@ -14,7 +13,7 @@ from recspark import columns as C
 from recspark.ingest import IngestError, parse, run_ingest
 from recspark.sources import goodreads
 from recspark.sources.spec import FileSpec
-from tests.conftest import GOODBOOKS
+from tests.conftest import GOODBOOKS, write_csv
 
 
 def parsed_rows(spark, spec: FileSpec, lines: list[str]):
@@ -100,13 +99,6 @@ def test_metadata_strings_become_typed_and_empty_is_missing(spark):
     )
     assert r["is_ebook"] is False and r["work_id"] is None and r["publication_year"] is None
     assert rows[bad]["_reason"] == "num_pages: not a int: 'many'"
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
 
 
 def tiny_ucsd(dir_, extra_rows=(), header=None):
@@ -226,10 +218,21 @@ def test_a_header_only_interactions_file_never_empties_silver(spark, lake, tmp_p
     write_csv(
         empty / "goodreads_interactions.csv", ["user_id", "book_id", "is_read", "rating", "is_reviewed"], []
     )
-    with pytest.raises(IngestError, match="no interactions left after cleaning.*keeps its 4 rows.*--force"):
+    with pytest.raises(IngestError, match="interactions would be empty.*keeps its 4 rows.*--force"):
         run_ingest(spark, lake, str(empty), "goodreads", "run2")
     assert {t: lake.version("silver", t) for t in before} == before  # nothing written, bronze rolled back
     assert lake.read("silver", "interactions").count() == 4
+    # a configurable shrink limit: 1 of 4 rows left is a 75% shrink, refused at --max-shrink 0.5 ...
+    short = tmp_path / "short"
+    shutil.copytree(src, short)
+    cols = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
+    write_csv(short / "goodreads_interactions.csv", cols, [[0, 0, 1, 5, 1]])
+    with pytest.raises(IngestError, match=r"shrink from 4 to 1 rows \(-75.0%, more than --max-shrink 0.5\)"):
+        run_ingest(spark, lake, str(short), "goodreads", "run2", max_shrink=0.5)
+    assert {t: lake.version("silver", t) for t in before} == before
+    # ... and accepted (with a warning) by default, where only an empty table is refused
+    run_ingest(spark, lake, str(short), "goodreads", "run2b")
+    assert lake.read("silver", "interactions").count() == 1
     # --force accepts it, and the pipeline then refuses to train on nothing with a message (no Py4J traceback)
     run_ingest(spark, lake, str(empty), "goodreads", "run3", force=True)
     assert lake.read("silver", "interactions").count() == 0

@@ -6,35 +6,16 @@ from __future__ import annotations
 
 import csv
 import json
-from contextlib import contextmanager
 
 import pytest
 
 from recspark import publish, serve
-from recspark.als import AlsParams
-from recspark.ingest import run_ingest
-from recspark.pipeline import RunConfig, run_pipeline
+from recspark.pipeline import run_pipeline
 from recspark.serve import GoldReader
+from tests.conftest import E2E_K as K
+from tests.conftest import e2e_cfg as cfg
 
-K = 5
 ALS_ONLY = ("als",)  # publication safety is under test here, not the model families
-
-
-def cfg(**kw) -> RunConfig:
-    base = dict(k=K, ks=[5, 10], als=AlsParams(rank=16, max_iter=6, reg=0.1), similar_k=5, min_readers=2)
-    base.update(kw)
-    return RunConfig(**base)
-
-
-@pytest.fixture(scope="module")
-def published(spark, small_generated, tmp_path_factory):
-    from recspark.tables import Lakehouse
-
-    src, _ = small_generated
-    lake = Lakehouse(spark, str(tmp_path_factory.mktemp("e2e") / "lakehouse"))
-    run_ingest(spark, lake, str(src), "goodreads", "ingest-1")
-    summary = run_pipeline(spark, lake, cfg(), tmp_path_factory.mktemp("reports"))
-    return lake, summary, src
 
 
 def shelved_from_raw(src) -> dict[str, set[int]]:
@@ -272,87 +253,6 @@ def test_post_recommendations_and_every_bad_request(published):
         assert server.call("/health")[0] == 200
     finally:
         server.close()
-
-
-@contextmanager
-def polling_served(lake):
-    """Polls the served run id from outside (deltalake, as a consumer does) every 50 ms while the block runs;
-    yields the set of run ids seen (None if at some moment no run was published)."""
-    import threading
-
-    seen: set = set()
-    stop = threading.Event()
-
-    def poll() -> None:
-        while not stop.is_set():
-            try:
-                seen.add(serve.latest_published(lake.root))
-            except LookupError:
-                seen.add(None)
-            stop.wait(0.05)
-
-    t = threading.Thread(target=poll, daemon=True)
-    t.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        t.join()
-
-
-@pytest.mark.slow
-def test_rerun_idempotent_killed_run_leaves_old_served_retention(spark, published, tmp_path, monkeypatch):
-    from pyspark.sql import functions as F
-
-    lake, summary, src = published
-    n_before = lake.read("gold", "user_recommendations").count()
-    again = run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False), tmp_path)  # another run id
-    assert again["run_id"] != summary["run_id"]
-    # same inputs, params and seed: the published run is served as it is, never demoted to "running" meanwhile
-    with polling_served(lake) as seen:
-        same = run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False), tmp_path)
-    assert same["run_id"] == again["run_id"] and same["reused"] and seen == {again["run_id"]}
-    per_run = {
-        r[0]: r[1] for r in lake.read("gold", "user_recommendations").groupBy("run_id").count().collect()
-    }
-    assert per_run == {summary["run_id"]: n_before, again["run_id"]: n_before}  # no duplicate rows
-    served = publish.latest_published(lake)
-    assert served == again["run_id"]
-
-    # killed between writing and publishing: the previous run stays the one served
-    real_check = publish.check_gold
-
-    def killed_after_checks(*args, **kwargs):  # the job dies after writing every table, before publishing
-        real_check(*args, **kwargs)
-        raise RuntimeError("stopped before publishing (killed)")
-
-    monkeypatch.setattr(publish, "check_gold", killed_after_checks)
-    with polling_served(lake) as seen, pytest.raises(RuntimeError, match="stopped before publishing"):
-        run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=7), tmp_path)
-    monkeypatch.undo()
-    assert seen == {served}  # readers polling gold/runs through the killed run always found the old one
-    assert publish.latest_published(lake) == served
-    assert GoldReader(lake.root).run_id == served
-    statuses = {r["run_id"]: r["status"] for r in lake.read("gold", "runs").collect()}
-    assert sorted(statuses.values()).count("failed") == 1
-
-    # a failed check stops publication: make every list one book short
-    real_rows = publish.user_recommendation_rows
-    monkeypatch.setattr(
-        publish, "user_recommendation_rows", lambda *a: real_rows(*a).where(F.col("rank") < K)
-    )
-    with pytest.raises(publish.PublishCheckError, match=f"exactly {K} distinct books"):
-        run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=8), tmp_path)
-    assert publish.latest_published(lake) == served
-    monkeypatch.undo()
-
-    # retention: keep_runs=1 leaves only the newly published run and its rows
-    kept = run_pipeline(spark, lake, cfg(models=ALS_ONLY, evaluate=False, seed=21, keep_runs=1), tmp_path)
-    runs = {r["run_id"]: r["status"] for r in lake.read("gold", "runs").collect()}
-    assert [r for r, status in runs.items() if status == "published"] == [kept["run_id"]]
-    assert {
-        r[0] for r in lake.read("gold", "user_recommendations").select("run_id").distinct().collect()
-    } == {kept["run_id"]}
 
 
 @pytest.mark.slow

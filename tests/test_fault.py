@@ -1,0 +1,223 @@
+"""Faults, injected for real: a Spark task that fails once and is retried, a publish killed with SIGKILL while
+readers poll gold, schema drift in the inputs, and the shrink guard on gold. (The input faults of issue #11 --
+header-only files, invalid UTF-8, duplicate JSON keys, repeated headers, truncated gzip, bad CLI arguments, bad
+consumer requests -- are tested next to the code they exercise: test_ingest, test_cli, test_pipeline.)"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from recspark import publish, serve
+from recspark.ingest import IngestError, run_ingest
+from recspark.tables import Lakehouse, ShrinkGuard
+from tests.conftest import E2E_K, e2e_cfg, polling_served, write_csv
+
+HERE = Path(__file__).resolve().parent
+
+
+def copy_of(lake: Lakehouse, to: Path) -> Lakehouse:
+    """A private copy of a path-based lakehouse (Delta logs hold relative paths), so a test may damage it."""
+    shutil.copytree(lake.root, to)
+    return Lakehouse(lake.spark, str(to))
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+
+
+@pytest.mark.slow
+def test_a_task_that_fails_once_is_retried_to_the_same_output(tmp_path):
+    """local[2,3] (3 attempts per task, as on a cluster): dense indices, ALS and the blocked top-K give exactly the
+    lists of a clean run when the first attempt of one task raises."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "retried_task.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["failed_once"], "the injected failure did not happen"
+    assert len(out["clean"]["recs"]) == 120 * 5
+    assert out["retried"] == out["clean"]
+
+
+def wait_until(predicate, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"the publish process ended ({proc.returncode}) before it could be killed")
+        if time.monotonic() > deadline:
+            raise AssertionError("the publish never started writing gold")
+        time.sleep(0.05)
+
+
+def gold_rows_of(root: str, run_id: str) -> int:
+    from deltalake import DeltaTable
+
+    try:
+        table = DeltaTable(f"{root}/gold/user_recommendations")
+    except Exception:  # noqa: BLE001 -- not created yet
+        return 0
+    return table.to_pyarrow_table(filters=[("run_id", "=", run_id)], columns=["run_id"]).num_rows
+
+
+@pytest.mark.slow
+def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, published, tmp_path, monkeypatch):
+    """On a private copy of a published lakehouse:
+    1. a rerun on unchanged input and parameters serves the published run as it is (never demoted meanwhile);
+    2. a publish killed with SIGKILL after writing gold leaves readers (polling from outside) on the served run;
+    3. a failed check does not publish; 4. the next publish of the killed run succeeds and retention keeps it."""
+    from pyspark.sql import functions as F
+
+    from recspark.pipeline import publish_stage, run_pipeline, train_all
+
+    lake = copy_of(published[0], tmp_path / "lake")
+    served = published[1]["run_id"]
+    n_served = gold_rows_of(lake.root, served)
+    with polling_served(lake) as seen:
+        same = run_pipeline(spark, lake, e2e_cfg(), tmp_path)
+    assert same["run_id"] == served and same["reused"] and seen == {served}
+    assert gold_rows_of(lake.root, served) == n_served  # no duplicate rows
+
+    cfg = e2e_cfg(models=("als",), seed=7, evaluate=False)
+    run_id = train_all(spark, lake, cfg)  # a trained model, not yet published
+    log = tmp_path / "publish.log"
+    with open(log, "w") as out, polling_served(lake) as seen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "recspark", "publish", "--lakehouse", lake.root, "--run-id", run_id]
+            + ["--k", str(E2E_K), "--master", "local[2]"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            start_new_session=True,  # its own process group: the JVM dies with it
+        )
+        try:  # killed once it has written this run's lists to gold, before the checks and publication
+            wait_until(lambda: gold_rows_of(lake.root, run_id) > 0, proc)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, log.read_text()[-2000:]
+    assert gold_rows_of(lake.root, run_id) > 0  # a partial run lies in gold ...
+    assert seen == {served}  # ... and readers polling from outside never left the served run
+    assert serve.GoldReader(lake.root).run_id == served
+    assert gold_rows_of(lake.root, served) == n_served
+    assert publish.run_row(lake, run_id)["status"] == "running"  # the killed run is not published
+
+    # a failed check stops publication: every list one book short
+    real_rows = publish.user_recommendation_rows
+    monkeypatch.setattr(
+        publish, "user_recommendation_rows", lambda *a: real_rows(*a).where(F.col("rank") < E2E_K)
+    )
+    with pytest.raises(publish.PublishCheckError, match=f"exactly {E2E_K} distinct books"):
+        publish_stage(spark, lake, cfg, run_id)
+    monkeypatch.undo()
+    assert publish.latest_published(lake) == serve.latest_published(lake.root) == served
+    assert publish.run_row(lake, run_id)["status"] == "failed"
+
+    # the next attempt replaces the partial rows and publishes; keep_runs=1 leaves only it
+    summary = publish_stage(spark, lake, replace(cfg, keep_runs=1), run_id)
+    assert not summary["reused"] and summary["cleaned"] == [served]
+    assert publish.latest_published(lake) == serve.latest_published(lake.root) == run_id
+    n_users = lake.read("silver", "users").count()
+    assert gold_rows_of(lake.root, run_id) == summary["row_counts"]["user_recommendations"] == n_users * E2E_K
+    assert serve.GoldReader(lake.root).run_id == run_id
+    assert {r["run_id"] for r in lake.read("gold", "runs").collect()} == {run_id}
+    assert {
+        r[0] for r in lake.read("gold", "user_recommendations").select("run_id").distinct().collect()
+    } == {run_id}
+
+
+@pytest.mark.slow
+def test_gold_lists_shrinking_past_the_guard_are_not_published(published, tmp_path):
+    lake = copy_of(published[0], tmp_path / "lake")
+    served = publish.latest_published(lake)
+    old = json.loads(publish.run_row(lake, served)["row_counts"])["user_recommendations"]
+    half = {"user_recommendations": old // 2}
+    publish.guard_run_shrink(lake, "run-new", half, ShrinkGuard())  # the default only warns at 50%
+    with pytest.raises(publish.PublishCheckError, match=f"shrink from {old:,} to {old // 2:,} rows.*--force"):
+        publish.guard_run_shrink(lake, "run-new", half, ShrinkGuard(max_shrink=0.2))
+    publish.guard_run_shrink(lake, "run-new", half, ShrinkGuard(max_shrink=0.2, force=True))
+    publish.guard_run_shrink(lake, "run-new", {"user_recommendations": old}, ShrinkGuard(max_shrink=0.0))
+    with pytest.raises(publish.PublishCheckError, match="would be empty"):
+        publish.guard_run_shrink(lake, "run-new", {"user_recommendations": 0}, ShrinkGuard())
+    publish.guard_run_shrink(
+        lake, served, half, ShrinkGuard(max_shrink=0.2)
+    )  # the served run itself: no check
+    with pytest.raises(ValueError, match=r"share in \[0, 1\)"):
+        ShrinkGuard(max_shrink=1.5)
+
+
+INTERACTION_COLS = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
+ROWS = [[0, 0, 1, 5, 1], [0, 1, 0, 0, 0], [1, 1, 1, 3, 0], [1, 2, 1, 4, 0]]
+
+
+def ucsd_files(dir_: Path, header=INTERACTION_COLS, rows=ROWS, json_lines=()) -> Path:
+    dir_.mkdir(parents=True)
+    write_csv(dir_ / "user_id_map.csv", ["user_id_csv", "user_id"], [[0, "a" * 32], [1, "b" * 32]])
+    write_csv(dir_ / "book_id_map.csv", ["book_id_csv", "book_id"], [[0, 100], [1, 200], [2, 300]])
+    write_csv(dir_ / "goodreads_interactions.csv", header, rows)
+    if json_lines:
+        with gzip.open(dir_ / "goodreads_interactions_dedup.json.gz", "wt") as f:
+            f.write("".join(line + "\n" for line in json_lines))
+    return dir_
+
+
+def schemas(lake: Lakehouse) -> dict[str, list[tuple[str, str]]]:
+    return {
+        f"{layer}.{name}": [(f.name, f.dataType.simpleString()) for f in lake.read(layer, name).schema.fields]
+        for layer, name in (("bronze", "interactions_csv"), ("silver", "interactions"), ("silver", "books"))
+    }
+
+
+def json_line(user: str, book: str, **extra) -> str:
+    row = {"user_id": user, "book_id": book, "review_id": "r", "is_read": True, "rating": 4, **extra}
+    return json.dumps(row)
+
+
+def test_schema_drift_is_refused_or_quarantined_never_merged(spark, lake, tmp_path):
+    """An added CSV column is refused (CSV maps columns by position); a changed type is quarantined with its
+    reason; an added JSON key is outside the explicit schema and never becomes a column. Silver keeps its
+    schema in every case (Delta refuses a schema change on write: nothing is auto-merged)."""
+    run_ingest(spark, lake, str(ucsd_files(tmp_path / "v1")), "goodreads", "r1")
+    before, versions = schemas(lake), lake.version("silver", "interactions")
+
+    added = ucsd_files(
+        tmp_path / "added-column", header=[*INTERACTION_COLS, "shelf"], rows=[[*r, "x"] for r in ROWS]
+    )
+    with pytest.raises(IngestError, match="CSV header does not match"):
+        run_ingest(spark, lake, str(added), "goodreads", "r2")
+    assert lake.version("silver", "interactions") == versions
+
+    retyped = ucsd_files(
+        tmp_path / "changed-type",
+        rows=[*ROWS, [1, 0, 1, "4.5", 0]],
+        json_lines=[
+            json_line("c" * 32, "100", shelf="to-read", review_count=3),  # added keys: ignored by the schema
+            json_line("d" * 32, "200", rating="5"),  # a number turned string: quarantined
+        ],
+    )
+    result = run_ingest(spark, lake, str(retyped), "goodreads", "r3")
+    counts = {c.table: c for c in result.counts}
+    assert (counts["interactions_csv"].read, counts["interactions_csv"].quarantined) == (5, 1)
+    assert (counts["interactions_json"].read, counts["interactions_json"].quarantined) == (2, 1)
+    reasons = sorted(r["reason"] for r in lake.read("bronze", "quarantine").where("_run_id = 'r3'").collect())
+    assert reasons == [
+        "rating: not a int: '4.5'",
+        "rating: wrong JSON type (expected bigint); missing required field rating",
+    ], reasons
+    assert schemas(lake) == before
+    users = {r["user_id"] for r in lake.read("silver", "users").collect()}
+    assert "c" * 32 in users and "d" * 32 not in users
