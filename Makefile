@@ -16,7 +16,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[spark,dev]"
+	$(BIN)/pip install --quiet -e ".[spark,ranker,dev]"
 	touch $@
 
 # The main job on the embedded default (local Spark, Delta tables under ./data/lakehouse).

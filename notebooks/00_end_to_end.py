@@ -38,15 +38,20 @@ dbutils.widgets.text("tune_budget", "", "Tuning budget in seconds (empty: automa
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC ## Ingest
-# MAGIC When `source` is empty, UCSD-format files are generated into `<lakehouse>/_raw` first. Ingest quarantines
-# MAGIC every bad record with a reason. On unchanged input it does nothing.
+# MAGIC ## The job: ingest, evaluate, train, recommend, publish
+# MAGIC When `source` is empty, UCSD-format files are generated into `<lakehouse>/_raw` first. `run_job` runs every
+# MAGIC stage in its order, as `recspark run` does: ingest (every bad record quarantined with a reason; nothing on
+# MAGIC unchanged input) → (tune →) split → evaluate → train on everything → recommend → similar books → popular
+# MAGIC books → serving tables → check → publish. The gold tables carry the run id; the run is marked `published` in
+# MAGIC `gold.runs` only after its checks pass.
 
 # COMMAND ----------
 
 from datetime import datetime, UTC
+from pathlib import Path
 
-from recspark.ingest import format_counts, run_ingest
+from recspark.ingest import format_counts
+from recspark.pipeline import run_job
 from recspark.sources.synthetic import generate
 
 lake = nb.open_lakehouse(spark, dbutils)
@@ -55,27 +60,21 @@ if not source:
     scale = nb.parse(dbutils, "scale", float)
     source, fmt = f"{lake.root}/_raw/generated-scale{scale}", "goodreads"
     print(generate(source, scale=scale, seed=nb.parse(dbutils, "seed", int)))
-run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-ingested = run_ingest(spark, lake, source, fmt, run_id)
+cfg = nb.run_config(dbutils, lake, evaluate=dbutils.widgets.get("evaluate") == "true")
+ingest_run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+summary = run_job(
+    spark,
+    lake,
+    source,
+    fmt,
+    cfg,
+    Path(f"{lake.root}/_reports"),
+    ingest_run_id,
+    tuning=nb.tune_options(dbutils),
+)
+ingested = summary["ingest"]
 print("unchanged input: nothing ingested" if ingested.skipped else format_counts(ingested.counts))
 print(ingested.tables)
-
-# COMMAND ----------
-
-# MAGIC %md
-# MAGIC ## Evaluate, train, recommend, publish
-# MAGIC `run_pipeline` runs split → evaluate → train on everything → recommend → similar books → popular books →
-# MAGIC check → publish. The gold tables carry the run id. The run is marked `published` in `gold.runs` only after
-# MAGIC its checks pass.
-
-# COMMAND ----------
-
-from pathlib import Path
-
-from recspark.pipeline import run_pipeline
-
-cfg = nb.run_config(dbutils, lake, evaluate=dbutils.widgets.get("evaluate") == "true")
-summary = run_pipeline(spark, lake, cfg, Path(f"{lake.root}/_reports"), tuning=nb.tune_options(dbutils))
 print(f"published {summary['run_id']}: {summary['row_counts']}")
 if summary["evaluation"] is not None:
     print(summary["evaluation"].table(10))

@@ -7,7 +7,8 @@
 # MAGIC quasi-random configurations, successive halving (few iterations for many, full iterations for the best),
 # MAGIC within a time budget. All trials go to `model.tuning_trials`, the winner and runner-up to
 # MAGIC `model.best_params` keyed by the silver input versions; later runs use it unless `use_tuned` is `false`.
-# MAGIC Same as `recspark tune`.
+# MAGIC With `ranker` `auto` the two-stage ranker (candidates from every model, a LambdaMART ranker) is trained and
+# MAGIC checked against every single model on the same split. Same as `recspark tune`.
 
 # COMMAND ----------
 
@@ -20,6 +21,7 @@ dbutils.widgets.text("k", "10", "K of NDCG@K")
 dbutils.widgets.text("iterations", "12", "ALS iterations of the last rung")
 dbutils.widgets.text("seed", "42", "Seed")
 dbutils.widgets.text("ranks", "16,32,64,128,256", "Ranks to search (comma-separated)")
+dbutils.widgets.dropdown("ranker", "auto", ["auto", "off"], "Two-stage ranker (auto: trained and checked)")
 
 # COMMAND ----------
 
@@ -40,6 +42,7 @@ opts = TuneOptions(
     budget_s=float(budget) if budget else None,
     configs=nb.parse(dbutils, "configs", int),
     space=space,
+    ranker=dbutils.widgets.get("ranker"),
 )
 s = make_split(spark, lake, lake.read("silver", "interactions"), cfg)
 search = tune_on(spark, lake, s.train, cfg, opts)

@@ -22,8 +22,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recspark import columns as C
+from recspark import topk
 from recspark.features import PREFERENCE
-from recspark.topk import FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,15 @@ def fit(spark: SparkSession, prefs: DataFrame, params: AlsParams) -> ALSModel:
 
 
 def user_factors(model: ALSModel) -> DataFrame:
-    return model.userFactors.select(F.col("id").alias(C.USER_IDX), F.col("features").alias(FEATURES))
+    return model.userFactors.select(F.col("id").alias(C.USER_IDX), F.col("features").alias(C.FEATURES))
 
 
 def item_factors(model: ALSModel) -> DataFrame:
-    return model.itemFactors.select(F.col("id").alias(C.BOOK_IDX), F.col("features").alias(FEATURES))
+    return model.itemFactors.select(F.col("id").alias(C.BOOK_IDX), F.col("features").alias(C.FEATURES))
 
 
 def gram(item_factors: DataFrame) -> np.ndarray:
     """``YᵀY`` (float64, ``rank × rank``) of ``(book_idx, features)`` item factors, summed on the driver from one
     Arrow copy of the factors (``n_books × rank`` floats)."""
-    table = item_factors.select(FEATURES).toArrow()
-    col = table.column(0).combine_chunks()
-    if len(col) == 0:
-        return np.zeros((0, 0))
-    y = col.flatten().to_numpy().astype(np.float64).reshape(len(col), -1)
+    y = topk.factor_matrix(item_factors)[1].astype(np.float64)
     return y.T @ y

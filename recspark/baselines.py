@@ -11,7 +11,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recspark import columns as C
-from recspark.topk import FEATURES
 
 POPULARITY = "popularity"
 
@@ -32,12 +31,12 @@ def trending(train: DataFrame, days: int = 180, time_col: str = C.DATE_ADDED) ->
 
 def as_factors(scores: DataFrame) -> DataFrame:
     """Popularity as rank-1 item factors for the top-K engine."""
-    return scores.select(F.col(C.BOOK_IDX), F.array(F.col(POPULARITY).cast("float")).alias(FEATURES))
+    return scores.select(F.col(C.BOOK_IDX), F.array(F.col(POPULARITY).cast("float")).alias(C.FEATURES))
 
 
 def constant_user_factors(users: DataFrame) -> DataFrame:
     return (
         users.select(F.col(C.USER_IDX))
         .distinct()
-        .select(C.USER_IDX, F.array(F.lit(1.0).cast("float")).alias(FEATURES))
+        .select(C.USER_IDX, F.array(F.lit(1.0).cast("float")).alias(C.FEATURES))
     )

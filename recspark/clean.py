@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recspark import columns as C
+from recspark.frames import union_all
 
 INTERACTION_COLUMNS = [
     C.USER_ID,
@@ -105,9 +106,7 @@ def interactions_from_goodbooks(
                 F.lit("to_read").alias(C.SOURCE),
             )
         )
-    rows = parts[0]
-    for p in parts[1:]:
-        rows = rows.unionByName(p)
+    rows = union_all(parts)
     return rows.join(ids, rows[C.BOOK_ID] == ids["_gb_id"], how="left").select(
         F.col(C.USER_ID).cast("string").alias(C.USER_ID),
         F.col("_bid").alias(C.BOOK_ID),

@@ -16,6 +16,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recspark import columns as C
+
 log = logging.getLogger("recspark")
 
 DEFAULT_LAKEHOUSE = "data/lakehouse"
@@ -89,25 +91,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def do_ingest(spark, args: argparse.Namespace, run_id: str):
-    from recspark.ingest import format_counts, run_ingest
+def print_ingest(result, lake) -> None:
+    from recspark.ingest import format_counts
 
-    lake = lakehouse_for(spark, args)
-    result = run_ingest(
-        spark, lake, _abs(args.source), args.format, run_id, force=args.force, max_shrink=args.max_shrink
-    )
     if result.skipped:
         print(f"ingest: input unchanged since the last successful ingest; nothing changed ({lake.root})")
     else:
         print(format_counts(result.counts))
     for name, n in result.tables.items():
-        print(f"  silver.{name:<14} {n:>12,} rows  {lake.path('silver', name)}")
-    return result
+        print(f"  silver.{name:<14} {n:>12,} rows  {lake.path(C.SILVER, name)}")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from recspark.ingest import run_ingest
+
     spark = session(args, "ingest")
-    do_ingest(spark, args, new_run_id())
+    lake = lakehouse_for(spark, args)
+    result = run_ingest(
+        spark,
+        lake,
+        _abs(args.source),
+        args.format,
+        new_run_id(),
+        force=args.force,
+        max_shrink=args.max_shrink,
+    )
+    print_ingest(result, lake)
     return 0
 
 
@@ -131,30 +140,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"[ingest] {args.source} ({args.format}) -> {args.lakehouse}")
     t = time.perf_counter()
     spark = session(args, "run")
-    do_ingest(spark, args, run_id)
-    timings["ingest"] = time.perf_counter() - t
+    timings["start Spark"] = time.perf_counter() - t
 
-    from recspark.pipeline import TuneOptions, run_pipeline
+    from recspark.pipeline import TuneOptions, run_job
     from recspark.tracking import tracker
 
     lake = lakehouse_for(spark, args)
     tuning = TuneOptions(
-        mode="off" if args.no_tuned else args.tune, budget_s=args.tune_budget, model=args.model
+        mode="off" if args.no_tuned else args.tune,
+        budget_s=args.tune_budget,
+        model=args.model,
+        ranker=args.ranker,
     )
     # auto/full start from the built-in values and let the search (or its stored result) decide; off takes the
     # latest stored tuning, if any (unless --no-tuned)
     use_stored = tuning.mode == "off" and not args.no_tuned
     cfg = _cfg(args, lake, evaluate=not args.no_evaluate, use_tuned=use_stored)
     report_dir = Path(args.reports)
-    summary = run_pipeline(
+    summary = run_job(
         spark,
         lake,
+        _abs(args.source),
+        args.format,
         cfg,
         report_dir,
+        run_id,
+        force=args.force,
+        guard=guard_of(args),
         tuning=tuning,
         tracker=tracker(enabled=not args.no_mlflow),
-        guard=guard_of(args),
     )
+    print_ingest(summary["ingest"], lake)
     timings.update(summary["timings"])
     print_summary(spark, lake, summary, cfg.k, report_dir)
     print_parameters(summary)
@@ -179,7 +195,7 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
 
     print("\n== tables written (this run) ==")
     for name, n in summary["row_counts"].items():
-        print(f"  gold.{name:<22} {n:>10,} rows  {lake.path('gold', name)}")
+        print(f"  gold.{name:<22} {n:>10,} rows  {lake.path(C.GOLD, name)}")
     ev = summary.get("evaluation")
     if ev is not None and summary["config"].model in ev.results:
         print("\n== offline evaluation (per-user 20% holdout) ==")
@@ -190,25 +206,25 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
             f"{model} (published) NDCG@10 is {ratio:.2f}x popularity's. "
             f"Report: {report_dir.resolve()}/evaluation-{summary['run_id']}.md"
         )
-    recs = lake.read("gold", "user_recommendations").where(F.col("run_id") == summary["run_id"])
-    user = recs.select("user_id").orderBy("user_id").first()
+    recs = lake.read(C.GOLD, "user_recommendations").where(F.col(C.RUN_ID) == summary["run_id"])
+    user = recs.select(C.USER_ID).orderBy(C.USER_ID).first()
     if user is None:
         return
-    books = lake.read("silver", "books").select(
-        F.col("book_id").alias("because_book_id"), F.col("title").alias("because_title")
+    books = lake.read(C.SILVER, "books").select(
+        F.col(C.BOOK_ID).alias(C.BECAUSE_BOOK_ID), F.col(C.TITLE).alias(C.BECAUSE_TITLE)
     )
     rows = (
-        recs.where(F.col("user_id") == user[0])
-        .join(books, on="because_book_id", how="left")
-        .orderBy("rank")
+        recs.where(F.col(C.USER_ID) == user[0])
+        .join(books, on=C.BECAUSE_BOOK_ID, how="left")
+        .orderBy(C.RANK)
         .limit(5)
         .collect()
     )
     print(f"\n== sample recommendations for user {user[0]} ==")
     for r in rows:
         reason = (
-            f"because you shelved {r['because_title'] or r['because_book_id']}"
-            if r["because_book_id"]
+            f"because you shelved {r[C.BECAUSE_TITLE] or r[C.BECAUSE_BOOK_ID]}"
+            if r[C.BECAUSE_BOOK_ID]
             else "popular"
         )
         print(
@@ -232,6 +248,15 @@ def print_parameters(summary: dict) -> None:
     if "itemcf" in cfg.models:
         ic = cfg.itemcf
         print(f"  item-CF: {ic.similarity} similarity, {ic.neighbours} neighbours per book")
+    rk = (tuning or {}).get("ranker")
+    if rk and rk.get("skipped"):
+        print(f"  two-stage ranker: not trained ({rk['skipped']})")
+    elif rk:
+        verdict = "wins" if rk.get("wins") else f"loses to {rk.get('best_single')}"
+        print(
+            f"  two-stage ranker: validation NDCG@10 {rk.get('ranker')} on held-out validation users vs single "
+            f"models {rk.get('single')}: {verdict}; candidate recall {rk.get('recall')}"
+        )
     p, w = cfg.als, cfg.weights
     used = f"rank {p.rank}, regParam {p.reg:g}, alpha {p.alpha:g}, scheme {w.scheme}, {p.max_iter} iterations"
     print(f"\n== ALS parameters ==\n  {used}")
@@ -257,12 +282,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     spark = session(args, "tune")
     lake = lakehouse_for(spark, args)
     cfg = _cfg(args, lake, evaluate=False)
-    if not lake.exists("silver", "interactions"):
+    if not lake.exists(C.SILVER, "interactions"):
         from recspark.pipeline import NotFound
 
         raise NotFound(f"no silver interactions in {lake.root}: run `recspark ingest` first")
-    s = make_split(spark, lake, lake.read("silver", "interactions"), cfg)
-    opts = TuneOptions(mode="full", budget_s=args.budget, configs=args.configs)
+    s = make_split(spark, lake, lake.read(C.SILVER, "interactions"), cfg)
+    opts = TuneOptions(mode="full", budget_s=args.budget, configs=args.configs, ranker=args.ranker)
     search = tune_on(spark, lake, s.train, cfg, opts, tracker(enabled=not args.no_mlflow))
     if search.best is None:
         print(f"no search: {search.skipped}")
@@ -272,7 +297,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"runner-up: {search.runner_up}")
     print(f"validation NDCG by model: {search.models} -> publish {search.model}; item-CF {search.itemcf}")
     print(
-        f"stored in {lake.path('model', 'best_params')} for inputs {input_versions(lake)}; "
+        f"stored in {lake.path(C.MODEL, 'best_params')} for inputs {input_versions(lake)}; "
         "`recspark run` uses it"
     )
     return 0
@@ -293,6 +318,8 @@ def _cfg(args: argparse.Namespace, lake, evaluate: bool = True, use_tuned: bool 
         use_tuned=use_tuned,
         models=getattr(args, "models", None),
         model=getattr(args, "model", None),
+        split_kind=getattr(args, "split", "holdout"),
+        diversity=getattr(args, "diversity", 0.0),
     )
 
 
@@ -317,9 +344,39 @@ def model_opts(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--model",
-        choices=["auto", "als", "itemcf", "content", "popularity"],
+        choices=["auto", "als", "itemcf", "content", "popularity", "ranker"],
         default="auto",
         help="the family whose lists are published (default auto: the best validation NDCG of the search)",
+    )
+
+
+def diversity_opts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--diversity",
+        type=_share,
+        default=0.0,
+        help="MMR weight of the published lists, in [0, 1): 0 (default) keeps the model's order; higher trades "
+        "NDCG for broader lists (the evaluation report shows the trade-off at 0.3 and 0.6)",
+    )
+
+
+def ranker_opts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--ranker",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto (default): the search also trains the two-stage ranker (candidates from every model, "
+        "xgboost LambdaMART) and publishes it when it beats every single model on validation; off: single models",
+    )
+
+
+def split_opts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--split",
+        choices=["holdout", "temporal"],
+        default="holdout",
+        help="evaluation holdout: 20%% of each user's books at random (holdout, default) or their latest 20%% "
+        "by date added (temporal; needs dates)",
     )
 
 
@@ -330,7 +387,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     lake = lakehouse_for(spark, args)
     t = time.perf_counter()
     run_id = train_all(spark, lake, _cfg(args, lake))
-    print(f"trained {run_id} in {time.perf_counter() - t:.1f} s -> {lake.path('model', 'item_factors')}")
+    print(f"trained {run_id} in {time.perf_counter() - t:.1f} s -> {lake.path(C.MODEL, 'item_factors')}")
     return 0
 
 
@@ -341,12 +398,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     lake = lakehouse_for(spark, args)
     cfg = _cfg(args, lake)
     run_id = run_id_for(input_versions(lake), cfg)
-    s = make_split(spark, lake, lake.read("silver", "interactions"), cfg)
+    s = make_split(spark, lake, lake.read(C.SILVER, "interactions"), cfg)
     ev = evaluate_model(spark, lake, cfg, s, run_id, Path(args.reports))
     for k in cfg.ks:
         print(ev.table(k) + "\n")
     print(
-        f"report: {Path(args.reports).resolve()}/evaluation-{run_id}.md; rows in {lake.path('gold', 'evaluations')}"
+        f"report: {Path(args.reports).resolve()}/evaluation-{run_id}.md; rows in {lake.path(C.GOLD, 'evaluations')}"
     )
     return 0
 
@@ -359,7 +416,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     run_id = args.run_id or latest_model_run(lake)
     users = [u for u in (args.users or "").split(",") if u]
     recs = recommend_stage(spark, lake, run_id, args.k, users or None)
-    print(f"{recs.count():,} recommendations ({run_id}) -> {lake.path('model', 'recommendations')}")
+    print(f"{recs.count():,} recommendations ({run_id}) -> {lake.path(C.MODEL, 'recommendations')}")
     return 0
 
 
@@ -370,7 +427,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     lake = lakehouse_for(spark, args)
     run_id = args.run_id or latest_model_run(lake)
     sims = similar_stage(spark, lake, run_id, args.k, args.min_readers)
-    print(f"{sims.count():,} neighbours ({run_id}) -> {lake.path('model', 'similar_books')}")
+    print(f"{sims.count():,} neighbours ({run_id}) -> {lake.path(C.MODEL, 'similar_books')}")
     return 0
 
 
@@ -381,7 +438,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     lake = lakehouse_for(spark, args)
     summary = publish_stage(spark, lake, _cfg(args, lake, evaluate=False), args.run_id, guard=guard_of(args))
     for name, n in summary["row_counts"].items():
-        print(f"  gold.{name:<22} {n:>10,} rows  {lake.identifier('gold', name)}")
+        print(f"  gold.{name:<22} {n:>10,} rows  {lake.identifier(C.GOLD, name)}")
     how = "was already published: served as is" if summary.get("reused") else "published"
     print(f"run {summary['run_id']} {how}")
     return 0
@@ -523,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reports", default="data/reports", help="folder for the evaluation report")
     spark_opts(r)
     model_opts(r)
+    split_opts(r)
+    ranker_opts(r)
+    diversity_opts(r)
     r.set_defaults(func=cmd_run)
     tr = sub.add_parser(
         "train",
@@ -542,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--reports", default="data/reports")
     spark_opts(ev)
     model_opts(ev)
+    split_opts(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     rc = sub.add_parser("recommend", help="top-K per user (read books excluded) from a trained model")
@@ -571,6 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="publish even when the lists shrink past --max-shrink"
     )
     guard_opts(pb, "new published lists")
+    diversity_opts(pb)
     spark_opts(pb)
     model_opts(pb)
     pb.set_defaults(func=cmd_publish)
@@ -587,6 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-mlflow", action="store_true")
     spark_opts(t)
     model_opts(t)
+    split_opts(t)
+    ranker_opts(t)
     t.set_defaults(func=cmd_tune)
     return p
 
@@ -595,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     model, models = getattr(args, "model", "auto"), getattr(args, "models", None)
-    if models and model not in ("auto", "popularity", *models):
+    if models and model not in ("auto", "popularity", "ranker", *models):
         parser.error(f"--model {model} is not among --models {','.join(models)}")
     setup_logging(args.verbose)
     try:
@@ -610,14 +674,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def exit_code(exc: Exception) -> int | None:
     """The documented exit code of a known failure (README "The CLI"), None for an unexpected one (traceback):
-    2 bad input (ingest refused it, or the books lack the metadata the chosen model needs), 3 a gold check
-    failed (nothing published), 4 a model or run asked for does not exist yet."""
+    2 bad input (ingest refused it, the books lack the metadata the chosen model needs, a temporal split has
+    no dates, or the ranker's extra is not installed), 3 a gold check failed (nothing published), 4 a model or run asked for does not exist yet."""
     from recspark.content import NoMetadata
     from recspark.ingest import IngestError
     from recspark.pipeline import NotFound
     from recspark.publish import PublishCheckError
+    from recspark.ranker import RankerUnavailable
+    from recspark.split import NoTimestamps
 
-    if isinstance(exc, IngestError | NoMetadata):
+    if isinstance(exc, IngestError | NoMetadata | NoTimestamps | RankerUnavailable):
         return 2
     if isinstance(exc, PublishCheckError):
         return 3

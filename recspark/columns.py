@@ -1,4 +1,4 @@
-"""Column names, in one place. Every module refers to these constants, never to string literals."""
+"""Column and layer names, in one place. Every module refers to these constants, never to string literals."""
 
 # identity
 USER_ID = "user_id"  # the source's user id: 32-hex hash (UCSD) or the goodbooks integer as a string
@@ -43,6 +43,10 @@ SCORE = "score"
 FEATURES = "features"
 NEIGHBOUR_IDX = "neighbour_idx"  # item-CF neighbour tables: (book_idx, rank, neighbour_idx, score)
 BECAUSE_BOOK_IDX = "because_book_idx"  # the shelved book that explains a recommendation
+BECAUSE_BOOK_ID = "because_book_id"  # the same book in gold, by its Goodreads id
+BECAUSE_TITLE = "because_title"
+SIMILAR_BOOK_ID = "similar_book_id"  # gold/similar_books: a neighbour of book_id
+RUN_ID = "run_id"  # key of model and gold rows: the model run (and publication) they belong to
 PREDICTED_RATING = "predicted_rating"  # stars a reader would probably give a book (explicit ALS)
 READERS = "readers"  # how many users shelved a book
 FACTORS = "factors"  # gold/serving_books: the book's ALS factors (features of model/item_factors)
@@ -51,7 +55,7 @@ VECTOR = "vector"  # gold/serving_books: the book's content vector
 # lineage (bronze)
 SOURCE_FILE = "_source_file"
 INGESTED_AT = "_ingested_at"
-RUN_ID = "_run_id"
+INGEST_RUN_ID = "_run_id"  # lineage of bronze and quarantine rows: the ingest run that wrote them
 
 # quarantine
 RAW = "raw"
@@ -66,3 +70,11 @@ READ = "read"
 INGESTED = "ingested"
 QUARANTINED = "quarantined"
 DUPLICATES = "duplicates"
+
+# the layers, in one place: raw files as rows (bronze), cleaned and indexed (silver), per-run model artefacts
+# (model), what services read (gold), and the bookkeeping of ingests (meta)
+BRONZE = "bronze"
+SILVER = "silver"
+MODEL = "model"
+GOLD = "gold"
+META = "meta"

@@ -214,11 +214,7 @@ def taste_vectors(interactions: DataFrame, vectors: DataFrame, half_life_days: f
     )
     summed = parts.groupBy(C.USER_IDX).agg(F.sort_array(F.collect_list(F.struct("_d", "_x"))).alias("_p"))
     vec = F.transform(F.col("_p"), lambda p: p["_x"])
-    norm = F.sqrt(F.aggregate(vec, F.lit(0.0), lambda acc, x: acc + x * x))
-    return summed.select(
-        C.USER_IDX,
-        F.transform(vec, lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float")).alias(C.FEATURES),
-    )
+    return summed.select(C.USER_IDX, topk.unit_length(vec).alias(C.FEATURES))
 
 
 def with_popularity(vectors: DataFrame, interactions: DataFrame, weight: float) -> DataFrame:

@@ -16,7 +16,6 @@ from pyspark.sql import types as T
 
 from recspark import baselines, metrics, topk
 from recspark import columns as C
-from recspark.topk import RANK, SCORE
 from recspark.tune import describe
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 DEFAULT_KS = [5, 10, 20]
 EVAL_SCHEMA = T.StructType(
     [
-        T.StructField("run_id", T.StringType(), False),
+        T.StructField(C.RUN_ID, T.StringType(), False),
         T.StructField("model", T.StringType(), False),
         T.StructField("k", T.IntegerType(), False),
         T.StructField("metric", T.StringType(), False),
@@ -73,7 +72,7 @@ class Evaluation:
 def materialise(recs: DataFrame) -> DataFrame:
     """Compute a model's lists once (cached, counted) so that the metric passes read them instead of running
     the top-K again for every action."""
-    recs = recs.select(C.USER_IDX, RANK, C.BOOK_IDX, SCORE).cache()
+    recs = recs.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE).cache()
     recs.count()
     return recs
 
@@ -137,6 +136,23 @@ def tuning_section(tuning: dict) -> str:
             f"- **search**: {tuning.get('trials')} trials in {tuning.get('seconds')} s "
             f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only",
         ]
+    rk = tuning.get("ranker")
+    if rk:
+        lines += ["", "### Two-stage ranker (candidates from every model, LambdaMART)", ""]
+        if rk.get("skipped"):
+            lines.append(f"Not trained: {rk['skipped']}.")
+        else:
+            verdict = "published" if rk.get("wins") else f"not published ({rk.get('best_single')} is better)"
+            lines.append(
+                f"Validation NDCG: ranker {rk.get('ranker')} vs single models {json.dumps(rk.get('single'))} "
+                f"on held-out validation users ({rk.get('lift')}x the best): {verdict}."
+            )
+        lines.append(
+            f"Candidate recall (top-{rk.get('n_candidates')} per source): {json.dumps(rk.get('recall'))}."
+        )
+        if rk.get("importances"):
+            top = ", ".join(f"{k} {v:.1%}" for k, v in list(rk["importances"].items())[:8])
+            lines.append(f"Feature importance (share of gain): {top}.")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""Silver interactions -> one implicit preference per (user, book), plus optional k-core filtering.
+"""Silver interactions -> one implicit preference per (user, book).
 
 Spark's implicit ALS turns a preference ``r`` into a confidence ``c = 1 + alpha * r``. We choose ``r``:
 
@@ -121,26 +121,3 @@ def preference(weights: Weights):
         return df.select(F.col(C.USER_IDX), F.col(C.BOOK_IDX), r.cast("float").alias(PREFERENCE))
 
     return _preference
-
-
-def k_core(min_user: int, min_book: int, max_rounds: int = 10):
-    """``DataFrame -> DataFrame``: keep users with >= min_user and books with >= min_book interactions,
-    repeated until stable (or ``max_rounds``)."""
-
-    def _k_core(df: DataFrame) -> DataFrame:
-        if min_user <= 1 and min_book <= 1:
-            return df
-        out = df
-        prev = -1
-        for _ in range(max_rounds):
-            users = out.groupBy(C.USER_IDX).count().where(F.col("count") >= min_user).select(C.USER_IDX)
-            books = out.groupBy(C.BOOK_IDX).count().where(F.col("count") >= min_book).select(C.BOOK_IDX)
-            out = out.join(users, on=C.USER_IDX, how="left_semi").join(books, on=C.BOOK_IDX, how="left_semi")
-            out = out.localCheckpoint()
-            n = out.count()
-            if n == prev:
-                break
-            prev = n
-        return out
-
-    return _k_core

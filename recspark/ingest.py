@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recspark import columns as C
+from recspark.frames import union_all
 from recspark.sources.spec import STRING, UCSD_DATE_PATTERN, Field, FileSpec, SourceFiles
 from recspark.tables import BRONZE, META, SILVER, Lakehouse, ShrinkGuard
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 QUARANTINE = "quarantine"
 QUARANTINE_SCHEMA = T.StructType(
     [
-        T.StructField(C.RUN_ID, STRING, False),
+        T.StructField(C.INGEST_RUN_ID, STRING, False),
         T.StructField(C.STAGE, STRING, False),
         T.StructField(C.SOURCE_FILE, STRING, False),
         T.StructField(C.RAW, STRING, True),
@@ -275,13 +276,13 @@ def with_lineage(df: DataFrame, path: str, run_id: str, ingested_at: Column) -> 
         "*",
         F.lit(path).alias(C.SOURCE_FILE),
         ingested_at.alias(C.INGESTED_AT),
-        F.lit(run_id).alias(C.RUN_ID),
+        F.lit(run_id).alias(C.INGEST_RUN_ID),
     )
 
 
 def quarantine_rows(bad: DataFrame, path: str, run_id: str, stage: str, ingested_at: Column) -> DataFrame:
     return bad.select(
-        F.lit(run_id).alias(C.RUN_ID),
+        F.lit(run_id).alias(C.INGEST_RUN_ID),
         F.lit(stage).alias(C.STAGE),
         F.lit(path).alias(C.SOURCE_FILE),
         F.make_valid_utf8(F.col(_RAW)).alias(
@@ -431,13 +432,6 @@ def ingest_bronze(
     return all_counts
 
 
-def union_all(frames: list[DataFrame]) -> DataFrame:
-    out = frames[0]
-    for other in frames[1:]:
-        out = out.unionByName(other)
-    return out
-
-
 # -- the whole ingest: bronze, then silver ---------------------------------------------------------------------
 
 
@@ -508,7 +502,7 @@ def build_silver(
     if n_bad:
         lake.write(
             bad.select(
-                F.lit(run_id).alias(C.RUN_ID),
+                F.lit(run_id).alias(C.INGEST_RUN_ID),
                 F.lit(SILVER).alias(C.STAGE),
                 F.lit(f"{BRONZE} interactions").alias(C.SOURCE_FILE),
                 F.col(C.RAW),

@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recspark import columns as C
-from recspark.topk import FEATURES, RANK
+from recspark import topk
 
 RANKING = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
 BEYOND = ("coverage", "novelty", "popularity", "diversity")
@@ -48,21 +48,25 @@ def ranking_metrics(recs: DataFrame, truth: DataFrame, ks: list[int]) -> dict[in
     relevant = truth.select(C.USER_IDX, C.BOOK_IDX).distinct()
     n_rel = relevant.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n_rel"))
     hits = (
-        recs.where(F.col(RANK) <= max_k)
+        recs.where(F.col(C.RANK) <= max_k)
         .join(relevant.withColumn("_hit", F.lit(1)), on=[C.USER_IDX, C.BOOK_IDX], how="inner")
-        .select(C.USER_IDX, F.col(RANK))
+        .select(C.USER_IDX, F.col(C.RANK))
     )
-    w = Window.partitionBy(C.USER_IDX).orderBy(RANK).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    w = (
+        Window.partitionBy(C.USER_IDX)
+        .orderBy(C.RANK)
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     hits = hits.withColumn("_cum", F.count(F.lit(1)).over(w))  # hits up to and including this rank
     idcg = F.array(*[F.lit(x) for x in _idcg_table(max_k)])
     aggs = []
     for k in ks:
-        at = F.col(RANK) <= k
+        at = F.col(C.RANK) <= k
         aggs += [
             F.sum(F.when(at, 1).otherwise(0)).alias(f"h{k}"),
-            F.sum(F.when(at, 1.0 / F.log2(F.col(RANK) + 1)).otherwise(0.0)).alias(f"dcg{k}"),
-            F.sum(F.when(at, F.col("_cum") / F.col(RANK)).otherwise(0.0)).alias(f"ap{k}"),
-            F.min(F.when(at, F.col(RANK))).alias(f"first{k}"),
+            F.sum(F.when(at, 1.0 / F.log2(F.col(C.RANK) + 1)).otherwise(0.0)).alias(f"dcg{k}"),
+            F.sum(F.when(at, F.col("_cum") / F.col(C.RANK)).otherwise(0.0)).alias(f"ap{k}"),
+            F.min(F.when(at, F.col(C.RANK))).alias(f"first{k}"),
         ]
     per_user = n_rel.join(hits.groupBy(C.USER_IDX).agg(*aggs), on=C.USER_IDX, how="left").fillna(0)
     cols = []
@@ -103,10 +107,8 @@ class Catalogue:
         counts.unpersist()
         unit, dim = None, 0
         if item_factors is not None:
-            norm = F.sqrt(F.aggregate(F.col(FEATURES), F.lit(0.0), lambda acc, x: acc + x * x))
             unit = item_factors.select(
-                F.col(C.BOOK_IDX),
-                F.transform(F.col(FEATURES), lambda x: x / F.greatest(norm, F.lit(1e-12))).alias("_u"),
+                F.col(C.BOOK_IDX), topk.unit_length(F.col(C.FEATURES)).alias("_u")
             ).cache()
             first = unit.first()
             dim = len(first["_u"]) if first else 0
@@ -132,8 +134,8 @@ def beyond_accuracy(
     r = (
         recs.join(cat.popularity, on=C.BOOK_IDX, how="left")
         .fillna({"_p": 1.0 / max(cat.n_users, 1)})
-        .select(C.USER_IDX, C.BOOK_IDX, F.col(RANK), F.col("_p"), at_k)
-        .where(F.col(RANK) <= F.col("_k"))
+        .select(C.USER_IDX, C.BOOK_IDX, F.col(C.RANK), F.col("_p"), at_k)
+        .where(F.col(C.RANK) <= F.col("_k"))
     )
     rows = {
         row["_k"]: row
@@ -157,8 +159,8 @@ def beyond_accuracy(
         zero = F.array_repeat(F.lit(0.0), cat.dim)
         per_user = (
             recs.join(cat.unit, on=C.BOOK_IDX, how="inner")
-            .select(C.USER_IDX, F.col(RANK), F.col("_u"), at_k)
-            .where(F.col(RANK) <= F.col("_k"))
+            .select(C.USER_IDX, F.col(C.RANK), F.col("_u"), at_k)
+            .where(F.col(C.RANK) <= F.col("_k"))
             .groupBy(C.USER_IDX, "_k")
             .agg(
                 F.aggregate(

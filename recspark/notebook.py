@@ -13,6 +13,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from recspark import columns as C
 from recspark import pipeline
 from recspark.spark import get_spark
 from recspark.tables import Lakehouse
@@ -65,7 +66,7 @@ def open_lakehouse(spark: SparkSession, dbutils: Any) -> Lakehouse:
         schema=dbutils.widgets.get("schema") or None,
     )
     lake.ensure_schema()
-    log.info("tables: %s", lake.identifier("silver", "interactions"))
+    log.info("tables: %s", lake.identifier(C.SILVER, "interactions"))
     return lake
 
 

@@ -19,12 +19,26 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, content, evaluate, itemcf, publish, split, stars, topk, tune
+from recspark import (
+    als,
+    baselines,
+    content,
+    diversity,
+    evaluate,
+    itemcf,
+    publish,
+    split,
+    stars,
+    topk,
+    tune,
+    twostage,
+)
 from recspark import columns as C
 from recspark.content import ContentParams
 from recspark.features import Weights, preference
 from recspark.ingest import last_fingerprint
 from recspark.itemcf import ItemCfParams
+from recspark.ranker import RankerParams
 from recspark.stars import StarsParams
 from recspark.tables import MODEL, SILVER, Lakehouse, ShrinkGuard
 
@@ -42,6 +56,9 @@ class RunConfig:
     weights: Weights = field(default_factory=Weights)
     als: als.AlsParams = field(default_factory=als.AlsParams)
     test_fraction: float = 0.2
+    split: str = (
+        "holdout"  # how the evaluation holds books out: holdout (random per user) | temporal (latest)
+    )
     ks: list[int] = field(default_factory=lambda: [5, 10, 20])
     similar_k: int = 20
     min_readers: int = 5  # books with fewer readers get no similar-books list
@@ -52,12 +69,21 @@ class RunConfig:
     itemcf: ItemCfParams = field(default_factory=ItemCfParams)
     content: ContentParams = field(default_factory=ContentParams)
     stars: StarsParams = field(default_factory=StarsParams)  # explicit ALS for predicted ratings
+    ranker: RankerParams = field(default_factory=RankerParams)  # the two-stage ranker (model "ranker")
+    ranker_model: str | None = None  # where the ranker a "ranker" run publishes with is saved (by its tuning)
+    diversity: float = 0.0  # MMR weight of the published lists (0: the model's order; see recspark.diversity)
 
     def __post_init__(self) -> None:
-        unknown = [m for m in (*self.models, self.model) if m not in tune.FAMILIES]
+        if not 0 <= self.diversity < 1:
+            raise ValueError(f"diversity must be in [0, 1), not {self.diversity}")
+        if self.split not in split.KINDS:
+            raise ValueError(f"unknown split {self.split!r}; choose one of {', '.join(split.KINDS)}")
+        unknown = [m for m in (*self.models, self.model) if m not in (*tune.FAMILIES, "ranker")]
         if unknown:
             raise ValueError(f"unknown model {unknown[0]!r}; choose from {', '.join(tune.FAMILIES)}")
-        if self.model not in (*self.models, "popularity"):
+        if self.model == "ranker" and not {"als", "itemcf"} <= set(self.models):
+            raise ValueError("the ranker needs the als and itemcf candidates: --models als,itemcf[,content]")
+        if self.model not in (*self.models, "popularity", "ranker"):
             raise ValueError(
                 f"model {self.model!r} is published but not among --models {','.join(self.models)}"
             )
@@ -82,6 +108,7 @@ class TuneOptions:
     configs: int = tune.DEFAULT_CONFIGS
     space: dict | None = None  # None: tune.SPACE
     model: str = "auto"  # the family to publish: auto = the best validation score of the search
+    ranker: str = "auto"  # auto: train and check the two-stage ranker in the search; off: single models only
 
     def __post_init__(self) -> None:
         if self.mode not in TUNE_MODES:
@@ -105,10 +132,19 @@ def make_config(
     scheme: str | None = None,
     models: tuple[str, ...] | None = None,
     model: str | None = None,
+    split_kind: str = "holdout",
+    diversity: float = 0.0,
 ) -> RunConfig:
     """The run configuration: defaults, then the choices of the latest tuning in ``lake`` (when ``use_tuned``),
     then every explicitly given value (None = not given). ``model`` "auto" or None: the tuning's choice."""
-    cfg = RunConfig(k=k, seed=seed, evaluate=evaluate, models=tuple(models or RunConfig.models))
+    cfg = RunConfig(
+        k=k,
+        seed=seed,
+        evaluate=evaluate,
+        models=tuple(models or RunConfig.models),
+        split=split_kind,
+        diversity=diversity,
+    )
     found = tune.stored(lake) if (use_tuned and lake is not None) else None
     if found and (found.get("best") or found.get("model")):
         log.info(
@@ -140,12 +176,26 @@ def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
             cfg, stars=replace(cfg.stars, reg=chosen["reg"], user_prior=chosen.get("user_prior", 5.0))
         )
     chosen = found.get("model")
-    if chosen in (*cfg.models, "popularity"):
+    ranked = (found.get("ranker") or {}).get("path")
+    if chosen == "ranker" and ranked and {"als", "itemcf"} <= set(cfg.models):
+        cfg = replace(cfg, model="ranker", ranker_model=ranked)
+    elif chosen in (*cfg.models, "popularity"):
         cfg = replace(cfg, model=chosen)
     elif chosen:  # e.g. the search chose item-CF, this run is limited to --models als: the best of the rest
         scores = {m: v for m, v in (found.get("models") or {}).items() if m in (*cfg.models, "popularity")}
         cfg = replace(cfg, model=max(scores, key=scores.get) if scores else cfg.models[0])
     return cfg
+
+
+def with_ranker(cfg: RunConfig, tuning: dict | None) -> RunConfig:
+    """``cfg`` publishing the ranker its tuning trained (``--model ranker``, whether or not it won)."""
+    path = ((tuning or {}).get("ranker") or {}).get("path")
+    if not path:
+        why = ((tuning or {}).get("ranker") or {}).get(
+            "skipped"
+        ) or "the search trained no ranker (--tune off?)"
+        raise NotFound(f"--model ranker: no trained ranker for these inputs: {why}")
+    return replace(cfg, model="ranker", ranker_model=path)
 
 
 def input_key(versions: dict) -> str:
@@ -170,29 +220,28 @@ def tune_on(
         space=opts.space,
         tracker=tracker,
         models=cfg.models,
-        books=lake.read(SILVER, "books") if lake.exists(SILVER, "books") else None,
+        books=books_of(lake),
+        ranker_params=replace(cfg.ranker, seed=cfg.seed) if opts.ranker != "off" else None,
+        ranker_path=ranker_path(lake, input_versions(lake)),
     )
 
 
 class Timer:
+    """Seconds per named step of a run (``timings``); each step's start and end are logged as progress."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
-    def step(self, name: str, n: int, total: int):
-        timer = self
-
-        class _Step:
-            def __enter__(self):
-                print(f"[{n}/{total}] {name} ...", flush=True)
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                secs = time.perf_counter() - self.t
-                timer.timings[name] = round(secs, 1)
-                if exc[0] is None:
-                    print(f"[{n}/{total}] {name} done in {secs:.1f} s", flush=True)
-
-        return _Step()
+    @contextmanager
+    def step(self, name: str, n: int | None = None, total: int | None = None) -> Iterator[None]:
+        where = f"[{n}/{total}] " if n is not None else ""
+        log.info("%s%s ...", where, name)
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - t, 1)
+        log.info("%s%s done in %.1f s", where, name, self.timings[name])
 
 
 def input_versions(lake: Lakehouse) -> dict[str, int | str | None]:
@@ -212,15 +261,56 @@ def source_fingerprint(lake: Lakehouse) -> str | None:
     return hashlib.sha1(found.encode()).hexdigest()[:12] if found else None
 
 
+MODEL_FIELDS = (
+    "seed",
+    "weights",
+    "als",
+    "model",
+    "itemcf",
+    "content",
+    "stars",
+    "ranker",
+    "ranker_model",
+)  # what a trained model depends on
+PUBLISH_FIELDS = (
+    "k",
+    "similar_k",
+    "min_readers",
+    "diversity",
+)  # what its published lists depend on besides the model
+
+
+def _digest(blob: object) -> str:
+    return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def model_run_id(versions: dict, cfg: RunConfig) -> str:
+    """Key of a trained model (``model-…``): its inputs and the parameters that determine it, nothing else; so
+    ``--k 20``, ``--no-evaluate`` or ``--keep-runs`` reuse the model of an otherwise identical run."""
+    params = {name: value for name, value in cfg.as_dict().items() if name in MODEL_FIELDS}
+    return "model-" + _digest({"inputs": versions, "params": params})
+
+
+def publication_id(model_run: str, cfg: RunConfig) -> str:
+    """Key of a published run (``run-…``, gold's ``run_id``): a trained model and the shape of its lists."""
+    return "run-" + _digest({"model": model_run, **{f: getattr(cfg, f) for f in PUBLISH_FIELDS}})
+
+
 def run_id_for(versions: dict, cfg: RunConfig) -> str:
-    """Same inputs + same parameters and seed -> same run id (so a rerun replaces its own rows)."""
-    blob = json.dumps({"inputs": versions, "params": cfg.as_dict()}, sort_keys=True, default=str)
-    return "run-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+    """Same inputs + same model parameters and seed + same list shape -> same run id (a rerun is served as is)."""
+    return publication_id(model_run_id(versions, cfg), cfg)
+
+
+def trained(lake: Lakehouse, model_run: str) -> bool:
+    """Whether ``model_run`` is already fitted and saved (its params row is written last)."""
+    if not lake.exists(MODEL, "params"):
+        return False
+    return lake.read(MODEL, "params").where(F.col(C.RUN_ID) == model_run).limit(1).count() > 0
 
 
 def make_split(spark: SparkSession, lake: Lakehouse, interactions: DataFrame, cfg: RunConfig) -> split.Split:
     """Per-user random holdout, persisted to Delta and read back (deterministic input for ALS), then checked."""
-    s = split.holdout(interactions, fraction=cfg.test_fraction, seed=cfg.seed)
+    s = split.make(cfg.split, interactions, fraction=cfg.test_fraction, seed=cfg.seed)
     lake.write(s.train, MODEL, "split_train")
     lake.write(s.test, MODEL, "split_test")
     persisted = split.Split(
@@ -250,7 +340,11 @@ def fit_and_save(
     if cfg.model == "als":
         save_model(lake, train(spark, interactions, cfg), run_id, cfg)
         return
-    if cfg.model in ("itemcf", "popularity"):
+    if cfg.model == "ranker":  # every candidate source: ALS factors and item-CF neighbours (content above)
+        model = train(spark, interactions, cfg)
+        write_keyed(lake, MODEL, "user_factors", als.user_factors(model), run_id)
+        write_keyed(lake, MODEL, "item_factors", als.item_factors(model), run_id)
+    if cfg.model in ("itemcf", "popularity", "ranker"):
         neighbours = itemcf.fit(interactions, cfg.itemcf)
         write_keyed(lake, MODEL, "neighbours", neighbours, run_id)
         neighbours.unpersist()
@@ -302,25 +396,31 @@ def evaluate_model(
     timings: dict[str, float] = {}
     max_k = max(cfg.ks)
     lists: dict[str, DataFrame] = {}
-    items = None
+    items = ufs = neighbours = vectors = None
     if "als" in cfg.models:
         t = time.perf_counter()
         model = train(spark, s.train, cfg)
         items = als.item_factors(model).cache()
         items.count()
+        ufs = als.user_factors(model)
         timings["fit"] = time.perf_counter() - t
         t = time.perf_counter()
-        test_users = als.user_factors(model).join(
-            s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi"
+        test_users = ufs.join(s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
+        deep = evaluate.materialise(
+            topk.recommend(spark, test_users, items, DIVERSITY_DEPTH * max_k, seen=s.train)
         )
-        lists["als"] = evaluate.materialise(topk.recommend(spark, test_users, items, max_k, seen=s.train))
+        lists["als"] = evaluate.materialise(deep.where(F.col(C.RANK) <= max_k))
         timings["recommend"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for weight in DIVERSITY_REPORTED:  # the NDCG-for-diversity trade-off the report shows
+            lists[f"als+mmr{weight:g}"] = evaluate.materialise(diversity.rerank(deep, items, max_k, weight))
+        deep.unpersist()
+        timings["diversity"] = time.perf_counter() - t
     if "itemcf" in cfg.models:
         t = time.perf_counter()
         neighbours = itemcf.fit(s.train, cfg.itemcf)
         recs = itemcf.recommend(s.train, neighbours, max_k, users=s.test)
         lists["itemcf"] = evaluate.materialise(recs)
-        neighbours.unpersist()
         timings["itemcf"] = time.perf_counter() - t
     if "content" in cfg.models:
         t = time.perf_counter()
@@ -328,8 +428,19 @@ def evaluate_model(
         if vectors is not None:
             recs = content.recommend(spark, s.train, vectors, max_k, cfg.content, users=s.test)
             lists["content"] = evaluate.materialise(recs)
-            vectors.unpersist()
             timings["content"] = time.perf_counter() - t
+    if cfg.model == "ranker" and items is not None and neighbours is not None:
+        t = time.perf_counter()
+        sources = twostage.Sources(ufs, items, neighbours, vectors, cfg.content)
+        test = s.test.select(C.USER_IDX).distinct()
+        recs = twostage.ranked_lists(
+            spark, s.train, sources, test, books_of(lake), load_ranker(cfg), max_k, cfg.ranker.n_candidates
+        )
+        lists["ranker"] = evaluate.materialise(recs)
+        timings["ranker"] = time.perf_counter() - t
+    for df in (neighbours, vectors):
+        if df is not None:
+            df.unpersist()
     t = time.perf_counter()
     has_time = s.train.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
     baseline = evaluate.baseline_lists(spark, s.train, s.test, max_k, with_trending=has_time)
@@ -400,12 +511,20 @@ def choose_parameters(
 
 @contextmanager
 def recorded_run(
-    lake: Lakehouse, run_id: str, cfg: RunConfig, versions: dict, timer: Timer, tuning: dict | None = None
+    lake: Lakehouse,
+    run_id: str,
+    cfg: RunConfig,
+    versions: dict,
+    timer: Timer,
+    tuning: dict | None = None,
+    model_run: str | None = None,
 ) -> Iterator[Callable[[dict[str, int]], None]]:
     """The run protocol in ``gold.runs``: ``running`` now, ``failed`` if the block raises, ``published`` when
-    the block calls the function it is given (with the row counts), which it does only after the checks."""
+    the block calls the function it is given (with the row counts), which it does only after the checks. The
+    params recorded include the model run the lists come from."""
     started = publish.now()
-    common = {"params": cfg.as_dict(), "input_versions": versions, "tuning": tuning}
+    params = {**cfg.as_dict(), "model_run_id": model_run}
+    common = {"params": params, "input_versions": versions, "tuning": tuning}
     publish.record_run(lake, run_id, "running", started, **common)
 
     def mark_published(counts: dict[str, int]) -> None:
@@ -472,31 +591,53 @@ def run_pipeline(
             s = make_split(spark, lake, interactions, cfg)
             cfg, tune_summary = choose_parameters(spark, lake, cfg, s.train, tuning, tracker)
         n += 1
-    if tuning.model != "auto":
+    if tuning.model == "ranker":
+        cfg = with_ranker(cfg, tune_summary)
+    elif tuning.model != "auto":
         cfg = replace(cfg, model=tuning.model)
-    run_id = run_id_for(versions, cfg)
+    model_run = model_run_id(versions, cfg)
+    run_id = publication_id(model_run, cfg)
     reused = served_as_is(lake, run_id)
     if reused is not None:
         return {**reused, "evaluation": None, "tuning": tune_summary, "config": cfg, "timings": timer.timings}
     if tracker is not None:
         tracker.start(run_id, cfg.as_dict(), tune_summary)
-    with recorded_run(lake, run_id, cfg, versions, timer, tune_summary) as mark_published:
+    with recorded_run(lake, run_id, cfg, versions, timer, tune_summary, model_run) as mark_published:
         if cfg.evaluate:
             with timer.step("split + evaluate (models side by side with baselines)", n, total):
                 s = s or make_split(spark, lake, interactions, cfg)
                 ev = evaluate_model(spark, lake, cfg, s, run_id, report_dir, tune_summary, tracker)
         n += 1
-        with timer.step(f"train {cfg.model} on all interactions", n, total):
-            fit_and_save(spark, lake, interactions, cfg, run_id)
-        counts = publish_model(spark, lake, cfg, run_id, timer, first_step=n + 1, guard=guard)
+        if trained(lake, model_run):  # e.g. the same model published with another k: not fitted again
+            with timer.step(f"reuse the trained {cfg.model} model {model_run}", n, total):
+                log.info("model %s is already trained on these inputs with these parameters", model_run)
+        else:
+            with timer.step(f"train {cfg.model} on all interactions", n, total):
+                fit_and_save(spark, lake, interactions, cfg, model_run)
+        counts = publish_model(spark, lake, cfg, run_id, model_run, timer, first_step=n + 1, guard=guard)
         mark_published(counts)
     cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
     if tracker is not None:
         tracker.finish(timer.timings, counts)
+    return published_summary(run_id, model_run, cfg, counts, timer, cleaned, ev, tune_summary)
+
+
+def published_summary(
+    run_id: str,
+    model_run: str,
+    cfg: RunConfig,
+    counts: dict[str, int],
+    timer: Timer,
+    cleaned: list[str],
+    evaluation=None,
+    tuning: dict | None = None,
+) -> dict:
+    """What :func:`run_pipeline` and :func:`publish_stage` return for a run they published."""
     return {
         "run_id": run_id,
-        "evaluation": ev,
-        "tuning": tune_summary,
+        "model_run_id": model_run,
+        "evaluation": evaluation,
+        "tuning": tuning,
         "config": cfg,
         "row_counts": counts,
         "timings": timer.timings,
@@ -505,16 +646,82 @@ def run_pipeline(
     }
 
 
+def run_job(
+    spark: SparkSession,
+    lake: Lakehouse,
+    source: str,
+    fmt: str,
+    cfg: RunConfig,
+    report_dir: Path,
+    ingest_run_id: str,
+    force: bool = False,
+    guard: ShrinkGuard | None = None,
+    tuning: TuneOptions | None = None,
+    tracker=None,
+) -> dict:
+    """The main job, every stage in its order: ingest (raw files -> bronze -> silver; nothing on unchanged
+    input) -> :func:`run_pipeline` ((tune ->) evaluate -> train -> recommend -> similar -> popular -> serving
+    tables -> check -> publish). ``recspark run``, ``jobs/run.py`` and the end-to-end notebook call this. Returns
+    :func:`run_pipeline`'s summary with the ingest result (``ingest``) and its seconds in ``timings``."""
+    from recspark.ingest import run_ingest
+
+    guard = guard or ShrinkGuard(force=force)
+    timer = Timer()
+    with timer.step("ingest (raw files -> bronze -> silver)"):
+        ingested = run_ingest(
+            spark, lake, source, fmt, ingest_run_id, force=force, max_shrink=guard.max_shrink
+        )
+    summary = run_pipeline(spark, lake, cfg, report_dir, tuning=tuning, tracker=tracker, guard=guard)
+    return {**summary, "ingest": ingested, "timings": {**timer.timings, **summary["timings"]}}
+
+
+DIVERSITY_DEPTH = 3  # MMR picks k books out of the model's best DIVERSITY_DEPTH * k
+DIVERSITY_REPORTED = (0.3, 0.6)  # MMR weights the evaluation shows beside the model's own order
+
+
+def diverse_lists(
+    spark: SparkSession,
+    lake: Lakehouse,
+    model_run: str,
+    model: str,
+    interactions: DataFrame,
+    cfg: RunConfig,
+    items: DataFrame | None,
+    vectors: DataFrame | None,
+) -> DataFrame:
+    """The model's top-k lists (with explanations), re-ranked by MMR when ``cfg.diversity`` > 0: over ALS factors
+    when the run has them, else content vectors (no similarity space: the model's order, with a warning)."""
+    if cfg.diversity <= 0:
+        return model_lists(spark, lake, model_run, model, interactions, cfg.k, cfg, vectors=vectors)
+    space = items if items is not None else vectors
+    if space is None:
+        log.warning(
+            "--diversity %g: this run has no item vectors to measure similarity; lists unchanged",
+            cfg.diversity,
+        )
+        return model_lists(spark, lake, model_run, model, interactions, cfg.k, cfg, vectors=vectors)
+    deep = model_lists(
+        spark, lake, model_run, model, interactions, DIVERSITY_DEPTH * cfg.k, cfg, vectors=vectors
+    )
+    deep = deep.cache()
+    picked = diversity.rerank(deep, space, cfg.k, cfg.diversity)
+    because = deep.select(C.USER_IDX, C.BOOK_IDX, C.BECAUSE_BOOK_IDX)
+    return picked.join(because, on=[C.USER_IDX, C.BOOK_IDX], how="left").select(
+        C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE, C.BECAUSE_BOOK_IDX
+    )
+
+
 def publish_model(
     spark: SparkSession,
     lake: Lakehouse,
     cfg: RunConfig,
     run_id: str,
+    model_run: str,
     timer: Timer,
     first_step: int = 1,
     guard: ShrinkGuard | None = None,
 ) -> dict[str, int]:
-    """From the saved model of ``run_id`` (ALS factors, item-CF neighbours or content vectors): recommendations
+    """From the saved model ``model_run`` (ALS factors, item-CF neighbours or content vectors): recommendations
     with predicted stars, similar books, popular books -> gold, then the checks. Returns the row counts; the
     caller marks the run published, then cleans old runs."""
     total = first_step + 4
@@ -522,12 +729,12 @@ def publish_model(
     users = lake.read(SILVER, "users")
     books = lake.read(SILVER, "books")
     model = cfg.model
-    vectors = load_content_vectors(lake, run_id)
-    items = load_factors(lake, run_id)[1] if model == "als" else None
-    neighbours = load_neighbours(lake, run_id) if model in ("itemcf", "popularity") else None
+    vectors = load_content_vectors(lake, model_run)
+    items = load_factors(lake, model_run)[1] if model in ("als", "ranker") else None
+    neighbours = load_neighbours(lake, model_run) if model in ("itemcf", "popularity", "ranker") else None
     with timer.step(f"recommend ({model}, read books excluded)", first_step, total):
         seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-        recs = model_lists(spark, lake, run_id, model, interactions, cfg.k, cfg.content, vectors=vectors)
+        recs = diverse_lists(spark, lake, model_run, model, interactions, cfg, items, vectors)
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
         pop_recs = topk.recommend(
@@ -542,9 +749,9 @@ def publish_model(
             run_id,
             zorder=C.USER_ID,
         )
-    method = {"als": "als", "content": "content"}.get(model, "itemcf")
+    method = {"als": "als", "ranker": "als", "content": "content"}.get(model, "itemcf")
     with timer.step(f"similar books ({method}; new books: content)", first_step + 1, total):
-        if model == "als":
+        if model in ("als", "ranker"):
             sims = similar_books(spark, interactions, items, cfg.similar_k, cfg.min_readers)
         elif model == "content":  # every book by content: no book has enough readers to count as well read
             sims = content.cold_similar(spark, interactions, vectors, cfg.similar_k, min_readers=1 << 62)
@@ -603,31 +810,63 @@ def publish_stage(
     spark: SparkSession,
     lake: Lakehouse,
     cfg: RunConfig,
-    run_id: str | None = None,
+    model_run: str | None = None,
     guard: ShrinkGuard | None = None,
 ) -> dict:
     """``recspark publish``: gold tables from an already trained model (default: the latest), checked, then
     marked published in ``gold.runs``: the last task of a multi-task job (ingest -> tune -> evaluate -> train ->
-    publish). Returns a summary like :func:`run_pipeline`'s."""
-    run_id = run_id or latest_model_run(lake)
-    trained = trained_params(lake, run_id)  # publish what was trained, as it was trained
-    cfg = replace(cfg, model=trained.get("model", "als"), content=ContentParams(**trained.get("content", {})))
+    publish). The model is published as it was trained (its family and parameters); ``cfg`` gives the shape of
+    the lists. Returns a summary like :func:`run_pipeline`'s."""
+    model_run = model_run or latest_model_run(lake)
+    cfg = as_trained(cfg, trained_params(lake, model_run))
+    run_id = publication_id(model_run, cfg)
     timer = Timer()
     reused = served_as_is(lake, run_id)
     if reused is not None:
         return {**reused, "evaluation": None, "timings": timer.timings}
-    with recorded_run(lake, run_id, cfg, input_versions(lake), timer) as mark_published:
-        counts = publish_model(spark, lake, cfg, run_id, timer, guard=guard)
+    with recorded_run(lake, run_id, cfg, input_versions(lake), timer, model_run=model_run) as mark_published:
+        counts = publish_model(spark, lake, cfg, run_id, model_run, timer, guard=guard)
         mark_published(counts)
-    cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
-    return {
-        "run_id": run_id,
-        "evaluation": None,
-        "row_counts": counts,
-        "timings": timer.timings,
-        "cleaned": cleaned,
-        "reused": False,
-    }
+    return published_summary(
+        run_id, model_run, cfg, counts, timer, publish.clean_old_runs(lake, cfg.keep_runs)
+    )
+
+
+def as_trained(cfg: RunConfig, trained: dict) -> RunConfig:
+    """``cfg`` with the model parameters a trained model was fitted with (``RunConfig.as_dict`` of its run)."""
+    return replace(
+        cfg,
+        seed=trained.get("seed", cfg.seed),
+        model=trained.get("model", "als"),
+        als=als.AlsParams(**trained["als"]) if "als" in trained else cfg.als,
+        weights=Weights(**trained["weights"]) if "weights" in trained else cfg.weights,
+        itemcf=ItemCfParams(**trained["itemcf"]) if "itemcf" in trained else cfg.itemcf,
+        content=ContentParams(**trained.get("content", {})),
+        stars=StarsParams(**trained["stars"]) if "stars" in trained else cfg.stars,
+        ranker=RankerParams(**trained["ranker"]) if "ranker" in trained else cfg.ranker,
+        ranker_model=trained.get("ranker_model"),
+    )
+
+
+def books_of(lake: Lakehouse) -> DataFrame | None:
+    """``silver.books`` when the input has book metadata, else None."""
+    return lake.read(SILVER, "books") if lake.exists(SILVER, "books") else None
+
+
+def ranker_path(lake: Lakehouse, versions: dict) -> str:
+    """Where the ranker trained by the tuning of these inputs is saved."""
+    return f"{lake.root.rstrip('/')}/{MODEL}/_ranker/{_digest(input_key(versions))}"
+
+
+def load_ranker(cfg: RunConfig):
+    """The ranker model a ranker run publishes with (saved by its tuning)."""
+    if not cfg.ranker_model:
+        raise NotFound(
+            "this run publishes the ranker, but no trained ranker is recorded: run with --tune full"
+        )
+    from xgboost.spark import SparkXGBRankerModel
+
+    return SparkXGBRankerModel.load(cfg.ranker_model)
 
 
 def with_predicted_stars(
@@ -657,7 +896,9 @@ def similar_books(
 ) -> DataFrame:
     """Top-k cosine neighbours ``(book_idx, rank, neighbour_idx, score)`` of ALS factors for books with at least
     ``min_readers`` readers; a book is never its own neighbour."""
-    unit = normalized(items).join(well_read(interactions, min_readers), on=C.BOOK_IDX, how="left_semi")
+    unit = items.select(C.BOOK_IDX, topk.unit_length(F.col(C.FEATURES)).alias(C.FEATURES)).join(
+        well_read(interactions, min_readers), on=C.BOOK_IDX, how="left_semi"
+    )
     return topk.item_neighbours(spark, unit, unit, k)
 
 
@@ -673,34 +914,23 @@ def similar_from_neighbours(
     return itemcf.top_neighbours(kept.select(C.BOOK_IDX, C.NEIGHBOUR_IDX, C.SCORE), k)
 
 
-def normalized(factors: DataFrame) -> DataFrame:
-    """Unit-length factor vectors (cosine similarity = dot product)."""
-    norm = F.sqrt(F.aggregate(F.col(topk.FEATURES), F.lit(0.0), lambda acc, x: acc + x * x))
-    return factors.select(
-        F.col(C.BOOK_IDX),
-        F.transform(F.col(topk.FEATURES), lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float")).alias(
-            topk.FEATURES
-        ),
-    )
-
-
 # -- single stages, for `recspark train | evaluate | recommend | similar` --------------------------------------
 def write_keyed(lake: Lakehouse, layer: str, name: str, df: DataFrame, run_id: str) -> None:
     """Replace the rows of ``run_id`` in a table partitioned by run_id (create it when missing)."""
-    lake.replace_run(df.select(F.lit(run_id).alias("run_id"), "*"), layer, name, run_id)
+    lake.replace_run(df.select(F.lit(run_id).alias(C.RUN_ID), "*"), layer, name, run_id)
 
 
 def latest_model_run(lake: Lakehouse) -> str:
     if not lake.exists(MODEL, "params"):
         raise NotFound(f"no trained model in {lake.root}: run `recspark train` first")
-    return lake.read(MODEL, "params").orderBy(F.col("trained_at").desc()).first()["run_id"]
+    return lake.read(MODEL, "params").orderBy(F.col("trained_at").desc()).first()[C.RUN_ID]
 
 
 def trained_params(lake: Lakehouse, run_id: str) -> dict:
     """The configuration a trained run was fitted with (``RunConfig.as_dict``)."""
     if not lake.exists(MODEL, "params"):
         raise NotFound(f"no trained model in {lake.root}: run `recspark train` first")
-    row = lake.read(MODEL, "params").where(F.col("run_id") == run_id).select("params").first()
+    row = lake.read(MODEL, "params").where(F.col(C.RUN_ID) == run_id).select("params").first()
     if row is None:
         raise NotFound(f"no trained model {run_id!r} in {lake.root}: run `recspark train` first")
     return json.loads(row["params"])
@@ -715,7 +945,7 @@ def load_content_vectors(lake: Lakehouse, run_id: str) -> DataFrame | None:
     """The run's saved content vectors, or None when it has none (no metadata, or content not trained)."""
     if not lake.exists(MODEL, "content_vectors"):
         return None
-    vectors = lake.read(MODEL, "content_vectors").where(F.col("run_id") == run_id).drop("run_id").cache()
+    vectors = lake.read(MODEL, "content_vectors").where(F.col(C.RUN_ID) == run_id).drop(C.RUN_ID).cache()
     if vectors.limit(1).count() == 0:
         vectors.unpersist()
         return None
@@ -725,20 +955,20 @@ def load_content_vectors(lake: Lakehouse, run_id: str) -> DataFrame | None:
 def load_neighbours(lake: Lakehouse, run_id: str) -> DataFrame:
     if not lake.exists(MODEL, "neighbours"):
         raise NotFound(f"no item-CF model in {lake.root}: run `recspark train` with an item-CF choice first")
-    return lake.read(MODEL, "neighbours").where(F.col("run_id") == run_id).drop("run_id")
+    return lake.read(MODEL, "neighbours").where(F.col(C.RUN_ID) == run_id).drop(C.RUN_ID)
 
 
 def load_factors(lake: Lakehouse, run_id: str) -> tuple[DataFrame, DataFrame]:
-    users = lake.read(MODEL, "user_factors").where(F.col("run_id") == run_id).drop("run_id")
-    items = lake.read(MODEL, "item_factors").where(F.col("run_id") == run_id).drop("run_id")
+    users = lake.read(MODEL, "user_factors").where(F.col(C.RUN_ID) == run_id).drop(C.RUN_ID)
+    items = lake.read(MODEL, "item_factors").where(F.col(C.RUN_ID) == run_id).drop(C.RUN_ID)
     return users, items
 
 
 def train_all(spark: SparkSession, lake: Lakehouse, cfg: RunConfig) -> str:
-    """Fit on every silver interaction and save factors + params under the derived run id."""
-    run_id = run_id_for(input_versions(lake), cfg)
-    fit_and_save(spark, lake, lake.read(SILVER, "interactions"), cfg, run_id)
-    return run_id
+    """Fit on every silver interaction and save the model under its model run id (returned)."""
+    model_run = model_run_id(input_versions(lake), cfg)
+    fit_and_save(spark, lake, lake.read(SILVER, "interactions"), cfg, model_run)
+    return model_run
 
 
 def model_lists(
@@ -748,7 +978,7 @@ def model_lists(
     model: str,
     interactions: DataFrame,
     k: int,
-    content_params: ContentParams,
+    cfg: RunConfig,
     users: DataFrame | None = None,
     vectors: DataFrame | None = None,
 ) -> DataFrame:
@@ -767,8 +997,17 @@ def model_lists(
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)
         if vectors is None:
             raise NotFound(f"run {run_id} has no content vectors: the books carry no metadata")
-        recs = content.recommend(spark, interactions, vectors, k, content_params, users=users)
+        recs = content.recommend(spark, interactions, vectors, k, cfg.content, users=users)
         return publish.explain(spark, recs, seen, vectors)
+    if model == "ranker":
+        ufs, items = load_factors(lake, run_id)
+        vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)
+        sources = twostage.Sources(ufs, items, load_neighbours(lake, run_id), vectors, cfg.content)
+        wanted = users if users is not None else interactions.select(C.USER_IDX).distinct()
+        recs = twostage.ranked_lists(
+            spark, interactions, sources, wanted, books_of(lake), load_ranker(cfg), k, cfg.ranker.n_candidates
+        )
+        return publish.explain(spark, recs, seen, items)
     return spark.createDataFrame([], publish.EXPLAINED_SCHEMA)
 
 
@@ -788,11 +1027,12 @@ def recommend_stage(
         seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
         recs = topk.recommend(spark, baselines.constant_user_factors(users), pop, k, seen=seen)
     else:
-        params = ContentParams(**trained.get("content", {}))
-        recs = model_lists(spark, lake, run_id, model, interactions, k, params, wanted)
+        recs = model_lists(
+            spark, lake, run_id, model, interactions, k, as_trained(RunConfig(), trained), wanted
+        )
     recs = recs.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
     write_keyed(lake, MODEL, "recommendations", recs, run_id)
-    return lake.read(MODEL, "recommendations").where(F.col("run_id") == run_id)
+    return lake.read(MODEL, "recommendations").where(F.col(C.RUN_ID) == run_id)
 
 
 def similar_stage(spark: SparkSession, lake: Lakehouse, run_id: str, k: int, min_readers: int) -> DataFrame:
@@ -806,4 +1046,4 @@ def similar_stage(spark: SparkSession, lake: Lakehouse, run_id: str, k: int, min
     else:
         sims = similar_from_neighbours(interactions, load_neighbours(lake, run_id), k, min_readers)
     write_keyed(lake, MODEL, "similar_books", sims, run_id)
-    return lake.read(MODEL, "similar_books").where(F.col("run_id") == run_id)
+    return lake.read(MODEL, "similar_books").where(F.col(C.RUN_ID) == run_id)

@@ -40,18 +40,14 @@ from pyspark.sql import types as T
 
 from recspark import columns as C
 from recspark.tables import GOLD, Lakehouse, ShrinkGuard
-from recspark.topk import FEATURES, RANK, SCORE
 
 log = logging.getLogger(__name__)
 
-RUN_ID = "run_id"
-BECAUSE = "because_book_id"
-SIMILAR_BOOK_ID = "similar_book_id"
 METHOD = "method"
 PREDICTED_RATING = C.PREDICTED_RATING
 RUNS_SCHEMA = T.StructType(
     [
-        T.StructField(RUN_ID, T.StringType(), False),
+        T.StructField(C.RUN_ID, T.StringType(), False),
         T.StructField("status", T.StringType(), False),
         T.StructField("started_at", T.TimestampType(), False),
         T.StructField("finished_at", T.TimestampType(), True),
@@ -85,9 +81,9 @@ def now() -> dt.datetime:
 EXPLAINED_SCHEMA = T.StructType(
     [
         T.StructField(C.USER_IDX, T.IntegerType(), False),
-        T.StructField(RANK, T.IntegerType(), False),
+        T.StructField(C.RANK, T.IntegerType(), False),
         T.StructField(C.BOOK_IDX, T.IntegerType(), False),
-        T.StructField(SCORE, T.FloatType(), False),
+        T.StructField(C.SCORE, T.FloatType(), False),
         T.StructField(C.BECAUSE_BOOK_IDX, T.IntegerType(), True),
     ]
 )
@@ -96,17 +92,17 @@ EXPLAINED_SCHEMA = T.StructType(
 # -- transformations ----------------------------------------------------------------------------------------
 def explain(spark: SparkSession, recs: DataFrame, seen: DataFrame, item_factors: DataFrame) -> DataFrame:
     """Add ``because_book_idx``: the shelved book of the user most similar (cosine) to each recommendation."""
-    pdf = item_factors.select(C.BOOK_IDX, FEATURES).toPandas()
+    pdf = item_factors.select(C.BOOK_IDX, C.FEATURES).toPandas()
     ids = pdf[C.BOOK_IDX].to_numpy(dtype=np.int64)
     order = np.argsort(ids)
     ids = ids[order]
-    mat = np.stack(pdf[FEATURES].to_numpy()[order]).astype(np.float32)
+    mat = np.stack(pdf[C.FEATURES].to_numpy()[order]).astype(np.float32)
     mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
     bc_ids, bc_mat = spark.sparkContext.broadcast(ids), spark.sparkContext.broadcast(mat)
     lists = seen.groupBy(C.USER_IDX).agg(F.collect_list(F.col(C.BOOK_IDX).cast("int")).alias("_seen"))
     grouped = (
         recs.groupBy(C.USER_IDX)
-        .agg(F.collect_list(F.struct(F.col(RANK), F.col(C.BOOK_IDX), F.col(SCORE))).alias("_recs"))
+        .agg(F.collect_list(F.struct(F.col(C.RANK), F.col(C.BOOK_IDX), F.col(C.SCORE))).alias("_recs"))
         .join(lists, on=C.USER_IDX, how="left")
     )
     schema = EXPLAINED_SCHEMA
@@ -133,9 +129,9 @@ def explain(spark: SparkSession, recs: DataFrame, seen: DataFrame, item_factors:
                     pd.DataFrame(
                         {
                             C.USER_IDX: np.full(len(rec_books), user, dtype=np.int32),
-                            RANK: np.array([r[RANK] for r in rec_list], dtype=np.int32),
+                            C.RANK: np.array([r[C.RANK] for r in rec_list], dtype=np.int32),
                             C.BOOK_IDX: rec_books.astype(np.int32),
-                            SCORE: np.array([r[SCORE] for r in rec_list], dtype=np.float32),
+                            C.SCORE: np.array([r[C.SCORE] for r in rec_list], dtype=np.float32),
                             C.BECAUSE_BOOK_IDX: pd.array(
                                 [int(x) if x >= 0 else None for x in because.tolist()], dtype="Int32"
                             ),
@@ -158,34 +154,36 @@ def fill_from_popular(recs: DataFrame, popular_recs: DataFrame, k: int) -> DataF
     )
     from pyspark.sql import Window
 
-    w = Window.partitionBy(C.USER_IDX).orderBy(F.col(RANK))
+    w = Window.partitionBy(C.USER_IDX).orderBy(F.col(C.RANK))
     extra = extra.withColumn("_r", F.row_number().over(w) + F.col("_n")).where(F.col("_r") <= k)
     filled = extra.select(
         F.col(C.USER_IDX),
-        F.col("_r").cast("int").alias(RANK),
+        F.col("_r").cast("int").alias(C.RANK),
         F.col(C.BOOK_IDX),
-        F.lit(0.0).cast("float").alias(SCORE),
+        F.lit(0.0).cast("float").alias(C.SCORE),
         F.lit(None).cast("int").alias(C.BECAUSE_BOOK_IDX),
     )
-    return recs.select(C.USER_IDX, RANK, C.BOOK_IDX, SCORE, C.BECAUSE_BOOK_IDX).unionByName(filled)
+    return recs.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE, C.BECAUSE_BOOK_IDX).unionByName(filled)
 
 
 def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
     b = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS)
-    because = books.select(F.col(C.BOOK_IDX).alias(C.BECAUSE_BOOK_IDX), F.col(C.BOOK_ID).alias(BECAUSE))
+    because = books.select(
+        F.col(C.BOOK_IDX).alias(C.BECAUSE_BOOK_IDX), F.col(C.BOOK_ID).alias(C.BECAUSE_BOOK_ID)
+    )
     return (
         recs.join(users.select(C.USER_IDX, C.USER_ID), on=C.USER_IDX, how="inner")
         .join(b, on=C.BOOK_IDX, how="inner")
         .join(because, on=C.BECAUSE_BOOK_IDX, how="left")
         .select(
-            F.lit(run_id).alias(RUN_ID),
+            F.lit(run_id).alias(C.RUN_ID),
             F.col(C.USER_ID),
-            F.col(RANK),
+            F.col(C.RANK),
             F.col(C.BOOK_ID),
-            F.col(SCORE),
+            F.col(C.SCORE),
             F.col(C.TITLE),
             F.col(C.AUTHORS),
-            F.col(BECAUSE),
+            F.col(C.BECAUSE_BOOK_ID),
             (F.col(PREDICTED_RATING) if PREDICTED_RATING in recs.columns else F.lit(None))
             .cast("float")
             .alias(PREDICTED_RATING),
@@ -199,18 +197,18 @@ def similar_rows(sims: DataFrame, books: DataFrame, run_id: str, method: str) ->
     a = books.select(F.col(C.BOOK_IDX), F.col(C.BOOK_ID), F.col(C.TITLE))
     b = books.select(
         F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX),
-        F.col(C.BOOK_ID).alias(SIMILAR_BOOK_ID),
+        F.col(C.BOOK_ID).alias(C.SIMILAR_BOOK_ID),
         F.col(C.TITLE).alias("similar_title"),
     )
     return (
         sims.join(a, on=C.BOOK_IDX, how="inner")
         .join(b, on=C.NEIGHBOUR_IDX, how="inner")
         .select(
-            F.lit(run_id).alias(RUN_ID),
+            F.lit(run_id).alias(C.RUN_ID),
             F.col(C.BOOK_ID),
-            F.col(RANK),
-            F.col(SIMILAR_BOOK_ID),
-            F.col(SCORE),
+            F.col(C.RANK),
+            F.col(C.SIMILAR_BOOK_ID),
+            F.col(C.SCORE),
             F.col(C.TITLE),
             F.col("similar_title"),
             F.lit(method).alias(METHOD),
@@ -227,16 +225,16 @@ def popular_rows(pop: DataFrame, books: DataFrame, run_id: str, window: str, k: 
             [
                 T.StructField(C.BOOK_IDX, T.IntegerType()),
                 T.StructField("popularity", T.DoubleType()),
-                T.StructField(RANK, T.IntegerType()),
+                T.StructField(C.RANK, T.IntegerType()),
             ]
         ),
     )
     return ranked.join(
         books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS), on=C.BOOK_IDX, how="inner"
     ).select(
-        F.lit(run_id).alias(RUN_ID),
+        F.lit(run_id).alias(C.RUN_ID),
         F.lit(window).alias("window"),
-        F.col(RANK).cast("int").alias(RANK),
+        F.col(C.RANK).cast("int").alias(C.RANK),
         F.col(C.BOOK_ID),
         F.col("popularity").cast("long").alias("readers"),
         F.col(C.TITLE),
@@ -259,9 +257,9 @@ def serving_book_rows(
         if table is None:
             out = out.withColumn(name, empty)
         else:
-            out = out.join(table.select(C.BOOK_IDX, F.col(FEATURES).alias(name)), on=C.BOOK_IDX, how="left")
+            out = out.join(table.select(C.BOOK_IDX, F.col(C.FEATURES).alias(name)), on=C.BOOK_IDX, how="left")
     return out.select(
-        F.lit(run_id).alias(RUN_ID),
+        F.lit(run_id).alias(C.RUN_ID),
         F.col(C.BOOK_ID),
         F.col(C.TITLE),
         F.col(C.AUTHORS),
@@ -275,17 +273,19 @@ def serving_neighbour_rows(neighbours: DataFrame, books: DataFrame, run_id: str)
     """``gold/serving_neighbours``: the item-CF model's whole neighbour table in book ids (the consumer folds a
     new reader in with the same lists the batch run used, not only the top ``similar_k``)."""
     a = books.select(C.BOOK_IDX, C.BOOK_ID)
-    b = books.select(F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX), F.col(C.BOOK_ID).alias(SIMILAR_BOOK_ID))
+    b = books.select(F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX), F.col(C.BOOK_ID).alias(C.SIMILAR_BOOK_ID))
     return (
         neighbours.join(a, on=C.BOOK_IDX, how="inner")
         .join(b, on=C.NEIGHBOUR_IDX, how="inner")
-        .select(F.lit(run_id).alias(RUN_ID), C.BOOK_ID, RANK, SIMILAR_BOOK_ID, F.col(SCORE).cast("float"))
+        .select(
+            F.lit(run_id).alias(C.RUN_ID), C.BOOK_ID, C.RANK, C.SIMILAR_BOOK_ID, F.col(C.SCORE).cast("float")
+        )
     )
 
 
 SERVING_MODEL_SCHEMA = T.StructType(
     [
-        T.StructField(RUN_ID, T.StringType(), False),
+        T.StructField(C.RUN_ID, T.StringType(), False),
         T.StructField("model", T.StringType(), False),
         T.StructField("alpha", T.DoubleType(), True),
         T.StructField("reg", T.DoubleType(), True),
@@ -337,7 +337,7 @@ def write_run_rows(lake: Lakehouse, name: str, df: DataFrame, run_id: str, zorde
     lake.replace_run(df, GOLD, name, run_id, properties=CDF)
     if zorder:
         lake.spark.sql(
-            f"OPTIMIZE {lake.identifier(GOLD, name)} WHERE {RUN_ID} = '{run_id}' ZORDER BY ({zorder})"
+            f"OPTIMIZE {lake.identifier(GOLD, name)} WHERE {C.RUN_ID} = '{run_id}' ZORDER BY ({zorder})"
         )
 
 
@@ -345,7 +345,7 @@ def record_run(lake: Lakehouse, run_id: str, status: str, started_at: dt.datetim
     """Upsert this run's row in ``gold.runs``."""
     spark = lake.spark
     row = {
-        RUN_ID: run_id,
+        C.RUN_ID: run_id,
         "status": status,
         "started_at": started_at,
         "finished_at": fields.get("finished_at"),
@@ -365,7 +365,7 @@ def record_run(lake: Lakehouse, run_id: str, status: str, started_at: dt.datetim
     (
         lake.delta(GOLD, "runs")
         .alias("t")
-        .merge(df.alias("s"), f"t.{RUN_ID} = s.{RUN_ID}")
+        .merge(df.alias("s"), f"t.{C.RUN_ID} = s.{C.RUN_ID}")
         .whenMatchedUpdateAll()
         .whenNotMatchedInsertAll()
         .execute()
@@ -376,14 +376,14 @@ def run_row(lake: Lakehouse, run_id: str) -> dict | None:
     """This run's row of ``gold.runs`` (None when it has none)."""
     if not lake.exists(GOLD, "runs"):
         return None
-    rows = lake.read(GOLD, "runs").where(F.col(RUN_ID) == run_id).collect()
+    rows = lake.read(GOLD, "runs").where(F.col(C.RUN_ID) == run_id).collect()
     return rows[0].asDict() if rows else None
 
 
 def republish(lake: Lakehouse, run_id: str) -> None:
     """Serve an already published run again (its rows are in gold): a new ``finished_at`` makes it the latest
     published run, in one commit; nothing is recomputed or rewritten."""
-    lake.delta(GOLD, "runs").update(f"{RUN_ID} = '{run_id}'", {"finished_at": F.lit(now())})
+    lake.delta(GOLD, "runs").update(f"{C.RUN_ID} = '{run_id}'", {"finished_at": F.lit(now())})
 
 
 def latest_published(lake: Lakehouse) -> str | None:
@@ -396,14 +396,14 @@ def latest_published(lake: Lakehouse) -> str | None:
         .limit(1)
         .collect()
     )
-    return row[0][RUN_ID] if row else None
+    return row[0][C.RUN_ID] if row else None
 
 
 def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[str, int]:
     """The checks a run must pass before it is published; raises PublishCheckError."""
-    recs = lake.read(GOLD, "user_recommendations").where(F.col(RUN_ID) == run_id)
-    sims = lake.read(GOLD, "similar_books").where(F.col(RUN_ID) == run_id)
-    pop = lake.read(GOLD, "popular_books").where(F.col(RUN_ID) == run_id)
+    recs = lake.read(GOLD, "user_recommendations").where(F.col(C.RUN_ID) == run_id)
+    sims = lake.read(GOLD, "similar_books").where(F.col(C.RUN_ID) == run_id)
+    pop = lake.read(GOLD, "popular_books").where(F.col(C.RUN_ID) == run_id)
     problems = []
     n_recs, n_sims, n_pop = recs.count(), sims.count(), pop.count()
     if n_recs == 0:
@@ -416,24 +416,28 @@ def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[st
     bad_k = per_user.where((F.col("n") != k) | (F.col("d") != k)).count()
     if bad_k:
         problems.append(f"{bad_k} users do not have exactly {k} distinct books")
-    nan = recs.where(F.isnan(SCORE) | F.col(SCORE).isNull()).count() + sims.where(F.isnan(SCORE)).count()
+    nan = (
+        recs.where(F.isnan(C.SCORE) | F.col(C.SCORE).isNull()).count() + sims.where(F.isnan(C.SCORE)).count()
+    )
     if nan:
         problems.append(f"{nan} NaN/null scores")
     shelved = seen.select(C.USER_ID, C.BOOK_ID)
     leaked = recs.join(shelved, on=[C.USER_ID, C.BOOK_ID], how="inner").count()
     if leaked:
         problems.append(f"{leaked} recommendations of books the user already shelved")
-    cited = recs.where(F.col(BECAUSE).isNotNull()).select(C.USER_ID, F.col(BECAUSE).alias(C.BOOK_ID))
+    cited = recs.where(F.col(C.BECAUSE_BOOK_ID).isNotNull()).select(
+        C.USER_ID, F.col(C.BECAUSE_BOOK_ID).alias(C.BOOK_ID)
+    )
     uncited = cited.join(shelved, on=[C.USER_ID, C.BOOK_ID], how="left_anti").count()
     if uncited:
         problems.append(f"{uncited} explanations cite books the user did not shelve")
-    self_sim = sims.where(F.col(C.BOOK_ID) == F.col(SIMILAR_BOOK_ID)).count()
+    self_sim = sims.where(F.col(C.BOOK_ID) == F.col(C.SIMILAR_BOOK_ID)).count()
     if self_sim:
         problems.append(f"{self_sim} books listed as similar to themselves")
-    n_models = lake.read(GOLD, "serving_model").where(F.col(RUN_ID) == run_id).count()
+    n_models = lake.read(GOLD, "serving_model").where(F.col(C.RUN_ID) == run_id).count()
     if n_models != 1:
         problems.append(f"serving_model has {n_models} rows for the run, not 1")
-    serving = lake.read(GOLD, "serving_books").where(F.col(RUN_ID) == run_id)
+    serving = lake.read(GOLD, "serving_books").where(F.col(C.RUN_ID) == run_id)
     n_serving, n_ids = serving.count(), serving.select(C.BOOK_ID).distinct().count()
     if n_serving == 0 or n_ids != n_serving:
         problems.append(f"serving_books has {n_serving} rows for {n_ids} distinct books")
@@ -467,14 +471,14 @@ def clean_old_runs(lake: Lakehouse, keep: int) -> list[str]:
     if not lake.exists(GOLD, "runs"):
         return []
     runs = lake.read(GOLD, "runs").orderBy(F.col("started_at").desc()).collect()
-    published = [r[RUN_ID] for r in runs if r["status"] == "published"]
+    published = [r[C.RUN_ID] for r in runs if r["status"] == "published"]
     if len(published) <= keep:
         return []
-    oldest_kept = next(r for r in runs if r[RUN_ID] == published[keep - 1])["started_at"]
-    doomed = [r[RUN_ID] for r in runs if r["started_at"] < oldest_kept]
+    oldest_kept = next(r for r in runs if r[C.RUN_ID] == published[keep - 1])["started_at"]
+    doomed = [r[C.RUN_ID] for r in runs if r["started_at"] < oldest_kept]
     ids = ", ".join(f"'{x}'" for x in doomed)
     for name in (*RUN_TABLES, "evaluations", "runs"):
         if lake.exists(GOLD, name):
-            lake.delta(GOLD, name).delete(f"{RUN_ID} IN ({ids})")
+            lake.delta(GOLD, name).delete(f"{C.RUN_ID} IN ({ids})")
     log.info("cleaned %d old runs", len(doomed))
     return doomed

@@ -373,7 +373,7 @@ class GoldReader:
             if taste is None:
                 return None, None
             return taste, lambda top: foldin.closest(cat.vectors, at, top)
-        if info.model == "als" and cat.factors is not None:
+        if info.model in ("als", "ranker") and cat.factors is not None:  # a ranker run: ALS fold-in
             r = foldin.preference(items, info, cat.readers)
             x = foldin.fold_in(cat.factors, self.yty, at, r, info.alpha, info.reg)
             scores = cat.factors @ x.astype(np.float32)

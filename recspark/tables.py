@@ -23,16 +23,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from recspark.columns import BRONZE, GOLD, META, MODEL, RUN_ID, SILVER  # noqa: F401 -- layers re-exported
+
 log = logging.getLogger(__name__)
 
 SESSION_CATALOG = "spark_catalog"
-# the layers, in one place: raw files as rows (bronze), cleaned and indexed (silver), per-run model artefacts
-# (model), what services read (gold), and the bookkeeping of ingests (meta)
-BRONZE = "bronze"
-SILVER = "silver"
-MODEL = "model"
-GOLD = "gold"
-META = "meta"
 
 WARN_SHRINK = 0.5  # a new table version with less than half the rows of the one it replaces is logged
 
@@ -170,7 +165,7 @@ class Lakehouse:
         adding duplicates.
         """
         if not self.exists(layer, name):
-            self.write(df, layer, name, partition_by=["run_id"], properties=properties)
+            self.write(df, layer, name, partition_by=[RUN_ID], properties=properties)
             return
         self._remember(layer, name)
         writer = (

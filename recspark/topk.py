@@ -42,11 +42,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recspark import columns as C
+from recspark.frames import union_all
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,17 @@ TILE_COLS = 4096
 MAX_BLOCK_ROWS = 1024
 DEFAULT_BUDGET_MB = 8
 DEFAULT_ITEM_BUDGET_MB = 256
-RANK = C.RANK
-SCORE = C.SCORE
-FEATURES = C.FEATURES
 SEEN = "_seen"
 
 _EMPTY_I = np.zeros(0, dtype=np.int64)
 _EMPTY_F = np.zeros(0, dtype=np.float32)
+
+
+def unit_length(vec: Column) -> Column:
+    """``vec`` (an array of numbers) divided by its Euclidean norm, as floats (a zero vector stays zero): cosine
+    similarity becomes a dot product."""
+    norm = F.sqrt(F.aggregate(vec, F.lit(0.0), lambda acc, x: acc + x * x))
+    return F.transform(vec, lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
 
 
 def group_size(n_items: int, k: int) -> int:
@@ -233,24 +238,24 @@ def topk_numpy(
 OUTPUT_SCHEMA = T.StructType(
     [
         T.StructField(C.USER_IDX, T.IntegerType(), False),
-        T.StructField(RANK, T.IntegerType(), False),
+        T.StructField(C.RANK, T.IntegerType(), False),
         T.StructField(C.BOOK_IDX, T.IntegerType(), False),
-        T.StructField(SCORE, T.FloatType(), False),
+        T.StructField(C.SCORE, T.FloatType(), False),
     ]
 )
 
 
-def _factor_matrix(df: DataFrame, id_col: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, matrix) of a factor table collected to the driver via Arrow, sorted by id."""
-    pdf = df.select(F.col(id_col).alias("id"), F.col(FEATURES)).toPandas()
-    ids = pdf["id"].to_numpy(dtype=np.int64)
-    order = np.argsort(ids)
-    mat = (
-        np.stack(pdf[FEATURES].to_numpy()[order]).astype(np.float32)
-        if len(ids)
-        else np.zeros((0, 0), np.float32)
-    )
-    return ids[order], mat
+def factor_matrix(df: DataFrame, id_col: str = C.BOOK_IDX) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float32 matrix) of a factor table ``(id_col, features)`` collected to the driver via Arrow, sorted
+    by id."""
+    table = df.select(F.col(id_col).cast("long").alias("id"), F.col(C.FEATURES)).toArrow()
+    ids = table.column("id").to_numpy()
+    col = table.column(C.FEATURES).combine_chunks()
+    if len(ids) == 0:
+        return ids.astype(np.int64), np.zeros((0, 0), np.float32)
+    mat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(ids), -1)
+    order = np.argsort(ids, kind="stable")
+    return ids[order].astype(np.int64), np.ascontiguousarray(mat[order])
 
 
 def shard_bounds(n_items: int, rank: int, item_budget_mb: float) -> list[tuple[int, int]]:
@@ -276,7 +281,7 @@ def _scorer(bc_ids, bc_items_t, k: int, budget_mb: float, exclude_self: bool):
         for pdf in batches:
             if pdf.empty:
                 continue
-            q = np.stack(pdf[FEATURES].to_numpy()).astype(np.float32, copy=False)
+            q = np.stack(pdf[C.FEATURES].to_numpy()).astype(np.float32, copy=False)
             users = pdf[C.USER_IDX].to_numpy(dtype=np.int64)
             seen = pdf[SEEN].to_numpy()
             lengths = np.fromiter((0 if s is None else len(s) for s in seen), dtype=np.int64, count=len(seen))
@@ -294,9 +299,9 @@ def _scorer(bc_ids, bc_items_t, k: int, budget_mb: float, exclude_self: bool):
             yield pd.DataFrame(
                 {
                     C.USER_IDX: users[r].astype(np.int32),
-                    RANK: rank.astype(np.int32),
+                    C.RANK: rank.astype(np.int32),
                     C.BOOK_IDX: ids[c].astype(np.int32),
-                    SCORE: v.astype(np.float32),
+                    C.SCORE: v.astype(np.float32),
                 }
             )
 
@@ -308,16 +313,16 @@ def with_seen_lists(queries: DataFrame, seen: DataFrame | None) -> DataFrame:
     if seen is None:
         return queries.withColumn(SEEN, F.lit(None).cast(T.ArrayType(T.IntegerType())))
     lists = seen.groupBy(F.col(C.USER_IDX)).agg(F.collect_list(F.col(C.BOOK_IDX).cast("int")).alias(SEEN))
-    return queries.join(lists, on=C.USER_IDX, how="left").select(C.USER_IDX, FEATURES, SEEN)
+    return queries.join(lists, on=C.USER_IDX, how="left").select(C.USER_IDX, C.FEATURES, SEEN)
 
 
 def merge_shards(partials: DataFrame, k: int) -> DataFrame:
     """Per-user exact top-k over the union of per-shard top-k lists, re-ranked 1..k (score desc, book asc)."""
-    order = Window.partitionBy(C.USER_IDX).orderBy(F.col(SCORE).desc(), F.col(C.BOOK_IDX).asc())
+    order = Window.partitionBy(C.USER_IDX).orderBy(F.col(C.SCORE).desc(), F.col(C.BOOK_IDX).asc())
     return (
-        partials.withColumn(RANK, F.row_number().over(order))
-        .where(F.col(RANK) <= k)
-        .select(C.USER_IDX, F.col(RANK).cast("int").alias(RANK), C.BOOK_IDX, SCORE)
+        partials.withColumn(C.RANK, F.row_number().over(order))
+        .where(F.col(C.RANK) <= k)
+        .select(C.USER_IDX, F.col(C.RANK).cast("int").alias(C.RANK), C.BOOK_IDX, C.SCORE)
     )
 
 
@@ -339,9 +344,9 @@ def recommend(
 
     With ``exclude_self`` the queries are items and each item's own position is skipped (item-item).
     """
-    item_ids, items = _factor_matrix(item_factors, item_col)
+    item_ids, items = factor_matrix(item_factors, item_col)
     rank_dim = items.shape[1]
-    queries = user_factors.select(F.col(query_col).cast("int").alias(C.USER_IDX), F.col(FEATURES))
+    queries = user_factors.select(F.col(query_col).cast("int").alias(C.USER_IDX), F.col(C.FEATURES))
     queries = with_seen_lists(queries, seen)
     parts = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
     queries = queries.repartition(parts)
@@ -365,10 +370,7 @@ def recommend(
         )
     if len(outputs) == 1:
         return outputs[0]
-    union = outputs[0]
-    for more in outputs[1:]:
-        union = union.unionByName(more)
-    return merge_shards(union, k)
+    return merge_shards(union_all(outputs), k)
 
 
 def item_neighbours(spark: SparkSession, queries: DataFrame, items: DataFrame, k: int) -> DataFrame:
@@ -377,7 +379,7 @@ def item_neighbours(spark: SparkSession, queries: DataFrame, items: DataFrame, k
     sims = recommend(spark, queries, items, k, query_col=C.BOOK_IDX, exclude_self=True)
     return sims.select(
         F.col(C.USER_IDX).alias(C.BOOK_IDX),
-        F.col(RANK),
+        F.col(C.RANK),
         F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX),
-        F.col(SCORE),
+        F.col(C.SCORE),
     )

@@ -48,7 +48,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, content, itemcf, metrics, split, stars, topk
+from recspark import als, baselines, content, itemcf, metrics, ranker, split, stars, topk
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
 from recspark.tables import MODEL, Lakehouse
@@ -200,6 +200,9 @@ class Search:
     content: dict | None = None  # the best content configuration (ContentParams fields)
     notes: list[str] | None = None  # families skipped, and why
     stars: dict | None = None  # predicted stars: the chosen regParam, user shrinkage and validation RMSE
+    ranker: dict | None = (
+        None  # the two-stage check: ranker vs every single model on held-out validation users
+    )
 
     def summary(self) -> dict:
         return {
@@ -215,6 +218,7 @@ class Search:
             "content": self.content,
             "notes": self.notes,
             "stars": self.stars,
+            "ranker": self.ranker,
         }
 
 
@@ -387,10 +391,14 @@ def tune(
     tracker=None,
     models: tuple[str, ...] = ("als", "itemcf", "content"),
     books: DataFrame | None = None,
+    ranker_params: ranker.RankerParams | None = None,
+    ranker_path: str | None = None,
 ) -> Search:
     """Search ALS parameters on a validation split carved from ``train``, score the other ``models`` (item-CF
     configurations of :data:`ITEMCF_GRID`, popularity) on the same split, and store the trials, the ALS winner
-    and the winning family."""
+    and the winning family. With ``ranker_params`` (and ALS and item-CF among ``models``) the two-stage ranker
+    is trained and checked on the same split too (:func:`recspark.twostage.validate`) and saved to
+    ``ranker_path``; when it beats every single model it becomes the winning family."""
     t0 = time.perf_counter()
     s, fraction = validation_split(lake, train, seed)
     tune_train = s.train.cache()
@@ -439,6 +447,7 @@ def tune(
     scores = {"als": search.best["ndcg"]} if search.best else {}
     if "itemcf" in models:
         search.itemcf, scores["itemcf"] = best_itemcf(tune_train, truth, valid_users, k, seed)
+    vectors = None
     if "content" in models and books is not None:
         try:
             vectors = content.book_vectors(books, seed)
@@ -449,18 +458,60 @@ def tune(
             search.content, scores["content"] = best_content(
                 spark, tune_train, vectors, truth, valid_users, k, seed
             )
-            vectors.unpersist()
     scores["popularity"] = round(score_popularity(spark, tune_train, truth, valid_users, k), 5)
     if stars.enough(stars.rated(tune_train)):
         search.stars = stars.choose(spark, tune_train, s.test, stars.StarsParams(seed=seed))
     search.models = scores
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
+    if ranker_params is not None and search.best and "itemcf" in models:
+        search.ranker = two_stage(
+            spark, tune_train, truth, valid_users, books, vectors, search, k, seed, max_iter, ranker_params
+        )
+        model = search.ranker.pop("model", None)
+        if model is not None and ranker_path:  # saved even when it loses: `--model ranker` may ask for it
+            model.write().overwrite().save(ranker_path)
+            search.ranker["path"] = ranker_path
+            if search.ranker["wins"]:
+                search.model = "ranker"
+    if vectors is not None:
+        vectors.unpersist()
     search.seconds = time.perf_counter() - t0
     for df in [*prefs_cache.values(), tune_train, truth, valid_users]:
         df.unpersist()
     save(spark, lake, search, input_key, k)
     return search
+
+
+def two_stage(
+    spark: SparkSession,
+    tune_train: DataFrame,
+    truth: DataFrame,
+    valid_users: DataFrame,
+    books: DataFrame | None,
+    vectors: DataFrame | None,
+    search: Search,
+    k: int,
+    seed: int,
+    max_iter: int,
+    params: ranker.RankerParams,
+) -> dict:
+    """The ranker checked against every single model on the validation split (the chosen configurations of
+    each family); the summary carries the fitted model (None when none was trained) under ``model``."""
+    from recspark import twostage
+
+    als_params, weights = apply(search.best, als.AlsParams(max_iter=max_iter, seed=seed), Weights())
+    sources = twostage.fit_sources(
+        spark,
+        tune_train,
+        als_params,
+        weights,
+        itemcf.ItemCfParams(**(search.itemcf or {"seed": seed})),
+        content.ContentParams(**(search.content or {"seed": seed})),
+        vectors,
+    )
+    summary, model = twostage.validate(spark, tune_train, truth, valid_users, books, sources, k, params)
+    return {**summary, "model": model}
 
 
 def best_itemcf(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -128,3 +129,11 @@ def write_csv(path, header, rows) -> None:
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(rows)
+
+
+def copy_of(lake, to: Path):
+    """A private copy of a path-based lakehouse (Delta logs hold relative paths), so a test may change it."""
+    from recspark.tables import Lakehouse
+
+    shutil.copytree(lake.root, to)
+    return Lakehouse(lake.spark, str(to))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,15 +20,9 @@ import pytest
 from recspark import publish, serve
 from recspark.ingest import IngestError, run_ingest
 from recspark.tables import Lakehouse, ShrinkGuard
-from tests.conftest import E2E_K, e2e_cfg, polling_served, write_csv
+from tests.conftest import E2E_K, copy_of, e2e_cfg, polling_served, write_csv
 
 HERE = Path(__file__).resolve().parent
-
-
-def copy_of(lake: Lakehouse, to: Path) -> Lakehouse:
-    """A private copy of a path-based lakehouse (Delta logs hold relative paths), so a test may damage it."""
-    shutil.copytree(lake.root, to)
-    return Lakehouse(lake.spark, str(to))
 
 
 def child_env() -> dict[str, str]:
@@ -82,7 +75,7 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     3. a failed check does not publish; 4. the next publish of the killed run succeeds and retention keeps it."""
     from pyspark.sql import functions as F
 
-    from recspark.pipeline import publish_stage, run_pipeline, train_all
+    from recspark.pipeline import publication_id, publish_stage, run_pipeline, train_all
 
     lake = copy_of(published[0], tmp_path / "lake")
     served = published[1]["run_id"]
@@ -92,12 +85,14 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     assert same["run_id"] == served and same["reused"] and seen == {served}
     assert gold_rows_of(lake.root, served) == n_served  # no duplicate rows
 
-    cfg = e2e_cfg(models=("als",), seed=7, evaluate=False)
-    run_id = train_all(spark, lake, cfg)  # a trained model, not yet published
+    # the shape of the CLI's lists (k 5, similar-k 20, min-readers 5): the killed and the next publish are one run
+    cfg = e2e_cfg(models=("als",), seed=7, evaluate=False, similar_k=20, min_readers=5)
+    model_run = train_all(spark, lake, cfg)  # a trained model, not yet published
+    run_id = publication_id(model_run, cfg)
     log = tmp_path / "publish.log"
     with open(log, "w") as out, polling_served(lake) as seen:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "recspark", "publish", "--lakehouse", lake.root, "--run-id", run_id]
+            [sys.executable, "-m", "recspark", "publish", "--lakehouse", lake.root, "--run-id", model_run]
             + ["--k", str(E2E_K), "--master", "local[2]"],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -122,13 +117,14 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
         publish, "user_recommendation_rows", lambda *a: real_rows(*a).where(F.col("rank") < E2E_K)
     )
     with pytest.raises(publish.PublishCheckError, match=f"exactly {E2E_K} distinct books"):
-        publish_stage(spark, lake, cfg, run_id)
+        publish_stage(spark, lake, cfg, model_run)
     monkeypatch.undo()
     assert publish.latest_published(lake) == serve.latest_published(lake.root) == served
     assert publish.run_row(lake, run_id)["status"] == "failed"
 
     # the next attempt replaces the partial rows and publishes; keep_runs=1 leaves only it
-    summary = publish_stage(spark, lake, replace(cfg, keep_runs=1), run_id)
+    summary = publish_stage(spark, lake, replace(cfg, keep_runs=1), model_run)
+    assert summary["run_id"] == run_id
     assert not summary["reused"] and summary["cleaned"] == [served]
     assert publish.latest_published(lake) == serve.latest_published(lake.root) == run_id
     n_users = lake.read("silver", "users").count()

@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from recspark import split
-from recspark.features import PREFERENCE, Weights, k_core, preference
+from recspark.features import PREFERENCE, Weights, preference
 
 SCHEMA = "user_idx int, book_idx int, is_read boolean, rating int, is_reviewed boolean, date_added timestamp"
 
@@ -66,12 +66,6 @@ def test_unknown_scheme():
         Weights(scheme="sqrt")
 
 
-def test_k_core(spark):
-    rows = [(u, b, True, 0, False, None) for u, b in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (3, 2)]]
-    got = frame(spark, rows).transform(k_core(2, 2)).select("user_idx", "book_idx")
-    assert sorted(tuple(r) for r in got.collect()) == [(0, 0), (0, 1), (1, 0), (1, 1)]
-
-
 def interactions(spark, n_users=30, n_books=20):
     rows = []
     for u in range(n_users):
@@ -104,22 +98,23 @@ def test_holdout_is_deterministic_and_valid(spark):
         assert per_user.get(u, 0) == (0 if n < 2 else min(math.ceil(0.3 * n), n - 1))
 
 
-def test_leave_last_and_time_cutoff(spark):
-    df = interactions(spark)
-    s = split.leave_last(df, n=1)
-    split.check_split(s)
-    last = {r[0]: r[1] for r in s.test.select("user_idx", F.dayofmonth("date_added")).collect()}
-    assert all(last[u] == u % 7 + 1 for u in last)
-    t = split.time_cutoff(df, "2017-01-03 00:00:00")
-    sizes = split.check_split(t)
-    assert sizes["test"] > 0 and t.train.where(F.col("date_added") > F.lit("2017-01-03")).count() == 0
-
-
-def test_user_split_keeps_history(spark):
-    df = interactions(spark, n_users=200)
-    s = split.users(df, fraction=0.3, keep=0.5, seed=3)
+def test_temporal_holds_out_each_users_latest_books(spark):
+    df = interactions(spark)  # user u has u % 7 + 1 books, added on days 1, 2, ...
+    s = split.temporal(df, 0.3, seed=1)
     sizes = split.check_split(s)
-    assert 0 < sizes["test_users"] < 200
+    assert sizes["train"] + sizes["test"] == df.count()
+    days = {}
+    for r in s.test.select("user_idx", F.dayofmonth("date_added").alias("d")).collect():
+        days.setdefault(r["user_idx"], set()).add(r["d"])
+    for u in range(30):  # the ceil(0.3 n) latest days, never all of them; one-book users stay in train
+        n = u % 7 + 1
+        n_test = 0 if n < 2 else min(math.ceil(0.3 * n), n - 1)
+        assert days.get(u, set()) == set(range(n - n_test + 1, n + 1)), u
+    assert split.make("temporal", df, 0.3, seed=1).kind == "temporal"
+    with pytest.raises(split.NoTimestamps, match="--split holdout"):
+        split.temporal(df.withColumn("date_added", F.lit(None).cast("timestamp")))
+    with pytest.raises(ValueError, match="unknown split 'random'"):
+        split.make("random", df)
 
 
 def test_check_split_catches_violations(spark):
@@ -131,6 +126,3 @@ def test_check_split_catches_violations(spark):
     cold = split.Split(train=s.train.where(F.col("user_idx") != 6), test=s.test, kind="bad")
     with pytest.raises(split.SplitError, match="no history in train"):
         split.check_split(cold)
-    late = split.Split(train=df, test=df.limit(0), kind="time", cutoff="2017-01-02 00:00:00")
-    with pytest.raises(split.SplitError, match="after the cutoff"):
-        split.check_split(late)

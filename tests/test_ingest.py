@@ -143,8 +143,8 @@ def test_tiny_ucsd_csv_only_with_bad_rows(spark, lake, tmp_path):
     assert [(u[C.USER_IDX], u[C.USER_ID]) for u in users] == [(0, "a" * 32), (1, "b" * 32)]
     # lineage columns on bronze
     bronze = lake.read("bronze", "interactions_csv")
-    assert {C.SOURCE_FILE, C.INGESTED_AT, C.RUN_ID} <= set(bronze.columns)
-    assert bronze.select(C.RUN_ID).distinct().collect()[0][0] == "run1"
+    assert {C.SOURCE_FILE, C.INGESTED_AT, C.INGEST_RUN_ID} <= set(bronze.columns)
+    assert bronze.select(C.INGEST_RUN_ID).distinct().collect()[0][0] == "run1"
 
 
 def test_invalid_utf8_and_a_repeated_header_are_quarantined_and_readable_outside_spark(spark, lake, tmp_path):
@@ -273,7 +273,9 @@ def test_truncated_gzip_commits_nothing(spark, lake, tmp_path):
     }
     assert after["books"] == before["books"]  # the failing table was never committed
     # tables written before the failure were restored (RESTORE adds a version holding the old content)
-    assert lake.read("bronze", "interactions_csv").select(C.RUN_ID).distinct().collect()[0][0] == "good"
+    assert (
+        lake.read("bronze", "interactions_csv").select(C.INGEST_RUN_ID).distinct().collect()[0][0] == "good"
+    )
     assert lake.read("silver", "books").count() == n_books
     assert [r["run_id"] for r in lake.read("meta", "ingest_runs").collect()] == ["good"]
 

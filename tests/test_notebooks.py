@@ -107,7 +107,7 @@ def test_stage_notebooks_in_order(spark, catalog_lake):
     assert users > 0 and table(spark, common, "silver", "interactions").count() > users
 
     small = {"rank": "8", "iterations": "3", "k": "3"}
-    run_notebook(spark, "02_tune", configs="1", iterations="2", k="5", ranks="8", **common)
+    run_notebook(spark, "02_tune", configs="1", iterations="2", k="5", ranks="8", ranker="off", **common)
     best = table(spark, common, "model", "best_params").collect()
     assert len(best) == 1 and '"rank": 8' in best[0]["params"]
 

@@ -13,6 +13,7 @@ from recspark import publish, serve
 from recspark.pipeline import run_pipeline
 from recspark.serve import GoldReader
 from tests.conftest import E2E_K as K
+from tests.conftest import copy_of
 from tests.conftest import e2e_cfg as cfg
 
 ALS_ONLY = ("als",)  # publication safety is under test here, not the model families
@@ -153,7 +154,7 @@ def test_fold_in_equals_the_vector_als_computed(published):
     factors = {
         r["user_idx"]: np.array(r["features"])
         for r in lake.read("model", "user_factors")
-        .where(F.col("run_id") == summary["run_id"])
+        .where(F.col("run_id") == summary["model_run_id"])
         .limit(5)
         .collect()
     }
@@ -253,6 +254,34 @@ def test_post_recommendations_and_every_bad_request(published):
         assert server.call("/health")[0] == 200
     finally:
         server.close()
+
+
+@pytest.mark.slow
+def test_list_shape_and_evaluation_reuse_the_trained_model(spark, published, tmp_path):
+    """The model run is keyed by inputs + model parameters + seed only: ``--no-evaluate`` is the same published run
+    (served as is), ``--k 3`` publishes new lists from the same trained model without fitting it again."""
+    lake = copy_of(published[0], tmp_path / "lake")
+    summary = published[1]
+    again = run_pipeline(spark, lake, cfg(evaluate=False, keep_runs=9), tmp_path)
+    assert again["reused"] and again["run_id"] == summary["run_id"]
+    n_trained = lake.read("model", "params").count()
+    k3 = run_pipeline(spark, lake, cfg(k=3, ks=[3], evaluate=False), tmp_path)
+    assert k3["run_id"] != summary["run_id"] and k3["model_run_id"] == summary["model_run_id"]
+    assert lake.read("model", "params").count() == n_trained  # nothing fitted
+    assert any(step.startswith("reuse the trained als model") for step in k3["timings"])
+    assert not any(step.startswith("train ") for step in k3["timings"])
+    reader = GoldReader(lake.root)
+    assert reader.run_id == k3["run_id"]
+    per_user = (
+        lake.read("gold", "user_recommendations").where(f"run_id = '{k3['run_id']}'").groupBy("user_id")
+    )
+    assert {r["count"] for r in per_user.count().collect()} == {3}
+    runs = {r["run_id"]: json.loads(r["params"]) for r in lake.read("gold", "runs").collect()}
+    assert (
+        runs[k3["run_id"]]["model_run_id"]
+        == runs[summary["run_id"]]["model_run_id"]
+        == summary["model_run_id"]
+    )
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import math
 import pytest
 from chispa import assert_df_equality
 
-from recspark import stars, tracking, tune
+from recspark import ranker, stars, tracking, tune
 from recspark.als import AlsParams
 from recspark.features import PREFERENCE, Weights, preference
 from recspark.pipeline import RunConfig, TuneOptions, make_split, run_pipeline
@@ -185,13 +185,23 @@ def tuned(spark, small_generated, tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
     mlruns = tmp_path_factory.mktemp("mlruns")
     track = tracking.tracker(uri=mlruns.as_uri())  # None when MLflow is not installed
+    ranker_positives: list[tuple[int, int]] = []  # what the ranker was given as relevant, seen from outside
+    real_fit = ranker.fit
+
+    def spied_fit(train, *args, **kwargs):
+        ranker_positives.extend(
+            tuple(r) for r in train.where("label > 0").select("user_idx", "book_idx").collect()
+        )
+        return real_fit(train, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as mp:  # two points of each family's grid: the choice, at half the cost
         mp.setattr(tune, "ITEMCF_GRID", tune.ITEMCF_GRID[::2])
         mp.setattr(tune, "CONTENT_GRID", tune.CONTENT_GRID[:2])
         mp.setattr(stars, "GRID", stars.GRID[::3])
+        mp.setattr(ranker, "fit", spied_fit)
         first = run_pipeline(spark, lake, cfg, reports, tuning=opts, tracker=track)
         again = run_pipeline(spark, lake, cfg, reports, tuning=opts)
-    return lake, cfg, first, again, reports, (track, mlruns)
+    return lake, cfg, first, again, reports, (track, mlruns), ranker_positives
 
 
 @pytest.mark.slow
@@ -211,7 +221,7 @@ def test_validation_never_sees_the_evaluation_holdout(tuned):
 def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     from deltalake import DeltaTable
 
-    lake, cfg, first, again, reports, _ = tuned
+    lake, cfg, first, again, reports, _, _ = tuned
     assert first["tuning"]["reused"] is False and first["tuning"]["trials"] == 3
     best = first["tuning"]["best"]
     used = first["config"]
@@ -236,16 +246,38 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     # every family scored on the same validation split; the best one is published and recorded
     scores = recorded["models"]
     assert set(scores) == {"als", "itemcf", "content", "popularity"} and scores["als"] == best["ndcg"]
-    assert recorded["model"] == used.model == max(scores, key=scores.get)
+    chosen = "ranker" if recorded["ranker"]["wins"] else max(scores, key=scores.get)
+    assert recorded["model"] == used.model == chosen
     assert recorded["itemcf"]["similarity"] == used.itemcf.similarity
     assert recorded["content"]["popularity_weight"] == used.content.popularity_weight
     chosen_stars = (recorded["stars"]["reg"], recorded["stars"]["user_prior"])  # chosen on validation RMSE
     assert chosen_stars == (used.stars.reg, used.stars.user_prior) and chosen_stars in stars.GRID
     sims = DeltaTable(lake.path("gold", "similar_books")).to_pyarrow_table().to_pylist()
     methods = {r["method"] for r in sims if r["run_id"] == first["run_id"]}
-    assert {"als": "als", "content": "content"}.get(used.model, "itemcf") in methods
+    assert {"als": "als", "ranker": "als", "content": "content"}.get(used.model, "itemcf") in methods
     report = (reports / f"evaluation-{first['run_id']}.md").read_text()
     assert "How the parameters were chosen" in report and "runner-up" in report
+
+
+@pytest.mark.slow
+def test_the_ranker_is_checked_against_every_model_and_learns_only_from_validation(tuned):
+    lake, _, first, _, reports, _, positives = tuned
+    rk = first["tuning"]["ranker"]
+    assert set(rk["single"]) == {"als", "itemcf", "content", "popularity"}
+    assert set(rk["recall"]) == {*rk["single"], "union"}
+    assert rk["recall"]["union"] >= max(rk["recall"][s] for s in rk["single"])
+    assert rk["wins"] == (rk["ranker"] > max(rk["single"].values()))
+    assert rk["importances"] and abs(sum(rk["importances"].values()) - 1) < 0.01
+    # the labels it learned from: held-out books of the validation split, never of the evaluation holdout
+    assert len(positives) >= ranker.RankerParams().min_positives
+    got = lake.spark.createDataFrame(positives, "user_idx int, book_idx int")
+    key = ["user_idx", "book_idx"]
+    assert got.join(lake.read("model", "tune_valid").select(*key), on=key, how="left_anti").count() == 0
+    assert got.join(lake.read("model", "split_test").select(*key), on=key, how="inner").count() == 0
+    if rk["wins"]:  # published from the ranker, and the evaluation report shows it beside every model
+        assert first["config"].model == "ranker"
+        report = (reports / f"evaluation-{first['run_id']}.md").read_text()
+        assert "ranker" in report
 
 
 @pytest.mark.slow
@@ -253,7 +285,7 @@ def test_mlflow_run_with_nested_trials(tuned):
     pytest.importorskip("mlflow", reason='MLflow is the optional extra: pip install "recspark[mlflow]"')
     from mlflow import MlflowClient
 
-    _, _, first, _, _, (track, mlruns) = tuned
+    _, _, first, _, _, (track, mlruns), _ = tuned
     client = MlflowClient(tracking_uri=mlruns.as_uri())
     exp = client.get_experiment_by_name(tracking.EXPERIMENT)
     runs = client.search_runs([exp.experiment_id])

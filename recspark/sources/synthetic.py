@@ -696,6 +696,30 @@ def _words(rng: np.random.Generator, vocab: list[str], n: int) -> str:
     return " ".join(vocab[i] for i in rng.integers(0, len(vocab), size=n))
 
 
+@dataclass
+class BookStats:
+    """Per-book tallies of the written interactions, for the metadata files (counts, ratings, reviews)."""
+
+    shelved: np.ndarray
+    n_rated: np.ndarray
+    rating_sum: np.ndarray
+    rating_hist: np.ndarray  # (books, 6): how many ratings of 0..5 stars
+    n_reviewed: np.ndarray
+
+    @classmethod
+    def empty(cls, n_books: int) -> BookStats:
+        z = lambda *shape: np.zeros(shape, dtype=np.int64)  # noqa: E731
+        return cls(z(n_books), z(n_books), z(n_books), z(n_books, 6), z(n_books))
+
+    def add(self, ch: Chunk) -> None:
+        np.add.at(self.shelved, ch.book, 1)
+        rated = ch.rating > 0
+        np.add.at(self.n_rated, ch.book[rated], 1)
+        np.add.at(self.rating_sum, ch.book[rated], ch.rating[rated])
+        np.add.at(self.rating_hist, (ch.book, ch.rating), 1)
+        np.add.at(self.n_reviewed, ch.book[ch.is_reviewed], 1)
+
+
 def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: bool = False) -> dict[str, int]:
     """Write the UCSD files for ``scale`` into ``out``; return row counts per file."""
     t0 = time.perf_counter()
@@ -715,23 +739,38 @@ def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: boo
     cat = Catalogue(sizes, seed)
     activity = user_activity(sizes, seed)
     hashes = user_hashes(sizes.users, seed)
-    nb = sizes.books
-    shelved = np.zeros(nb, dtype=np.int64)
-    n_rated = np.zeros(nb, dtype=np.int64)
-    rating_sum = np.zeros(nb, dtype=np.int64)
-    rating_hist = np.zeros((nb, 6), dtype=np.int64)
-    n_reviewed = np.zeros(nb, dtype=np.int64)
-    counts: dict[str, int] = {}
+    counts = _write_id_maps(out, hashes, cat.book_ids)
+    stats = BookStats.empty(sizes.books)
+    n_rows = _write_interactions(out, cat, activity, hashes, stats, seed, subsets, t0)
+    counts[INTERACTIONS_CSV] = n_rows
+    counts[DEDUP_JSON] = n_rows
+    counts.update(_write_metadata(out, cat, stats, seed, subsets))
+    log.info("generated %d interactions in %.1f s", n_rows, time.perf_counter() - t0)
+    return counts
 
+
+def _write_id_maps(out: Path, hashes: list[str], book_ids: np.ndarray) -> dict[str, int]:
     with open(out / USER_MAP_CSV, "w", encoding="utf-8", newline="") as f:
         f.write("user_id_csv,user_id\n")
         f.write("".join(f"{i},{h}\n" for i, h in enumerate(hashes)))
-    counts[USER_MAP_CSV] = sizes.users
     with open(out / BOOK_MAP_CSV, "w", encoding="utf-8", newline="") as f:
         f.write("book_id_csv,book_id\n")
-        f.write("".join(f"{i},{b}\n" for i, b in enumerate(cat.book_ids.tolist())))
-    counts[BOOK_MAP_CSV] = nb
+        f.write("".join(f"{i},{b}\n" for i, b in enumerate(book_ids.tolist())))
+    return {USER_MAP_CSV: len(hashes), BOOK_MAP_CSV: len(book_ids)}
 
+
+def _write_interactions(
+    out: Path,
+    cat: Catalogue,
+    activity: np.ndarray,
+    hashes: list[str],
+    stats: BookStats,
+    seed: int,
+    subsets: bool,
+    t0: float,
+) -> int:
+    """The interactions CSV and the dedup JSON (and the genre subsets), chunk by chunk; tallies ``stats``.
+    Returns the number of rows."""
     book_ids_s = [str(b) for b in cat.book_ids.tolist()]
     genre_subset = [SUBSET_NAMES.get(GENRES[g]) for g in range(10)]
     n_rows = 0
@@ -748,12 +787,7 @@ def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: boo
         for chunk_no, ch in enumerate(iter_chunks(cat, activity, seed)):
             n = len(ch.user)
             n_rows += n
-            np.add.at(shelved, ch.book, 1)
-            rated = ch.rating > 0
-            np.add.at(n_rated, ch.book[rated], 1)
-            np.add.at(rating_sum, ch.book[rated], ch.rating[rated])
-            np.add.at(rating_hist, (ch.book, ch.rating), 1)
-            np.add.at(n_reviewed, ch.book[ch.is_reviewed], 1)
+            stats.add(ch)
             read_i = ch.is_read.astype(np.int8).tolist()
             rev_i = ch.is_reviewed.astype(np.int8).tolist()
             users = ch.user.tolist()
@@ -765,40 +799,7 @@ def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: boo
                     for u, b, r, x, v in zip(users, books, read_i, ratings, rev_i, strict=True)
                 )
             )
-            rng = np.random.default_rng([seed, 0x7E57, chunk_no])
-            review_ids = _hex32(rng, n)
-            d_add = format_dates(ch.date_added, ch.tz)
-            d_upd = format_dates(ch.date_updated, ch.tz)
-            has_read = ch.read_at > 0
-            d_read = np.full(n, "", dtype=object)
-            d_read[has_read] = format_dates(ch.read_at[has_read], ch.tz[has_read])
-            has_start = ch.started_at > 0
-            d_start = np.full(n, "", dtype=object)
-            d_start[has_start] = format_dates(ch.started_at[has_start], ch.tz[has_start])
-            review_text = np.full(n, "", dtype=object)
-            rv = np.flatnonzero(ch.is_reviewed)
-            for i in rv.tolist():
-                review_text[i] = f"A {cat.topic_word[cat.book_topic[books[i]]]} book. " + _words(
-                    rng, GENERIC_WORDS, 8
-                )
-            lines = [
-                f'{{"user_id": "{hashes[u]}", "book_id": "{book_ids_s[b]}", "review_id": "{rid}", '
-                f'"is_read": {"true" if r else "false"}, "rating": {x}, "review_text_incomplete": "{txt}", '
-                f'"date_added": "{da}", "date_updated": "{du}", "read_at": "{dr}", "started_at": "{ds}"}}\n'
-                for u, b, rid, r, x, txt, da, du, dr, ds in zip(
-                    users,
-                    books,
-                    review_ids,
-                    read_i,
-                    ratings,
-                    review_text.tolist(),
-                    d_add,
-                    d_upd,
-                    d_read.tolist(),
-                    d_start.tolist(),
-                    strict=True,
-                )
-            ]
+            lines = _json_lines(cat, ch, chunk_no, seed, hashes, book_ids_s, users, books, read_i, ratings)
             js.write("".join(lines))
             if subsets:
                 for i, b in enumerate(books):
@@ -812,49 +813,84 @@ def generate(out: str | Path, scale: float = 0.001, seed: int = 42, subsets: boo
                     n_rows,
                     time.perf_counter() - t0,
                 )
-    counts[INTERACTIONS_CSV] = n_rows
-    counts[DEDUP_JSON] = n_rows
+    return n_rows
 
-    counts.update(
-        _write_metadata(out, cat, shelved, n_rated, rating_sum, rating_hist, n_reviewed, seed, subsets)
-    )
-    log.info("generated %d interactions in %.1f s", n_rows, time.perf_counter() - t0)
+
+def _json_lines(
+    cat: Catalogue,
+    ch: Chunk,
+    chunk_no: int,
+    seed: int,
+    hashes: list[str],
+    book_ids_s: list[str],
+    users: list[int],
+    books: list[int],
+    read_i: list[int],
+    ratings: list[int],
+) -> list[str]:
+    """One chunk's lines of the dedup JSON (review ids, dates, short review texts)."""
+    n = len(users)
+    rng = np.random.default_rng([seed, 0x7E57, chunk_no])
+    review_ids = _hex32(rng, n)
+    d_add = format_dates(ch.date_added, ch.tz)
+    d_upd = format_dates(ch.date_updated, ch.tz)
+    has_read = ch.read_at > 0
+    d_read = np.full(n, "", dtype=object)
+    d_read[has_read] = format_dates(ch.read_at[has_read], ch.tz[has_read])
+    has_start = ch.started_at > 0
+    d_start = np.full(n, "", dtype=object)
+    d_start[has_start] = format_dates(ch.started_at[has_start], ch.tz[has_start])
+    review_text = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(ch.is_reviewed).tolist():
+        review_text[i] = f"A {cat.topic_word[cat.book_topic[books[i]]]} book. " + _words(
+            rng, GENERIC_WORDS, 8
+        )
+    return [
+        f'{{"user_id": "{hashes[u]}", "book_id": "{book_ids_s[b]}", "review_id": "{rid}", '
+        f'"is_read": {"true" if r else "false"}, "rating": {x}, "review_text_incomplete": "{txt}", '
+        f'"date_added": "{da}", "date_updated": "{du}", "read_at": "{dr}", "started_at": "{ds}"}}\n'
+        for u, b, rid, r, x, txt, da, du, dr, ds in zip(
+            users,
+            books,
+            review_ids,
+            read_i,
+            ratings,
+            review_text.tolist(),
+            d_add,
+            d_upd,
+            d_read.tolist(),
+            d_start.tolist(),
+            strict=True,
+        )
+    ]
+
+
+@dataclass
+class Works:
+    """What the works and books files share: titles, years, volume numbers and series ids."""
+
+    titles: list[str]
+    year: np.ndarray
+    series_pos: np.ndarray  # volume number of a work in its series (0: not in a series)
+    series_ids: np.ndarray
+
+
+def _write_metadata(out: Path, cat: Catalogue, stats: BookStats, seed: int, subsets: bool) -> dict[str, int]:
+    """Works, authors, books and genres files, consistent with the interactions (``stats``)."""
+    rng = np.random.default_rng([seed, 0x3E7A])  # one stream, drawn in this order: works, then books
+    works = _works(cat, rng, seed)
+    counts = _write_works(out, cat, stats, works, rng)
+    counts.update(_write_authors(out, cat, stats))
+    counts.update(_write_books(out, cat, stats, works, rng, subsets))
     return counts
 
 
-def _write_metadata(
-    out: Path,
-    cat: Catalogue,
-    shelved: np.ndarray,
-    n_rated: np.ndarray,
-    rating_sum: np.ndarray,
-    rating_hist: np.ndarray,
-    n_reviewed: np.ndarray,
-    seed: int,
-    subsets: bool,
-) -> dict[str, int]:
-    rng = np.random.default_rng([seed, 0x3E7A])
-    sizes = cat.sizes
-    nb, nw, na = sizes.books, sizes.works, sizes.authors
-    counts: dict[str, int] = {}
-    avg = np.where(n_rated > 0, rating_sum / np.maximum(n_rated, 1), 0.0)
-    # works: aggregate over their editions
-    w_shelved = np.bincount(cat.book_work, weights=shelved, minlength=nw).astype(np.int64)
-    w_rated = np.bincount(cat.book_work, weights=n_rated, minlength=nw).astype(np.int64)
-    w_sum = np.bincount(cat.book_work, weights=rating_sum, minlength=nw).astype(np.int64)
-    w_rev = np.bincount(cat.book_work, weights=n_reviewed, minlength=nw).astype(np.int64)
-    w_hist = np.stack(
-        [np.bincount(cat.book_work, weights=rating_hist[:, r], minlength=nw) for r in range(6)], 1
-    )
-    w_hist = w_hist.astype(np.int64)
-    w_books = np.bincount(cat.book_work, minlength=nw)
-    # best book of a work: its most shelved edition
-    order = np.lexsort((-shelved, cat.book_work))
-    first = np.r_[True, cat.book_work[order][1:] != cat.book_work[order][:-1]]
-    best_book = np.zeros(nw, dtype=np.int64)
-    best_book[cat.book_work[order][first]] = order[first]
+def _works(cat: Catalogue, rng: np.random.Generator, seed: int) -> Works:
+    nw = cat.sizes.works
     work_year = rng.integers(1900, 2018, size=nw)
-    work_year[rng.random(nw) < 0.3] += 0  # most works are recent-ish already through the range
+    rng.random(
+        nw
+    )  # a draw that no longer decides anything; kept so every generated file stays byte-identical
     titles = [
         " ".join(
             w.capitalize()
@@ -873,7 +909,34 @@ def _write_metadata(
             series_pos[i] = seen[s]
     # series ids: sparse like Goodreads'
     series_ids = _bijection(np.arange(max(1, cat.n_series)), 1_000_003, seed + 3)
+    return Works(titles, work_year, series_pos, series_ids)
 
+
+def _write_works(out: Path, cat: Catalogue, stats: BookStats, works: Works, rng: np.random.Generator) -> dict:
+    """The works file: each work's tallies aggregated over its editions; its best book is its most shelved."""
+    nw = cat.sizes.works
+    shelved, n_rated, rating_sum, rating_hist, n_reviewed = (
+        stats.shelved,
+        stats.n_rated,
+        stats.rating_sum,
+        stats.rating_hist,
+        stats.n_reviewed,
+    )
+    titles, work_year = works.titles, works.year
+    w_shelved = np.bincount(cat.book_work, weights=shelved, minlength=nw).astype(np.int64)
+    w_rated = np.bincount(cat.book_work, weights=n_rated, minlength=nw).astype(np.int64)
+    w_sum = np.bincount(cat.book_work, weights=rating_sum, minlength=nw).astype(np.int64)
+    w_rev = np.bincount(cat.book_work, weights=n_reviewed, minlength=nw).astype(np.int64)
+    w_hist = np.stack(
+        [np.bincount(cat.book_work, weights=rating_hist[:, r], minlength=nw) for r in range(6)], 1
+    )
+    w_hist = w_hist.astype(np.int64)
+    w_books = np.bincount(cat.book_work, minlength=nw)
+    # best book of a work: its most shelved edition
+    order = np.lexsort((-shelved, cat.book_work))
+    first = np.r_[True, cat.book_work[order][1:] != cat.book_work[order][:-1]]
+    best_book = np.zeros(nw, dtype=np.int64)
+    best_book[cat.book_work[order][first]] = order[first]
     wf = _GzText(out / WORKS_JSON)
     try:
         lines = []
@@ -897,8 +960,12 @@ def _write_metadata(
         wf.write("".join(lines))
     finally:
         wf.close()
-    counts[WORKS_JSON] = nw
+    return {WORKS_JSON: nw}
 
+
+def _write_authors(out: Path, cat: Catalogue, stats: BookStats) -> dict:
+    na = cat.sizes.authors
+    n_rated, rating_sum, n_reviewed = stats.n_rated, stats.rating_sum, stats.n_reviewed
     a_rated = np.bincount(cat.book_author, weights=n_rated, minlength=na).astype(np.int64)
     a_sum = np.bincount(cat.book_author, weights=rating_sum, minlength=na)
     a_rev = np.bincount(cat.book_author, weights=n_reviewed, minlength=na).astype(np.int64)
@@ -914,8 +981,17 @@ def _write_metadata(
         )
     finally:
         af.close()
-    counts[AUTHORS_JSON] = na
+    return {AUTHORS_JSON: na}
 
+
+def _write_books(
+    out: Path, cat: Catalogue, stats: BookStats, works: Works, rng: np.random.Generator, subsets: bool
+) -> dict:
+    """The books and book-genres files (and the genre subsets of books)."""
+    nb = cat.sizes.books
+    shelved, n_rated, n_reviewed = stats.shelved, stats.n_rated, stats.n_reviewed
+    avg = np.where(n_rated > 0, stats.rating_sum / np.maximum(n_rated, 1), 0.0)
+    titles, work_year, series_pos, series_ids = works.titles, works.year, works.series_pos, works.series_ids
     bf = _GzText(out / BOOKS_JSON)
     gf = _GzText(out / GENRES_JSON)
     sub_books: dict[str, _GzText] = {}
@@ -1003,9 +1079,7 @@ def _write_metadata(
         gf.close()
         for f in sub_books.values():
             f.close()
-    counts[BOOKS_JSON] = nb
-    counts[GENRES_JSON] = nb
-    return counts
+    return {BOOKS_JSON: nb, GENRES_JSON: nb}
 
 
 def file_digest(path: str | Path) -> str:

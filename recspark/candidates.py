@@ -1,0 +1,198 @@
+"""Stage one of the two-stage design: candidates from every model, and the features a ranker sees.
+
+Candidates. For each user, the union of the top-``n`` lists of every source (ALS, item-CF, content,
+popularity; shelved books are already excluded by each source), one row per ``(user, book)`` with each source's
+score and rank. A source that did not propose the book leaves its score missing (NaN: the ranker treats it as
+missing) and its rank at ``n + 1``. Cost: at most ``len(sources) * n`` rows per user.
+
+Features (:data:`FEATURES`, one explicit schema, all float):
+
+* per source: ``<source>_score``, ``<source>_rank``; ``n_sources`` (how many sources proposed the book);
+* book: ``book_log_readers`` (ln(1 + readers)), ``book_recent_share`` (share of its readers who shelved it in
+  the last :data:`RECENT_DAYS` days of the data; 0 without dates), ``book_mean_rating`` and
+  ``book_log_ratings`` (over ratings > 0; NaN when unrated);
+* user: ``user_log_shelves``, ``user_mean_rating`` (NaN when the user rated nothing);
+* affinity, from the user's shelves and the book metadata (0 without metadata): ``author_share`` (share of
+  the user's shelves by an author of the book), ``genre_share`` (share of the user's shelves whose main genre is
+  the book's), ``series_read`` (ln(1 + books of the book's series the user shelved)).
+
+:func:`recall` measures, per source and for the union, the share of held-out relevant books that are among the
+candidates: the ceiling of any ranker.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from recspark import columns as C
+from recspark.frames import union_all
+
+SOURCES = ("als", "itemcf", "content", "popularity")
+RECENT_DAYS = 90
+BOOK_FEATURES = ("book_log_readers", "book_recent_share", "book_mean_rating", "book_log_ratings")
+USER_FEATURES = ("user_log_shelves", "user_mean_rating")
+AFFINITY_FEATURES = ("author_share", "genre_share", "series_read")
+SOURCE = "_source"
+
+
+def nan() -> Column:
+    """A missing feature value (NaN; a Column is built per use, never at import time)."""
+    return F.lit(float("nan"))
+
+
+def source_columns(sources: tuple[str, ...]) -> list[str]:
+    return [f"{s}_{part}" for s in sources for part in ("score", "rank")]
+
+
+def feature_names(sources: tuple[str, ...]) -> list[str]:
+    """The ranker's feature columns, in order, for candidates from ``sources``."""
+    return [*source_columns(sources), "n_sources", *BOOK_FEATURES, *USER_FEATURES, *AFFINITY_FEATURES]
+
+
+def candidate_union(lists: dict[str, DataFrame], n: int) -> DataFrame:
+    """``(user_idx, book_idx, <source>_score, <source>_rank…, n_sources)``: the union of each source's top-``n``
+    ``(user_idx, rank, book_idx, score)`` lists."""
+    sources = tuple(lists)
+    long = union_all(
+        [
+            df.where(F.col(C.RANK) <= n).select(
+                C.USER_IDX,
+                C.BOOK_IDX,
+                F.lit(src).alias(SOURCE),
+                F.col(C.SCORE).cast("float").alias(C.SCORE),
+                F.col(C.RANK).cast("float").alias(C.RANK),
+            )
+            for src, df in lists.items()
+        ]
+    )
+    aggs = []
+    for src in sources:
+        mine = F.col(SOURCE) == src
+        aggs.append(F.max(F.when(mine, F.col(C.SCORE))).alias(f"{src}_score"))
+        aggs.append(F.min(F.when(mine, F.col(C.RANK))).alias(f"{src}_rank"))
+    wide = long.groupBy(C.USER_IDX, C.BOOK_IDX).agg(*aggs, F.count(F.lit(1)).cast("float").alias("n_sources"))
+    filled = [
+        F.coalesce(F.col(c), nan() if c.endswith("_score") else F.lit(float(n + 1))).cast("float").alias(c)
+        for c in source_columns(sources)
+    ]
+    return wide.select(C.USER_IDX, C.BOOK_IDX, *filled, F.col("n_sources"))
+
+
+def book_features(train: DataFrame) -> DataFrame:
+    """``(book_idx, book_log_readers, book_recent_share, book_mean_rating, book_log_ratings)`` from shelves."""
+    latest = train.agg(F.max(C.DATE_ADDED)).first()[0]
+    recent = (
+        F.col(C.DATE_ADDED) >= F.lit(latest) - F.expr(f"INTERVAL {RECENT_DAYS} DAYS")
+        if latest is not None
+        else F.lit(False)
+    )
+    rated = F.col(C.RATING) > 0
+    return train.groupBy(C.BOOK_IDX).agg(
+        F.log1p(F.count(F.lit(1))).cast("float").alias("book_log_readers"),
+        F.avg(F.when(recent, 1.0).otherwise(0.0)).cast("float").alias("book_recent_share"),
+        F.coalesce(F.avg(F.when(rated, F.col(C.RATING))), nan()).cast("float").alias("book_mean_rating"),
+        F.log1p(F.count(F.when(rated, 1))).cast("float").alias("book_log_ratings"),
+    )
+
+
+def user_features(train: DataFrame) -> DataFrame:
+    """``(user_idx, user_log_shelves, user_mean_rating)``."""
+    rated = F.col(C.RATING) > 0
+    return train.groupBy(C.USER_IDX).agg(
+        F.log1p(F.count(F.lit(1))).cast("float").alias("user_log_shelves"),
+        F.coalesce(F.avg(F.when(rated, F.col(C.RATING))), nan()).cast("float").alias("user_mean_rating"),
+    )
+
+
+def _keys(books: DataFrame, key: Column, name: str) -> DataFrame:
+    """``(book_idx, name)``: one row per key of each book (exploded), books without keys left out."""
+    return (
+        books.select(C.BOOK_IDX, F.explode_outer(key).alias(name)).where(F.col(name).isNotNull()).distinct()
+    )
+
+
+def affinity(cands: DataFrame, train: DataFrame, books: DataFrame | None) -> DataFrame:
+    """``(user_idx, book_idx, author_share, genre_share, series_read)`` for every candidate (0 without
+    metadata). A book counts once per key it shares with a candidate (an author, the main genre, a series)."""
+    pairs = cands.select(C.USER_IDX, C.BOOK_IDX)
+    if books is None:
+        return pairs.select("*", *[F.lit(0.0).cast("float").alias(f) for f in AFFINITY_FEATURES])
+    shelves = train.select(C.USER_IDX, C.BOOK_IDX)
+    n_shelves = shelves.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n"))
+    keyed = {
+        "author_share": _keys(books, F.col(C.AUTHOR_IDS), "_key"),
+        "genre_share": _keys(books, F.array(F.element_at(F.col(C.GENRES), 1)), "_key"),
+        "series_read": _keys(books, F.col(C.SERIES), "_key"),
+    }
+    out = pairs
+    for name, keys in keyed.items():
+        per_user = (
+            shelves.join(keys, on=C.BOOK_IDX, how="inner")
+            .groupBy(C.USER_IDX, "_key")
+            .agg(F.count("*").alias("_c"))
+        )
+        hits = (
+            pairs.join(keys, on=C.BOOK_IDX, how="inner")
+            .join(per_user, on=[C.USER_IDX, "_key"], how="inner")
+            .groupBy(C.USER_IDX, C.BOOK_IDX)
+            .agg(F.sum("_c").alias("_hits"))
+        )
+        out = out.join(hits.withColumnRenamed("_hits", name), on=[C.USER_IDX, C.BOOK_IDX], how="left")
+    out = out.join(n_shelves, on=C.USER_IDX, how="left")
+    return out.select(
+        C.USER_IDX,
+        C.BOOK_IDX,
+        (F.coalesce(F.col("author_share"), F.lit(0)) / F.col("_n")).cast("float").alias("author_share"),
+        (F.coalesce(F.col("genre_share"), F.lit(0)) / F.col("_n")).cast("float").alias("genre_share"),
+        F.log1p(F.coalesce(F.col("series_read"), F.lit(0))).cast("float").alias("series_read"),
+    )
+
+
+def features(
+    cands: DataFrame, train: DataFrame, books: DataFrame | None, sources: tuple[str, ...]
+) -> DataFrame:
+    """``(user_idx, book_idx, <feature_names(sources)>)``: candidates with every feature (the schema contract)."""
+    book_cols = [F.coalesce(F.col(c), F.lit(0.0)).cast("float").alias(c) for c in BOOK_FEATURES[:2]]
+    return (
+        cands.join(book_features(train), on=C.BOOK_IDX, how="left")
+        .join(user_features(train), on=C.USER_IDX, how="left")
+        .join(affinity(cands, train, books), on=[C.USER_IDX, C.BOOK_IDX], how="left")
+        .select(
+            C.USER_IDX,
+            C.BOOK_IDX,
+            *source_columns(sources),
+            "n_sources",
+            *book_cols,
+            F.coalesce(F.col("book_mean_rating"), nan()).cast("float").alias("book_mean_rating"),
+            F.coalesce(F.col("book_log_ratings"), F.lit(0.0)).cast("float").alias("book_log_ratings"),
+            *USER_FEATURES,
+            *AFFINITY_FEATURES,
+        )
+    )
+
+
+def recall(cands: DataFrame, truth: DataFrame, sources: tuple[str, ...], n: int) -> dict[str, float]:
+    """Share of the held-out ``truth`` pairs ``(user_idx, book_idx)`` (users with candidates only) found among
+    each source's top-``n`` and in the union."""
+    users = cands.select(C.USER_IDX).distinct()
+    held = truth.join(users, on=C.USER_IDX, how="left_semi")
+    found = held.join(cands, on=[C.USER_IDX, C.BOOK_IDX], how="left")
+    row = found.agg(
+        F.count(F.lit(1)).alias("total"),
+        F.count(F.col("n_sources")).alias("union"),
+        *[F.count(F.when(F.col(f"{s}_rank") <= n, 1)).alias(s) for s in sources],
+    ).first()
+    total = max(row["total"], 1)
+    return {name: round(row[name] / total, 4) for name in (*sources, "union")}
+
+
+def top_k(scored: DataFrame, k: int, score_col: str) -> DataFrame:
+    """``(user_idx, rank, book_idx, score)``: the ``k`` best candidates of each user by ``score_col`` (ties by
+    book index), with a window per user."""
+    w = Window.partitionBy(C.USER_IDX).orderBy(F.col(score_col).desc(), F.col(C.BOOK_IDX))
+    return (
+        scored.withColumn(C.RANK, F.row_number().over(w))
+        .where(F.col(C.RANK) <= k)
+        .select(C.USER_IDX, C.RANK, C.BOOK_IDX, F.col(score_col).cast("float").alias(C.SCORE))
+    )

@@ -1,0 +1,177 @@
+"""Two-stage recommendations: candidates from every model family, ordered by a learned ranker.
+
+1. Every source is fitted on one training set (:func:`fit_sources`: implicit ALS, item-CF neighbours, content
+   vectors, popularity) and proposes its top-``n`` books per user (:func:`source_lists`, shelved books excluded).
+2. :mod:`recspark.candidates` unions them and computes the features; :mod:`recspark.ranker` learns the order.
+3. :func:`validate` decides whether the ranker is worth publishing. On the tuning split (carved from the training
+   side of the evaluation split; the evaluation holdout is never seen), the validation users are cut in two by a
+   hash: the ranker learns from the first part's held-out books, and on the second part its NDCG@K is compared
+   with every single source's. It is published only when it beats the best of them.
+
+The lists of a published ranker run come from :func:`ranked_lists`: the same sources fitted on all interactions,
+the ranker trained on the tuning split, the explanations of ALS ("because you shelved ...").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recspark import als, baselines, candidates, content, itemcf, metrics, ranker, topk
+from recspark import columns as C
+from recspark.content import ContentParams
+from recspark.features import Weights, preference
+from recspark.itemcf import ItemCfParams
+
+log = logging.getLogger(__name__)
+
+FIT_SHARE = 0.7  # validation users the ranker learns from; the rest judge it against the single models
+
+
+@dataclass
+class Sources:
+    """The fitted artefacts of every source on one training set (None: the source is unavailable)."""
+
+    user_factors: DataFrame | None
+    item_factors: DataFrame | None
+    neighbours: DataFrame | None
+    vectors: DataFrame | None
+    content_params: ContentParams
+
+
+def fit_sources(
+    spark: SparkSession,
+    train: DataFrame,
+    als_params: als.AlsParams,
+    weights: Weights,
+    itemcf_params: ItemCfParams,
+    content_params: ContentParams,
+    vectors: DataFrame | None,
+) -> Sources:
+    """ALS factors and item-CF neighbours fitted on ``train`` (materialised); content uses ``vectors``."""
+    model = als.fit(spark, train.transform(preference(weights)), als_params)
+    ufs, items = als.user_factors(model).cache(), als.item_factors(model).cache()
+    neighbours = itemcf.fit(train, itemcf_params)
+    return Sources(ufs, items, neighbours, vectors, content_params)
+
+
+def source_lists(
+    spark: SparkSession, train: DataFrame, sources: Sources, users: DataFrame, n: int
+) -> dict[str, DataFrame]:
+    """Each available source's top-``n`` ``(user_idx, rank, book_idx, score)`` for ``users``, shelved excluded."""
+    seen = train.select(C.USER_IDX, C.BOOK_IDX)
+    lists: dict[str, DataFrame] = {}
+    if sources.item_factors is not None:
+        ufs = sources.user_factors.join(users, on=C.USER_IDX, how="left_semi")
+        lists["als"] = topk.recommend(spark, ufs, sources.item_factors, n, seen=seen)
+    if sources.neighbours is not None:
+        lists["itemcf"] = itemcf.recommend(train, sources.neighbours, n, users=users)
+    if sources.vectors is not None:
+        lists["content"] = content.recommend(
+            spark, train, sources.vectors, n, sources.content_params, users=users
+        )
+    pop = baselines.as_factors(baselines.popularity(train))
+    lists["popularity"] = topk.recommend(spark, baselines.constant_user_factors(users), pop, n, seen=seen)
+    return {name: df.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE) for name, df in lists.items()}
+
+
+def candidate_features(
+    spark: SparkSession,
+    train: DataFrame,
+    sources: Sources,
+    users: DataFrame,
+    n: int,
+    books: DataFrame | None,
+) -> tuple[DataFrame, dict[str, DataFrame]]:
+    """(materialised features of every candidate of ``users``, the source lists they came from)."""
+    lists = {name: df.cache() for name, df in source_lists(spark, train, sources, users, n).items()}
+    names = tuple(lists)
+    feats = candidates.features(candidates.candidate_union(lists, n), train, books, names).cache()
+    log.info("candidates: %s rows from %s", f"{feats.count():,}", ", ".join(names))
+    return feats, lists
+
+
+def validate(
+    spark: SparkSession,
+    train: DataFrame,
+    truth: DataFrame,
+    users: DataFrame,
+    books: DataFrame | None,
+    sources: Sources,
+    k: int,
+    params: ranker.RankerParams,
+) -> tuple[dict, object | None]:
+    """Fit the ranker on part of the validation users, compare it with every single source on the rest.
+    Returns (summary for the tuning record, the fitted model or None)."""
+    t0 = time.perf_counter()
+    feats, lists = candidate_features(spark, train, sources, users, params.n_candidates, books)
+    names = candidates.feature_names(tuple(lists))
+    fit_users = ranker.user_share(users, FIT_SHARE, params.seed)
+    check_users = users.join(fit_users, on=C.USER_IDX, how="left_anti")
+    check_truth = truth.join(check_users, on=C.USER_IDX, how="left_semi").cache()
+    summary: dict = {
+        "recall": candidates.recall(feats, truth, tuple(lists), params.n_candidates),
+        "n_candidates": params.n_candidates,
+        "params": params.as_dict(),
+    }
+    singles = {
+        name: round(metrics.ranking_metrics(df.where(F.col(C.RANK) <= k), check_truth, [k])[k]["ndcg"], 5)
+        for name, df in lists.items()
+    }
+    summary["single"] = singles
+    model = None
+    try:
+        fit_rows = ranker.labelled(feats.join(fit_users, on=C.USER_IDX, how="left_semi"), truth)
+        model = ranker.fit(fit_rows, names, params)
+    except ranker.TooFewPositives as exc:
+        log.warning("ranker skipped: %s", exc)
+        summary["skipped"] = str(exc)
+    if model is not None:
+        ranked = ranker.rank(model, feats.join(check_users, on=C.USER_IDX, how="left_semi"), k)
+        summary["ranker"] = round(metrics.ranking_metrics(ranked, check_truth, [k])[k]["ndcg"], 5)
+        summary["importances"] = ranker.importances(model, names)
+    best = max(singles, key=singles.get)
+    summary["best_single"] = best
+    summary["wins"] = bool(model is not None and summary["ranker"] > singles[best])
+    summary["lift"] = round(summary["ranker"] / max(singles[best], 1e-9), 4) if model is not None else None
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    log.info(
+        "ranker NDCG@%d %s vs single models %s on %d check users: %s",
+        k,
+        summary.get("ranker"),
+        singles,
+        check_truth.select(C.USER_IDX).distinct().count(),
+        "publish the ranker" if summary["wins"] else f"keep {best}",
+    )
+    check_truth.unpersist()
+    for df in [feats, *lists.values()]:
+        df.unpersist()
+    return summary, model
+
+
+def ranked_lists(
+    spark: SparkSession,
+    train: DataFrame,
+    sources: Sources,
+    users: DataFrame,
+    books: DataFrame | None,
+    model,
+    k: int,
+    n: int,
+) -> DataFrame:
+    """Top-``k`` ``(user_idx, rank, book_idx, score)`` of the ranker over every source's top-``n`` candidates."""
+    feats, lists = candidate_features(spark, train, sources, users, n, books)
+    expected = model.getOrDefault("features_cols")
+    got = candidates.feature_names(tuple(lists))
+    if list(expected) != got:
+        raise ValueError(f"the ranker was trained on features {expected}, the candidates have {got}")
+    out = ranker.rank(model, feats, k).cache()
+    out.count()
+    feats.unpersist()
+    for df in lists.values():
+        df.unpersist()
+    return out

@@ -1,0 +1,162 @@
+"""Two-stage recommendations: candidate features on a hand-made frame (hand-computed values), labels, the ranker
+against a brute-force order, the fallback with too few positives, and the message without xgboost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+
+import pytest
+
+from recspark import candidates, ranker
+
+N = 2
+
+
+def train_frame(spark):
+    rows = [
+        (0, 0, 5, dt.datetime(2017, 1, 1)),
+        (0, 1, 0, dt.datetime(2017, 3, 30)),
+        (1, 0, 3, dt.datetime(2017, 3, 31)),
+        (1, 2, 0, dt.datetime(2016, 10, 1)),  # more than 90 days before the latest shelf: not recent
+    ]
+    return spark.createDataFrame(rows, "user_idx int, book_idx int, rating int, date_added timestamp")
+
+
+def books_frame(spark):
+    rows = [
+        (0, [10], ["fantasy", "fiction"], ["s1"]),
+        (1, [11], ["fantasy"], []),
+        (2, [10], ["history"], []),
+        (3, [10], ["fantasy"], ["s1"]),
+    ]
+    return spark.createDataFrame(
+        rows, "book_idx int, author_ids array<long>, genres array<string>, series array<string>"
+    )
+
+
+def lists(spark):
+    schema = "user_idx int, rank int, book_idx int, score float"
+    return {
+        "als": spark.createDataFrame([(0, 1, 3, 0.9), (0, 2, 2, 0.5), (1, 1, 3, 0.7)], schema),
+        "popularity": spark.createDataFrame([(0, 1, 2, 2.0), (1, 1, 1, 1.0)], schema),
+    }
+
+
+def test_candidate_features_by_hand(spark):
+    feats = candidates.features(
+        candidates.candidate_union(lists(spark), N),
+        train_frame(spark),
+        books_frame(spark),
+        ("als", "popularity"),
+    )
+    assert feats.columns == ["user_idx", "book_idx", *candidates.feature_names(("als", "popularity"))]
+    got = {(r["user_idx"], r["book_idx"]): r.asDict() for r in feats.collect()}
+    assert set(got) == {(0, 3), (0, 2), (1, 3), (1, 1)}
+    nan = float("nan")
+    want = {
+        # source scores and ranks (a source that did not propose the book: score NaN, rank n + 1 = 3)
+        (0, 3): dict(als_score=0.9, als_rank=1, popularity_score=nan, popularity_rank=3, n_sources=1),
+        (0, 2): dict(als_score=0.5, als_rank=2, popularity_score=2.0, popularity_rank=1, n_sources=2),
+        (1, 1): dict(als_score=nan, als_rank=3, popularity_score=1.0, popularity_rank=1, n_sources=1),
+    }
+    # book 2: one reader, 2016-10-01 is outside the 90 days before 2017-03-31, unrated; book 1: recent, unrated;
+    # book 3: no reader in train at all
+    want[(0, 2)].update(book_log_readers=math.log(2), book_recent_share=0.0, book_log_ratings=0.0)
+    want[(1, 1)].update(book_log_readers=math.log(2), book_recent_share=1.0, book_log_ratings=0.0)
+    want[(0, 3)].update(
+        book_log_readers=0.0, book_recent_share=0.0, book_log_ratings=0.0, book_mean_rating=nan
+    )
+    # users: both shelved 2 books; user 0 rated 5, user 1 rated 3
+    for key in want:
+        want[key].update(user_log_shelves=math.log(3), user_mean_rating=5.0 if key[0] == 0 else 3.0)
+    # affinity: user 0 shelved b0 (author 10, fantasy, s1) and b1 (author 11, fantasy)
+    want[(0, 3)].update(author_share=0.5, genre_share=1.0, series_read=math.log(2))
+    want[(0, 2)].update(author_share=0.5, genre_share=0.0, series_read=0.0)
+    # user 1 shelved b0 (author 10, fantasy, s1) and b2 (author 10, history)
+    want[(1, 1)].update(author_share=0.0, genre_share=0.5, series_read=0.0)
+    assert got[(1, 3)]["author_share"] == 1.0 and got[(1, 3)]["genre_share"] == 0.5
+    for key, values in want.items():
+        for name, value in values.items():
+            if math.isnan(value):
+                assert math.isnan(got[key][name]), (key, name)
+            else:
+                assert got[key][name] == pytest.approx(value, rel=1e-6), (key, name)
+    assert math.isnan(got[(1, 1)]["book_mean_rating"])
+
+    truth = spark.createDataFrame([(0, 2), (1, 9)], "user_idx int, book_idx int")
+    # truth pairs with candidates: (0, 2) found by both sources' top-2; (1, 9) by none
+    assert candidates.recall(feats, truth, ("als", "popularity"), N) == {
+        "als": 0.5,
+        "popularity": 0.5,
+        "union": 0.5,
+    }
+
+
+def test_without_metadata_affinities_are_zero(spark):
+    feats = candidates.features(
+        candidates.candidate_union(lists(spark), N), train_frame(spark), None, ("als", "popularity")
+    )
+    assert {(r["author_share"], r["genre_share"], r["series_read"]) for r in feats.collect()} == {
+        (0.0, 0.0, 0.0)
+    }
+
+
+def test_labels_mark_exactly_the_truth_and_drop_users_without_a_positive(spark):
+    feats = candidates.features(
+        candidates.candidate_union(lists(spark), N), train_frame(spark), None, ("als", "popularity")
+    )
+    truth = spark.createDataFrame([(0, 2), (0, 7), (1, 9)], "user_idx int, book_idx int")
+    got = {(r["user_idx"], r["book_idx"]): r["label"] for r in ranker.labelled(feats, truth).collect()}
+    assert got == {(0, 3): 0.0, (0, 2): 1.0}  # user 1 has no relevant candidate: no ranking signal
+
+
+def synthetic_rows(n_users: int, n_items: int, seed: int = 0):
+    """Per user, 3 relevant items whose ``signal`` is in [0.8, 1) and the rest in [0, 0.6); ``noise`` is noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        best = set(rng.choice(n_items, 3, replace=False).tolist())
+        signal = [0.8 + 0.2 * rng.random() if b in best else 0.6 * rng.random() for b in range(n_items)]
+        for b in range(n_items):
+            rows.append((u, b, float(signal[b]), float(rng.random()), 1.0 if b in best else 0.0))
+    return rows
+
+
+@pytest.mark.slow
+def test_the_ranker_learns_the_order_a_brute_force_oracle_knows(spark):
+    pytest.importorskip("xgboost")
+    rows = synthetic_rows(60, 20)
+    df = spark.createDataFrame(rows, "user_idx int, book_idx int, signal float, noise float, label double")
+    model = ranker.fit(df, ["signal", "noise"], ranker.RankerParams(n_estimators=20, max_depth=3))
+    got = {}
+    for r in ranker.rank(model, df.drop("label"), 3).collect():
+        got.setdefault(r["user_idx"], set()).add(r["book_idx"])
+    want = {}
+    for u, b, _signal, _noise, label in rows:
+        if label:
+            want.setdefault(u, set()).add(b)
+    assert got == want  # the three best by the signal, for every user
+    imp = ranker.importances(model, ["signal", "noise"])
+    assert max(imp, key=imp.get) == "signal"
+
+
+def test_too_few_positives_is_refused_before_training(spark):
+    pytest.importorskip("xgboost")
+    rows = [(u, b, float(b), 1.0 if b == 0 and u < 3 else 0.0) for u in range(10) for b in range(5)]
+    df = spark.createDataFrame(rows, "user_idx int, book_idx int, x float, label double")
+    with pytest.raises(ranker.TooFewPositives, match="3 relevant candidates"):
+        ranker.fit(df, ["x"], ranker.RankerParams(min_positives=50))
+
+
+def test_without_xgboost_the_message_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "xgboost", None)
+    monkeypatch.setitem(sys.modules, "xgboost.spark", None)
+    with pytest.raises(ranker.RankerUnavailable, match=r"pip install 'recspark\[ranker\]'.*--ranker off"):
+        ranker.require_xgboost()
+    from recspark.cli import exit_code
+
+    assert exit_code(ranker.RankerUnavailable("x")) == 2
