@@ -1,6 +1,7 @@
 """The two-stage ranker against every single model, and what its ranking stage costs next to ALS training.
 
     .venv/bin/python bench/twostage.py --scale 0.01
+    .venv/bin/python bench/twostage.py --source ../shared/data/goodbooks-10k --format goodbooks
 
 Generated UCSD data at ``--scale`` is ingested into a fresh lakehouse; the tuning split of ``recspark run`` is
 carved from the training side of the evaluation split (20% of each user's books, then 20% of the rest). On it,
@@ -30,6 +31,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--source", default=None, help="real files instead of generated data")
+    p.add_argument("--format", default="goodreads", choices=["goodreads", "goodbooks"])
     a = p.parse_args()
 
     from recspark import als, content, itemcf, ranker, split, twostage
@@ -41,7 +44,8 @@ def main() -> None:
     from recspark.tune import liked, validation_split
 
     spark, lake, raw = fresh_lakehouse(a.scale, a.seed, "twostage")
-    run_ingest(spark, lake, str(raw), "goodreads", "bench-twostage")
+    source = Path(a.source).resolve() if a.source else raw
+    run_ingest(spark, lake, str(source), a.format if a.source else "goodreads", "bench-twostage")
     s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=42)
     lake.write(s.train, "model", "split_train")
     tune_split, _ = validation_split(lake, lake.read("model", "split_train"), seed=42)
@@ -62,7 +66,10 @@ def main() -> None:
     itemcf_fit = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     books = lake.read("silver", "books")
-    vectors = content.book_vectors(books, 42)
+    try:
+        vectors = content.book_vectors(books, 42)
+    except content.NoMetadata:
+        vectors = None
     content_fit = round(time.perf_counter() - t, 1)
     sources = twostage.Sources(ufs, items, neighbours, vectors, ContentParams())
 
@@ -70,9 +77,10 @@ def main() -> None:
     summary, _ = twostage.validate(spark, train, truth, users, books, sources, 10, ranker.RankerParams())
     stage = round(time.perf_counter() - t, 1)
     result = {
-        "command": f"python bench/twostage.py --scale {a.scale}",
+        "command": "python bench/twostage.py "
+        + (f"--source {a.source} --format {a.format}" if a.source else f"--scale {a.scale}"),
+        "data": f"{a.source} ({a.format})" if a.source else f"generated UCSD, scale {a.scale}",
         "measured": str(date.today()),
-        "scale": a.scale,
         "tune_train_rows": n_train,
         "validation_users": n_users,
         "seconds": {

@@ -413,7 +413,7 @@ def evaluate_model(
         timings["recommend"] = time.perf_counter() - t
         t = time.perf_counter()
         for weight in DIVERSITY_REPORTED:  # the NDCG-for-diversity trade-off the report shows
-            lists[f"als+mmr{weight:g}"] = evaluate.materialise(diversity.rerank(deep, items, max_k, weight))
+            lists[f"als_mmr{weight:g}"] = evaluate.materialise(diversity.rerank(deep, items, max_k, weight))
         deep.unpersist()
         timings["diversity"] = time.perf_counter() - t
     if "itemcf" in cfg.models:
@@ -747,7 +747,6 @@ def publish_model(
             "user_recommendations",
             publish.user_recommendation_rows(recs, users, books, run_id),
             run_id,
-            zorder=C.USER_ID,
         )
     method = {"als": "als", "ranker": "als", "content": "content"}.get(model, "itemcf")
     with timer.step(f"similar books ({method}; new books: content)", first_step + 1, total):
@@ -761,7 +760,7 @@ def publish_model(
         if vectors is not None and model != "content":  # books with too few readers: content neighbours
             cold = content.cold_similar(spark, interactions, vectors, cfg.similar_k, cfg.min_readers)
             rows = rows.unionByName(publish.similar_rows(cold, books, run_id, "content"))
-        publish.write_run_rows(lake, "similar_books", rows, run_id, zorder=C.BOOK_ID)
+        publish.write_run_rows(lake, "similar_books", rows, run_id)
     with timer.step("popular books (cold start)", first_step + 2, total):
         pop_rows = publish.popular_rows(pop, books, run_id, "all", max(100, cfg.k))
         has_time = interactions.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
@@ -801,6 +800,7 @@ def publish_model(
         )
         counts = publish.check_gold(lake, run_id, cfg.k, shelved)
         publish.guard_run_shrink(lake, run_id, counts, guard or ShrinkGuard())
+        publish.optimize_run(lake, run_id, counts)
     if vectors is not None:
         vectors.unpersist()
     return counts
@@ -864,6 +864,9 @@ def load_ranker(cfg: RunConfig):
         raise NotFound(
             "this run publishes the ranker, but no trained ranker is recorded: run with --tune full"
         )
+    from recspark.ranker import require_xgboost
+
+    require_xgboost()  # a clear message naming the extra when xgboost is missing
     from xgboost.spark import SparkXGBRankerModel
 
     return SparkXGBRankerModel.load(cfg.ranker_model)

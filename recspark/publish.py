@@ -332,13 +332,26 @@ def serving_model_row(
 
 
 # -- writing and the run protocol ---------------------------------------------------------------------------
-def write_run_rows(lake: Lakehouse, name: str, df: DataFrame, run_id: str, zorder: str | None = None) -> None:
+def write_run_rows(lake: Lakehouse, name: str, df: DataFrame, run_id: str) -> None:
     """Replace this run's rows of a gold table (partitioned by run_id) -- idempotent for a rerun."""
     lake.replace_run(df, GOLD, name, run_id, properties=CDF)
-    if zorder:
-        lake.spark.sql(
-            f"OPTIMIZE {lake.identifier(GOLD, name)} WHERE {C.RUN_ID} = '{run_id}' ZORDER BY ({zorder})"
-        )
+
+
+ZORDER = {"user_recommendations": C.USER_ID, "similar_books": C.BOOK_ID}  # what readers look rows up by
+ZORDER_MIN_ROWS = 1_000_000  # below this a run's rows are a few files: Z-ordering costs more than it saves
+
+
+def optimize_run(lake: Lakehouse, run_id: str, counts: dict[str, int]) -> list[str]:
+    """Z-order this run's rows of the large gold tables by their lookup key (``OPTIMIZE … ZORDER BY``);
+    returns the tables it optimised. Runs after the checks, before publication."""
+    done = []
+    for name, key in ZORDER.items():
+        if counts.get(name, 0) >= ZORDER_MIN_ROWS:
+            lake.spark.sql(
+                f"OPTIMIZE {lake.identifier(GOLD, name)} WHERE {C.RUN_ID} = '{run_id}' ZORDER BY ({key})"
+            )
+            done.append(name)
+    return done
 
 
 def record_run(lake: Lakehouse, run_id: str, status: str, started_at: dt.datetime, **fields: object) -> None:

@@ -42,11 +42,12 @@ class TooFewPositives(ValueError):
 @dataclass(frozen=True)
 class RankerParams:
     n_candidates: int = 100  # top-N per source
-    n_estimators: int = 150
+    n_estimators: int = 100
     max_depth: int = 6
     learning_rate: float = 0.1
     min_positives: int = 50
     max_fit_users: int = 4000
+    max_validation_users: int = 4000  # validation users given candidates (70% fit the ranker, 30% judge it)
     seed: int = 42
 
     def as_dict(self) -> dict:

@@ -108,6 +108,9 @@ def validate(
     """Fit the ranker on part of the validation users, compare it with every single source on the rest.
     Returns (summary for the tuning record, the fitted model or None)."""
     t0 = time.perf_counter()
+    n_users = users.count()
+    if n_users > params.max_validation_users:  # a hashed sample bounds the cost of the check
+        users = ranker.user_share(users, params.max_validation_users / n_users, params.seed + 1).cache()
     feats, lists = candidate_features(spark, train, sources, users, params.n_candidates, books)
     names = candidates.feature_names(tuple(lists))
     fit_users = ranker.user_share(users, FIT_SHARE, params.seed)

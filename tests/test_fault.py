@@ -20,7 +20,7 @@ import pytest
 from recspark import publish, serve
 from recspark.ingest import IngestError, run_ingest
 from recspark.tables import Lakehouse, ShrinkGuard
-from tests.conftest import E2E_K, copy_of, e2e_cfg, polling_served, write_csv
+from tests.conftest import copy_of, e2e_cfg, polling_served, write_csv
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,11 +71,12 @@ def gold_rows_of(root: str, run_id: str) -> int:
 def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, published, tmp_path, monkeypatch):
     """On a private copy of a published lakehouse:
     1. a rerun on unchanged input and parameters serves the published run as it is (never demoted meanwhile);
-    2. a publish killed with SIGKILL after writing gold leaves readers (polling from outside) on the served run;
+    2. a publish (new lists of the trained model) killed with SIGKILL after writing gold leaves readers (polling
+       from outside) on the served run;
     3. a failed check does not publish; 4. the next publish of the killed run succeeds and retention keeps it."""
     from pyspark.sql import functions as F
 
-    from recspark.pipeline import publication_id, publish_stage, run_pipeline, train_all
+    from recspark.pipeline import publication_id, publish_stage, run_pipeline
 
     lake = copy_of(published[0], tmp_path / "lake")
     served = published[1]["run_id"]
@@ -85,15 +86,16 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     assert same["run_id"] == served and same["reused"] and seen == {served}
     assert gold_rows_of(lake.root, served) == n_served  # no duplicate rows
 
-    # the shape of the CLI's lists (k 5, similar-k 20, min-readers 5): the killed and the next publish are one run
-    cfg = e2e_cfg(models=("als",), seed=7, evaluate=False, similar_k=20, min_readers=5)
-    model_run = train_all(spark, lake, cfg)  # a trained model, not yet published
+    # the served run's trained model published as new lists (k 3), in the CLI's shape (similar-k 20,
+    # min-readers 5): the killed publish and the next one are the same run
+    cfg = e2e_cfg(k=3, evaluate=False, similar_k=20, min_readers=5)
+    model_run = published[1]["model_run_id"]
     run_id = publication_id(model_run, cfg)
     log = tmp_path / "publish.log"
     with open(log, "w") as out, polling_served(lake) as seen:
         proc = subprocess.Popen(
             [sys.executable, "-m", "recspark", "publish", "--lakehouse", lake.root, "--run-id", model_run]
-            + ["--k", str(E2E_K), "--master", "local[2]"],
+            + ["--k", "3", "--master", "local[2]"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=child_env(),
@@ -114,9 +116,9 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     # a failed check stops publication: every list one book short
     real_rows = publish.user_recommendation_rows
     monkeypatch.setattr(
-        publish, "user_recommendation_rows", lambda *a: real_rows(*a).where(F.col("rank") < E2E_K)
+        publish, "user_recommendation_rows", lambda *a: real_rows(*a).where(F.col("rank") < 3)
     )
-    with pytest.raises(publish.PublishCheckError, match=f"exactly {E2E_K} distinct books"):
+    with pytest.raises(publish.PublishCheckError, match="exactly 3 distinct books"):
         publish_stage(spark, lake, cfg, model_run)
     monkeypatch.undo()
     assert publish.latest_published(lake) == serve.latest_published(lake.root) == served
@@ -128,7 +130,7 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     assert not summary["reused"] and summary["cleaned"] == [served]
     assert publish.latest_published(lake) == serve.latest_published(lake.root) == run_id
     n_users = lake.read("silver", "users").count()
-    assert gold_rows_of(lake.root, run_id) == summary["row_counts"]["user_recommendations"] == n_users * E2E_K
+    assert gold_rows_of(lake.root, run_id) == summary["row_counts"]["user_recommendations"] == n_users * 3
     assert serve.GoldReader(lake.root).run_id == run_id
     assert {r["run_id"] for r in lake.read("gold", "runs").collect()} == {run_id}
     assert {

@@ -60,7 +60,15 @@ def test_gold_tables_checked_from_outside(published):
     sims = DeltaTable(gold + "similar_books").to_pyarrow_table().to_pylist()
     assert sims and all(r["book_id"] != r["similar_book_id"] for r in sims)
     evals = DeltaTable(gold + "evaluations").to_pyarrow_table().to_pylist()
-    assert {r["model"] for r in evals if r["k"] > 0} == {"als", "itemcf", "content", "popularity", "trending"}
+    assert {r["model"] for r in evals if r["k"] > 0} == {
+        "als",
+        "als_mmr0.3",  # ALS re-ranked for diversity: the trade-off the report shows
+        "als_mmr0.6",
+        "itemcf",
+        "content",
+        "popularity",
+        "trending",
+    }
     errors = {(r["model"], r["metric"]): r["value"] for r in evals if r["k"] == 0}
     assert set(errors) == {(m, e) for m in ("stars", "book_mean") for e in ("rmse", "mae")}
     predicted = [r["predicted_rating"] for r in recs if r["predicted_rating"] is not None]
@@ -320,8 +328,8 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
 
     lake, first, src = published
     summary = run_pipeline(spark, lake, cfg(model="itemcf", evaluate=False), tmp_path)
-    run_id = summary["run_id"]
-    assert run_id != first["run_id"] and model_of(lake, run_id) == "itemcf"
+    run_id, model_run = summary["run_id"], summary["model_run_id"]
+    assert run_id != first["run_id"] and model_of(lake, model_run) == "itemcf"
     assert publish.latest_published(lake) == run_id
     gold = lake.path("gold", "")
     recs = [
@@ -340,8 +348,8 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     assert sims and {r["method"] for r in sims} == {"itemcf"}
     assert all(r["book_id"] != r["similar_book_id"] and r["rank"] <= cfg().similar_k for r in sims)
     user = lake.read("silver", "users").orderBy("user_idx").first()
-    assert recommend_stage(spark, lake, run_id, 3, [user["user_id"]]).count() == 3
-    assert similar_stage(spark, lake, run_id, 3, min_readers=2).count() > 0
+    assert recommend_stage(spark, lake, model_run, 3, [user["user_id"]]).count() == 3
+    assert similar_stage(spark, lake, model_run, 3, min_readers=2).count() > 0
 
     # fold-in with item-CF: sums of the published similar-books lists, shelved books excluded
     reader = GoldReader(lake.root)

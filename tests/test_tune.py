@@ -179,7 +179,14 @@ def tuned(spark, small_generated, tmp_path_factory):
     src, _ = small_generated
     lake = Lakehouse(spark, str(tmp_path_factory.mktemp("tune") / "lakehouse"))
     run_ingest(spark, lake, str(src), "goodreads", "ingest-tune")
-    cfg = RunConfig(k=5, ks=[5, 10], als=AlsParams(rank=8, max_iter=4), similar_k=5, min_readers=2)
+    cfg = RunConfig(
+        k=5,
+        ks=[5, 10],
+        als=AlsParams(rank=8, max_iter=4),
+        similar_k=5,
+        min_readers=2,
+        ranker=ranker.RankerParams(n_candidates=30, n_estimators=30),  # the mechanism, at a small size
+    )
     # tiny trials: ranks 4 and 8 only
     opts = TuneOptions(mode="auto", configs=3, budget_s=600, space={**tune.SPACE, "rank": (4, 8)})
     reports = tmp_path_factory.mktemp("reports")

@@ -160,3 +160,30 @@ def test_without_xgboost_the_message_names_the_extra(monkeypatch):
     from recspark.cli import exit_code
 
     assert exit_code(ranker.RankerUnavailable("x")) == 2
+
+
+def test_validate_falls_back_to_the_best_single_model_with_too_few_positives(spark):
+    """Hand-made factors (no fitting): the check scores every single source, trains no ranker, keeps the best."""
+    pytest.importorskip("xgboost")
+    from recspark import twostage
+    from recspark.content import ContentParams
+
+    factors = "user_idx int, features array<float>"
+    users = spark.createDataFrame([(u, [1.0, float(u % 3)]) for u in range(40)], factors)
+    items = spark.createDataFrame(
+        [(b, [float(b % 5), 1.0]) for b in range(12)], "book_idx int, features array<float>"
+    )
+    train = spark.createDataFrame(
+        [(u, b, 0, None) for u in range(40) for b in (u % 12, (u + 1) % 12)],
+        "user_idx int, book_idx int, rating int, date_added timestamp",
+    )
+    truth = spark.createDataFrame([(u, (u + 5) % 12) for u in range(40)], "user_idx int, book_idx int")
+    sources = twostage.Sources(users, items, None, None, ContentParams())
+    params = ranker.RankerParams(n_candidates=5, min_positives=10**6)
+    summary, model = twostage.validate(
+        spark, train, truth, truth.select("user_idx").distinct(), None, sources, 3, params
+    )
+    assert model is None and not summary["wins"] and summary["lift"] is None
+    assert "too few to learn a ranking" in summary["skipped"]
+    assert set(summary["single"]) == {"als", "popularity"} and summary["best_single"] in summary["single"]
+    assert set(summary["recall"]) == {"als", "popularity", "union"}
