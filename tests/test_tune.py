@@ -185,7 +185,8 @@ def tuned(spark, small_generated, tmp_path_factory):
         als=AlsParams(rank=8, max_iter=4),
         similar_k=5,
         min_readers=2,
-        ranker=ranker.RankerParams(n_candidates=30, n_estimators=30),  # the mechanism, at a small size
+        # the mechanism at a small size: 30 candidates per source, 30 trees, at most 300 validation users
+        ranker=ranker.RankerParams(n_candidates=30, n_estimators=30, max_validation_users=300),
     )
     # tiny trials: ranks 4 and 8 only
     opts = TuneOptions(mode="auto", configs=3, budget_s=600, space={**tune.SPACE, "rank": (4, 8)})

@@ -1,0 +1,457 @@
+"""Bronze: raw files -> bronze Delta tables (typed copies with lineage) + a quarantine table for every bad record.
+
+For each source file described by a :class:`~recspark.sources.spec.FileSpec`:
+
+1. the file is read as text (one record per line; gzip is decompressed by Spark; a gzip file is unsplittable, so
+   its lines are repartitioned right after the read so later stages use every core);
+2. each line is parsed with an explicit schema (``from_csv`` / ``from_json`` in PERMISSIVE mode, keeping the
+   corrupt text), then converted to the bronze types;
+3. a line gets a ``reason`` when it is empty, malformed JSON, not a JSON object, has the wrong number of CSV
+   fields, a value of the wrong type, a missing required field or a value out of range; those lines go to
+   ``bronze.quarantine`` with the source file and the raw text;
+4. valid rows are de-duplicated on the spec's key (keeping the row with the largest ``prefer`` columns, then the
+   smallest raw text, so the choice is deterministic);
+5. counts per file are checked and stored: ``read = ingested + quarantined + duplicates``.
+
+Stops with :class:`IngestError` and commits nothing (tables written by the failed run are rolled back) when a
+required file is missing, a CSV header does not match, or a gzip stream is truncated or corrupt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recspark import columns as C
+from recspark.frames import union_all
+from recspark.sources.spec import STRING, UCSD_DATE_PATTERN, Field, FileSpec, SourceFiles
+from recspark.tables import BRONZE, Lakehouse
+
+log = logging.getLogger(__name__)
+
+QUARANTINE = "quarantine"
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField(C.INGEST_RUN_ID, STRING, False),
+        T.StructField(C.STAGE, STRING, False),
+        T.StructField(C.SOURCE_FILE, STRING, False),
+        T.StructField(C.RAW, STRING, True),
+        T.StructField(C.REASON, STRING, False),
+        T.StructField(C.INGESTED_AT, T.TimestampType(), False),
+    ]
+)
+_REASON = "_reason"
+_RAW = "_raw"
+_VARIANT = "_v"
+_PARSED = "_p"
+GZ_BYTES_PER_PARTITION = 32 << 20  # compressed bytes per partition after a gzip read (~150 MB of text)
+
+
+class IngestError(RuntimeError):
+    """Input that stops the run: nothing is committed."""
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    table: str
+    file: str
+    read: int
+    ingested: int
+    quarantined: int
+    duplicates: int
+    seconds: float = 0.0  # wall time to parse, count and write this file (or the silver build)
+
+    def __post_init__(self) -> None:
+        if self.read != self.ingested + self.quarantined + self.duplicates:
+            raise AssertionError(f"counts do not add up for {self.file}: {self}")
+
+
+# -- finding files ------------------------------------------------------------------------------------------
+def list_dir(spark: SparkSession, directory: str) -> list[tuple[str, int, int]]:
+    """(path, size, mtime) of the files in ``directory`` (any Hadoop file system: local, s3a, abfss, dbfs)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(directory)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        raise IngestError(f"source directory not found: {directory}")
+    return sorted(
+        (st.getPath().toString(), int(st.getLen()), int(st.getModificationTime()))
+        for st in fs.listStatus(path)
+        if st.isFile()
+    )
+
+
+def discover(spark: SparkSession, directory: str, specs: tuple[FileSpec, ...]) -> SourceFiles:
+    """Match the files of ``directory`` to specs (first matching spec wins for each file)."""
+    found = SourceFiles()
+    claimed: set[str] = set()
+    for spec in specs:
+        for path, size, mtime in list_dir(spark, directory):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if path not in claimed and any(fnmatch.fnmatchcase(name, p) for p in spec.patterns):
+                found.files.setdefault(spec.table, []).append((path, size, mtime))
+                claimed.add(path)
+    return found
+
+
+# -- parsing ------------------------------------------------------------------------------------------------
+def read_lines(spark: SparkSession, path: str, size: int) -> DataFrame:
+    """The file's lines as ``_raw``; gzip input is repartitioned (it arrives as one partition)."""
+    df = spark.read.text(path).select(F.col("value").alias(_RAW))
+    if path.endswith(".gz"):
+        parts = max(spark.sparkContext.defaultParallelism, math.ceil(size / GZ_BYTES_PER_PARTITION))
+        df = df.repartition(parts)
+    return df
+
+
+def first_line(spark: SparkSession, path: str) -> str | None:
+    row = spark.read.text(path).limit(1).collect()
+    return row[0][0] if row else None
+
+
+def check_header(spark: SparkSession, path: str, spec: FileSpec) -> str:
+    """The exact header text of a CSV file; raises IngestError when it differs from the spec's header."""
+    line = first_line(spark, path)
+    if line is None:
+        raise IngestError(f"{path}: the file is empty (expected the header {','.join(spec.header or ())})")
+    got = tuple(c.strip() for c in line.lstrip("\ufeff").rstrip("\r").split(","))
+    if got != spec.header:
+        raise IngestError(
+            f"{path}: CSV header does not match.\n  expected: {','.join(spec.header or ())}\n  found:    {line}\n"
+            "CSV columns are mapped by position, so a different header would silently mix columns up."
+        )
+    return line
+
+
+def _present(field: Field) -> Column:
+    """The JSON key exists with a non-null value (looked up in the variant parse of the line)."""
+    v = F.expr(f"variant_get({_VARIANT}, '$.{field.name}')")
+    return v.isNotNull() & ~F.expr(f"is_variant_null(variant_get({_VARIANT}, '$.{field.name}'))")
+
+
+def _typed(field: Field, spec: FileSpec) -> tuple[Column, Column | None]:
+    """(typed value, condition under which the raw value is of the wrong type)."""
+    raw = F.col(f"{_PARSED}.{field.name}")
+    target = spec.target_type(field)
+    if field.date:
+        text = F.trim(raw)
+        value = F.when(text == "", F.lit(None)).otherwise(
+            F.expr(f"try_to_timestamp(substring(trim({_PARSED}.{field.name}), 5), '{UCSD_DATE_PATTERN}')")
+        )
+        return value.cast(target), (text != "") & value.isNull()
+    if isinstance(field.source, T.StringType) and not isinstance(target, T.StringType):
+        text = F.trim(raw)
+        value = F.when(text == "", F.lit(None)).otherwise(text.try_cast(target))
+        return value, (text != "") & value.isNull()
+    if field.source != target:
+        value = raw.try_cast(target)
+        return value, raw.isNotNull() & value.isNull()
+    return raw, None
+
+
+def _reasons(
+    spec: FileSpec, typed: dict[str, tuple[Column, Column | None]], first: list[Column] | None = None
+) -> Column:
+    """Why a line is rejected ('; '-joined, the ``first`` checks first), or null when it is valid."""
+    checks: list[Column] = [*(first or []), F.when(F.trim(F.col(_RAW)) == "", F.lit("empty line"))]
+    if spec.kind == "csv":
+        checks.append(
+            F.when(
+                F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull(),
+                F.lit(f"wrong number of fields (expected {len(spec.fields)})"),
+            )
+        )
+        structural = F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull()
+    else:
+        # the variant parse only runs for lines from_json rejected (see parse), to tell why
+        corrupt = F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull()
+        variant_ok = F.col(_VARIANT).isNotNull()
+        is_object = F.expr(f"substring(schema_of_variant({_VARIANT}), 1, 6)") == "OBJECT"
+        checks.append(F.when((F.trim(F.col(_RAW)) != "") & corrupt & ~variant_ok, F.lit("malformed JSON")))
+        checks.append(F.when(corrupt & variant_ok & ~is_object, F.lit("not a JSON object")))
+        structural = corrupt & (~variant_ok | ~is_object)
+        for f in spec.fields:  # JSON type mismatches make from_json null the field
+            checks.append(
+                F.when(
+                    variant_ok & is_object & _present(f) & F.col(f"{_PARSED}.{f.name}").isNull(),
+                    F.lit(f"{f.name}: wrong JSON type (expected {f.source.simpleString()})"),
+                )
+            )
+    for f in spec.fields:
+        value, wrong = typed[f.name]
+        raw = F.col(f"{_PARSED}.{f.name}")
+        if f.required:
+            missing = (
+                raw.isNull() | (F.trim(raw.cast("string")) == "")
+                if isinstance(f.source, T.StringType)
+                else raw.isNull()
+            )
+            checks.append(F.when(~structural & missing, F.lit(f"missing required field {f.name}")))
+        if wrong is not None:
+            checks.append(
+                F.when(
+                    wrong,
+                    F.concat(
+                        F.lit(f"{f.name}: not a {spec.target_type(f).simpleString()}: '"),
+                        raw.cast("string"),
+                        F.lit("'"),
+                    ),
+                )
+            )
+        if f.check:
+            ok = F.expr(f.check.format(c=f"`{f.name}__typed`"))
+            checks.append(
+                F.when(
+                    value.isNotNull() & ~ok,
+                    F.concat(
+                        F.lit(f"{f.name} out of range ({f.check.format(c='value')}): "), value.cast("string")
+                    ),
+                )
+            )
+    # nullif names the joined text once: `when(joined != "", joined)` would generate the (large, for wide
+    # specs) expression twice and push the generated code of wide files past the JVM's method size limit
+    return F.nullif(F.concat_ws("; ", *checks), F.lit(""))
+
+
+HEADER_AGAIN = "a repeated CSV header line"
+
+
+def parse(lines: DataFrame, spec: FileSpec, header: str | None = None) -> DataFrame:
+    """Lines (``_raw``) -> typed spec fields + ``_raw`` + ``_reason`` (null for valid rows). Lines equal to the
+    CSV ``header`` get the reason :data:`HEADER_AGAIN` (the caller drops the file's own first one)."""
+    schema = T.StructType(list(spec.source_schema().fields) + [T.StructField(C.CORRUPT, STRING)])
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": C.CORRUPT}
+    if spec.kind == "csv":
+        # RFC 4180: a quote inside a quoted field is doubled (Spark's default escape is a backslash)
+        parsed = F.from_csv(F.col(_RAW), schema.simpleString(), {**options, "escape": '"'})
+        df = lines.select(F.col(_RAW), parsed.alias(_PARSED))
+    else:
+        parsed = F.from_json(F.col(_RAW), schema, options)
+        df = lines.select(F.col(_RAW), parsed.alias(_PARSED))
+        df = df.select(
+            "*",
+            F.when(F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull(), F.expr(f"try_parse_json({_RAW})")).alias(
+                _VARIANT
+            ),
+        )
+    typed = {f.name: _typed(f, spec) for f in spec.fields}
+    df = df.select("*", *[value.alias(f"{name}__typed") for name, (value, _) in typed.items()])
+    # a line with bytes that are not UTF-8 is quarantined whole: such bytes would reach silver strings and make
+    # the tables unreadable outside Spark (pyarrow/deltalake refuse invalid UTF-8)
+    bad_utf8 = F.when(~F.is_valid_utf8(F.col(_RAW)), F.lit("invalid UTF-8"))
+    checks = [bad_utf8]
+    if spec.kind != "csv":  # {"rating": 3, "rating": 5} parses as 5: which one the source meant is unknown
+        keys = F.json_object_keys(F.col(_RAW))
+        checks.append(
+            F.when(F.size(F.array_distinct(keys)) < F.size(keys), F.lit("duplicate key in the object"))
+        )
+    reason = _reasons(spec, typed, checks)
+    if header is not None:
+        reason = F.when(F.col(_RAW) == header, F.lit(HEADER_AGAIN)).otherwise(reason)
+    return df.select(
+        *[F.col(f"{f.name}__typed").alias(f.name) for f in spec.fields],
+        F.col(_RAW),
+        reason.alias(_REASON),
+    )
+
+
+def dedupe(valid: DataFrame, spec: FileSpec) -> DataFrame:
+    """One row per key: the largest ``prefer`` values win, then the smallest raw text (deterministic)."""
+    order = [F.col(c).desc_nulls_last() for c in spec.prefer] + [F.col(_RAW).asc()]
+    w = Window.partitionBy(*spec.key).orderBy(*order)
+    return valid.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn")
+
+
+def with_lineage(df: DataFrame, path: str, run_id: str, ingested_at: Column) -> DataFrame:
+    return df.select(
+        "*",
+        F.lit(path).alias(C.SOURCE_FILE),
+        ingested_at.alias(C.INGESTED_AT),
+        F.lit(run_id).alias(C.INGEST_RUN_ID),
+    )
+
+
+def quarantine_rows(bad: DataFrame, path: str, run_id: str, stage: str, ingested_at: Column) -> DataFrame:
+    return bad.select(
+        F.lit(run_id).alias(C.INGEST_RUN_ID),
+        F.lit(stage).alias(C.STAGE),
+        F.lit(path).alias(C.SOURCE_FILE),
+        F.make_valid_utf8(F.col(_RAW)).alias(
+            C.RAW
+        ),  # invalid bytes -> U+FFFD: readable by every Delta reader
+        F.make_valid_utf8(F.col(_REASON)).alias(C.REASON),  # a reason may quote the bad value
+        ingested_at.alias(C.INGESTED_AT),
+    )
+
+
+def _is_corrupt_gzip(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(
+        s in text
+        for s in (
+            "Unexpected end of input stream",
+            "EOFException",
+            "Not in GZIP format",
+            "invalid block type",
+            "invalid distance",
+            "incorrect header check",
+            "ZLIB input stream",
+            "Corrupt GZIP trailer",
+        )
+    )
+
+
+def ingest_file(
+    spark: SparkSession, spec: FileSpec, path: str, size: int, run_id: str, ingested_at: Column
+) -> tuple[DataFrame, DataFrame, FileCounts, DataFrame]:
+    """Parse one file. Returns (bronze rows, quarantine rows, counts, persisted frame to unpersist later)."""
+    lines = read_lines(spark, path, size)
+    header = check_header(spark, path, spec) if spec.kind == "csv" else None
+    parsed = parse(lines, spec, header).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        row = parsed.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.count(_REASON).alias("bad"),
+            F.count(F.when(F.col(_REASON) == HEADER_AGAIN, 1)).alias("headers"),
+        ).first()
+    except Exception as exc:  # py4j / Spark errors carry the Java message
+        parsed.unpersist()
+        if _is_corrupt_gzip(exc):
+            raise IngestError(
+                f"{path}: the gzip stream is truncated or corrupt; nothing was committed."
+            ) from exc
+        raise
+    valid = parsed.where(F.col(_REASON).isNull())
+    kept = dedupe(valid, spec)
+    n_kept = kept.count()
+    own_header = (
+        1 if header is not None else 0
+    )  # the file's first line: not data, neither read nor quarantined
+    n_read, n_bad = int(row["n"]) - own_header, int(row["bad"]) - own_header
+    counts = FileCounts(
+        table=spec.table,
+        file=path,
+        read=n_read,
+        ingested=n_kept,
+        quarantined=n_bad,
+        duplicates=n_read - n_bad - n_kept,
+    )
+    bronze = with_lineage(kept.drop(_RAW, _REASON), path, run_id, ingested_at)
+    rejected = parsed.where(F.col(_REASON).isNotNull())
+    if header is not None:  # every copy of the header but one is a repeated header line
+        again = rejected.where(F.col(_REASON) == HEADER_AGAIN).limit(max(int(row["headers"]) - 1, 0))
+        rejected = rejected.where(F.col(_REASON) != HEADER_AGAIN).unionByName(again)
+    bad = quarantine_rows(rejected, path, run_id, BRONZE, ingested_at)
+    return bronze, bad, counts, parsed
+
+
+def check_required(found: SourceFiles, fmt: str, directory: str) -> None:
+    """Stop early with a clear message when the interactions are not there."""
+    if fmt == "goodreads":
+        has_csv = found.has("interactions_csv")
+        has_maps = found.has("user_id_map") and found.has("book_id_map")
+        if has_csv and not has_maps:
+            missing = [
+                n for n in ("user_id_map.csv", "book_id_map.csv") if not found.has(n.removesuffix(".csv"))
+            ]
+            raise IngestError(
+                f"{directory}: goodreads_interactions.csv needs {' and '.join(missing)} (its ids index those maps)."
+            )
+        if not has_csv and not found.has("interactions_json"):
+            raise IngestError(
+                f"{directory}: no interactions found. Expected goodreads_interactions.csv with user_id_map.csv and "
+                "book_id_map.csv, or goodreads_interactions_dedup.json.gz (or a genre subset "
+                "goodreads_interactions_<genre>.json.gz)."
+            )
+    elif fmt == "goodbooks":
+        if not (found.has("ratings") or found.has("to_read")):
+            raise IngestError(f"{directory}: no interactions found. Expected ratings.csv and/or to_read.csv.")
+        if not found.has("gb_books"):
+            raise IngestError(
+                f"{directory}: books.csv is required with goodbooks-10k (it maps book_id to goodreads_book_id)."
+            )
+    else:
+        raise IngestError(f"unknown format {fmt!r}: expected goodreads or goodbooks")
+
+
+def ingest_bronze(
+    spark: SparkSession,
+    lake: Lakehouse,
+    found: SourceFiles,
+    specs: tuple[FileSpec, ...],
+    run_id: str,
+    ingested_at: Column,
+) -> list[FileCounts]:
+    """Write one bronze table per spec with files, and the quarantine. Call inside ``rollback_on_error``."""
+    for spec in specs:  # all header checks before any work
+        if spec.kind == "csv":
+            for path in found.paths(spec.table):
+                check_header(spark, path, spec)
+    all_counts: list[FileCounts] = []
+    lake.write(spark.createDataFrame([], QUARANTINE_SCHEMA), BRONZE, QUARANTINE)  # this run's quarantine
+    for spec in specs:
+        files = found.files.get(spec.table, [])
+        if not files:
+            continue
+        frames, bad_frames, persisted = [], [], []
+        t0 = time.perf_counter()
+        for path, size, _ in files:
+            log.info("bronze.%s <- %s", spec.table, path.rsplit("/", 1)[-1])
+            bronze, bad, counts, parsed = ingest_file(spark, spec, path, size, run_id, ingested_at)
+            frames.append(bronze)
+            bad_frames.append(bad)
+            persisted.append(parsed)
+            all_counts.append(counts)
+            log.info(
+                "  read %d = ingested %d + quarantined %d + duplicates %d",
+                counts.read,
+                counts.ingested,
+                counts.quarantined,
+                counts.duplicates,
+            )
+        lake.write(union_all(frames), BRONZE, spec.table)
+        if any(c.quarantined for c in all_counts if c.table == spec.table):
+            lake.write(union_all(bad_frames), BRONZE, QUARANTINE, mode="append")
+        for p in persisted:
+            p.unpersist()
+        secs = time.perf_counter() - t0  # spread over the spec's files by rows read
+        mine = [c for c in all_counts if c.table == spec.table]
+        total = max(1, sum(c.read for c in mine))
+        for i, c in enumerate(all_counts):
+            if c.table == spec.table:
+                all_counts[i] = dataclasses.replace(c, seconds=round(secs * c.read / total, 2))
+    return all_counts
+
+
+# -- the whole ingest: bronze, then silver ---------------------------------------------------------------------
+
+
+def specs_for(fmt: str) -> tuple[FileSpec, ...]:
+    from recspark.sources import goodbooks, goodreads
+
+    if fmt == "goodreads":
+        return goodreads.SPECS
+    if fmt == "goodbooks":
+        return goodbooks.SPECS
+    raise IngestError(f"unknown format {fmt!r}: expected goodreads or goodbooks")
+
+
+def format_counts(counts: list[FileCounts]) -> str:
+    """A plain-text table of per-file counts."""
+    head = f"{'table':<22} {'file':<44} {'read':>11} {'ingested':>11} {'quarantined':>11} {'duplicates':>10}"
+    lines = [head, "-" * len(head)]
+    for c in counts:
+        name = c.file.rsplit("/", 1)[-1]
+        lines.append(
+            f"{c.table:<22} {name[:44]:<44} {c.read:>11,} {c.ingested:>11,} {c.quarantined:>11,} {c.duplicates:>10,}"
+        )
+    return "\n".join(lines)
