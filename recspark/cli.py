@@ -320,6 +320,7 @@ def _cfg(args: argparse.Namespace, lake, evaluate: bool = True, use_tuned: bool 
         model=getattr(args, "model", None),
         split_kind=getattr(args, "split", "holdout"),
         diversity=getattr(args, "diversity", 0.0),
+        item_level=getattr(args, "item_level", None),
     )
 
 
@@ -347,6 +348,14 @@ def model_opts(sp: argparse.ArgumentParser) -> None:
         choices=["auto", "als", "itemcf", "content", "popularity", "ranker"],
         default="auto",
         help="the family whose lists are published (default auto: the best validation NDCG of the search)",
+    )
+    sp.add_argument(
+        "--item-level",
+        choices=["edition", "work"],
+        default=None,
+        help="what the models learn from: edition (default: each Goodreads book_id) or work (the editions of "
+        "one work merged first). Lists show one edition per work and skip every edition of a shelved work "
+        "either way",
     )
 
 

@@ -5,6 +5,10 @@ USER_ID = "user_id"  # the source's user id: 32-hex hash (UCSD) or the goodbooks
 BOOK_ID = "book_id"  # the Goodreads book id (long)
 USER_IDX = "user_idx"  # dense int index for ALS, stable across re-ingests
 BOOK_IDX = "book_idx"
+WORK_IDX = "work_idx"  # a work, keyed by the book_idx of its representative (most read) edition
+WORK_BOOK_ID = (
+    "work_book_id"  # gold/serving_books: the book_id of the edition that stands for the book's work
+)
 USER_ID_CSV = "user_id_csv"  # UCSD CSV's integer user id (index into user_id_map.csv)
 BOOK_ID_CSV = "book_id_csv"
 WORK_ID = "work_id"
@@ -45,6 +49,8 @@ NEIGHBOUR_IDX = "neighbour_idx"  # item-CF neighbour tables: (book_idx, rank, ne
 BECAUSE_BOOK_IDX = "because_book_idx"  # the shelved book that explains a recommendation
 BECAUSE_BOOK_ID = "because_book_id"  # the same book in gold, by its Goodreads id
 BECAUSE_TITLE = "because_title"
+SERIES_NOTE = "series_note"  # "next in series: <name> #n" when a later volume was replaced by an earlier one
+EXPLANATION = "explanation"  # gold: why a book is recommended, in words
 SIMILAR_BOOK_ID = "similar_book_id"  # gold/similar_books: a neighbour of book_id
 RUN_ID = "run_id"  # key of model and gold rows: the model run (and publication) they belong to
 PREDICTED_RATING = "predicted_rating"  # stars a reader would probably give a book (explicit ALS)

@@ -47,6 +47,7 @@ from pyspark.sql import types as T
 
 from recspark import columns as C
 from recspark import topk
+from recspark.works import Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
 
@@ -234,9 +235,11 @@ def recommend(
     k: int,
     params: ContentParams,
     users: DataFrame | None = None,
+    works: Works | None = None,
 ) -> DataFrame:
     """Top-``k`` ``(user_idx, rank, book_idx, score)`` by ``cos(taste, book) + λ·p_book``, shelved books excluded
-    (for every user in ``interactions``, or only those in ``users``)."""
+    (for every user in ``interactions``, or only those in ``users``); with ``works``, one edition per work and
+    every edition of a shelved work excluded."""
     shelves = interactions
     if users is not None:
         shelves = shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
@@ -245,16 +248,22 @@ def recommend(
         C.USER_IDX,
         F.concat(F.col(C.FEATURES), F.array(F.lit(params.popularity_weight).cast("float"))).alias(C.FEATURES),
     )
-    items = with_popularity(vectors, interactions, params.popularity_weight)
-    seen = shelves.select(C.USER_IDX, C.BOOK_IDX)
-    return topk.recommend(spark, queries, items, k, seen=seen)
+    items = candidates_of(works, with_popularity(vectors, interactions, params.popularity_weight))
+    return topk.recommend(spark, queries, items, k, seen=seen_of(works, shelves))
 
 
 def cold_similar(
-    spark: SparkSession, interactions: DataFrame, vectors: DataFrame, k: int, min_readers: int
+    spark: SparkSession,
+    interactions: DataFrame,
+    vectors: DataFrame,
+    k: int,
+    min_readers: int,
+    works: Works | None = None,
 ) -> DataFrame:
     """``(book_idx, rank, neighbour_idx, score)``: content-cosine neighbours of the books with fewer than
-    ``min_readers`` readers (zero included), among all books with vectors; never the book itself."""
+    ``min_readers`` readers (zero included), among all books with vectors; never the book itself (with
+    ``works``: never an edition of its own work, one edition per work)."""
     readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias("_r"))
     cold = vectors.join(readers.where(F.col("_r") >= min_readers), on=C.BOOK_IDX, how="left_anti")
-    return topk.item_neighbours(spark, cold, vectors, k)
+    own = works.own_work(cold) if works is not None else None
+    return topk.item_neighbours(spark, cold, candidates_of(works, vectors), k, seen=own)

@@ -17,10 +17,12 @@ from pyspark.sql import types as T
 from recspark import baselines, metrics, topk
 from recspark import columns as C
 from recspark.tune import describe
+from recspark.works import Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KS = [5, 10, 20]
+WORK_PREFIX = "work_"  # work-level ranking metrics: work_ndcg, work_recall, ...
 EVAL_SCHEMA = T.StructType(
     [
         T.StructField(C.RUN_ID, T.StringType(), False),
@@ -60,7 +62,7 @@ class Evaluation:
 
     def table(self, k: int) -> str:
         models = list(self.results)
-        names = list(metrics.RANKING) + list(metrics.BEYOND)
+        names = list(metrics.RANKING) + list(metrics.BEYOND) + [WORK_PREFIX + m for m in metrics.RANKING]
         head = f"| metric@{k} | " + " | ".join(models) + " |"
         lines = [head, "|" + "---|" * (len(models) + 1)]
         for m in names:
@@ -83,40 +85,53 @@ def evaluate_lists(
     test: DataFrame,
     item_factors: DataFrame | None,
     ks: list[int],
+    works: Works | None = None,
 ) -> Evaluation:
     """Every metric at every K for each model's lists (materialised with :func:`materialise`): one pass for the
     ranking metrics, one for coverage/novelty/popularity and one for diversity per model; the catalogue
-    statistics are computed once for all models."""
+    statistics are computed once for all models. With ``works`` the ranking metrics are also computed at work
+    level (``work_ndcg`` ...): a held-out edition is a hit when any edition of its work is shown."""
     ev = Evaluation()
     catalogue = metrics.Catalogue.of(train, item_factors)
     truth = test.select(C.USER_IDX, C.BOOK_IDX).cache()
+    work_truth = works.to_work_level(truth).cache() if works is not None else None
     try:
         for name, recs in recs_by_model.items():
             log.info("evaluating %s", name)
             rank_m = metrics.ranking_metrics(recs, truth, ks)
             beyond = metrics.beyond_accuracy(recs, train, item_factors, ks, catalogue)
             ev.results[name] = {k: {**rank_m[k], **beyond[k]} for k in ks}
+            if work_truth is not None:
+                by_work = metrics.ranking_metrics(works.to_work_level(recs), work_truth, ks)
+                for k in ks:
+                    ev.results[name][k].update({f"{WORK_PREFIX}{m}": v for m, v in by_work[k].items()})
     finally:
         catalogue.release()
         truth.unpersist()
+        if work_truth is not None:
+            work_truth.unpersist()
     return ev
 
 
 def baseline_lists(
-    spark: SparkSession, train: DataFrame, test: DataFrame, k: int, with_trending: bool
+    spark: SparkSession,
+    train: DataFrame,
+    test: DataFrame,
+    k: int,
+    with_trending: bool,
+    works: Works | None = None,
 ) -> dict[str, DataFrame]:
-    """Top-k lists of the baselines for the users in ``test``, seen (train) books excluded."""
+    """Top-k lists of the baselines for the users in ``test``, seen (train) books excluded (with ``works``: one
+    edition per work, every edition of a seen work excluded)."""
     users = baselines.constant_user_factors(test)
-    out = {
-        "popularity": topk.recommend(
-            spark, users, baselines.as_factors(baselines.popularity(train)), k, seen=train
-        )
-    }
+    seen = seen_of(works, train.join(test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi"))
+    scores = {"popularity": baselines.popularity(train)}
     if with_trending:
-        out["trending"] = topk.recommend(
-            spark, users, baselines.as_factors(baselines.trending(train)), k, seen=train
-        )
-    return out
+        scores["trending"] = baselines.trending(train)
+    return {
+        name: topk.recommend(spark, users, candidates_of(works, baselines.as_factors(s)), k, seen=seen)
+        for name, s in scores.items()
+    }
 
 
 def tuning_section(tuning: dict) -> str:

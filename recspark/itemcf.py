@@ -55,6 +55,7 @@ from pyspark.sql import types as T
 from recspark import columns as C
 from recspark.columns import RANK, SCORE
 from recspark.foldin import csr_positions
+from recspark.works import Works
 
 log = logging.getLogger(__name__)
 
@@ -217,16 +218,23 @@ def recommend(
     users: DataFrame | None = None,
     half_life_days: float | None = None,
     broadcast_mb: float = BROADCAST_MB,
+    works: Works | None = None,
 ) -> DataFrame:
     """Top-``k`` ``(user_idx, rank, book_idx, score, because_book_idx)`` for every user in ``interactions`` (or
     only those in ``users``): summed neighbour similarities of the user's shelves; *every* shelved book is
-    excluded. The neighbour table is broadcast to a numpy kernel when it fits in ``broadcast_mb``
+    excluded. With ``works`` only one edition per work is a candidate (the neighbour table is cut to them) and
+    every edition of a shelved work is excluded: those editions join the shelves with weight 0, so they score
+    nothing and are dropped like any shelved book (kernel and join alike). The neighbour table is broadcast to a numpy kernel when it fits in ``broadcast_mb``
     (:func:`recommend_kernel`), otherwise scored with Spark joins (:func:`recommend_join`); both give the same
     lists."""
     shelves = weighted(interactions, half_life_days)
     if users is not None:
         shelves = shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
     shelves = shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
+    if works is not None:
+        neighbours = works.candidates(neighbours, NEIGHBOUR_IDX)
+        others = works.seen(shelves).join(shelves, on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
+        shelves = shelves.unionByName(others.select(C.USER_IDX, C.BOOK_IDX, F.lit(0.0).alias(WEIGHT)))
     table = neighbour_arrays(neighbours, broadcast_mb)
     if table is None:
         return recommend_join(shelves, neighbours, k)

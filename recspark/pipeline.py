@@ -27,6 +27,7 @@ from recspark import (
     evaluate,
     itemcf,
     publish,
+    series,
     split,
     stars,
     topk,
@@ -41,6 +42,7 @@ from recspark.itemcf import ItemCfParams
 from recspark.ranker import RankerParams
 from recspark.stars import StarsParams
 from recspark.tables import MODEL, SILVER, Lakehouse, ShrinkGuard
+from recspark.works import ITEM_LEVELS, Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,13 @@ class RunConfig:
     ranker: RankerParams = field(default_factory=RankerParams)  # the two-stage ranker (model "ranker")
     ranker_model: str | None = None  # where the ranker a "ranker" run publishes with is saved (by its tuning)
     diversity: float = 0.0  # MMR weight of the published lists (0: the model's order; see recspark.diversity)
+    item_level: str = "edition"  # what the models learn from: editions, or works (recspark.works)
 
     def __post_init__(self) -> None:
+        if self.item_level not in ITEM_LEVELS:
+            raise ValueError(
+                f"unknown item level {self.item_level!r}; choose one of {', '.join(ITEM_LEVELS)}"
+            )
         if not 0 <= self.diversity < 1:
             raise ValueError(f"diversity must be in [0, 1), not {self.diversity}")
         if self.split not in split.KINDS:
@@ -134,6 +141,7 @@ def make_config(
     model: str | None = None,
     split_kind: str = "holdout",
     diversity: float = 0.0,
+    item_level: str | None = None,
 ) -> RunConfig:
     """The run configuration: defaults, then the choices of the latest tuning in ``lake`` (when ``use_tuned``),
     then every explicitly given value (None = not given). ``model`` "auto" or None: the tuning's choice."""
@@ -144,6 +152,7 @@ def make_config(
         models=tuple(models or RunConfig.models),
         split=split_kind,
         diversity=diversity,
+        item_level=item_level or RunConfig.item_level,
     )
     found = tune.stored(lake) if (use_tuned and lake is not None) else None
     if found and (found.get("best") or found.get("model")):
@@ -271,6 +280,7 @@ MODEL_FIELDS = (
     "stars",
     "ranker",
     "ranker_model",
+    "item_level",
 )  # what a trained model depends on
 PUBLISH_FIELDS = (
     "k",
@@ -331,7 +341,32 @@ def fit_and_save(
 ) -> None:
     """Fit what the published family needs on ``interactions`` and save it under ``run_id``: ALS factors for
     ``als``; the item-CF neighbour table for ``itemcf`` and for ``popularity`` (whose similar-books lists come
-    from item-CF)."""
+    from item-CF). ``cfg.item_level == "work"``: fitted on the interactions moved to works."""
+    works = works_of(lake, interactions)
+    interactions = training_view(interactions, works, cfg)
+    try:
+        _fit_and_save(spark, lake, interactions, cfg, run_id)
+    finally:
+        if works is not None:
+            works.release()
+
+
+def works_of(lake: Lakehouse, interactions: DataFrame) -> Works | None:
+    """The edition -> work map of the lakehouse's books, editions ranked by readers in ``interactions`` (None
+    when no work has two editions)."""
+    return Works.of(books_of(lake), interactions)
+
+
+def training_view(interactions: DataFrame, works: Works | None, cfg: RunConfig) -> DataFrame:
+    """What the models learn from: the interactions, or with ``item_level = work`` the same moved to works."""
+    if works is None or cfg.item_level != "work":
+        return interactions
+    return works.to_works(interactions)
+
+
+def _fit_and_save(
+    spark: SparkSession, lake: Lakehouse, interactions: DataFrame, cfg: RunConfig, run_id: str
+) -> None:
     if "content" in cfg.models or cfg.model == "content":  # also the similar-books lists of new books
         vectors = content_vectors(lake, cfg, required=cfg.model == "content")
         if vectors is not None:
@@ -397,9 +432,16 @@ def evaluate_model(
     max_k = max(cfg.ks)
     lists: dict[str, DataFrame] = {}
     items = ufs = neighbours = vectors = None
+    works = works_of(lake, s.train)
+    fit_on = training_view(s.train, works, cfg)  # editions, or works with --item-level work
+    if works is not None and cfg.item_level == "work":
+        fit_on = fit_on.cache()
+    test_seen = seen_of(
+        works, fit_on.join(s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
+    )
     if "als" in cfg.models:
         t = time.perf_counter()
-        model = train(spark, s.train, cfg)
+        model = train(spark, fit_on, cfg)
         items = als.item_factors(model).cache()
         items.count()
         ufs = als.user_factors(model)
@@ -407,7 +449,9 @@ def evaluate_model(
         t = time.perf_counter()
         test_users = ufs.join(s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
         deep = evaluate.materialise(
-            topk.recommend(spark, test_users, items, DIVERSITY_DEPTH * max_k, seen=s.train)
+            topk.recommend(
+                spark, test_users, candidates_of(works, items), DIVERSITY_DEPTH * max_k, seen=test_seen
+            )
         )
         lists["als"] = evaluate.materialise(deep.where(F.col(C.RANK) <= max_k))
         timings["recommend"] = time.perf_counter() - t
@@ -418,23 +462,23 @@ def evaluate_model(
         timings["diversity"] = time.perf_counter() - t
     if "itemcf" in cfg.models:
         t = time.perf_counter()
-        neighbours = itemcf.fit(s.train, cfg.itemcf)
-        recs = itemcf.recommend(s.train, neighbours, max_k, users=s.test)
+        neighbours = itemcf.fit(fit_on, cfg.itemcf)
+        recs = itemcf.recommend(fit_on, neighbours, max_k, users=s.test, works=works)
         lists["itemcf"] = evaluate.materialise(recs)
         timings["itemcf"] = time.perf_counter() - t
     if "content" in cfg.models:
         t = time.perf_counter()
         vectors = content_vectors(lake, cfg)
         if vectors is not None:
-            recs = content.recommend(spark, s.train, vectors, max_k, cfg.content, users=s.test)
+            recs = content.recommend(spark, fit_on, vectors, max_k, cfg.content, users=s.test, works=works)
             lists["content"] = evaluate.materialise(recs)
             timings["content"] = time.perf_counter() - t
     if cfg.model == "ranker" and items is not None and neighbours is not None:
         t = time.perf_counter()
-        sources = twostage.Sources(ufs, items, neighbours, vectors, cfg.content)
+        sources = twostage.Sources(ufs, items, neighbours, vectors, cfg.content, works)
         test = s.test.select(C.USER_IDX).distinct()
         recs = twostage.ranked_lists(
-            spark, s.train, sources, test, books_of(lake), load_ranker(cfg), max_k, cfg.ranker.n_candidates
+            spark, fit_on, sources, test, books_of(lake), load_ranker(cfg), max_k, cfg.ranker.n_candidates
         )
         lists["ranker"] = evaluate.materialise(recs)
         timings["ranker"] = time.perf_counter() - t
@@ -443,11 +487,11 @@ def evaluate_model(
             df.unpersist()
     t = time.perf_counter()
     has_time = s.train.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
-    baseline = evaluate.baseline_lists(spark, s.train, s.test, max_k, with_trending=has_time)
+    baseline = evaluate.baseline_lists(spark, fit_on, s.test, max_k, with_trending=has_time, works=works)
     lists.update({name: evaluate.materialise(recs) for name, recs in baseline.items()})
     timings["baselines"] = time.perf_counter() - t
     t = time.perf_counter()
-    ev = evaluate.evaluate_lists(lists, s.train, s.test, items, cfg.ks)
+    ev = evaluate.evaluate_lists(lists, fit_on, s.test, items, cfg.ks, works)
     timings["metrics"] = time.perf_counter() - t
     if stars.enough(stars.rated(s.train)):
         t = time.perf_counter()
@@ -457,6 +501,9 @@ def evaluate_model(
         recs.unpersist()
     if items is not None:
         items.unpersist()
+    if works is not None:
+        fit_on.unpersist()
+        works.release()
     ev.timings = {name: round(v, 2) for name, v in timings.items()}
     rows = ev.rows(run_id, s.kind, cfg.as_dict())
     publish.write_run_rows(lake, "evaluations", spark.createDataFrame(rows, evaluate.EVAL_SCHEMA), run_id)
@@ -472,6 +519,12 @@ def evaluate_model(
         "ALS": json.dumps(cfg.als.as_dict()),
         "weights": json.dumps(cfg.weights.as_dict()),
         "item-CF": json.dumps(cfg.itemcf.as_dict()),
+        "items": (
+            f"{cfg.item_level}s; {works.n_books:,} books in {works.n_works:,} works: one edition per work shown, "
+            "every edition of a shelved work excluded"
+            if works is not None
+            else "books (no work has two editions)"
+        ),
         f"{cfg.model} / popularity NDCG@10": f"{ratio:.2f}x" if ratio else "n/a",
         "seconds": ", ".join(f"{k} {v:.1f}" for k, v in ev.timings.items()),
     }
@@ -688,20 +741,33 @@ def diverse_lists(
     cfg: RunConfig,
     items: DataFrame | None,
     vectors: DataFrame | None,
+    works: Works | None = None,
 ) -> DataFrame:
     """The model's top-k lists (with explanations), re-ranked by MMR when ``cfg.diversity`` > 0: over ALS factors
     when the run has them, else content vectors (no similarity space: the model's order, with a warning)."""
     if cfg.diversity <= 0:
-        return model_lists(spark, lake, model_run, model, interactions, cfg.k, cfg, vectors=vectors)
+        return model_lists(
+            spark, lake, model_run, model, interactions, cfg.k, cfg, vectors=vectors, works=works
+        )
     space = items if items is not None else vectors
     if space is None:
         log.warning(
             "--diversity %g: this run has no item vectors to measure similarity; lists unchanged",
             cfg.diversity,
         )
-        return model_lists(spark, lake, model_run, model, interactions, cfg.k, cfg, vectors=vectors)
+        return model_lists(
+            spark, lake, model_run, model, interactions, cfg.k, cfg, vectors=vectors, works=works
+        )
     deep = model_lists(
-        spark, lake, model_run, model, interactions, DIVERSITY_DEPTH * cfg.k, cfg, vectors=vectors
+        spark,
+        lake,
+        model_run,
+        model,
+        interactions,
+        DIVERSITY_DEPTH * cfg.k,
+        cfg,
+        vectors=vectors,
+        works=works,
     )
     deep = deep.cache()
     picked = diversity.rerank(deep, space, cfg.k, cfg.diversity)
@@ -732,14 +798,27 @@ def publish_model(
     vectors = load_content_vectors(lake, model_run)
     items = load_factors(lake, model_run)[1] if model in ("als", "ranker") else None
     neighbours = load_neighbours(lake, model_run) if model in ("itemcf", "popularity", "ranker") else None
-    with timer.step(f"recommend ({model}, read books excluded)", first_step, total):
-        seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
-        recs = diverse_lists(spark, lake, model_run, model, interactions, cfg, items, vectors)
+    works = works_of(lake, interactions)
+    fitted = training_view(interactions, works, cfg)  # what the model learnt from
+    on_works = works is not None and cfg.item_level == "work"
+    if on_works and items is not None:
+        items = works.edition_factors(items).cache()  # every edition carries its work's factors
+    with timer.step(f"recommend ({model}, read works excluded, series in order)", first_step, total):
+        seen = seen_of(works, interactions)
+        recs = diverse_lists(spark, lake, model_run, model, fitted, cfg, items, vectors, works)
+        if on_works:
+            recs = works.cited_editions(recs, interactions)
+        recs = series.in_series_order(recs, interactions, books, works)
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
-        pop_recs = topk.recommend(
-            spark, baselines.constant_user_factors(all_users), baselines.as_factors(pop), cfg.k, seen=seen
+        pop_recs = topk.recommend(  # the fill, twice as deep: series order may fold some of it together
+            spark,
+            baselines.constant_user_factors(all_users),
+            candidates_of(works, baselines.as_factors(pop)),
+            2 * cfg.k,
+            seen=seen,
         )
+        pop_recs = series.in_series_order(pop_recs, interactions, books, works)
         recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
         recs = with_predicted_stars(spark, interactions, recs, cfg.stars)
         publish.write_run_rows(
@@ -751,31 +830,32 @@ def publish_model(
     method = {"als": "als", "ranker": "als", "content": "content"}.get(model, "itemcf")
     with timer.step(f"similar books ({method}; new books: content)", first_step + 1, total):
         if model in ("als", "ranker"):
-            sims = similar_books(spark, interactions, items, cfg.similar_k, cfg.min_readers)
+            sims = similar_books(spark, interactions, items, cfg.similar_k, cfg.min_readers, works)
         elif model == "content":  # every book by content: no book has enough readers to count as well read
-            sims = content.cold_similar(spark, interactions, vectors, cfg.similar_k, min_readers=1 << 62)
+            sims = content.cold_similar(spark, interactions, vectors, cfg.similar_k, 1 << 62, works)
         else:
-            sims = similar_from_neighbours(interactions, neighbours, cfg.similar_k, cfg.min_readers)
+            sims = similar_from_neighbours(interactions, neighbours, cfg.similar_k, cfg.min_readers, works)
         rows = publish.similar_rows(sims, books, run_id, method)
         if vectors is not None and model != "content":  # books with too few readers: content neighbours
-            cold = content.cold_similar(spark, interactions, vectors, cfg.similar_k, cfg.min_readers)
+            cold = content.cold_similar(spark, interactions, vectors, cfg.similar_k, cfg.min_readers, works)
             rows = rows.unionByName(publish.similar_rows(cold, books, run_id, "content"))
         publish.write_run_rows(lake, "similar_books", rows, run_id)
     with timer.step("popular books (cold start)", first_step + 2, total):
-        pop_rows = publish.popular_rows(pop, books, run_id, "all", max(100, cfg.k))
+        pop_rows = publish.popular_rows(candidates_of(works, pop), books, run_id, "all", max(100, cfg.k))
         has_time = interactions.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() > 0
         if has_time:
+            recent = candidates_of(works, baselines.trending(interactions))
             pop_rows = pop_rows.unionByName(
-                publish.popular_rows(
-                    baselines.trending(interactions), books, run_id, "recent", max(100, cfg.k)
-                )
+                publish.popular_rows(recent, books, run_id, "recent", max(100, cfg.k))
             )
         publish.write_run_rows(lake, "popular_books", pop_rows, run_id)
     with timer.step("serving model (book factors, YᵀY, content vectors)", first_step + 3, total):
         publish.write_run_rows(
             lake,
             "serving_books",
-            publish.serving_book_rows(books, interactions, run_id, items, vectors),
+            publish.serving_book_rows(
+                books, interactions, run_id, items, vectors, works.table if works is not None else None
+            ),
             run_id,
         )
         model_row = publish.serving_model_row(
@@ -803,6 +883,10 @@ def publish_model(
         publish.optimize_run(lake, run_id, counts)
     if vectors is not None:
         vectors.unpersist()
+    if works is not None:
+        if on_works and items is not None:
+            items.unpersist()
+        works.release()
     return counts
 
 
@@ -845,6 +929,7 @@ def as_trained(cfg: RunConfig, trained: dict) -> RunConfig:
         stars=StarsParams(**trained["stars"]) if "stars" in trained else cfg.stars,
         ranker=RankerParams(**trained["ranker"]) if "ranker" in trained else cfg.ranker,
         ranker_model=trained.get("ranker_model"),
+        item_level=trained.get("item_level", "edition"),
     )
 
 
@@ -895,25 +980,35 @@ def well_read(interactions: DataFrame, min_readers: int) -> DataFrame:
 
 
 def similar_books(
-    spark: SparkSession, interactions: DataFrame, items: DataFrame, k: int, min_readers: int
+    spark: SparkSession,
+    interactions: DataFrame,
+    items: DataFrame,
+    k: int,
+    min_readers: int,
+    works: Works | None = None,
 ) -> DataFrame:
     """Top-k cosine neighbours ``(book_idx, rank, neighbour_idx, score)`` of ALS factors for books with at least
-    ``min_readers`` readers; a book is never its own neighbour."""
+    ``min_readers`` readers; a book is never its own neighbour (with ``works``: no edition of its own work is,
+    and each work is listed by one edition)."""
     unit = items.select(C.BOOK_IDX, topk.unit_length(F.col(C.FEATURES)).alias(C.FEATURES)).join(
         well_read(interactions, min_readers), on=C.BOOK_IDX, how="left_semi"
     )
-    return topk.item_neighbours(spark, unit, unit, k)
+    own = works.own_work(unit) if works is not None else None
+    return topk.item_neighbours(spark, unit, candidates_of(works, unit), k, seen=own)
 
 
 def similar_from_neighbours(
-    interactions: DataFrame, neighbours: DataFrame, k: int, min_readers: int
+    interactions: DataFrame, neighbours: DataFrame, k: int, min_readers: int, works: Works | None = None
 ) -> DataFrame:
     """The item-CF neighbour table cut to ``k`` per book, between books with at least ``min_readers`` readers
-    (same shape as :func:`similar_books`); ranks renumbered after the cut."""
+    (same shape as :func:`similar_books`; with ``works``: one edition per work, never the query's own work);
+    ranks renumbered after the cut."""
     read = well_read(interactions, min_readers).cache()
     kept = neighbours.join(read, on=C.BOOK_IDX, how="left_semi").join(
         read.select(F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX)), on=C.NEIGHBOUR_IDX, how="left_semi"
     )
+    if works is not None:
+        kept = works.not_own_work(kept, C.NEIGHBOUR_IDX)
     return itemcf.top_neighbours(kept.select(C.BOOK_IDX, C.NEIGHBOUR_IDX, C.SCORE), k)
 
 
@@ -984,28 +1079,31 @@ def model_lists(
     cfg: RunConfig,
     users: DataFrame | None = None,
     vectors: DataFrame | None = None,
+    works: Works | None = None,
 ) -> DataFrame:
     """Top-k ``(user_idx, rank, book_idx, score, because_book_idx)`` of the trained ``model`` of ``run_id`` for
-    every user in ``interactions`` (or only ``users``), shelved books excluded. ``popularity`` returns no rows:
-    its lists are the popular fill of the publish step."""
+    every user in ``interactions`` (what the model was fitted on; or only ``users``), shelved books excluded
+    (with ``works``: one edition per work, every edition of a shelved work excluded). ``popularity`` returns
+    no rows: its lists are the popular fill of the publish step."""
     seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
     if model == "als":
         ufs, items = load_factors(lake, run_id)
         if users is not None:
             ufs = ufs.join(users, on=C.USER_IDX, how="left_semi")
-        return publish.explain(spark, topk.recommend(spark, ufs, items, k, seen=seen), seen, items)
+        recs = topk.recommend(spark, ufs, candidates_of(works, items), k, seen=seen_of(works, interactions))
+        return publish.explain(spark, recs, seen, items)
     if model == "itemcf":
-        return itemcf.recommend(interactions, load_neighbours(lake, run_id), k, users=users)
+        return itemcf.recommend(interactions, load_neighbours(lake, run_id), k, users=users, works=works)
     if model == "content":
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)
         if vectors is None:
             raise NotFound(f"run {run_id} has no content vectors: the books carry no metadata")
-        recs = content.recommend(spark, interactions, vectors, k, cfg.content, users=users)
+        recs = content.recommend(spark, interactions, vectors, k, cfg.content, users=users, works=works)
         return publish.explain(spark, recs, seen, vectors)
     if model == "ranker":
         ufs, items = load_factors(lake, run_id)
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)
-        sources = twostage.Sources(ufs, items, load_neighbours(lake, run_id), vectors, cfg.content)
+        sources = twostage.Sources(ufs, items, load_neighbours(lake, run_id), vectors, cfg.content, works)
         wanted = users if users is not None else interactions.select(C.USER_IDX).distinct()
         recs = twostage.ranked_lists(
             spark, interactions, sources, wanted, books_of(lake), load_ranker(cfg), k, cfg.ranker.n_candidates
@@ -1024,15 +1122,16 @@ def recommend_stage(
         wanted = lake.read(SILVER, "users").where(F.col(C.USER_ID).isin(user_ids)).select(C.USER_IDX)
     trained = trained_params(lake, run_id)
     model = trained.get("model", "als")
+    cfg = as_trained(RunConfig(), trained)
+    works = works_of(lake, interactions)
     if model == "popularity":
         users = wanted if wanted is not None else interactions.select(C.USER_IDX).distinct()
-        pop = baselines.as_factors(baselines.popularity(interactions))
-        seen = interactions.select(C.USER_IDX, C.BOOK_IDX)
+        pop = candidates_of(works, baselines.as_factors(baselines.popularity(interactions)))
+        seen = seen_of(works, interactions)
         recs = topk.recommend(spark, baselines.constant_user_factors(users), pop, k, seen=seen)
     else:
-        recs = model_lists(
-            spark, lake, run_id, model, interactions, k, as_trained(RunConfig(), trained), wanted
-        )
+        fitted = training_view(interactions, works, cfg)
+        recs = model_lists(spark, lake, run_id, model, fitted, k, cfg, wanted, works=works)
     recs = recs.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
     write_keyed(lake, MODEL, "recommendations", recs, run_id)
     return lake.read(MODEL, "recommendations").where(F.col(C.RUN_ID) == run_id)
@@ -1041,12 +1140,18 @@ def recommend_stage(
 def similar_stage(spark: SparkSession, lake: Lakehouse, run_id: str, k: int, min_readers: int) -> DataFrame:
     """Top-k cosine neighbours for books with at least ``min_readers`` readers -> ``model/similar_books``."""
     interactions = lake.read(SILVER, "interactions")
-    model = model_of(lake, run_id)
+    trained = trained_params(lake, run_id)
+    model = trained.get("model", "als")
+    works = works_of(lake, interactions)
     if model == "als":
-        sims = similar_books(spark, interactions, load_factors(lake, run_id)[1], k, min_readers)
+        items = load_factors(lake, run_id)[1]
+        if works is not None and trained.get("item_level") == "work":
+            items = works.edition_factors(items)
+        sims = similar_books(spark, interactions, items, k, min_readers, works)
     elif model == "content":
-        sims = content.cold_similar(spark, interactions, load_content_vectors(lake, run_id), k, 1 << 62)
+        vectors = load_content_vectors(lake, run_id)
+        sims = content.cold_similar(spark, interactions, vectors, k, 1 << 62, works)
     else:
-        sims = similar_from_neighbours(interactions, load_neighbours(lake, run_id), k, min_readers)
+        sims = similar_from_neighbours(interactions, load_neighbours(lake, run_id), k, min_readers, works)
     write_keyed(lake, MODEL, "similar_books", sims, run_id)
     return lake.read(MODEL, "similar_books").where(F.col(C.RUN_ID) == run_id)

@@ -3,11 +3,14 @@
 Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), every row carrying ``run_id``:
 
 * ``user_recommendations``: ``run_id, user_id, rank, book_id, score, title, authors, because_book_id,
-  predicted_rating`` (stars from explicit ALS, null without ratings)
+  predicted_rating, explanation`` (stars from explicit ALS, null without ratings; ``explanation``: "because you
+  shelved <title>" or "next in series: <series> #n", see :mod:`recspark.series`). One edition per work, no
+  edition of a work the user shelved (:mod:`recspark.works`; checked before publishing)
 * ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title, method``
   (``method``: ``als`` = cosine of ALS factors, ``itemcf`` = co-occurrence similarity)
 * ``popular_books``: ``run_id, window, rank, book_id, readers, title, authors`` (cold start and fill-in)
-* ``serving_books``: ``run_id, book_id, title, authors, readers, factors, vector``: every book, with its ALS
+* ``serving_books``: ``run_id, book_id, title, authors, readers, factors, vector, work_book_id``: every book,
+  with the edition that stands for its work, its ALS
   factors (null when the run has no ALS model or the book had no readers) and content vector (null without
   metadata): what the consumer folds a new reader in with (:mod:`recspark.foldin`)
 * ``serving_neighbours``: ``run_id, book_id, rank, similar_book_id, score``: the item-CF neighbour table of
@@ -145,7 +148,8 @@ def explain(spark: SparkSession, recs: DataFrame, seen: DataFrame, item_factors:
 
 
 def fill_from_popular(recs: DataFrame, popular_recs: DataFrame, k: int) -> DataFrame:
-    """Complete lists shorter than k with popular books (already excluding seen), after the model's own."""
+    """Complete lists shorter than k with popular books (already excluding seen), after the model's own; the
+    filled rows have score 0 and no explanation."""
     have = recs.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n"))
     extra = (
         popular_recs.join(recs.select(C.USER_IDX, C.BOOK_IDX), on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
@@ -156,20 +160,31 @@ def fill_from_popular(recs: DataFrame, popular_recs: DataFrame, k: int) -> DataF
 
     w = Window.partitionBy(C.USER_IDX).orderBy(F.col(C.RANK))
     extra = extra.withColumn("_r", F.row_number().over(w) + F.col("_n")).where(F.col("_r") <= k)
+    notes = [C.SERIES_NOTE] if C.SERIES_NOTE in recs.columns else []
     filled = extra.select(
         F.col(C.USER_IDX),
         F.col("_r").cast("int").alias(C.RANK),
         F.col(C.BOOK_IDX),
         F.lit(0.0).cast("float").alias(C.SCORE),
         F.lit(None).cast("int").alias(C.BECAUSE_BOOK_IDX),
+        *[F.lit(None).cast("string").alias(n) for n in notes],
     )
-    return recs.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE, C.BECAUSE_BOOK_IDX).unionByName(filled)
+    return recs.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE, C.BECAUSE_BOOK_IDX, *notes).unionByName(
+        filled
+    )
 
 
 def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame, run_id: str) -> DataFrame:
     b = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS)
     because = books.select(
-        F.col(C.BOOK_IDX).alias(C.BECAUSE_BOOK_IDX), F.col(C.BOOK_ID).alias(C.BECAUSE_BOOK_ID)
+        F.col(C.BOOK_IDX).alias(C.BECAUSE_BOOK_IDX),
+        F.col(C.BOOK_ID).alias(C.BECAUSE_BOOK_ID),
+        F.col(C.TITLE).alias(C.BECAUSE_TITLE),
+    )
+    note = F.col(C.SERIES_NOTE) if C.SERIES_NOTE in recs.columns else F.lit(None).cast("string")
+    cited = F.concat(
+        F.lit("because you shelved "),
+        F.coalesce(F.col(C.BECAUSE_TITLE), F.col(C.BECAUSE_BOOK_ID).cast("string")),
     )
     return (
         recs.join(users.select(C.USER_IDX, C.USER_ID), on=C.USER_IDX, how="inner")
@@ -187,6 +202,7 @@ def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame
             (F.col(PREDICTED_RATING) if PREDICTED_RATING in recs.columns else F.lit(None))
             .cast("float")
             .alias(PREDICTED_RATING),
+            F.coalesce(note, F.when(F.col(C.BECAUSE_BOOK_ID).isNotNull(), cited)).alias(C.EXPLANATION),
         )
     )
 
@@ -248,10 +264,22 @@ def serving_book_rows(
     run_id: str,
     factors: DataFrame | None,
     vectors: DataFrame | None,
+    works: DataFrame | None = None,
 ) -> DataFrame:
-    """``gold/serving_books``: every book with its readers, ALS factors and content vector (nullable)."""
+    """``gold/serving_books``: every book with its readers, ALS factors and content vector (nullable), and
+    ``work_book_id``: the book id of the edition that stands for its work (``works``: ``(book_idx, work_idx)``;
+    without it every book stands for itself), so the consumer shows one edition per work and excludes every
+    edition of a shelved work."""
     readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias(C.READERS))
     out = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS).join(readers, on=C.BOOK_IDX, how="left")
+    if works is None:
+        out = out.withColumn(C.WORK_BOOK_ID, F.col(C.BOOK_ID))
+    else:
+        rep = books.select(F.col(C.BOOK_IDX).alias(C.WORK_IDX), F.col(C.BOOK_ID).alias(C.WORK_BOOK_ID))
+        mapped = works.select(C.BOOK_IDX, C.WORK_IDX).join(rep, on=C.WORK_IDX, how="inner")
+        out = out.join(mapped.select(C.BOOK_IDX, C.WORK_BOOK_ID), on=C.BOOK_IDX, how="left").withColumn(
+            C.WORK_BOOK_ID, F.coalesce(F.col(C.WORK_BOOK_ID), F.col(C.BOOK_ID))
+        )
     empty = F.lit(None).cast(T.ArrayType(T.FloatType()))
     for name, table in ((C.FACTORS, factors), (C.VECTOR, vectors)):
         if table is None:
@@ -266,6 +294,7 @@ def serving_book_rows(
         F.coalesce(F.col(C.READERS), F.lit(0)).cast("long").alias(C.READERS),
         F.col(C.FACTORS).cast(T.ArrayType(T.FloatType())).alias(C.FACTORS),
         F.col(C.VECTOR).cast(T.ArrayType(T.FloatType())).alias(C.VECTOR),
+        F.col(C.WORK_BOOK_ID).cast("long").alias(C.WORK_BOOK_ID),
     )
 
 
@@ -451,6 +480,7 @@ def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[st
     if n_models != 1:
         problems.append(f"serving_model has {n_models} rows for the run, not 1")
     serving = lake.read(GOLD, "serving_books").where(F.col(C.RUN_ID) == run_id)
+    problems += work_problems(recs, sims, shelved, serving)
     n_serving, n_ids = serving.count(), serving.select(C.BOOK_ID).distinct().count()
     if n_serving == 0 or n_ids != n_serving:
         problems.append(f"serving_books has {n_serving} rows for {n_ids} distinct books")
@@ -462,6 +492,32 @@ def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[st
         "popular_books": n_pop,
         "serving_books": n_serving,
     }
+
+
+def work_problems(recs: DataFrame, sims: DataFrame, shelved: DataFrame, serving: DataFrame) -> list[str]:
+    """Work-level checks (``serving_books.work_book_id``): no list holds two editions of one work, no list holds
+    an edition of a work the user shelved, no similar-books list holds an edition of the query's own work."""
+    work = serving.select(C.BOOK_ID, C.WORK_BOOK_ID)
+    other = work.select(F.col(C.BOOK_ID).alias(C.SIMILAR_BOOK_ID), F.col(C.WORK_BOOK_ID).alias("_sim_work"))
+    rec_works = recs.select(C.USER_ID, C.BOOK_ID).join(work, on=C.BOOK_ID, how="inner")
+    doubled = rec_works.groupBy(C.USER_ID, C.WORK_BOOK_ID).count().where(F.col("count") > 1).count()
+    read_works = shelved.join(work, on=C.BOOK_ID, how="inner").select(C.USER_ID, C.WORK_BOOK_ID).distinct()
+    reread = rec_works.join(read_works, on=[C.USER_ID, C.WORK_BOOK_ID], how="left_semi").count()
+    own = (
+        sims.select(C.BOOK_ID, C.SIMILAR_BOOK_ID)
+        .join(work, on=C.BOOK_ID, how="inner")
+        .join(other, on=C.SIMILAR_BOOK_ID, how="inner")
+        .where(F.col(C.WORK_BOOK_ID) == F.col("_sim_work"))
+        .count()
+    )
+    out = []
+    if doubled:
+        out.append(f"{doubled} lists hold two editions of one work")
+    if reread:
+        out.append(f"{reread} recommendations of an edition of a work the user already shelved")
+    if own:
+        out.append(f"{own} similar-books rows list an edition of the query's own work")
+    return out
 
 
 def guard_run_shrink(lake: Lakehouse, run_id: str, counts: dict[str, int], guard: ShrinkGuard) -> None:

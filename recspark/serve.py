@@ -14,12 +14,13 @@ per row: at full Goodreads size (9M recommendation rows, 47M similar-book rows, 
 
 Requests:
 
-* ``GET /recommendations/<user_id>?n=``: the published list; unknown users get the trending books of the recent
-  window interleaved with the all-time popular ones
-  (``cold_start: true``).
+* ``GET /recommendations/<user_id>?n=``: the published list, each book with ``because_book_id``,
+  ``because_title`` and ``explanation`` ("because you shelved ..." or "next in series: ..."); unknown users get
+  the trending books of the recent window interleaved with the all-time popular ones (``cold_start: true``).
 * ``POST /recommendations?n=``: body ``{"shelves": [{"book_id", "rating"?, "date_added"?, "is_read"?,
-  "is_reviewed"?}, ...], "blend"?}``: a reader folded in from these shelves (:mod:`recspark.foldin`), those
-  books excluded, each book explained. Known users send their shelves the same way to refresh their list.
+  "is_reviewed"?}, ...], "blend"?}``: a reader folded in from these shelves (:mod:`recspark.foldin`), every
+  edition of their works excluded, one edition per work shown (``serving_books.work_book_id``), each book
+  explained. Known users send their shelves the same way to refresh their list.
   Unknown book ids are ignored and listed in ``unknown_book_ids``; no known shelf -> popular books with
   ``cold_start: true``.
 * ``GET /similar/<book_id>?n=``: the published similar books.
@@ -122,8 +123,11 @@ class Lists:
         return self.keys.nbytes + self.offsets.nbytes + sum(v.nbytes for v in self.columns.values())
 
 
-def _numpy(col: pa.ChunkedArray) -> np.ndarray:
+def _numpy(col: pa.ChunkedArray) -> np.ndarray | pa.Array:
+    """A column as numpy (nulls: NaN or -1); strings stay one Arrow array (no Python object per row)."""
     arr = col.combine_chunks()
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return arr
     if pa.types.is_floating(arr.type):
         return arr.fill_null(float("nan")).to_numpy()
     if pa.types.is_integer(arr.type):
@@ -158,6 +162,18 @@ class Catalogue:
         self.vectors = _matrix(table.column("vector"))
         top = max(float(self.readers.max(initial=0.0)), 1.0)
         self.popularity = (np.log1p(self.readers) / np.log1p(top)).astype(np.float32)
+        # work[p]: the position of the edition that stands for book p's work (runs before works: p itself)
+        self.work = np.arange(len(self.book_ids), dtype=np.int64)
+        if "work_book_id" in table.column_names:
+            stand_for = self.positions(table.column("work_book_id").combine_chunks().fill_null(-1).to_numpy())
+            self.work = np.where(stand_for >= 0, stand_for, self.work)
+        self.others = np.flatnonzero(self.work != np.arange(len(self.work)))  # editions never shown
+
+    def same_works(self, at: np.ndarray) -> np.ndarray:
+        """Positions of every edition of the works of the books at ``at`` (themselves included)."""
+        if not len(self.others):
+            return at
+        return np.flatnonzero(np.isin(self.work, self.work[at]))
 
     def __len__(self) -> int:
         return len(self.book_ids)
@@ -177,7 +193,15 @@ class Catalogue:
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.book_ids, self.readers, self.popularity, self.factors, self.vectors]
+        arrays = [
+            self.book_ids,
+            self.readers,
+            self.popularity,
+            self.factors,
+            self.vectors,
+            self.work,
+            self.others,
+        ]
         return sum(a.nbytes for a in arrays if a is not None) + self.titles.nbytes + self.authors.nbytes
 
 
@@ -193,7 +217,8 @@ class GoldReader:
             recs,
             "user_id",
             ["book_id", "score", "because_book_id"]
-            + (["predicted_rating"] if "predicted_rating" in recs.column_names else []),
+            + (["predicted_rating"] if "predicted_rating" in recs.column_names else [])
+            + (["explanation"] if "explanation" in recs.column_names else []),
         )
         sims = self._table("similar_books")
         if "method" not in sims.column_names:  # runs published before the column existed
@@ -304,6 +329,8 @@ class GoldReader:
             if "predicted_rating" in cols:
                 v = cols["predicted_rating"][i]
                 extra["predicted_rating"] = None if np.isnan(v) else float(v)
+            if "explanation" in cols:
+                extra["explanation"] = cols["explanation"][i].as_py()
             out.append(self._book(int(cols["book_id"][i]), float(cols["score"][i]), **extra))
         return out, False
 
@@ -314,7 +341,7 @@ class GoldReader:
         cols = self.similar.columns
         return [
             self._book(
-                int(cols["similar_book_id"][i]), float(cols["score"][i]), method=str(cols["method"][i])
+                int(cols["similar_book_id"][i]), float(cols["score"][i]), method=cols["method"][i].as_py()
             )
             for i in range(where.start, min(where.stop, where.start + n))
         ]
@@ -346,10 +373,11 @@ class GoldReader:
         items = list(seen.values())
         at = np.array([x.pos for x in items], dtype=np.int64)
         scores, explain = self._scores(items, at, info, blend)
+        read = cat.same_works(at)  # every edition of every shelved work
         if scores is None:  # popularity: the popular books the reader has not shelved
-            picked = self.popular_items(n, exclude={int(cat.book_ids[p]) for p in at})
+            picked = self.popular_items(n, exclude={int(cat.book_ids[p]) for p in read})
             return {"cold_start": False, "unknown_book_ids": unknown, "items": [i.as_dict() for i in picked]}
-        top = foldin.top_n(scores, at, n)
+        top = foldin.top_n(scores, np.concatenate([read, cat.others]), n)  # one edition per work
         because = explain(top)
         out = [
             self._book(

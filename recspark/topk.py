@@ -373,10 +373,13 @@ def recommend(
     return merge_shards(union_all(outputs), k)
 
 
-def item_neighbours(spark: SparkSession, queries: DataFrame, items: DataFrame, k: int) -> DataFrame:
+def item_neighbours(
+    spark: SparkSession, queries: DataFrame, items: DataFrame, k: int, seen: DataFrame | None = None
+) -> DataFrame:
     """Top-k ``(book_idx, rank, neighbour_idx, score)`` by dot product for each query book among ``items`` (both
-    ``(book_idx, features)``), never the book itself: similar-books lists in the shape of item-CF's table."""
-    sims = recommend(spark, queries, items, k, query_col=C.BOOK_IDX, exclude_self=True)
+    ``(book_idx, features)``), never the book itself (nor ``seen`` ``(user_idx = query book, book_idx)`` pairs,
+    e.g. the other editions of its work): similar-books lists in the shape of item-CF's table."""
+    sims = recommend(spark, queries, items, k, seen=seen, query_col=C.BOOK_IDX, exclude_self=True)
     return sims.select(
         F.col(C.USER_IDX).alias(C.BOOK_IDX),
         F.col(C.RANK),

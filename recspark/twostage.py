@@ -26,6 +26,7 @@ from recspark import columns as C
 from recspark.content import ContentParams
 from recspark.features import Weights, preference
 from recspark.itemcf import ItemCfParams
+from recspark.works import Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Sources:
     neighbours: DataFrame | None
     vectors: DataFrame | None
     content_params: ContentParams
+    works: Works | None = None  # one edition per work, shelved works excluded (recspark.works)
 
 
 def fit_sources(
@@ -63,18 +65,19 @@ def source_lists(
     spark: SparkSession, train: DataFrame, sources: Sources, users: DataFrame, n: int
 ) -> dict[str, DataFrame]:
     """Each available source's top-``n`` ``(user_idx, rank, book_idx, score)`` for ``users``, shelved excluded."""
-    seen = train.select(C.USER_IDX, C.BOOK_IDX)
+    works = sources.works
+    seen = seen_of(works, train.join(users, on=C.USER_IDX, how="left_semi"))
     lists: dict[str, DataFrame] = {}
     if sources.item_factors is not None:
         ufs = sources.user_factors.join(users, on=C.USER_IDX, how="left_semi")
-        lists["als"] = topk.recommend(spark, ufs, sources.item_factors, n, seen=seen)
+        lists["als"] = topk.recommend(spark, ufs, candidates_of(works, sources.item_factors), n, seen=seen)
     if sources.neighbours is not None:
-        lists["itemcf"] = itemcf.recommend(train, sources.neighbours, n, users=users)
+        lists["itemcf"] = itemcf.recommend(train, sources.neighbours, n, users=users, works=works)
     if sources.vectors is not None:
         lists["content"] = content.recommend(
-            spark, train, sources.vectors, n, sources.content_params, users=users
+            spark, train, sources.vectors, n, sources.content_params, users=users, works=works
         )
-    pop = baselines.as_factors(baselines.popularity(train))
+    pop = candidates_of(works, baselines.as_factors(baselines.popularity(train)))
     lists["popularity"] = topk.recommend(spark, baselines.constant_user_factors(users), pop, n, seen=seen)
     return {name: df.select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE) for name, df in lists.items()}
 

@@ -1,0 +1,156 @@
+"""Editions and works, and series order, on hand-made frames with hand-computed answers; plus the exact top-K
+with work-level exclusion against a brute-force oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+from chispa import assert_df_equality
+
+from recspark import columns as C
+from recspark import series, topk
+from recspark.works import Works
+
+BOOKS_SCHEMA = "book_idx int, work_id long, title string"
+SHELF_SCHEMA = "user_idx int, book_idx int"
+
+
+def catalogue(spark):
+    # work 100: books 0, 1, 2 (1 is the most read); work 200: books 3, 4 (tied readers: 3, the smaller);
+    # book 5 has no work id (its own work); work 300: book 6 alone
+    books = spark.createDataFrame(
+        [
+            (0, 100, "a"),
+            (1, 100, "a"),
+            (2, 100, "a"),
+            (3, 200, "b"),
+            (4, 200, "b"),
+            (5, None, "c"),
+            (6, 300, "d"),
+        ],
+        BOOKS_SCHEMA,
+    )
+    # readers: book 1 x3, book 0 x1, book 3 x1, book 4 x1, book 5 x1, book 6 x2
+    shelves = spark.createDataFrame(
+        [(10, 1), (11, 1), (12, 1), (10, 0), (11, 3), (12, 4), (13, 5), (13, 6), (14, 6)], SHELF_SCHEMA
+    )
+    return books, shelves
+
+
+def test_representatives_seen_and_own_work(spark):
+    books, shelves = catalogue(spark)
+    works = Works.of(books, shelves)
+    assert works is not None and (works.n_books, works.n_works) == (7, 4)
+    table = {r[C.BOOK_IDX]: r[C.WORK_IDX] for r in works.table.collect()}
+    assert table == {0: 1, 1: 1, 2: 1, 3: 3, 4: 3, 5: 5, 6: 6}
+    assert sorted(r[0] for r in works.representatives().collect()) == [1, 3, 5, 6]
+    items = spark.createDataFrame([(b,) for b in range(8)], "book_idx int")  # 7: a book outside the map
+    assert sorted(r[0] for r in works.candidates(items).collect()) == [1, 3, 5, 6, 7]
+    # user 12 shelved 1 (work 100) and 4 (work 200): every edition of both works is seen
+    seen = works.seen(shelves.where("user_idx = 12"))
+    assert sorted(r[C.BOOK_IDX] for r in seen.collect()) == [0, 1, 2, 3, 4]
+    own = works.own_work(spark.createDataFrame([(2,), (5,)], "book_idx int"))
+    assert sorted((r[C.USER_IDX], r[C.BOOK_IDX]) for r in own.collect()) == [(2, 0), (2, 1), (2, 2), (5, 5)]
+    works.release()
+
+
+def test_no_work_with_two_editions_means_nothing_to_do(spark):
+    books = spark.createDataFrame([(0, 1, "a"), (1, 2, "b"), (2, None, "c")], BOOKS_SCHEMA)
+    shelves = spark.createDataFrame([(10, 0)], SHELF_SCHEMA)
+    assert Works.of(books, shelves) is None
+    assert Works.of(books.drop(C.WORK_ID), shelves) is None
+
+
+def test_to_works_merges_editions_of_one_work(spark):
+    books, shelves = catalogue(spark)
+    works = Works.of(books, shelves)
+    inter = spark.createDataFrame(
+        [(10, 0, False, 5, "d1", None), (10, 2, True, 3, "d2", "2020-01-02"), (10, 6, True, 0, "d3", None)],
+        "user_idx int, book_idx int, is_read boolean, rating int, date_added string, read_at string",
+    )
+    out = works.to_works(inter)
+    expected = spark.createDataFrame(
+        # books 0 and 2 are work 100 -> its representative 1: the 5-star row, read (book 2 was), read_at kept
+        [(10, 1, True, 5, "d1", "2020-01-02"), (10, 6, True, 0, "d3", None)],
+        "user_idx int, book_idx int, is_read boolean, rating int, date_added string, read_at string",
+    )
+    assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
+    # work-level view of a list: books 0 and 2 are one work (best rank kept), 3 -> 3
+    recs = spark.createDataFrame(
+        [(10, 1, 0, 0.9), (10, 2, 2, 0.8), (10, 3, 4, 0.7)],
+        "user_idx int, rank int, book_idx int, score double",
+    )
+    lvl = sorted((r[C.RANK], r[C.BOOK_IDX]) for r in works.to_work_level(recs).collect())
+    assert lvl == [(1, 1), (3, 3)]
+    works.release()
+
+
+def test_topk_with_work_exclusion_matches_brute_force(spark):
+    rng = np.random.default_rng(3)
+    n_books, n_users, k = 40, 6, 5
+    work_of = rng.integers(0, 15, n_books)  # ~2.7 editions per work
+    books = spark.createDataFrame([(b, int(work_of[b]), "t") for b in range(n_books)], BOOKS_SCHEMA)
+    shelf_rows = [(u, int(b)) for u in range(n_users) for b in rng.choice(n_books, 4, replace=False)]
+    shelves = spark.createDataFrame(shelf_rows, SHELF_SCHEMA)
+    works = Works.of(books, shelves)
+    users = rng.normal(size=(n_users, 4)).astype(np.float32)
+    items = rng.normal(size=(n_books, 4)).astype(np.float32)
+    ufs = spark.createDataFrame(
+        [(u, users[u].tolist()) for u in range(n_users)], "user_idx int, features array<float>"
+    )
+    ifs = spark.createDataFrame(
+        [(b, items[b].tolist()) for b in range(n_books)], "book_idx int, features array<float>"
+    )
+    got = topk.recommend(spark, ufs, works.candidates(ifs), k, seen=works.seen(shelves)).collect()
+    rep = {r[C.BOOK_IDX]: r[C.WORK_IDX] for r in works.table.collect()}
+    for u in range(n_users):
+        read_works = {rep[b] for uu, b in shelf_rows if uu == u}
+        allowed = [b for b in range(n_books) if rep[b] == b and rep[b] not in read_works]
+        scores = items[allowed] @ users[u]
+        want = [allowed[i] for i in np.lexsort((allowed, -scores))[:k]]
+        mine = [
+            r[C.BOOK_IDX] for r in sorted((r for r in got if r[C.USER_IDX] == u), key=lambda r: r[C.RANK])
+        ]
+        assert mine == want
+        assert len({rep[b] for b in mine}) == len(mine)  # one edition per work
+    works.release()
+
+
+def test_series_order_by_hand(spark):
+    books = spark.createDataFrame(
+        [
+            (0, 1, "Dune (Dune Chronicles, #1)"),
+            (1, 2, "Dune Messiah (Dune Chronicles, #2)"),
+            (2, 3, "Children of Dune (Dune Chronicles, #3)"),
+            (3, 4, "Emma"),
+            (4, 5, "The Hobbit (Middle-earth, #1)"),
+            (5, 6, "The Two Towers (Middle-earth, #2)"),
+            (6, 7, "Tales (Middle-earth, #1.5)"),
+            (7, 1, "Dune (Dune Chronicles, #1)"),  # a second edition of Dune, less read
+        ],
+        BOOKS_SCHEMA,
+    )
+    # user 1 read nothing of Dune: #3 -> #1 (book 0, the most read edition), #2 -> #1 again (closes up)
+    # user 2 read Dune #1 (edition 7): #3 -> #2; user 3 read the Hobbit: the Two Towers stands
+    shelves = spark.createDataFrame([(1, 3), (2, 7), (3, 4), (9, 0), (8, 0)], SHELF_SCHEMA)
+    recs = spark.createDataFrame(
+        [
+            (1, 1, 2, 0.9),
+            (1, 2, 3, 0.8),
+            (1, 3, 1, 0.7),
+            (1, 4, 6, 0.6),
+            (2, 1, 2, 0.9),
+            (3, 1, 5, 0.9),
+        ],
+        "user_idx int, rank int, book_idx int, score double",
+    )
+    works = Works.of(books, shelves)
+    out = series.in_series_order(recs, shelves, books, works)
+    got = sorted((r[C.USER_IDX], r[C.RANK], r[C.BOOK_IDX], r[C.SERIES_NOTE]) for r in out.collect())
+    assert got == [
+        (1, 1, 0, "next in series: Dune Chronicles #1"),
+        (1, 2, 3, None),
+        (1, 3, 6, None),  # #1.5 is not a volume in the order
+        (2, 1, 1, "next in series: Dune Chronicles #2"),
+        (3, 1, 5, None),
+    ]
+    works.release()
