@@ -422,7 +422,9 @@ def test_a_new_book_with_no_readers_gets_content_neighbours_in_gold(spark, publi
     top = books.agg(F.max("book_idx"), F.max("book_id")).first()
     # the twin copies the most read book (so the one that stands for its work), as a work of its own: an edition
     # of the same work would rightly never be listed as similar (issue #17)
-    most_read = lake.read("silver", "interactions").groupBy("book_idx").count().orderBy(F.desc("count")).first()
+    most_read = (
+        lake.read("silver", "interactions").groupBy("book_idx").count().orderBy(F.desc("count")).first()
+    )
     twin = books.where(F.col("book_idx") == most_read["book_idx"])
     original = twin.first()["book_id"]
     new_id = top[1] + 1
