@@ -34,6 +34,7 @@ MODEL_WIDGETS = (
     ("alpha", "", "ALS alpha (empty: tuned or default)"),
     ("iterations", "", "ALS iterations (empty: default)"),
     ("scheme", "", "Confidence scheme log|bm25|linear (empty: tuned or default)"),
+    ("item_level", "", "Train on edition|work (empty: default)"),
 )
 
 
@@ -114,4 +115,5 @@ def run_config(dbutils: Any, lake: Lakehouse, evaluate: bool = True) -> pipeline
         alpha=_number(dbutils, "alpha", float),
         max_iter=_number(dbutils, "iterations", int),
         scheme=dbutils.widgets.get("scheme").strip() or None,
+        item_level=dbutils.widgets.get("item_level").strip() or None,
     )

@@ -218,6 +218,28 @@ def test_long_tails(generated):
     assert slope < -0.25  # flatter than the real head at this density; steeper at larger scales
 
 
+def test_realistic_shape_at_scale_0_01():
+    """Issue #15's shape at scale 0.01 (23.6k books, 8.8k users; drawn in memory, no files): the top 1% of books
+    hold at least 10x their fair share, user activity is right-skewed (median below the mean, the most active
+    user at least 20x the median), and nobody shelves two editions of one work."""
+    sizes = S.Sizes.for_scale(0.01)
+    cat = S.Catalogue(sizes, 42)
+    activity = S.user_activity(sizes, 42)
+    books = np.zeros(sizes.books, dtype=np.int64)
+    per_user, doubled = [], 0
+    for ch in S.iter_chunks(cat, activity, 42):
+        books += np.bincount(ch.book, minlength=sizes.books)
+        per_user.append(np.bincount(ch.user - ch.user.min())[np.unique(ch.user - ch.user.min())])
+        pairs = np.unique(ch.user * sizes.works + cat.book_work[ch.book])
+        doubled += len(ch.book) - len(pairs)
+    users = np.concatenate(per_user)
+    top = np.sort(books)[::-1][: sizes.books // 100].sum() / books.sum()
+    assert top >= 0.10, top
+    assert np.median(users) < users.mean() and users.max() >= 20 * np.median(users)
+    assert abs(users.mean() - 261) < 15  # the real mean shelves per user
+    assert doubled == 0
+
+
 def test_sizes_scale_linearly():
     s = S.Sizes.for_scale(0.01)
     assert s.users == round(876_145 * 0.01) and s.books == round(2_360_655 * 0.01)
