@@ -345,7 +345,14 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     sims = [
         r for r in DeltaTable(gold + "similar_books").to_pyarrow_table().to_pylist() if r["run_id"] == run_id
     ]
-    assert sims and {r["method"] for r in sims} == {"itemcf"}
+    # item-CF lists for well-read books; content lists only for books with fewer than min_readers readers
+    assert sims and {r["method"] for r in sims} <= {"itemcf", "content"}
+    readers: dict[int, int] = {}
+    for books in shelved.values():
+        for b in books:
+            readers[b] = readers.get(b, 0) + 1
+    assert any(r["method"] == "itemcf" for r in sims)
+    assert all(readers.get(r["book_id"], 0) < cfg().min_readers for r in sims if r["method"] == "content")
     assert all(r["book_id"] != r["similar_book_id"] and r["rank"] <= cfg().similar_k for r in sims)
     user = lake.read("silver", "users").orderBy("user_idx").first()
     assert recommend_stage(spark, lake, model_run, 3, [user["user_id"]]).count() == 3
@@ -489,6 +496,13 @@ def test_published_lists_are_work_level_and_in_series_order(published):
         assert len(set(listed)) == len(listed), user
         assert not set(listed) & {work[b] for b in shelved[user]}, user
     assert all(work[r["book_id"]] != work[r["similar_book_id"]] for r in sims)
+    # the consumer's fold-in follows the same rules (serving_books.work_book_id)
+    reader = GoldReader(lake.root, summary["run_id"])
+    for user in sorted(lists)[:5]:
+        answer = reader.fold_in([{"book_id": b} for b in sorted(shelved[user])], n=20)
+        got = [work[i["book_id"]] for i in answer["items"]]
+        assert len(got) == 20 and len(set(got)) == len(got)
+        assert not set(got) & {work[b] for b in shelved[user]}
     # series order: every earlier volume in the catalogue of a recommended volume has been shelved
     by_volume: dict[tuple[str, int], set[int]] = {}
     for b, (_, title) in books.items():
