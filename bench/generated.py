@@ -27,3 +27,19 @@ def fresh_lakehouse(scale: float, seed: int, name: str):
     cores = os.cpu_count() or 2
     spark = get_spark(master=f"local[{cores}]", checkpoint_dir=str(HERE / "data" / "checkpoints"))
     return spark, Lakehouse(spark, str(lake_dir)), raw
+
+
+def persisted_holdout(lake, seed: int = 42):
+    """``(train, test, truth)``: the holdout split of ``recspark run`` (20% of each user's books, ``seed``) written
+    to the lakehouse and read back (deterministic input for ALS), ``train`` cached; ``truth`` = the liked held-out
+    ``(user_idx, book_idx)`` pairs, cached."""
+    from recspark import columns as C
+    from recspark import split
+    from recspark.tune import liked
+
+    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=seed)
+    lake.write(s.train, "model", "split_train")
+    lake.write(s.test, "model", "split_test")
+    train = lake.read("model", "split_train").cache()
+    test = lake.read("model", "split_test")
+    return train, test, liked(test).select(C.USER_IDX, C.BOOK_IDX).cache()

@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from generated import fresh_lakehouse  # noqa: E402
+from generated import fresh_lakehouse, persisted_holdout  # noqa: E402
 
 
 def timed(fn):
@@ -37,22 +37,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     a = p.parse_args()
 
-    from recspark import als, baselines, content, evaluate, itemcf, metrics, split, topk
+    from recspark import als, baselines, content, evaluate, itemcf, metrics, topk
     from recspark import columns as C
     from recspark.content import ContentParams
     from recspark.features import Weights, preference
     from recspark.ingest import run_ingest
     from recspark.itemcf import ItemCfParams
-    from recspark.tune import liked
 
     spark, lake, raw = fresh_lakehouse(a.scale, a.seed, "models")
     run_ingest(spark, lake, str(raw), "goodreads", "bench-models")
-    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=42)
-    lake.write(s.train, "model", "split_train")
-    lake.write(s.test, "model", "split_test")
-    train = lake.read("model", "split_train").cache()
-    test = lake.read("model", "split_test")
-    truth = liked(test).select(C.USER_IDX, C.BOOK_IDX).cache()
+    train, test, truth = persisted_holdout(lake)
     users = test.select(C.USER_IDX).distinct().cache()
     n_train, n_users = train.count(), users.count()
     rows: dict[str, dict] = {}

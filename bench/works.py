@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from generated import fresh_lakehouse  # noqa: E402
+from generated import fresh_lakehouse, persisted_holdout  # noqa: E402
 
 
 def main() -> None:
@@ -42,24 +42,18 @@ def main() -> None:
     a = p.parse_args()
     name = a.name or f"generated-{a.scale}"
 
-    from recspark import als, baselines, evaluate, itemcf, metrics, split, topk
+    from recspark import als, baselines, evaluate, itemcf, metrics, topk
     from recspark import columns as C
     from recspark.features import Weights, preference
     from recspark.ingest import run_ingest
     from recspark.itemcf import ItemCfParams
-    from recspark.tune import liked
     from recspark.works import Works, candidates_of, seen_of
 
     spark, lake, raw = fresh_lakehouse(a.scale, a.seed, f"works-{name}")
     source = a.source or str(raw)
     t0 = time.perf_counter()
     run_ingest(spark, lake, source, a.format, "bench-works")
-    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=42)
-    lake.write(s.train, "model", "split_train")
-    lake.write(s.test, "model", "split_test")
-    train = lake.read("model", "split_train").cache()
-    test = lake.read("model", "split_test")
-    truth = liked(test).select(C.USER_IDX, C.BOOK_IDX).cache()
+    train, test, truth = persisted_holdout(lake)
     users = truth.select(C.USER_IDX).distinct().cache()
     n_train, n_users = train.count(), users.count()
     books = lake.read("silver", "books")

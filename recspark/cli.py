@@ -252,7 +252,13 @@ def print_parameters(summary: dict) -> None:
     if rk and rk.get("skipped"):
         print(f"  two-stage ranker: not trained ({rk['skipped']})")
     elif rk:
-        verdict = "wins" if rk.get("wins") else f"loses to {rk.get('best_single')}"
+        verdict = (
+            "wins"
+            if rk.get("wins")
+            else f"not published: {rk.get('best_single')} is as good (paired z {rk.get('z')} < 2)"
+            if rk.get("ranker") is not None and rk["ranker"] > max((rk.get("single") or {0: 0}).values())
+            else f"loses to {rk.get('best_single')}"
+        )
         print(
             f"  two-stage ranker: validation NDCG@10 {rk.get('ranker')} on held-out validation users vs single "
             f"models {rk.get('single')}: {verdict}; candidate recall {rk.get('recall')}"

@@ -157,10 +157,15 @@ def tuning_section(tuning: dict) -> str:
         if rk.get("skipped"):
             lines.append(f"Not trained: {rk['skipped']}.")
         else:
-            verdict = "published" if rk.get("wins") else f"not published ({rk.get('best_single')} is better)"
+            verdict = (
+                "published"
+                if rk.get("wins")
+                else f"not published ({rk.get('best_single')} is better, or the gain is within the noise)"
+            )
             lines.append(
                 f"Validation NDCG: ranker {rk.get('ranker')} vs single models {json.dumps(rk.get('single'))} "
-                f"on held-out validation users ({rk.get('lift')}x the best): {verdict}."
+                f"on held-out validation users ({rk.get('lift')}x the best, paired z {rk.get('z')}; published "
+                f"when z >= 2): {verdict}."
             )
         lines.append(
             f"Candidate recall (top-{rk.get('n_candidates')} per source): {json.dumps(rk.get('recall'))}."

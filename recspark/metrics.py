@@ -86,6 +86,41 @@ def ranking_metrics(recs: DataFrame, truth: DataFrame, ks: list[int]) -> dict[in
     return {k: {m: float(row[f"{m}@{k}"] or 0.0) for m in RANKING} for k in ks}
 
 
+def per_user_ndcg(recs: DataFrame, truth: DataFrame, k: int) -> DataFrame:
+    """``(user_idx, ndcg)``: NDCG@k of every user in ``truth`` (0 without a hit), as in :func:`ranking_metrics`."""
+    relevant = truth.select(C.USER_IDX, C.BOOK_IDX).distinct()
+    n_rel = relevant.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n"))
+    dcg = (
+        recs.where(F.col(C.RANK) <= k)
+        .join(relevant, on=[C.USER_IDX, C.BOOK_IDX], how="inner")
+        .groupBy(C.USER_IDX)
+        .agg(F.sum(1.0 / F.log2(F.col(C.RANK) + 1)).alias("_dcg"))
+    )
+    idcg = F.array(*[F.lit(x) for x in _idcg_table(k)])
+    return (
+        n_rel.join(dcg, on=C.USER_IDX, how="left")
+        .fillna({"_dcg": 0.0})
+        .select(
+            C.USER_IDX,
+            (F.col("_dcg") / F.element_at(idcg, F.least("_n", F.lit(k)).cast("int") + 1)).alias("ndcg"),
+        )
+    )
+
+
+def paired_difference(a: DataFrame, b: DataFrame, truth: DataFrame, k: int) -> tuple[float, float]:
+    """``(mean, z)`` of the per-user NDCG@k difference of lists ``a`` minus lists ``b`` over the users in
+    ``truth``: a paired comparison on the same users, ``z`` = mean / standard error (0 when every difference is
+    0). ``z >= 2`` says the difference is unlikely to be noise of which users happened to be held out."""
+    da = per_user_ndcg(a, truth, k).withColumnRenamed("ndcg", "_a")
+    db = per_user_ndcg(b, truth, k).withColumnRenamed("ndcg", "_b")
+    d = da.join(db, on=C.USER_IDX, how="inner").select((F.col("_a") - F.col("_b")).alias("_d"))
+    row = d.agg(F.avg("_d").alias("m"), F.stddev_samp("_d").alias("s"), F.count(F.lit(1)).alias("n")).first()
+    mean, sd, n = float(row["m"] or 0.0), float(row["s"] or 0.0), int(row["n"] or 0)
+    if n < 2 or sd == 0.0:
+        return mean, 0.0
+    return mean, mean / (sd / math.sqrt(n))
+
+
 @dataclass
 class Catalogue:
     """What the beyond-accuracy metrics need from the training data and the item factors, computed once and

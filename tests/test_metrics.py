@@ -93,3 +93,21 @@ def test_beyond_accuracy(spark):
     assert m[2]["popularity"] == pytest.approx(np.mean([p[b] for b in (12, 10, 11, 10)]))
     # user 1: cos(12, 10) = 1/sqrt2 -> 1 - 0.7071; user 2: cos(11, 10) = 0 -> 1
     assert m[2]["diversity"] == pytest.approx(((1 - 1 / math.sqrt(2)) + 1) / 2, abs=1e-6)
+
+
+def test_paired_difference_by_hand(spark):
+    from recspark.metrics import paired_difference, per_user_ndcg
+
+    truth = spark.createDataFrame([(1, 10), (2, 20), (3, 30)], "user_idx int, book_idx int")
+    schema = "user_idx int, rank int, book_idx int"
+    a = spark.createDataFrame([(1, 1, 10), (2, 1, 99), (2, 2, 20)], schema)  # ndcg 1, 1/log2(3), 0
+    b = spark.createDataFrame([(1, 1, 98), (1, 2, 10), (3, 1, 97), (3, 2, 30)], schema)  # 1/log2(3), 0, 1/log2(3)
+    g = 1 / math.log2(3)
+    got = {r["user_idx"]: r["ndcg"] for r in per_user_ndcg(a, truth, 10).collect()}
+    assert got == pytest.approx({1: 1.0, 2: g, 3: 0.0})
+    diffs = [1 - g, g, -g]
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    m, z = paired_difference(a, b, truth, 10)
+    assert m == pytest.approx(mean) and z == pytest.approx(mean / (sd / math.sqrt(3)))
+    assert paired_difference(a, a, truth, 10) == (0.0, 0.0)  # identical lists: no evidence either way
