@@ -101,7 +101,9 @@ def test_paired_difference_by_hand(spark):
     truth = spark.createDataFrame([(1, 10), (2, 20), (3, 30)], "user_idx int, book_idx int")
     schema = "user_idx int, rank int, book_idx int"
     a = spark.createDataFrame([(1, 1, 10), (2, 1, 99), (2, 2, 20)], schema)  # ndcg 1, 1/log2(3), 0
-    b = spark.createDataFrame([(1, 1, 98), (1, 2, 10), (3, 1, 97), (3, 2, 30)], schema)  # 1/log2(3), 0, 1/log2(3)
+    b = spark.createDataFrame(
+        [(1, 1, 98), (1, 2, 10), (3, 1, 97), (3, 2, 30)], schema
+    )  # 1/log2(3), 0, 1/log2(3)
     g = 1 / math.log2(3)
     got = {r["user_idx"]: r["ndcg"] for r in per_user_ndcg(a, truth, 10).collect()}
     assert got == pytest.approx({1: 1.0, 2: g, 3: 0.0})
