@@ -61,13 +61,19 @@ class MlflowTracker:
             self.parent = self.mlflow.start_run(run_name=name or "recspark")
 
     def trial(self, row: dict) -> None:
-        """A tuning trial: a nested run with its parameters and validation NDCG."""
+        """A tuning trial: a nested run with its parameters and validation NDCG (a trial cancelled by the
+        per-trial cap has no score: it is tagged ``cancelled`` and logs only its seconds)."""
         self._ensure_parent("recspark-tuning")
         with self.mlflow.start_run(run_name=f"trial-{row.get('rung')}-{row.get('rank')}", nested=True):
             self.mlflow.log_params(
                 {k: row[k] for k in ("rank", "reg", "alpha", "scheme", "signals", "iterations")}
             )
-            self.mlflow.log_metrics({"validation_ndcg": float(row["ndcg"]), "seconds": float(row["seconds"])})
+            scores = {"seconds": float(row["seconds"])}
+            if row.get("ndcg") is None:
+                self.mlflow.set_tag("cancelled", "true")
+            else:
+                scores["validation_ndcg"] = float(row["ndcg"])
+            self.mlflow.log_metrics(scores)
 
     def start(self, run_id: str, params: dict, tuning: dict | None) -> None:
         """The pipeline run: its parameters (flattened) and the tuning outcome."""

@@ -339,3 +339,25 @@ def test_too_few_users_falls_back_to_builtin_values(spark, lake):
     assert search.best is None and "too few to tune" in search.skipped and search.trials == []
     assert tune.stored(lake, "key")["skipped"] == search.skipped
     assert math.isclose(search.budget_s, 0.0)
+
+
+def test_a_cancelled_trial_is_tracked_without_a_score(tmp_path):
+    """A trial cut by the per-trial cap has no validation score (ndcg None): MLflow gets its seconds and a
+    ``cancelled`` tag, and the run goes on (make run once stopped here with a TypeError)."""
+    pytest.importorskip("mlflow", reason='MLflow is the optional extra: pip install "recspark[mlflow]"')
+    from mlflow import MlflowClient
+
+    uri = (tmp_path / "mlruns").as_uri()
+    track = tracking.tracker(uri=uri)
+    row = {"rank": 256, "reg": 0.35, "alpha": 1.0, "scheme": "linear", "signals": "all", "iterations": 12}
+    try:
+        track.trial({**row, "rung": 2, "ndcg": None, "seconds": 49.6})
+        track.trial({**row, "rung": 1, "ndcg": 0.25, "seconds": 20.0})
+    finally:
+        track.mlflow.end_run()
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id])
+    trials = {r.data.tags.get("mlflow.runName"): r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert set(trials["trial-2-256"].data.metrics) == {"seconds"}
+    assert trials["trial-2-256"].data.tags.get("cancelled") == "true"
+    assert trials["trial-1-256"].data.metrics["validation_ndcg"] == 0.25
