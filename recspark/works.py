@@ -106,14 +106,8 @@ class Works:
 
     def own_work(self, queries: DataFrame, col: str = C.BOOK_IDX) -> DataFrame:
         """``(user_idx, book_idx)`` pairs for item-item lists: each query book (as ``user_idx``) with every
-        edition of its own work (itself included)."""
-        works = self.table.select(C.BOOK_IDX, C.WORK_IDX)
-        mine = queries.select(F.col(col).alias(C.BOOK_IDX)).join(works, on=C.BOOK_IDX, how="inner")
-        return (
-            mine.select(F.col(C.BOOK_IDX).alias(C.USER_IDX), C.WORK_IDX)
-            .join(works, on=C.WORK_IDX, how="inner")
-            .select(C.USER_IDX, C.BOOK_IDX)
-        )
+        edition of its own work (itself included): :meth:`seen` of the query as if it had shelved itself."""
+        return self.seen(queries.select(F.col(col).alias(C.USER_IDX), F.col(col).alias(C.BOOK_IDX)))
 
     def to_works(self, interactions: DataFrame) -> DataFrame:
         """The interactions moved to their works' representative editions, one row per ``(user, work)``: the
