@@ -236,20 +236,33 @@ def tune_on(
 
 
 class Timer:
-    """Seconds per named step of a run (``timings``); each step's start and end are logged as progress."""
+    """Seconds per named step of a run (``timings``); each step's start and end are logged as progress. With a
+    ``spark`` session each step also names its Spark jobs (the job description the Spark UI and its REST API
+    show per job and stage), so a stage in the UI can be traced to the step that ran it."""
 
-    def __init__(self) -> None:
+    def __init__(self, spark: SparkSession | None = None) -> None:
         self.timings: dict[str, float] = {}
+        self.spark = spark
+
+    def _describe(self, text: str | None) -> None:
+        if self.spark is None:
+            return
+        try:
+            self.spark.sparkContext.setJobDescription(text)
+        except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext; the name is only for the UI
+            self.spark = None
 
     @contextmanager
     def step(self, name: str, n: int | None = None, total: int | None = None) -> Iterator[None]:
         where = f"[{n}/{total}] " if n is not None else ""
         log.info("%s%s ...", where, name)
+        self._describe(f"recspark: {name}")
         t = time.perf_counter()
         try:
             yield
         finally:
             self.timings[name] = round(time.perf_counter() - t, 1)
+            self._describe(None)
         log.info("%s%s done in %.1f s", where, name, self.timings[name])
 
 
@@ -627,7 +640,7 @@ def run_pipeline(
     """(tune ->) split -> evaluate -> train on everything -> recommend -> similar -> publish. ``tuning`` None
     means off: ``cfg`` is used as given; ``guard`` bounds how far the new lists may shrink against the served
     run's (default: refuse empty lists). Returns a summary (run id, evaluation, tuning, row counts, timings)."""
-    timer = Timer()
+    timer = Timer(spark)
     tuning = tuning or TuneOptions(mode="off")
     searching = tuning.mode != "off"
     total = 7 + int(searching)  # publish_model counts 5 steps
@@ -719,7 +732,7 @@ def run_job(
     from recspark.ingest import run_ingest
 
     guard = guard or ShrinkGuard(force=force)
-    timer = Timer()
+    timer = Timer(spark)
     with timer.step("ingest (raw files -> bronze -> silver)"):
         ingested = run_ingest(
             spark, lake, source, fmt, ingest_run_id, force=force, max_shrink=guard.max_shrink
@@ -904,7 +917,7 @@ def publish_stage(
     model_run = model_run or latest_model_run(lake)
     cfg = as_trained(cfg, trained_params(lake, model_run))
     run_id = publication_id(model_run, cfg)
-    timer = Timer()
+    timer = Timer(spark)
     reused = served_as_is(lake, run_id)
     if reused is not None:
         return {**reused, "evaluation": None, "timings": timer.timings}
