@@ -38,7 +38,9 @@ bench: venv
 	$(BIN)/python bench/ingest.py --scale 0.01
 	$(BIN)/python bench/blas.py --scale 0.002 --rank 64 --iterations 10 --repeats 2
 	$(BIN)/python bench/topk.py --users 100000 --items 200000 --rank 64 --k 100 --sim-items 200000
-	$(BIN)/python bench/scaling.py --scales 0.001 0.003 0.01
+	$(BIN)/python bench/scale.py --scale 0.01 --tune off --no-evaluate --out scale-0.01
+	$(BIN)/python bench/scale.py --scale 0.03 --tune off --no-evaluate --out scale-0.03
+	$(BIN)/python bench/scale.py --scale 0.1 --tune off
 	$(BIN)/python bench/sizing.py
 
 clean:

@@ -136,9 +136,9 @@ def step_of(description: str | None, names: list[str]) -> str:
     return "(no step)"
 
 
-def stage_report(spark, names: list[str]) -> tuple[dict, list]:
+def stage_report(spark, names: list[str]) -> tuple[dict, list, list]:
     """(per job description: stages, tasks, task seconds, shuffle read/write and spill in MB; the 12 stages with
-    the most task time and their task-duration median and max)."""
+    the most task time and their task-duration median and max; the one-task stages that ran 1 s or more)."""
     sc = spark.sparkContext
     base = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}"
     stages = rest(f"{base}/stages?status=complete")
@@ -171,7 +171,18 @@ def stage_report(spark, names: list[str]) -> tuple[dict, list]:
                 "disk_spill_mb": round(s["diskBytesSpilled"] / MB, 1),
             }
         )
-    return steps, slow
+    # a stage one task carries while the other cores idle: worth a look when it runs for a second or more
+    single = [
+        {
+            "stage": s["stageId"],
+            "step": step_of(s.get("description"), names),
+            "name": s["name"][:80],
+            "task_s": round(s["executorRunTime"] / 1000, 1),
+        }
+        for s in stages
+        if s["numTasks"] == 1 and s["executorRunTime"] >= 1000
+    ]
+    return steps, slow, single
 
 
 @contextmanager
@@ -203,6 +214,9 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--tune", choices=["off", "auto"], default="off")
+    p.add_argument(
+        "--no-evaluate", action="store_true", help="skip the offline evaluation (the production path)"
+    )
     p.add_argument("--out", default="scale")
     args = p.parse_args()
 
@@ -234,7 +248,7 @@ def main() -> None:
     sampler = Sampler(jvm)
     sampler.start()
     lake = Lakehouse(spark, str(lake_dir))
-    cfg = RunConfig()
+    cfg = RunConfig(evaluate=not args.no_evaluate)
     t = time.perf_counter()
     with sampled_steps(sampler):
         summary = run_job(
@@ -251,11 +265,12 @@ def main() -> None:
     sampler.stopped.set()
     sampler.join()
     timings = summary["timings"]
-    steps, slow = stage_report(spark, list(timings))
+    steps, slow, single = stage_report(spark, list(timings))
     ingested = summary["ingest"]
     ev = summary["evaluation"]
     out = {
-        "command": f"python bench/scale.py --scale {args.scale} --seed {args.seed} --tune {args.tune}",
+        "command": f"python bench/scale.py --scale {args.scale} --seed {args.seed} --tune {args.tune}"
+        + (" --no-evaluate" if args.no_evaluate else ""),
         "measured": time.strftime("%Y-%m-%d"),
         "cores": cores,
         "driver_memory": spark.conf.get("spark.driver.memory"),
@@ -289,6 +304,7 @@ def main() -> None:
         "jvm_high_water_mb": round(high_water_mark(jvm) / MB),
         "unattributed_stages": steps.get("(no step)"),
         "slowest_stages": slow,
+        "single_task_stages": single,
     }
     results = HERE / "results"
     (results / f"{args.out}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
@@ -356,6 +372,11 @@ def markdown(o: dict) -> str:
             f"| {x['step']} | {x['stage']} {x['name']} | {x['tasks']} | {x['task_seconds']} | {x['median_task_s']} "
             f"| {x['max_task_s']} | {x['max_over_median']} | {x['disk_spill_mb']} |"
         )
+    single = o.get("single_task_stages") or []
+    lines += ["", f"One-task stages that ran 1 s or more: {len(single)}."]
+    if single:
+        lines += ["", "| step | stage | task s |", "|---|---|---:|"]
+        lines += [f"| {x['step']} | {x['stage']} {x['name']} | {x['task_s']} |" for x in single]
     return "\n".join(lines) + "\n"
 
 

@@ -5,12 +5,13 @@ For each source file described by a :class:`~recspark.sources.spec.FileSpec`:
 1. the file is read as text (one record per line; gzip is decompressed by Spark; a gzip file is unsplittable, so
    its lines are repartitioned right after the read so later stages use every core);
 2. each line is parsed with an explicit schema (``from_csv`` / ``from_json`` in PERMISSIVE mode, keeping the
-   corrupt text), then converted to the bronze types;
+   corrupt text), then converted to the bronze types once per line (the checks read the converted columns);
 3. a line gets a ``reason`` when it is empty, malformed JSON, not a JSON object, has the wrong number of CSV
    fields, a value of the wrong type, a missing required field or a value out of range; those lines go to
    ``bronze.quarantine`` with the source file and the raw text;
 4. valid rows are de-duplicated on the spec's key (keeping the row with the largest ``prefer`` columns, then the
-   smallest raw text, so the choice is deterministic);
+   smallest raw text, so the choice is deterministic). The duplicated keys are found first from the key columns
+   alone, so a file without duplicates (the usual case) is never shuffled row by row (:func:`dedupe`);
 5. counts per file are checked and stored: ``read = ingested + quarantined + duplicates``.
 
 Stops with :class:`IngestError` and commits nothing (tables written by the failed run are rolled back) when a
@@ -138,8 +139,10 @@ def _present(field: Field) -> Column:
     return v.isNotNull() & ~F.expr(f"is_variant_null(variant_get({_VARIANT}, '$.{field.name}'))")
 
 
-def _typed(field: Field, spec: FileSpec) -> tuple[Column, Column | None]:
-    """(typed value, condition under which the raw value is of the wrong type)."""
+def _typed(field: Field, spec: FileSpec, done: Column | None = None) -> tuple[Column, Column | None]:
+    """(typed value, condition under which the raw value is of the wrong type). ``done``: the column that already
+    holds the typed value; the condition then reads it instead of converting the raw value again (a date parse
+    costs as much as the JSON parse of the whole line)."""
     raw = F.col(f"{_PARSED}.{field.name}")
     target = spec.target_type(field)
     if field.date:
@@ -147,14 +150,14 @@ def _typed(field: Field, spec: FileSpec) -> tuple[Column, Column | None]:
         value = F.when(text == "", F.lit(None)).otherwise(
             F.expr(f"try_to_timestamp(substring(trim({_PARSED}.{field.name}), 5), '{UCSD_DATE_PATTERN}')")
         )
-        return value.cast(target), (text != "") & value.isNull()
+        return value.cast(target), (text != "") & (value if done is None else done).isNull()
     if isinstance(field.source, T.StringType) and not isinstance(target, T.StringType):
         text = F.trim(raw)
         value = F.when(text == "", F.lit(None)).otherwise(text.try_cast(target))
-        return value, (text != "") & value.isNull()
+        return value, (text != "") & (value if done is None else done).isNull()
     if field.source != target:
         value = raw.try_cast(target)
-        return value, raw.isNotNull() & value.isNull()
+        return value, raw.isNotNull() & (value if done is None else done).isNull()
     return raw, None
 
 
@@ -245,6 +248,9 @@ def parse(lines: DataFrame, spec: FileSpec, header: str | None = None) -> DataFr
         )
     typed = {f.name: _typed(f, spec) for f in spec.fields}
     df = df.select("*", *[value.alias(f"{name}__typed") for name, (value, _) in typed.items()])
+    # the checks read the typed columns: each value is converted once per line, not once per check
+    done = {f.name: F.col(f"`{f.name}__typed`") for f in spec.fields}
+    typed = {f.name: (done[f.name], _typed(f, spec, done[f.name])[1]) for f in spec.fields}
     # a line with bytes that are not UTF-8 is quarantined whole: such bytes would reach silver strings and make
     # the tables unreadable outside Spark (pyarrow/deltalake refuse invalid UTF-8)
     bad_utf8 = F.when(~F.is_valid_utf8(F.col(_RAW)), F.lit("invalid UTF-8"))
@@ -264,11 +270,33 @@ def parse(lines: DataFrame, spec: FileSpec, header: str | None = None) -> DataFr
     )
 
 
-def dedupe(valid: DataFrame, spec: FileSpec) -> DataFrame:
-    """One row per key: the largest ``prefer`` values win, then the smallest raw text (deterministic)."""
+DEDUPE_BROADCAST_KEYS = 1_000_000  # duplicated keys up to this many are broadcast; more take the full shuffle
+
+
+def dedupe(valid: DataFrame, spec: FileSpec, n_valid: int) -> tuple[DataFrame, int]:
+    """``(rows, their count)``: one row per key, the largest ``prefer`` values win, then the smallest raw text
+    (deterministic).
+
+    Duplicates are rare in the sources (the UCSD files are deduplicated already), so the keys that occur more
+    than once are found first by a shuffle of the key columns only. With none, the rows are kept as they are;
+    with a few (up to :data:`DEDUPE_BROADCAST_KEYS`), only the rows of those keys (a broadcast semi-join) go
+    through the ranking window; otherwise every row does. The wide rows (raw text included) are never shuffled
+    just to find that nothing is duplicated."""
+    dup = valid.groupBy(*spec.key).count().where(F.col("count") > 1)
+    stats = dup.agg(F.count(F.lit(1)).alias("keys"), F.sum("count").alias("rows")).first()
+    n_dup_keys, n_dup_rows = int(stats["keys"]), int(stats["rows"] or 0)
+    n_kept = n_valid - n_dup_rows + n_dup_keys  # each duplicated key keeps exactly one of its rows
+    if n_dup_keys == 0:
+        return valid, n_kept
     order = [F.col(c).desc_nulls_last() for c in spec.prefer] + [F.col(_RAW).asc()]
     w = Window.partitionBy(*spec.key).orderBy(*order)
-    return valid.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn")
+    first = F.row_number().over(w) == 1
+    if n_dup_keys > DEDUPE_BROADCAST_KEYS:
+        return valid.withColumn("_first", first).where("_first").drop("_first"), n_kept
+    keys = F.broadcast(dup.select(*spec.key).localCheckpoint())  # the same keys for both joins below
+    single = valid.join(keys, on=list(spec.key), how="left_anti")
+    best = valid.join(keys, on=list(spec.key), how="left_semi").withColumn("_first", first)
+    return single.unionByName(best.where("_first").drop("_first")), n_kept
 
 
 def with_lineage(df: DataFrame, path: str, run_id: str, ingested_at: Column) -> DataFrame:
@@ -331,12 +359,11 @@ def ingest_file(
             ) from exc
         raise
     valid = parsed.where(F.col(_REASON).isNull())
-    kept = dedupe(valid, spec)
-    n_kept = kept.count()
     own_header = (
         1 if header is not None else 0
     )  # the file's first line: not data, neither read nor quarantined
     n_read, n_bad = int(row["n"]) - own_header, int(row["bad"]) - own_header
+    kept, n_kept = dedupe(valid, spec, n_read - n_bad)
     counts = FileCounts(
         table=spec.table,
         file=path,

@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recspark import baselines, metrics, topk
 from recspark import columns as C
+from recspark.frames import union_all
 from recspark.tune import describe
 from recspark.works import Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KS = [5, 10, 20]
+_MODEL = "_model"  # which model's list a row of the evaluated lists belongs to
 WORK_PREFIX = "work_"  # work-level ranking metrics: work_ndcg, work_recall, ...
 EVAL_SCHEMA = T.StructType(
     [
@@ -87,24 +90,35 @@ def evaluate_lists(
     ks: list[int],
     works: Works | None = None,
 ) -> Evaluation:
-    """Every metric at every K for each model's lists (materialised with :func:`materialise`): one pass for the
-    ranking metrics, one for coverage/novelty/popularity and one for diversity per model; the catalogue
-    statistics are computed once for all models. With ``works`` the ranking metrics are also computed at work
+    """Every metric at every K for each model's lists (materialised with :func:`materialise`): one pass over all
+    models' lists for the ranking metrics, one for coverage/novelty/popularity and one for diversity; the
+    catalogue statistics are computed once. With ``works`` the ranking metrics are also computed at work
     level (``work_ndcg`` ...): a held-out edition is a hit when any edition of its work is shown."""
     ev = Evaluation()
     catalogue = metrics.Catalogue.of(train, item_factors)
     truth = test.select(C.USER_IDX, C.BOOK_IDX).cache()
     work_truth = works.to_work_level(truth).cache() if works is not None else None
+    names = list(recs_by_model)
+    # every model's lists in one frame, told apart by a model column: each metric is one Spark job for all
+    lists = union_all(
+        [
+            recs.select(F.lit(name).alias(_MODEL), C.USER_IDX, C.RANK, C.BOOK_IDX)
+            for name, recs in recs_by_model.items()
+        ]
+    )
     try:
-        for name, recs in recs_by_model.items():
-            log.info("evaluating %s", name)
-            rank_m = metrics.ranking_metrics(recs, truth, ks)
-            beyond = metrics.beyond_accuracy(recs, train, item_factors, ks, catalogue)
-            ev.results[name] = {k: {**rank_m[k], **beyond[k]} for k in ks}
-            if work_truth is not None:
-                by_work = metrics.ranking_metrics(works.to_work_level(recs), work_truth, ks)
+        log.info("evaluating %s", ", ".join(names))
+        rank_m = metrics.ranking_metrics_by(lists, truth, ks, names, by=_MODEL)
+        beyond = metrics.beyond_accuracy_by(lists, catalogue, ks, names, by=_MODEL)
+        for name in names:
+            ev.results[name] = {k: {**rank_m[name][k], **beyond[name][k]} for k in ks}
+        if work_truth is not None:
+            by_work = metrics.ranking_metrics_by(
+                works.to_work_level(lists, by=[_MODEL]), work_truth, ks, names, by=_MODEL
+            )
+            for name in names:
                 for k in ks:
-                    ev.results[name][k].update({f"{WORK_PREFIX}{m}": v for m, v in by_work[k].items()})
+                    ev.results[name][k].update({f"{WORK_PREFIX}{m}": v for m, v in by_work[name][k].items()})
     finally:
         catalogue.release()
         truth.unpersist()

@@ -176,6 +176,10 @@ def get_spark(
                 "spark.sql.adaptive.enabled": "true",
                 # Delta's log checkpoints and parquet need no Hive; keep the local metastore out of the cwd.
                 "spark.sql.warehouse.dir": str(cache_dir() / "spark-warehouse"),
+                # Delta rebuilds a table's state (its file list) in 50 tasks by default, after every commit and
+                # on the first read of a version: sized for clusters and tables of 100k files. A local
+                # lakehouse's tables have a few hundred files at most, so one task per core does it.
+                "spark.databricks.delta.snapshotPartitions": str(max(2, os.cpu_count() or 2)),
             }
         )
     elif not launched_by_spark_submit() and not on_databricks():

@@ -130,17 +130,18 @@ class Works:
                 ranked = ranked.withColumn(name, F.max(name).over(whole))
         return ranked.where(F.col("_n") == 1).select(*cols)
 
-    def to_work_level(self, pairs: DataFrame) -> DataFrame:
+    def to_work_level(self, pairs: DataFrame, by: list[str] | None = None) -> DataFrame:
         """``pairs`` with ``book_idx`` replaced by its work's representative edition, duplicates dropped (the
         first row per ``(user, work)`` by rank when ``rank`` is a column): how work-level metrics see lists and
-        held-out books."""
+        held-out books. ``by``: columns that tell several lists apart (each list is reduced on its own)."""
         mapped = pairs.join(self.table.select(C.BOOK_IDX, C.WORK_IDX), on=C.BOOK_IDX, how="left").withColumn(
             C.BOOK_IDX, F.coalesce(F.col(C.WORK_IDX), F.col(C.BOOK_IDX))
         )
+        key = [*(by or []), C.USER_IDX, C.BOOK_IDX]
         if C.RANK not in pairs.columns:
-            return mapped.select(*pairs.columns).dropDuplicates([C.USER_IDX, C.BOOK_IDX])
-        best = mapped.groupBy(C.USER_IDX, C.BOOK_IDX).agg(F.min(C.RANK).alias(C.RANK))
-        return mapped.join(best, on=[C.USER_IDX, C.BOOK_IDX, C.RANK], how="inner").select(*pairs.columns)
+            return mapped.select(*pairs.columns).dropDuplicates(key)
+        best = mapped.groupBy(*key).agg(F.min(C.RANK).alias(C.RANK))
+        return mapped.join(best, on=[*key, C.RANK], how="inner").select(*pairs.columns)
 
     def edition_factors(self, items: DataFrame) -> DataFrame:
         """``(book_idx, features)`` for every edition whose work's representative is in ``items`` (a model

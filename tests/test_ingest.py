@@ -415,3 +415,36 @@ def test_real_goodbooks_to_read(spark, lake):
     hg = books.where(F.col(C.BOOK_ID) == 2767052).first()
     assert hg[C.TITLE] == "The Hunger Games (The Hunger Games, #1)" and hg[C.AUTHORS] == "Suzanne Collins"
     assert hg[C.PUBLICATION_YEAR] == 2008
+
+
+@pytest.mark.parametrize(
+    "broadcast_keys", [1_000_000, 0]
+)  # a few duplicated keys; more than the broadcast cap
+def test_dedupe_keeps_the_latest_update_then_the_smallest_raw(spark, monkeypatch, broadcast_keys):
+    from recspark import bronze
+
+    monkeypatch.setattr(bronze, "DEDUPE_BROADCAST_KEYS", broadcast_keys)
+    rows = [  # (user_id, book_id, date_updated, _raw)
+        ("u1", 1, "2017-01-02", "b"),  # u1/1: the latest update wins
+        ("u1", 1, "2017-01-03", "c"),
+        ("u1", 1, None, "a"),
+        ("u1", 2, "2017-01-01", "z"),  # u1/2: equal updates, the smaller raw text wins
+        ("u1", 2, "2017-01-01", "y"),
+        ("u2", 1, None, "d"),  # single rows are kept as they are
+        ("u2", 2, "2017-05-05", "e"),
+    ]
+    valid = spark.createDataFrame(rows, "user_id string, book_id long, date_updated string, _raw string")
+    kept, n = bronze.dedupe(valid, goodreads.INTERACTIONS_JSON, len(rows))
+    assert n == 4
+    assert sorted(r["_raw"] for r in kept.collect()) == ["c", "d", "e", "y"]
+
+
+def test_dedupe_without_duplicates_returns_the_rows_unshuffled(spark):
+    from recspark import bronze
+
+    valid = spark.createDataFrame(
+        [("u1", 1, None, "a"), ("u1", 2, None, "b")],
+        "user_id string, book_id long, date_updated string, _raw string",
+    )
+    kept, n = bronze.dedupe(valid, goodreads.INTERACTIONS_JSON, 2)
+    assert n == 2 and kept is valid

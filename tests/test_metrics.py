@@ -113,3 +113,40 @@ def test_paired_difference_by_hand(spark):
     m, z = paired_difference(a, b, truth, 10)
     assert m == pytest.approx(mean) and z == pytest.approx(mean / (sd / math.sqrt(3)))
     assert paired_difference(a, a, truth, 10) == (0.0, 0.0)  # identical lists: no evidence either way
+
+
+def test_several_lists_at_once_equal_each_list_alone(spark):
+    """The one-job evaluation of several models (``*_by``) gives each model exactly its own metrics; a model
+    with no list at all scores 0."""
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(3)
+    lists = {}
+    for name in ("a", "b"):
+        rows = []
+        for u in range(20):
+            books = rng.choice(30, size=rng.integers(1, 8), replace=False)
+            rows += [(u, r + 1, int(b)) for r, b in enumerate(books)]
+        lists[name] = spark.createDataFrame(rows, "user_idx int, rank int, book_idx int")
+    truth = spark.createDataFrame(
+        [(u, int(b)) for u in range(22) for b in rng.choice(30, size=3, replace=False)],
+        "user_idx int, book_idx int",
+    )
+    train = spark.createDataFrame(
+        [(u, b) for u in range(10) for b in range(u, 30, 3)], "user_idx int, book_idx int"
+    )
+    f = spark.createDataFrame(
+        [(b, [float(b % 4), 1.0 + b % 3]) for b in range(30)], "book_idx int, features array<float>"
+    )
+    both = lists["a"].withColumn("m", F.lit("a")).unionByName(lists["b"].withColumn("m", F.lit("b")))
+    got = metrics.ranking_metrics_by(both, truth, [3, 5], ["a", "b", "none"], by="m")
+    cat = metrics.Catalogue.of(train, f)
+    beyond = metrics.beyond_accuracy_by(both, cat, [3, 5], ["a", "b", "none"], by="m")
+    for name, recs in lists.items():
+        alone = metrics.ranking_metrics(recs, truth, [3, 5])
+        alone_b = metrics.beyond_accuracy(recs, train, f, [3, 5])
+        for k in (3, 5):
+            assert got[name][k] == pytest.approx(alone[k], abs=1e-12)
+            assert beyond[name][k] == pytest.approx(alone_b[k], abs=1e-9)
+    assert all(v == 0.0 for k in (3, 5) for v in got["none"][k].values())
+    cat.release()

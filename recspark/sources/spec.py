@@ -56,6 +56,11 @@ class FileSpec:
     description: str = ""
     extra_fields_ok: bool = True  # JSON: unknown fields are ignored (real files gain fields over time)
 
+    def __post_init__(self) -> None:
+        required = {f.name for f in self.fields if f.required}
+        if not set(self.key) <= required:  # the de-duplication joins on the key: a null key would never match
+            raise ValueError(f"{self.table}: key fields {self.key} must all be required fields")
+
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.fields]
