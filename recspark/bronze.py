@@ -109,7 +109,9 @@ def read_lines(spark: SparkSession, path: str, size: int) -> DataFrame:
     """The file's lines as ``_raw``; gzip input is repartitioned (it arrives as one partition)."""
     df = spark.read.text(path).select(F.col("value").alias(_RAW))
     if path.endswith(".gz"):
-        parts = max(spark.sparkContext.defaultParallelism, math.ceil(size / GZ_BYTES_PER_PARTITION))
+        cores = max(1, spark.sparkContext.defaultParallelism)
+        # a whole number of waves: 5 equal tasks on 2 cores take 3 rounds with one core idle in the last
+        parts = math.ceil(max(cores, math.ceil(size / GZ_BYTES_PER_PARTITION)) / cores) * cores
         df = df.repartition(parts)
     return df
 
