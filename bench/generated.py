@@ -12,16 +12,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
+def generated_files(scale: float, seed: int) -> tuple[Path, float | None]:
+    """``(folder, seconds)``: the generated UCSD files for ``(scale, seed)`` in bench/data, made on first use
+    (``seconds`` is the generator's time then, None when they were already there)."""
+    import time
+
+    from recspark.sources.synthetic import generate
+
+    raw = HERE / "data" / f"scale{scale}-seed{seed}"
+    if (raw / "goodreads_interactions.csv").exists():
+        return raw, None
+    t = time.perf_counter()
+    generate(raw, scale=scale, seed=seed)
+    return raw, round(time.perf_counter() - t, 1)
+
+
 def fresh_lakehouse(scale: float, seed: int, name: str):
     """``(spark, lake, raw)``: the generated files for ``(scale, seed)`` (made once) and an empty lakehouse
     ``bench/data/lakehouse-<name>-<scale>``."""
-    from recspark.sources.synthetic import generate
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
 
-    raw = HERE / "data" / f"scale{scale}-seed{seed}"
-    if not (raw / "goodreads_interactions.csv").exists():
-        generate(raw, scale=scale, seed=seed)
+    raw, _ = generated_files(scale, seed)
     lake_dir = HERE / "data" / f"lakehouse-{name}-{scale}"
     shutil.rmtree(lake_dir, ignore_errors=True)
     cores = os.cpu_count() or 2

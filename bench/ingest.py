@@ -26,19 +26,15 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args()
+    from generated import generated_files
+
     from recspark.cli import setup_logging
     from recspark.ingest import run_ingest
-    from recspark.sources.synthetic import generate
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
 
     setup_logging()
-    raw = HERE / "data" / f"scale{args.scale}-seed{args.seed}"
-    gen_seconds = None
-    if not (raw / "goodreads_interactions.csv").exists():
-        t = time.perf_counter()
-        generate(raw, scale=args.scale, seed=args.seed)
-        gen_seconds = time.perf_counter() - t
+    raw, gen_seconds = generated_files(args.scale, args.seed)
     lake_dir = HERE / "data" / "lakehouse-ingest"
     shutil.rmtree(lake_dir, ignore_errors=True)
     spark = get_spark(master=f"local[{os.cpu_count()}]", checkpoint_dir=str(HERE / "data" / "checkpoints"))

@@ -220,19 +220,15 @@ def main() -> None:
     p.add_argument("--out", default="scale")
     args = p.parse_args()
 
+    from generated import generated_files
+
     from recspark.cli import setup_logging
     from recspark.pipeline import RunConfig, TuneOptions, run_job
-    from recspark.sources.synthetic import generate
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
 
     setup_logging()
-    raw = HERE / "data" / f"scale{args.scale}-seed{args.seed}"
-    gen_seconds = None
-    if not (raw / "goodreads_interactions.csv").exists():
-        t = time.perf_counter()
-        generate(raw, scale=args.scale, seed=args.seed)
-        gen_seconds = round(time.perf_counter() - t, 1)
+    raw, gen_seconds = generated_files(args.scale, args.seed)
     input_mb = {f.name: round(f.stat().st_size / MB, 1) for f in sorted(raw.iterdir())}
     lake_dir = HERE / "data" / f"lakehouse-scale-{args.scale}"
     shutil.rmtree(lake_dir, ignore_errors=True)
