@@ -32,6 +32,7 @@ from recspark import topk
 
 RANKING = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
 BEYOND = ("coverage", "novelty", "popularity", "diversity")
+_GROUP = "_group"  # the list a row belongs to when several lists are evaluated at once (``*_by``)
 
 
 def _idcg_table(max_k: int) -> list[float]:
@@ -45,9 +46,6 @@ def _idcg_table(max_k: int) -> list[float]:
 def ranking_metrics(recs: DataFrame, truth: DataFrame, ks: list[int]) -> dict[int, dict[str, float]]:
     """Mean ranking metrics at each K over the users in ``truth``."""
     return ranking_metrics_by(recs.withColumn(_GROUP, F.lit("")), truth, ks, [""])[""]
-
-
-_GROUP = "_group"
 
 
 def ranking_metrics_by(
