@@ -11,6 +11,8 @@ every held-out book). Appends the result, the chosen parameters and the wall tim
     python bench/quality.py --name goodbooks-to_read --source ../shared/data/goodbooks-10k --format goodbooks
     python bench/quality.py --name generated-ratings --generate-ratings 0.002 --format goodbooks
     python bench/quality.py --name generated-ucsd --generate 0.001 --format goodreads
+    python bench/quality.py --name goodbooks-next3 --source ../shared/data/goodbooks-10k --format goodbooks \
+        --next-shelves 3
 """
 
 from __future__ import annotations
@@ -78,6 +80,50 @@ def prepare(src: Path, fmt: str, out: Path, seed: int) -> pd.DataFrame:
     )
 
 
+def prepare_next(src: Path, fmt: str, out: Path, n: int, seed: int) -> pd.DataFrame:
+    """The "next shelves" shape: every user with at least ``2n`` rows keeps ``n`` of them (in a random, seeded
+    order) as the whole input and the next ``n`` are the truth (all relevant). Written as the three UCSD CSVs with
+    made-up id maps and no metadata, whatever the source format. Returns the truth in the gold tables' ids."""
+    out.mkdir(parents=True)
+    if fmt == "goodbooks":
+        name = "ratings.csv" if (src / "ratings.csv").exists() else "to_read.csv"
+        rows = pd.read_csv(src / name)[["user_id", "book_id"]].assign(is_read=0)
+    else:
+        rows = pd.read_csv(src / "goodreads_interactions.csv")[["user_id", "book_id", "is_read"]]
+    rng = np.random.default_rng(seed)
+    rows = rows.assign(_r=rng.random(len(rows)))
+    rows["_i"] = rows.groupby("user_id")["_r"].rank(method="first")
+    size = rows.groupby("user_id")["user_id"].transform("size")
+    rows = rows[(size >= 2 * n) & (rows["_i"] <= 2 * n)]
+    users = {u: i for i, u in enumerate(sorted(rows["user_id"].unique()))}
+    books = {b: i for i, b in enumerate(sorted(rows["book_id"].unique()))}
+    csv = pd.DataFrame(
+        {
+            "user_id": rows["user_id"].map(users),
+            "book_id": rows["book_id"].map(books),
+            "is_read": rows["is_read"].astype(int),
+            "rating": 0,
+            "is_reviewed": 0,
+        }
+    )
+    train = rows["_i"] <= n
+    csv[train.to_numpy()].to_csv(out / "goodreads_interactions.csv", index=False)
+    pd.DataFrame(
+        {"user_id_csv": list(users.values()), "user_id": [f"user{i:07d}" for i in users.values()]}
+    ).to_csv(out / "user_id_map.csv", index=False)
+    pd.DataFrame({"book_id_csv": list(books.values()), "book_id": [i + 1 for i in books.values()]}).to_csv(
+        out / "book_id_map.csv", index=False
+    )
+    test = csv[(~train).to_numpy()]
+    return pd.DataFrame(
+        {
+            "user_id": test["user_id"].map(lambda i: f"user{i:07d}"),
+            "book_id": (test["book_id"] + 1).astype("int64"),
+            "relevant": True,
+        }
+    )
+
+
 def popularity_lists(train_dir: Path, fmt: str, k: int = 10) -> pd.DataFrame:
     """The popularity baseline on the same input: the k most shelved books each user has not shelved."""
     if fmt == "goodbooks":
@@ -124,6 +170,12 @@ def main() -> None:
     p.add_argument("--generate", type=float, help="generate UCSD data at this scale instead of --source")
     p.add_argument("--generate-ratings", type=float, help="generate goodbooks-format ratings at this scale")
     p.add_argument("--format", choices=["goodbooks", "goodreads"], required=True)
+    p.add_argument(
+        "--next-shelves",
+        type=int,
+        metavar="N",
+        help="the sparse shape: N shelves per user as input, the next N as truth (written as UCSD CSVs)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
     p.add_argument("run_args", nargs="*", help="extra `recspark run` arguments (after --)")
@@ -141,7 +193,11 @@ def main() -> None:
         if a.generate_ratings:
             to_goodbooks(src, work / "generated-goodbooks")
             src = work / "generated-goodbooks"
-    truth = prepare(src.resolve(), a.format, work / "input", a.seed)
+    if a.next_shelves:
+        truth = prepare_next(src.resolve(), a.format, work / "input", a.next_shelves, a.seed)
+        a.format = "goodreads"
+    else:
+        truth = prepare(src.resolve(), a.format, work / "input", a.seed)
     lake = work / "lakehouse"
     cmd = [
         sys.executable, "-m", "recspark.cli", "run", "--source", str(work / "input"), "--format", a.format,

@@ -32,6 +32,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -211,6 +213,28 @@ def _finish(spark: SparkSession, checkpoint_dir: str | None, log_level: str | No
         default = cache_dir() / "checkpoints"
         default.mkdir(parents=True, exist_ok=True)
         spark.sparkContext.setCheckpointDir(str(default))
+
+
+@contextmanager
+def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """Set SQL settings for the block and restore the previous values after it. A platform that refuses a
+    setting (some managed runtimes do) keeps its own value: these are tuning hints, never needed for a result."""
+    before: dict[str, str | None] = {}
+    for key, value in conf.items():
+        try:
+            old = spark.conf.get(key, None)
+            spark.conf.set(key, value)
+            before[key] = old
+        except Exception as exc:  # noqa: BLE001 -- the platform's own error type varies
+            log.debug("could not set %s=%s: %s", key, value, exc)
+    try:
+        yield
+    finally:
+        for key, old in before.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
 
 
 def ensure_delta_jars() -> list[str]:

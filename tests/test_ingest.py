@@ -420,23 +420,23 @@ def test_real_goodbooks_to_read(spark, lake):
 @pytest.mark.parametrize(
     "broadcast_keys", [1_000_000, 0]
 )  # a few duplicated keys; more than the broadcast cap
-def test_dedupe_keeps_the_latest_update_then_the_smallest_raw(spark, monkeypatch, broadcast_keys):
+def test_dedupe_keeps_the_latest_update_then_the_smallest_content(spark, monkeypatch, broadcast_keys):
     from recspark import bronze
 
     monkeypatch.setattr(bronze, "DEDUPE_BROADCAST_KEYS", broadcast_keys)
-    rows = [  # (user_id, book_id, date_updated, _raw)
+    rows = [  # (user_id, book_id, date_updated, review_id)
         ("u1", 1, "2017-01-02", "b"),  # u1/1: the latest update wins
         ("u1", 1, "2017-01-03", "c"),
         ("u1", 1, None, "a"),
-        ("u1", 2, "2017-01-01", "z"),  # u1/2: equal updates, the smaller raw text wins
+        ("u1", 2, "2017-01-01", "z"),  # u1/2: equal updates, the smaller content wins (review_id)
         ("u1", 2, "2017-01-01", "y"),
         ("u2", 1, None, "d"),  # single rows are kept as they are
         ("u2", 2, "2017-05-05", "e"),
     ]
-    valid = spark.createDataFrame(rows, "user_id string, book_id long, date_updated string, _raw string")
+    valid = spark.createDataFrame(rows, "user_id string, book_id long, date_updated string, review_id string")
     kept, n = bronze.dedupe(valid, goodreads.INTERACTIONS_JSON, len(rows))
     assert n == 4
-    assert sorted(r["_raw"] for r in kept.collect()) == ["c", "d", "e", "y"]
+    assert sorted(r["review_id"] for r in kept.collect()) == ["c", "d", "e", "y"]
 
 
 def test_dedupe_without_duplicates_returns_the_rows_unshuffled(spark):
