@@ -448,3 +448,36 @@ def test_dedupe_without_duplicates_returns_the_rows_unshuffled(spark):
     )
     kept, n = bronze.dedupe(valid, goodreads.INTERACTIONS_JSON, 2)
     assert n == 2 and kept is valid
+
+
+def test_session_conf_is_restored_after_the_block_even_when_it_raises(spark):
+    from recspark.spark import session_conf
+
+    key = "spark.sql.inMemoryColumnarStorage.compressed"
+    before = spark.conf.get(key)
+    with session_conf(spark, {key: "false"}):
+        assert spark.conf.get(key) == "false"
+    assert spark.conf.get(key) == before
+    with pytest.raises(RuntimeError), session_conf(spark, {key: "false"}):
+        raise RuntimeError("boom")
+    assert spark.conf.get(key) == before
+
+
+def test_bronze_caches_no_raw_text_of_valid_lines_and_keeps_rejected_ones(spark, lake, tmp_path):
+    from recspark import bronze
+
+    src = tmp_path / "ratings.jsonl"
+    src.write_text(
+        '{"user_id": "u1", "book_id": "7", "is_read": true, "rating": 5}\n'
+        '{"user_id": "u2", "book_id": "x", "is_read": true, "rating": 5}\n'
+    )
+    _, bad, counts, parsed = bronze.ingest_file(
+        spark, goodreads.INTERACTIONS_JSON, str(src), src.stat().st_size, "r1", F.current_timestamp()
+    )
+    try:
+        raws = {r["user_id"]: r["_raw"] for r in parsed.collect()}
+        assert raws["u1"] is None and raws["u2"].startswith('{"user_id": "u2"')
+        assert [r[C.RAW] for r in bad.collect()] == [raws["u2"]]
+        assert (counts.read, counts.ingested, counts.quarantined) == (2, 1, 1)
+    finally:
+        parsed.unpersist()
