@@ -34,14 +34,17 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "quality.json"
 
 
+def random_order(df: pd.DataFrame, user: str, seed: int) -> tuple[pd.Series, pd.Series]:
+    """``(position, count)`` of each row within its user's rows, in a random (seeded) order: 1..n and n."""
+    r = pd.Series(np.random.default_rng(seed).random(len(df)), index=df.index)
+    return r.groupby(df[user]).rank(method="first"), df.groupby(user)[user].transform("size")
+
+
 def holdout(df: pd.DataFrame, user: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per user, ``round(fraction * n)`` random rows held out (users with one row keep it)."""
-    rng = np.random.default_rng(seed)
-    df = df.assign(_r=rng.random(len(df)))
-    df["_i"] = df.groupby(user)["_r"].rank(method="first")
-    n = df.groupby(user)[user].transform("size")
-    test = (df["_i"] <= np.floor(n * fraction + 0.5)) & (n > 1)
-    return df[~test].drop(columns=["_r", "_i"]), df[test].drop(columns=["_r", "_i"])
+    i, n = random_order(df, user, seed)
+    test = (i <= np.floor(n * fraction + 0.5)) & (n > 1)
+    return df[~test], df[test]
 
 
 def prepare(src: Path, fmt: str, out: Path, seed: int) -> pd.DataFrame:
@@ -90,11 +93,8 @@ def prepare_next(src: Path, fmt: str, out: Path, n: int, seed: int) -> pd.DataFr
         rows = pd.read_csv(src / name)[["user_id", "book_id"]].assign(is_read=0)
     else:
         rows = pd.read_csv(src / "goodreads_interactions.csv")[["user_id", "book_id", "is_read"]]
-    rng = np.random.default_rng(seed)
-    rows = rows.assign(_r=rng.random(len(rows)))
-    rows["_i"] = rows.groupby("user_id")["_r"].rank(method="first")
-    size = rows.groupby("user_id")["user_id"].transform("size")
-    rows = rows[(size >= 2 * n) & (rows["_i"] <= 2 * n)]
+    i, size = random_order(rows, "user_id", seed)
+    rows = rows.assign(_i=i)[(size >= 2 * n) & (i <= 2 * n)]
     users = {u: i for i, u in enumerate(sorted(rows["user_id"].unique()))}
     books = {b: i for i, b in enumerate(sorted(rows["book_id"].unique()))}
     csv = pd.DataFrame(
