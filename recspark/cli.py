@@ -323,6 +323,7 @@ def _cfg(args: argparse.Namespace, lake, evaluate: bool = True, use_tuned: bool 
         split_kind=getattr(args, "split", "holdout"),
         diversity=getattr(args, "diversity", 0.0),
         item_level=getattr(args, "item_level", None),
+        keep_runs=getattr(args, "keep_runs", 5),
     )
 
 
@@ -492,6 +493,15 @@ def guard_opts(sp: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def retention_opts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--keep-runs",
+        type=_positive_int,
+        default=5,
+        help="published runs kept in gold after a publish (older ones and their rankers are deleted; default 5)",
+    )
+
+
 def guard_of(args: argparse.Namespace):
     from recspark.tables import ShrinkGuard
 
@@ -570,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shrink past --max-shrink",
     )
     guard_opts(r, "a new silver.interactions or new published lists")
+    retention_opts(r)
     r.add_argument("--no-evaluate", action="store_true", help="skip the offline evaluation")
     r.add_argument(
         "--tune",
@@ -643,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="publish even when the lists shrink past --max-shrink"
     )
     guard_opts(pb, "new published lists")
+    retention_opts(pb)
     diversity_opts(pb)
     spark_opts(pb)
     model_opts(pb)

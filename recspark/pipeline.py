@@ -41,7 +41,7 @@ from recspark.ingest import last_fingerprint
 from recspark.itemcf import ItemCfParams
 from recspark.ranker import RankerParams
 from recspark.stars import StarsParams
-from recspark.tables import MODEL, SILVER, Lakehouse, ShrinkGuard
+from recspark.tables import GOLD, MODEL, SILVER, Lakehouse, ShrinkGuard
 from recspark.works import ITEM_LEVELS, Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ def make_config(
     split_kind: str = "holdout",
     diversity: float = 0.0,
     item_level: str | None = None,
+    keep_runs: int = 5,
 ) -> RunConfig:
     """The run configuration: defaults, then the choices of the latest tuning in ``lake`` (when ``use_tuned``),
     then every explicitly given value (None = not given). ``model`` "auto" or None: the tuning's choice."""
@@ -153,6 +154,7 @@ def make_config(
         split=split_kind,
         diversity=diversity,
         item_level=item_level or RunConfig.item_level,
+        keep_runs=keep_runs,
     )
     found = tune.stored(lake) if (use_tuned and lake is not None) else None
     if found and (found.get("best") or found.get("model")):
@@ -683,6 +685,7 @@ def run_pipeline(
         counts = publish_model(spark, lake, cfg, run_id, model_run, timer, first_step=n + 1, guard=guard)
         mark_published(counts)
     cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
+    clean_old_rankers(spark, lake)
     if tracker is not None:
         tracker.finish(timer.timings, counts)
     return published_summary(run_id, model_run, cfg, counts, timer, cleaned, ev, tune_summary)
@@ -924,9 +927,9 @@ def publish_stage(
     with recorded_run(lake, run_id, cfg, input_versions(lake), timer, model_run=model_run) as mark_published:
         counts = publish_model(spark, lake, cfg, run_id, model_run, timer, guard=guard)
         mark_published(counts)
-    return published_summary(
-        run_id, model_run, cfg, counts, timer, publish.clean_old_runs(lake, cfg.keep_runs)
-    )
+    cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
+    clean_old_rankers(spark, lake)
+    return published_summary(run_id, model_run, cfg, counts, timer, cleaned)
 
 
 def as_trained(cfg: RunConfig, trained: dict) -> RunConfig:
@@ -954,6 +957,31 @@ def books_of(lake: Lakehouse) -> DataFrame | None:
 def ranker_path(lake: Lakehouse, versions: dict) -> str:
     """Where the ranker trained by the tuning of these inputs is saved."""
     return f"{lake.root.rstrip('/')}/{MODEL}/_ranker/{_digest(input_key(versions))}"
+
+
+def clean_old_rankers(spark: SparkSession, lake: Lakehouse) -> list[str]:
+    """Delete the saved rankers under ``model/_ranker`` that no run left in ``gold.runs`` publishes with and that
+    were not trained for the current inputs (call after :func:`publish.clean_old_runs`). A ranker is saved per
+    input key, and an old key never comes back (table versions only grow), so nothing else can load these."""
+    root = f"{lake.root.rstrip('/')}/{MODEL}/_ranker"
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(root)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return []
+    keep = [ranker_path(lake, input_versions(lake))]
+    if lake.exists(GOLD, "runs"):
+        for row in lake.read(GOLD, "runs").select("params").collect():
+            keep.append(json.loads(row["params"] or "{}").get("ranker_model") or "")
+    kept = {k.rstrip("/").rsplit("/", 1)[-1] for k in keep if k}  # by digest: paths may differ in scheme
+    doomed = [
+        st.getPath() for st in fs.listStatus(path) if st.isDirectory() and st.getPath().getName() not in kept
+    ]
+    for p in doomed:
+        fs.delete(p, True)
+    if doomed:
+        log.info("removed %d rankers of runs no longer kept", len(doomed))
+    return [p.getName() for p in doomed]
 
 
 def load_ranker(cfg: RunConfig):

@@ -49,6 +49,7 @@ def test_model_outside_models_is_refused_before_any_work(capsys):
         (["run", "--k", "0"], "must be at least 1"),
         (["recommend", "--k", "-3"], "must be at least 1"),
         (["similar", "--min-readers", "0"], "must be at least 1"),
+        (["publish", "--keep-runs", "0"], "must be at least 1"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
@@ -65,3 +66,14 @@ def test_a_lakehouse_that_is_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--lakehouse", str(not_a_folder)])
     assert exit_info.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_keep_runs_reaches_the_run_configuration_and_no_key(tmp_path):
+    from recspark.pipeline import RunConfig, model_run_id, publication_id
+
+    args = cli.build_parser().parse_args(["run", "--keep-runs", "2", "--lakehouse", str(tmp_path / "lake")])
+    cfg = cli._cfg(args, None, use_tuned=False)
+    assert cfg.keep_runs == 2
+    default = RunConfig()
+    assert model_run_id({}, cfg) == model_run_id({}, default)
+    assert publication_id("model-x", cfg) == publication_id("model-x", default)

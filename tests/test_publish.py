@@ -95,3 +95,21 @@ def test_every_fault_is_named_and_counted(spark, lake):
         "2 similar-books rows list an edition of the query's own work",
     ):
         assert fault in text, fault
+
+
+def test_rankers_of_runs_no_longer_kept_are_removed(spark, lake, tmp_path):
+    import json
+    from pathlib import Path
+
+    from recspark.pipeline import clean_old_rankers, input_versions, ranker_path
+
+    root = Path(lake.root) / "model" / "_ranker"
+    current = ranker_path(lake, input_versions(lake)).rsplit("/", 1)[-1]
+    for name in ("old", "published", current):
+        (root / name).mkdir(parents=True)
+        (root / name / "metadata").write_text("{}")
+    runs = [("run-a", json.dumps({"ranker_model": f"file:{root}/published"})), ("run-b", json.dumps({}))]
+    lake.write(spark.createDataFrame(runs, "run_id string, params string"), GOLD, "runs")
+    assert clean_old_rankers(spark, lake) == ["old"]
+    assert sorted(p.name for p in root.iterdir()) == sorted(["published", current])
+    assert clean_old_rankers(spark, lake) == []
