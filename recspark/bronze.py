@@ -38,7 +38,7 @@ from recspark import columns as C
 from recspark.frames import union_all
 from recspark.sources.spec import STRING, UCSD_DATE_PATTERN, Field, FileSpec, SourceFiles
 from recspark.spark import session_conf
-from recspark.tables import BRONZE, Lakehouse
+from recspark.tables import BRONZE, Lakehouse, hadoop_path
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,7 @@ class FileCounts:
 # -- finding files ------------------------------------------------------------------------------------------
 def list_dir(spark: SparkSession, directory: str) -> list[tuple[str, int, int]]:
     """(path, size, mtime) of the files in ``directory`` (any Hadoop file system: local, s3a, abfss, dbfs)."""
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(directory)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, path = hadoop_path(spark, directory)
     if not fs.exists(path):
         raise IngestError(f"source directory not found: {directory}")
     return sorted(

@@ -41,7 +41,7 @@ from recspark.ingest import last_fingerprint
 from recspark.itemcf import ItemCfParams
 from recspark.ranker import RankerParams
 from recspark.stars import StarsParams
-from recspark.tables import GOLD, MODEL, SILVER, Lakehouse, ShrinkGuard
+from recspark.tables import GOLD, MODEL, SILVER, Lakehouse, ShrinkGuard, hadoop_path
 from recspark.works import ITEM_LEVELS, Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
@@ -684,8 +684,7 @@ def run_pipeline(
                 fit_and_save(spark, lake, interactions, cfg, model_run)
         counts = publish_model(spark, lake, cfg, run_id, model_run, timer, first_step=n + 1, guard=guard)
         mark_published(counts)
-    cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
-    clean_old_rankers(spark, lake)
+    cleaned = clean_old(spark, lake, cfg.keep_runs)
     if tracker is not None:
         tracker.finish(timer.timings, counts)
     return published_summary(run_id, model_run, cfg, counts, timer, cleaned, ev, tune_summary)
@@ -927,9 +926,7 @@ def publish_stage(
     with recorded_run(lake, run_id, cfg, input_versions(lake), timer, model_run=model_run) as mark_published:
         counts = publish_model(spark, lake, cfg, run_id, model_run, timer, guard=guard)
         mark_published(counts)
-    cleaned = publish.clean_old_runs(lake, cfg.keep_runs)
-    clean_old_rankers(spark, lake)
-    return published_summary(run_id, model_run, cfg, counts, timer, cleaned)
+    return published_summary(run_id, model_run, cfg, counts, timer, clean_old(spark, lake, cfg.keep_runs))
 
 
 def as_trained(cfg: RunConfig, trained: dict) -> RunConfig:
@@ -959,14 +956,19 @@ def ranker_path(lake: Lakehouse, versions: dict) -> str:
     return f"{lake.root.rstrip('/')}/{MODEL}/_ranker/{_digest(input_key(versions))}"
 
 
+def clean_old(spark: SparkSession, lake: Lakehouse, keep_runs: int) -> list[str]:
+    """Retention after a publish: all but the newest ``keep_runs`` published runs leave gold, then the rankers no
+    kept run publishes with. Returns the removed run ids."""
+    cleaned = publish.clean_old_runs(lake, keep_runs)
+    clean_old_rankers(spark, lake)
+    return cleaned
+
+
 def clean_old_rankers(spark: SparkSession, lake: Lakehouse) -> list[str]:
     """Delete the saved rankers under ``model/_ranker`` that no run left in ``gold.runs`` publishes with and that
-    were not trained for the current inputs (call after :func:`publish.clean_old_runs`). A ranker is saved per
+    were not trained for the current inputs (:func:`clean_old` calls it after :func:`publish.clean_old_runs`). A ranker is saved per
     input key, and an old key never comes back (table versions only grow), so nothing else can load these."""
-    root = f"{lake.root.rstrip('/')}/{MODEL}/_ranker"
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(root)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, path = hadoop_path(spark, f"{lake.root.rstrip('/')}/{MODEL}/_ranker")
     if not fs.exists(path):
         return []
     keep = [ranker_path(lake, input_versions(lake))]

@@ -32,6 +32,12 @@ SESSION_CATALOG = "spark_catalog"
 WARN_SHRINK = 0.5  # a new table version with less than half the rows of the one it replaces is logged
 
 
+def hadoop_path(spark: SparkSession, location: str):
+    """``(file system, path)`` of ``location`` through Hadoop (any scheme Spark reads: local, s3a, abfss, dbfs)."""
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(location)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
 @dataclass(frozen=True)
 class ShrinkGuard:
     """How far a new silver table, or a new published run's gold lists, may shrink against what it replaces.
@@ -252,7 +258,5 @@ class Lakehouse:
         if self.catalog:
             self.spark.sql(f"DROP TABLE IF EXISTS {self.identifier(layer, name)}")
             return
-        jvm = self.spark.sparkContext._jvm
-        path = jvm.org.apache.hadoop.fs.Path(self.path(layer, name))
-        fs = path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        fs, path = hadoop_path(self.spark, self.path(layer, name))
         fs.delete(path, True)
