@@ -84,6 +84,57 @@ def test_json_parse_types_and_reasons(spark):
     )  # it used to be ingested as 5, unrecorded
 
 
+class _Pairs(list):
+    pass
+
+
+def _repeats_a_key(line: str) -> bool:
+    """The oracle: does the line's top-level JSON object name a key twice?"""
+    top = json.loads(line, object_pairs_hook=_Pairs)
+    return isinstance(top, _Pairs) and len({k for k, _ in top}) < len(top)
+
+
+def test_repeated_keys_are_found_whatever_the_colons_escapes_and_spacing(spark):
+    """A repeated top-level key is quarantined exactly when Python's parser sees one: a brute-force comparison on
+    random lines built to confuse a check (colons in values and key names, escaped colons, nulls, unknown and
+    nested keys, spacing around the colon)."""
+    import random
+
+    rng = random.Random(5)
+    keys = ["user_id", "book_id", "rating", "is_read", "date_added", "read_at", "extra", "a:b"]
+    values = [
+        "4",
+        "true",
+        "null",
+        '"Thu Aug 17 15:15:28 -0700 2017"',
+        '"x\\u003ay"',
+        '"no colon"',
+        '"a \\"quoted\\": b"',
+        '{"x": 1, "x": 2}',
+        '["1:2"]',
+        '""',
+    ]
+    lines = [
+        '{"user_id": "u", "book_id": "1", "rating": 4, "date_added": "Thu Aug 17 15:15:28 -0700 2017"}',
+        '{"user_id": "u", "book_id": "1", "rating": 4, "rating" : 5}',
+        '{"user_id":"u","book_id":"1","read_at":"x","read_at":"\\u003a"}',  # an escaped colon
+        '{"user_id": "u", "book_id": "1", "extra": 1, "extra": 2}',
+    ]
+    for _ in range(300):
+        n = rng.randint(1, 6)
+        sep = rng.choice([": ", ":", " : "])
+        lines.append(
+            "{" + ", ".join(f'"{rng.choice(keys)}"{sep}{rng.choice(values)}' for _ in range(n)) + "}"
+        )
+    lines = list(dict.fromkeys(lines))
+    rows = parsed_rows(spark, goodreads.INTERACTIONS_JSON, lines)
+    wrong = [
+        x for x in lines if ("duplicate key in the object" in (rows[x]["_reason"] or "")) != _repeats_a_key(x)
+    ]
+    assert not wrong, wrong[:5]
+    assert sum(map(_repeats_a_key, lines)) >= 50 and rows[lines[2]]["_reason"] is not None
+
+
 def test_metadata_strings_become_typed_and_empty_is_missing(spark):
     line = (
         '{"book_id": "5333265", "work_id": "", "num_pages": "256", "average_rating": "4.00", "is_ebook": "false",'
