@@ -62,6 +62,30 @@ def small_generated(tmp_path_factory):
     return out, counts
 
 
+@pytest.fixture(scope="session")
+def small_csv_only(small_generated, tmp_path_factory):
+    """The three CSVs of ``small_generated`` alone (hard links), as the UCSD CSV release ships them: for tests of
+    the deployment ways (cluster, notebooks), where the metadata files only add ingest time."""
+    src, counts = small_generated
+    out = tmp_path_factory.mktemp("raw") / "csv-only"
+    out.mkdir()
+    for name in ("goodreads_interactions.csv", "user_id_map.csv", "book_id_map.csv"):
+        os.link(src / name, out / name)
+    return out, counts
+
+
+@pytest.fixture(scope="session")
+def ingested(spark, small_generated, tmp_path_factory):
+    """``small_generated`` ingested once: ``(lake, IngestResult)``. Shared: a test that changes the lakehouse takes
+    a private copy first (:func:`copy_of`)."""
+    from recspark.ingest import run_ingest
+    from recspark.tables import Lakehouse
+
+    src, _ = small_generated
+    lake = Lakehouse(spark, str(tmp_path_factory.mktemp("ingested") / "lakehouse"))
+    return lake, run_ingest(spark, lake, str(src), "goodreads", "ingest-1")
+
+
 @pytest.fixture()
 def lake(spark, tmp_path):
     from recspark.tables import Lakehouse
@@ -83,15 +107,12 @@ def e2e_cfg(**kw):
 
 
 @pytest.fixture(scope="session")
-def published(spark, small_generated, tmp_path_factory):
+def published(spark, small_generated, ingested, tmp_path_factory):
     """A lakehouse with one published run of the small generated data: ``(lake, summary, raw folder)``."""
-    from recspark.ingest import run_ingest
     from recspark.pipeline import run_pipeline
-    from recspark.tables import Lakehouse
 
     src, _ = small_generated
-    lake = Lakehouse(spark, str(tmp_path_factory.mktemp("e2e") / "lakehouse"))
-    run_ingest(spark, lake, str(src), "goodreads", "ingest-1")
+    lake = copy_of(ingested[0], tmp_path_factory.mktemp("e2e") / "lakehouse")
     summary = run_pipeline(spark, lake, e2e_cfg(), tmp_path_factory.mktemp("reports"))
     return lake, summary, src
 

@@ -82,8 +82,8 @@ def test_every_notebook_is_databricks_source_with_prose_and_widgets():
 
 
 @pytest.fixture(scope="module")
-def catalog_lake(spark, small_generated, tmp_path_factory):
-    src, _ = small_generated
+def catalog_lake(spark, small_csv_only, tmp_path_factory):
+    src, _ = small_csv_only
     common = {
         "lakehouse": str(tmp_path_factory.mktemp("nb") / "lakehouse"),
         "catalog": "spark_catalog",

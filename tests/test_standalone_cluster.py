@@ -126,11 +126,11 @@ def dist(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_pipeline_on_a_standalone_cluster(cluster, dist, small_generated, tmp_path):
+def test_pipeline_on_a_standalone_cluster(cluster, dist, small_csv_only, tmp_path):
     from deltalake import DeltaTable
 
     url, work = cluster
-    src, _ = small_generated
+    src, _ = small_csv_only
     lake = tmp_path / "lakehouse"
     env = {
         **clean_env(),

@@ -15,6 +15,7 @@ from recspark.als import AlsParams
 from recspark.features import PREFERENCE, Weights, preference
 from recspark.pipeline import RunConfig, TuneOptions, make_split, run_pipeline
 from recspark.tune import Trial
+from tests.conftest import copy_of
 
 
 def test_sample_spans_the_space_and_starts_with_the_default():
@@ -172,13 +173,8 @@ def test_liked_keeps_unrated_and_four_or_five_stars(spark):
 
 
 @pytest.fixture(scope="module")
-def tuned(spark, small_generated, tmp_path_factory):
-    from recspark.ingest import run_ingest
-    from recspark.tables import Lakehouse
-
-    src, _ = small_generated
-    lake = Lakehouse(spark, str(tmp_path_factory.mktemp("tune") / "lakehouse"))
-    run_ingest(spark, lake, str(src), "goodreads", "ingest-tune")
+def tuned(spark, ingested, tmp_path_factory):
+    lake = copy_of(ingested[0], tmp_path_factory.mktemp("tune") / "lakehouse")
     cfg = RunConfig(
         k=5,
         ks=[5, 10],
