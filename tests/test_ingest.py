@@ -167,6 +167,18 @@ def tiny_ucsd(dir_, extra_rows=(), header=None):
     return dir_
 
 
+@pytest.fixture(scope="module")
+def tiny_ingested(spark, tmp_path_factory):
+    """``(lake, source)``: :func:`tiny_ucsd` ingested once (run ``run1``); a test takes a copy (:func:`copy_of`)
+    of the lakehouse before changing it, and never changes the source."""
+    from recspark.tables import Lakehouse
+
+    src = tiny_ucsd(tmp_path_factory.mktemp("tiny") / "src")
+    lake = Lakehouse(spark, str(src.parent / "lakehouse"))
+    run_ingest(spark, lake, str(src), "goodreads", "run1")
+    return lake, src
+
+
 def test_tiny_ucsd_csv_only_with_bad_rows(spark, lake, tmp_path):
     src = tiny_ucsd(
         tmp_path / "src", extra_rows=[[0, 0, 1, 5, 1], [1, 9, 1, 5, 0], [1, "x", 1, 1, 0], [5, 0, 1, 9, 0]]
@@ -257,13 +269,12 @@ def test_missing_required_files(spark, lake, tmp_path):
     assert not lake.exists("bronze", "interactions_csv")
 
 
-def test_a_header_only_interactions_file_never_empties_silver(spark, lake, tmp_path):
+def test_a_header_only_interactions_file_never_empties_silver(spark, tiny_ingested, tmp_path):
     """Issue #11: with the id maps present and an interactions CSV holding only its header, ingest used to
     record success and overwrite silver with 0 rows. Now it is refused and silver keeps its rows."""
     import shutil
 
-    src = tiny_ucsd(tmp_path / "src")
-    run_ingest(spark, lake, str(src), "goodreads", "run1")
+    lake, src = copy_of(tiny_ingested[0], tmp_path / "lake"), tiny_ingested[1]
     before = {t: lake.version("silver", t) for t in ("users", "books", "interactions")}
     empty = tmp_path / "header-only"
     shutil.copytree(src, empty)
@@ -366,9 +377,8 @@ def test_round_trip_counts_reconcile_and_rerun_changes_nothing(spark, ingested, 
     assert lake.read("silver", "interactions").subtract(inter).count() == 0
 
 
-def test_indices_stay_stable_when_new_users_arrive(spark, lake, tmp_path):
-    src = tiny_ucsd(tmp_path / "src")
-    run_ingest(spark, lake, str(src), "goodreads", "r1")
+def test_indices_stay_stable_when_new_users_arrive(spark, tiny_ingested, tmp_path):
+    lake, src = copy_of(tiny_ingested[0], tmp_path / "lake"), tiny_ucsd(tmp_path / "src")  # the same files
     before = {r[C.USER_ID]: r[C.USER_IDX] for r in lake.read("silver", "users").collect()}
     write_csv(
         src / "user_id_map.csv", ["user_id_csv", "user_id"], [[0, "a" * 32], [1, "b" * 32], [2, "0" * 32]]
@@ -380,11 +390,10 @@ def test_indices_stay_stable_when_new_users_arrive(spark, lake, tmp_path):
     assert {k: after[k] for k in before} == before and after["0" * 32] == 2  # new id appended, old kept
 
 
-def test_silver_constraints_reject_bad_writes(spark, lake, tmp_path):
+def test_silver_constraints_reject_bad_writes(tiny_ingested, tmp_path):
     from pyspark.errors import PySparkException
 
-    src = tiny_ucsd(tmp_path / "src")
-    run_ingest(spark, lake, str(src), "goodreads", "r1")
+    lake = copy_of(tiny_ingested[0], tmp_path / "lake")
     bad = lake.read("silver", "interactions").withColumn(C.RATING, F.lit(7))
     with pytest.raises((PySparkException, Exception), match="(?i)constraint|rating"):
         bad.write.format("delta").mode("append").save(lake.path("silver", "interactions"))
