@@ -369,7 +369,8 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
 
     from recspark.pipeline import model_of, recommend_stage, similar_stage
 
-    lake, (_, first, src) = copy_of(published[0], tmp_path / "lake"), published
+    _, first, src = published
+    lake = copy_of(published[0], tmp_path / "lake")
     summary = run_pipeline(spark, lake, cfg(model="itemcf", evaluate=False), tmp_path)
     run_id, model_run = summary["run_id"], summary["model_run_id"]
     assert run_id != first["run_id"] and model_of(lake, model_run) == "itemcf"
