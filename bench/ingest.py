@@ -74,7 +74,9 @@ def main() -> None:
     runs = [ingest(raw) for _ in range(args.repeat)]
     # each way in for the interactions alone (bronze + silver + bookkeeping), as a user with only those files
     paths = {name: path_folder(raw, name, files) for name, files in PATHS.items()}
-    path_runs = {name: [ingest(folder)[1] for _ in range(args.repeat)] for name, folder in paths.items()}
+    path_runs = {
+        name: [round(ingest(folder)[1], 2) for _ in range(args.repeat)] for name, folder in paths.items()
+    }
     path_seconds = {name: round(statistics.median(t), 2) for name, t in path_runs.items()}
     path_ratio = round(path_seconds["gz JSON"] / path_seconds["CSV"], 2)
     result = runs[-1][0]
