@@ -243,7 +243,10 @@ def print_parameters(summary: dict) -> None:
     )
     if "itemcf" in cfg.models:
         ic = cfg.itemcf
-        print(f"  item-CF: {ic.similarity} similarity, {ic.neighbours} neighbours per book")
+        if ic.similarity == "ease":
+            print(f"  item-CF: EASE weights (l2 {ic.ease_l2:g}), {ic.neighbours} per book at most")
+        else:
+            print(f"  item-CF: {ic.similarity} similarity, {ic.neighbours} neighbours per book")
     rk = (tuning or {}).get("ranker")
     if rk and rk.get("skipped"):
         print(f"  two-stage ranker: not trained ({rk['skipped']})")

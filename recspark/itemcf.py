@@ -16,6 +16,9 @@ Algorithm:
    * ``jaccard``: ``c_ab / (n_a + n_b - c_ab)``
    * ``lift``:    ``c_ab · U / (n_a · n_b)`` (``U`` users; favours rare pairs, so it is noisier)
 
+   * ``ease``:    weights learned in closed form from the same counts (:mod:`recspark.ease`: a ridge
+     regression of each book on all the others over the most-read books; the driver inverts the Gram matrix)
+
    With unit weights, cosine is ``|A∩B| / sqrt(|A|·|B|)`` and Jaccard ``|A∩B| / |A∪B|`` over the readers.
    Pairs seen by fewer than ``min_common`` users are dropped (noise). Each book keeps its top
    ``neighbours`` by similarity (ties to the smaller index) in ``model/neighbours``.
@@ -53,13 +56,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recspark import columns as C
+from recspark import ease
 from recspark.columns import RANK, SCORE
 from recspark.foldin import csr_positions
 from recspark.works import Works
 
 log = logging.getLogger(__name__)
 
-SIMILARITIES = ("cosine", "jaccard", "lift")
+SIMILARITIES = ("cosine", "jaccard", "lift", "ease")
 MAX_USER_BOOKS = 100
 BROADCAST_MB = 256  # largest neighbour table scored by the broadcast kernel (8 bytes per entry)
 NEIGHBOUR_IDX = C.NEIGHBOUR_IDX
@@ -76,12 +80,15 @@ class ItemCfParams:
     min_common: int = 1  # a pair needs this many common readers
     half_life_days: float | None = None  # None: no time decay
     seed: int = 42
+    ease_l2: float = 4.0  # similarity "ease": λ = ease_l2 × mean readers of a catalogue book (recspark.ease)
 
     def __post_init__(self) -> None:
         if self.similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {self.similarity!r}; choose one of {SIMILARITIES}")
         if self.neighbours < 1 or self.max_user_books < 2 or self.min_common < 1:
             raise ValueError(f"item-CF needs neighbours >= 1, max_user_books >= 2, min_common >= 1: {self}")
+        if self.ease_l2 <= 0:
+            raise ValueError(f"ease_l2 must be positive, not {self.ease_l2}")
         if self.half_life_days is not None and self.half_life_days <= 0:
             raise ValueError(f"half_life_days must be positive, not {self.half_life_days}")
 
@@ -191,7 +198,11 @@ class Cooccurrence:
         n_pairs = self.pairs.count()
         log.info("item-CF: %s co-occurring book pairs over %s users", f"{n_pairs:,}", f"{self.n_users:,}")
 
-    def neighbours(self, similarity_kind: str, n: int, min_common: int = 1) -> DataFrame:
+    def neighbours(
+        self, similarity_kind: str, n: int, min_common: int = 1, ease_l2: float = 4.0
+    ) -> DataFrame:
+        if similarity_kind == "ease":
+            return ease.neighbours(self.pairs, self.sums, n, ease_l2)
         sims = similarity(self.pairs, self.sums, similarity_kind, self.n_users, min_common)
         return top_neighbours(sims, n)
 
@@ -204,7 +215,7 @@ def fit(interactions: DataFrame, params: ItemCfParams) -> DataFrame:
     """The neighbour table ``(book_idx, rank, neighbour_idx, score)``, materialised (cached and counted)."""
     co = Cooccurrence(interactions, params)
     try:
-        table = co.neighbours(params.similarity, params.neighbours, params.min_common).cache()
+        table = co.neighbours(params.similarity, params.neighbours, params.min_common, params.ease_l2).cache()
         table.count()
     finally:
         co.release()

@@ -130,8 +130,10 @@ def test_series_order_by_hand(spark):
         BOOKS_SCHEMA,
     )
     # user 1 read nothing of Dune: #3 -> #1 (book 0, the most read edition), #2 -> #1 again (closes up)
-    # user 2 read Dune #1 (edition 7): #3 -> #2; user 3 read the Hobbit: the Two Towers stands
-    shelves = spark.createDataFrame([(1, 3), (2, 7), (3, 4), (9, 0), (8, 0)], SHELF_SCHEMA)
+    # user 2 read Dune #1 (edition 7): started the series, #3 stands (the gap at #2 is the reader's choice);
+    # user 3 read the Hobbit: the Two Towers stands; user 4 read Children of Dune (#3), nothing before #2, but
+    # has started the series: #2 stands; user 5 read nothing of Dune: #2 -> #1 (book 0)
+    shelves = spark.createDataFrame([(1, 3), (2, 7), (3, 4), (4, 2), (9, 0), (8, 0)], SHELF_SCHEMA)
     recs = spark.createDataFrame(
         [
             (1, 1, 2, 0.9),
@@ -140,6 +142,8 @@ def test_series_order_by_hand(spark):
             (1, 4, 6, 0.6),
             (2, 1, 2, 0.9),
             (3, 1, 5, 0.9),
+            (4, 1, 1, 0.9),
+            (5, 1, 1, 0.9),
         ],
         "user_idx int, rank int, book_idx int, score double",
     )
@@ -150,7 +154,9 @@ def test_series_order_by_hand(spark):
         (1, 1, 0, "next in series: Dune Chronicles #1"),
         (1, 2, 3, None),
         (1, 3, 6, None),  # #1.5 is not a volume in the order
-        (2, 1, 1, "next in series: Dune Chronicles #2"),
+        (2, 1, 2, None),
         (3, 1, 5, None),
+        (4, 1, 1, None),
+        (5, 1, 0, "next in series: Dune Chronicles #1"),
     ]
     works.release()

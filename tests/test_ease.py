@@ -1,0 +1,95 @@
+"""EASE weights (recspark.ease) on hand-made frames: one hand-computed case, a brute-force oracle that solves
+each book's ridge regression directly, the catalogue cap and the item-CF plumbing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recspark import columns as C
+from recspark import ease, itemcf
+from recspark.itemcf import ItemCfParams
+
+SCHEMA = "user_idx int, book_idx int, date_added timestamp"
+
+
+def shelves(spark, pairs):
+    return spark.createDataFrame([(u, b, None) for u, b in pairs], SCHEMA)
+
+
+def table_of(df) -> dict[tuple[int, int], float]:
+    return {(r[C.BOOK_IDX], r[C.NEIGHBOUR_IDX]): r[C.SCORE] for r in df.collect()}
+
+
+def ease_table(spark, pairs, l2, n=10, max_books=ease.MAX_BOOKS):
+    co = itemcf.Cooccurrence(shelves(spark, pairs), ItemCfParams())
+    try:
+        return ease.neighbours(co.pairs, co.sums, n, l2, max_books)
+    finally:
+        co.release()
+
+
+def test_two_books_by_hand(spark):
+    # u0 {0,1}, u1 {0,1}, u2 {0}: G = [[3, 2], [2, 2]], mean diagonal 2.5, l2 = 0.4 -> lambda = 1
+    # P = inv([[4, 2], [2, 3]]) = [[3, -2], [-2, 4]] / 8
+    # B_01 = -P_01 / P_11 = (2/8) / (4/8) = 1/2; B_10 = -P_10 / P_00 = (2/8) / (3/8) = 2/3
+    got = table_of(ease_table(spark, [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)], l2=0.4))
+    assert got == pytest.approx({(0, 1): 0.5, (1, 0): 2 / 3})
+
+
+def test_weights_match_each_books_own_ridge_regression(spark):
+    """Oracle: for every book i, ridge-regress its column of X on the other books' columns (no self weight):
+    w = (X_oᵀX_o + λI)⁻¹ X_oᵀ x_i. EASE's closed form must give the same weights, positive ones kept."""
+    rng = np.random.default_rng(7)
+    x = (rng.random((40, 6)) < 0.4).astype(float)
+    x[0] = 1.0  # every book has a reader
+    pairs = [(int(u), int(b)) for u, b in zip(*np.nonzero(x))]
+    l2 = 0.5
+    lam = l2 * np.mean(np.diag(x.T @ x))
+    want = {}
+    for i in range(6):
+        others = [j for j in range(6) if j != i]
+        xo = x[:, others]
+        w = np.linalg.solve(xo.T @ xo + lam * np.eye(5), xo.T @ x[:, i])
+        want.update({(j, i): v for j, v in zip(others, w) if v > 0})
+    got = table_of(ease_table(spark, pairs, l2=l2))
+    assert set(got) == set(want)
+    for key, v in want.items():
+        assert got[key] == pytest.approx(v, rel=1e-4), key
+
+
+def test_ranks_by_weight_and_cut_to_n(spark):
+    rng = np.random.default_rng(3)
+    x = (rng.random((60, 8)) < 0.5).astype(float)
+    pairs = [(int(u), int(b)) for u, b in zip(*np.nonzero(x))]
+    full = ease_table(spark, pairs, l2=0.2).collect()
+    cut = ease_table(spark, pairs, l2=0.2, n=2).collect()
+    for book in {r[C.BOOK_IDX] for r in full}:
+        rows = sorted((r for r in full if r[C.BOOK_IDX] == book), key=lambda r: r[C.RANK])
+        assert [r[C.RANK] for r in rows] == list(range(1, len(rows) + 1))
+        assert all(a[C.SCORE] >= b[C.SCORE] > 0 for a, b in zip(rows, rows[1:]))
+        kept = sorted((r for r in cut if r[C.BOOK_IDX] == book), key=lambda r: r[C.RANK])
+        assert [(r[C.NEIGHBOUR_IDX], r[C.RANK]) for r in kept] == [
+            (r[C.NEIGHBOUR_IDX], r[C.RANK]) for r in rows[:2]
+        ]
+
+
+def test_catalogue_is_the_most_read_books(spark):
+    # readers: book 0: 2, book 1: 3, book 2: 2, book 3: 1 -> the 2 most read are 1 and 0 (tie with 2: smaller)
+    pairs = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 1), (2, 2), (3, 3)]
+    got = table_of(ease_table(spark, pairs, l2=0.1, max_books=2))
+    assert {b for pair in got for b in pair} == {0, 1}
+
+
+def test_item_cf_recommends_with_ease_weights(spark):
+    # u0..u2 read {0, 1}; u3 reads {0}: the only candidate for u3 is book 1, explained by book 0
+    pairs = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (4, 2)]
+    data = shelves(spark, pairs)
+    nb = itemcf.fit(data, ItemCfParams(similarity="ease", ease_l2=0.5))
+    rows = itemcf.recommend(data, nb, k=5).where(f"{C.USER_IDX} = 3").collect()
+    assert [(r[C.BOOK_IDX], r[itemcf.BECAUSE_IDX]) for r in rows] == [(1, 0)]
+
+
+def test_ease_l2_must_be_positive():
+    with pytest.raises(ValueError, match="ease_l2"):
+        ItemCfParams(similarity="ease", ease_l2=0.0)
