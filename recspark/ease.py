@@ -90,7 +90,7 @@ def weights(g: np.ndarray, l2: float) -> np.ndarray:
     Gram matrix still inverts)."""
     m = len(g)
     diag = np.diag_indices(m)
-    lam = max(l2 * float(np.mean(g[diag])), 1e-9)
+    lam = max(l2 * float(np.mean(g[diag])), 1e-9) if m else 1.0
     g[diag] += lam
     p = np.linalg.inv(g)
     p /= -np.diag(p)[None, :]

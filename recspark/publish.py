@@ -7,7 +7,7 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
   shelved <title>" or "next in series: <series> #n", see :mod:`recspark.series`). One edition per work, no
   edition of a work the user shelved (:mod:`recspark.works`; checked before publishing)
 * ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title, method``
-  (``method``: ``als`` = cosine of ALS factors, ``itemcf`` = co-occurrence similarity)
+  (``method``: ``als`` = cosine of ALS factors, ``itemcf`` = co-occurrence similarity or EASE weights)
 * ``popular_books``: ``run_id, window, rank, book_id, readers, title, authors`` (cold start and fill-in)
 * ``serving_books``: ``run_id, book_id, title, authors, readers, factors, vector, work_book_id``: every book,
   with the edition that stands for its work, its ALS
@@ -209,7 +209,7 @@ def user_recommendation_rows(recs: DataFrame, users: DataFrame, books: DataFrame
 
 def similar_rows(sims: DataFrame, books: DataFrame, run_id: str, method: str) -> DataFrame:
     """Gold rows from neighbour lists ``(book_idx, rank, neighbour_idx, score)``; ``method`` says which model
-    produced them (``als``: cosine of ALS factors, ``itemcf``: co-occurrence similarity)."""
+    produced them (``als``: cosine of ALS factors, ``itemcf``: co-occurrence similarity or EASE weights)."""
     a = books.select(F.col(C.BOOK_IDX), F.col(C.BOOK_ID), F.col(C.TITLE))
     b = books.select(
         F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX),

@@ -72,11 +72,13 @@ ITEMCF_GRID = (
     {"similarity": "cosine", "neighbours": 400},
     {"similarity": "jaccard", "neighbours": 100},
     {"similarity": "jaccard", "neighbours": 400},
-    # EASE (recspark.ease): λ relative to the mean readers per catalogue book; the best l2 was about 1 on the
-    # real goodbooks-10k to_read shelves and 5-30 on generated ratings, so the grid spans both
+    # EASE (recspark.ease): λ relative to the mean readers per catalogue book. On validation the best l2 was 4
+    # on the real goodbooks-10k to_read shelves, 16 (the top of the first grid, still rising) on generated
+    # ratings and shelves: the grid spans 1 to 64
     {"similarity": "ease", "neighbours": 400, "ease_l2": 1.0},
     {"similarity": "ease", "neighbours": 400, "ease_l2": 4.0},
     {"similarity": "ease", "neighbours": 400, "ease_l2": 16.0},
+    {"similarity": "ease", "neighbours": 400, "ease_l2": 64.0},
 )
 # content configurations: the weight of the popularity prior and the taste half-life (days)
 CONTENT_GRID = (
