@@ -30,11 +30,14 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
 import quality  # noqa: E402
 
+from recspark.series import VOLUME_PATTERN  # noqa: E402
+
 RESULTS = HERE / "results" / "series.json"
-VOLUME = re.compile(r"\(([^()#]+?),\s*#(\d+)\)\s*$")  # recspark.series.VOLUME_PATTERN
+VOLUME = re.compile(VOLUME_PATTERN)
 
 
 def volumes(books: pd.DataFrame) -> dict[int, tuple[str, int]]:

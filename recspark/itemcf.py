@@ -199,7 +199,7 @@ class Cooccurrence:
         log.info("item-CF: %s co-occurring book pairs over %s users", f"{n_pairs:,}", f"{self.n_users:,}")
 
     def neighbours(
-        self, similarity_kind: str, n: int, min_common: int = 1, ease_l2: float = 4.0
+        self, similarity_kind: str, n: int, min_common: int = 1, ease_l2: float = ItemCfParams.ease_l2
     ) -> DataFrame:
         if similarity_kind == "ease":
             return ease.neighbours(self.pairs, self.sums, n, ease_l2)
