@@ -103,11 +103,9 @@ def top_positive(b: np.ndarray, books: np.ndarray, n: int) -> pa.Table:
     (ties: smaller index), ranked 1..; rows with no positive weight have no entry."""
     m = len(b)
     out_b, out_r, out_n, out_s = [], [], [], []
-    keep = min(n, max(m - 1, 0))
-    for lo in range(0, m, _ROWS):
+    keep = min(n, m - 1)  # a book is never its own neighbour
+    for lo in range(0, m if keep > 0 else 0, _ROWS):
         block = b[lo : lo + _ROWS]
-        if keep == 0:
-            break
         cols = np.argpartition(-block, keep - 1, axis=1)[:, :keep]
         vals = np.take_along_axis(block, cols, axis=1)
         rows = np.repeat(np.arange(lo, lo + len(block)), cols.shape[1])
