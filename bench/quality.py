@@ -163,6 +163,18 @@ def score(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> dict[str, flo
     }
 
 
+def published_lists(lake: Path) -> list[tuple[pd.Series, pd.DataFrame]]:
+    """Every published run of ``lake`` (its ``gold/runs`` row), oldest first, with its
+    ``gold/user_recommendations`` rows (``user_id`` as str, ``book_id`` as int64), read with deltalake."""
+    from deltalake import DeltaTable
+
+    runs = DeltaTable(str(lake / "gold" / "runs")).to_pandas()
+    runs = runs[runs["status"] == "published"].sort_values("finished_at")
+    recs = DeltaTable(str(lake / "gold" / "user_recommendations")).to_pandas()
+    recs = recs.assign(user_id=recs["user_id"].astype(str), book_id=recs["book_id"].astype("int64"))
+    return [(run, recs[recs["run_id"] == run["run_id"]]) for _, run in runs.iterrows()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", required=True)
@@ -209,13 +221,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
     if proc.returncode:
         sys.exit(f"recspark run failed ({proc.returncode}); log: {work / 'run.log'}")
-    from deltalake import DeltaTable
-
-    runs = DeltaTable(str(lake / "gold" / "runs")).to_pandas()
-    run = runs[runs["status"] == "published"].sort_values("finished_at").iloc[-1]
-    recs = DeltaTable(str(lake / "gold" / "user_recommendations")).to_pandas()
-    recs = recs[recs["run_id"] == run["run_id"]]
-    recs = recs.assign(user_id=recs["user_id"].astype(str), book_id=recs["book_id"].astype("int64"))
+    run, recs = published_lists(lake)[-1]
     result = {
         "name": a.name,
         "command": "python bench/quality.py " + " ".join(sys.argv[1:]),

@@ -75,8 +75,6 @@ def replacements(recs: pd.DataFrame, truth: pd.DataFrame, shelves: pd.Series, vo
 
 
 def main() -> None:
-    from deltalake import DeltaTable
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--source", type=Path, required=True)
@@ -97,16 +95,10 @@ def main() -> None:
         .groupby("user_id")["gid"]
         .apply(set)
     )
-    lake = a.work / "lakehouse"
-    runs = DeltaTable(str(lake / "gold" / "runs")).to_pandas()
-    runs = runs[runs["status"] == "published"].sort_values("finished_at")
-    all_recs = DeltaTable(str(lake / "gold" / "user_recommendations")).to_pandas()
     out = []
-    for run in runs.itertuples():
-        recs = all_recs[all_recs["run_id"] == run.run_id]
-        recs = recs.assign(user_id=recs["user_id"].astype(str), book_id=recs["book_id"].astype("int64"))
-        params = json.loads(run.params)
-        row = {"run_id": run.run_id, "label": labels.get(run.run_id), "model": params["model"]}
+    for run, recs in quality.published_lists(a.work / "lakehouse"):
+        params = json.loads(run["params"])
+        row = {"run_id": run["run_id"], "label": labels.get(run["run_id"]), "model": params["model"]}
         row |= {"itemcf": params.get("itemcf")}
         row |= quality.score(recs, truth)
         row |= replacements(recs, truth, shelves, vol)
