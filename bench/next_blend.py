@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from quality import prepare_next
 
 HERE = Path(__file__).resolve().parent
