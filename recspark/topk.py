@@ -64,9 +64,17 @@ _EMPTY_F = np.zeros(0, dtype=np.float32)
 
 def unit_length(vec: Column) -> Column:
     """``vec`` (an array of numbers) divided by its Euclidean norm, as floats (a zero vector stays zero): cosine
-    similarity becomes a dot product."""
-    norm = F.sqrt(F.aggregate(vec, F.lit(0.0), lambda acc, x: acc + x * x))
-    return F.transform(vec, lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
+    similarity becomes a dot product.
+
+    The norm is computed once per array, in ``aggregate``'s finish function, where it is a bound lambda
+    variable. Referring to it as an outer expression inside ``transform``'s lambda instead makes Spark evaluate it
+    again for every element: ``O(d²)`` per vector, 73x slower at 256 dimensions (``bench/unit_length.py``)."""
+    return F.aggregate(
+        vec,
+        F.lit(0.0),
+        lambda acc, x: acc + x * x,
+        lambda acc: F.transform(vec, lambda x: (x / F.greatest(F.sqrt(acc), F.lit(1e-12))).cast("float")),
+    )
 
 
 def group_size(n_items: int, k: int) -> int:

@@ -210,3 +210,19 @@ def test_spark_item_item_excludes_self(spark):
     for row in sorted(rows, key=lambda r: (r["user_idx"], r["rank"])):
         got.setdefault(row["user_idx"] - 1000, []).append(row["book_idx"] - 1000)
     assert got == dict(enumerate(brute_ids(V, V, 4, self_pos=np.arange(120))))
+
+
+def test_unit_length_by_hand_and_against_numpy(spark):
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(3)
+    wide = rng.standard_normal((5, 256)).astype(np.float32)
+    rows = [(0, [3.0, 4.0]), (1, [0.0, 0.0]), (2, []), (3, None)] + [
+        (4 + i, v.tolist()) for i, v in enumerate(wide)
+    ]
+    df = spark.createDataFrame(rows, "i int, v array<float>")
+    got = {r["i"]: r["u"] for r in df.select("i", topk.unit_length(F.col("v")).alias("u")).collect()}
+    assert got[0] == pytest.approx([0.6, 0.8]) and got[1] == [0.0, 0.0]  # a zero vector stays zero
+    assert got[2] == [] and got[3] is None
+    expected = wide / np.linalg.norm(wide, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.array([got[4 + i] for i in range(5)]), expected, rtol=1e-6, atol=1e-7)
