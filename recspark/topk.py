@@ -68,7 +68,7 @@ def unit_length(vec: Column) -> Column:
 
     The norm is computed once per array, in ``aggregate``'s finish function, where it is a bound lambda
     variable. Referring to it as an outer expression inside ``transform``'s lambda instead makes Spark evaluate it
-    again for every element: ``O(d²)`` per vector, 73x slower at 256 dimensions (``bench/unit_length.py``)."""
+    again for every element: ``O(d²)`` per vector, 71x slower at 256 dimensions (``bench/unit_length.py``)."""
     return F.aggregate(
         vec,
         F.lit(0.0),
