@@ -28,33 +28,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from ease import ndcg, top10
 from quality import prepare_next
 
 HERE = Path(__file__).resolve().parent
 L2S = (1.0, 4.0, 16.0, 64.0, 256.0)
 BETAS = (0.0, 0.03, 0.1, 0.3, 1.0)
-DISCOUNT = 1 / np.log2(np.arange(2, 12))
 
 
-def ndcg(scores: np.ndarray, shelved: np.ndarray, truth: dict[int, set[int]]) -> float:
-    """Mean NDCG@10 over the users of ``truth``, shelved books excluded."""
-    s = np.where(shelved > 0, -np.inf, scores)
-    top = np.argsort(-s, axis=1, kind="stable")[:, :10]
-    return float(
-        np.mean(
-            [
-                (np.isin(top[u], list(rel)) * DISCOUNT).sum() / DISCOUNT[: min(len(rel), 10)].sum()
-                for u, rel in truth.items()
-            ]
-        )
-    )
+def score(scores: np.ndarray, shelved: np.ndarray, truth: dict[int, set[int]]) -> float:
+    """Mean NDCG@10 over the users of ``truth``, shelved books excluded (``bench/ease.py``'s top-10 and NDCG)."""
+    users = np.array(sorted(truth))
+    return ndcg(top10(scores[users], shelved[users]), users, truth)
 
 
 def grid(x: np.ndarray, truth: dict[int, set[int]]) -> dict:
     """Popularity and the EASE x popularity blends on shelves ``x`` (users x books)."""
     pop = x.sum(0)
     popn = pop / max(pop.max(), 1.0)
-    out = {"popularity": round(ndcg(np.tile(popn, (len(x), 1)), x, truth), 4), "ease": {}}
+    out = {"popularity": score(np.tile(popn, (len(x), 1)), x, truth), "ease": {}}
     g = x.T @ x
     for l2 in L2S:
         a = g + l2 * float(np.mean(np.diag(g))) * np.eye(len(g))
@@ -64,7 +56,7 @@ def grid(x: np.ndarray, truth: dict[int, set[int]]) -> dict:
         s = x @ b
         s = s / np.maximum(s.max(1, keepdims=True), 1e-12)
         out["ease"][f"l2={l2:g}"] = {
-            f"beta={beta:g}": round(ndcg(s + beta * popn + 1e-9 * popn, x, truth), 4) for beta in BETAS
+            f"beta={beta:g}": score(s + beta * popn + 1e-9 * popn, x, truth) for beta in BETAS
         }
     return out
 
