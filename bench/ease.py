@@ -69,6 +69,14 @@ def ndcg(recs: np.ndarray, users: np.ndarray, truth: dict[int, set[int]]) -> flo
     return round(float(np.mean(out)), 4)
 
 
+def ease_weights(g: np.ndarray, lam: float) -> np.ndarray:
+    """EASE's dense ``B`` from the Gram matrix ``g`` and an absolute ``lam``: ``-P / diag(P)``, ``diag(B) = 0``."""
+    p_inv = np.linalg.inv(g + lam * np.eye(len(g)))
+    w = p_inv / -np.diag(p_inv)[None, :]
+    np.fill_diagonal(w, 0.0)
+    return w
+
+
 def positive_top(b: np.ndarray, n: int) -> np.ndarray:
     thr = -np.partition(-b, n, axis=1)[:, n : n + 1]
     return np.where((b >= thr) & (b > 0), b, 0.0)
@@ -98,9 +106,7 @@ def main() -> None:
     mean_diag = float(np.diag(g).mean())
     for lam in (float(v) for v in a.lambdas.split(",")):
         t0 = time.perf_counter()
-        p_inv = np.linalg.inv(g + lam * np.eye(nb))
-        w = p_inv / -np.diag(p_inv)[None, :]
-        np.fill_diagonal(w, 0.0)
+        w = ease_weights(g, lam)
         key = f"ease lambda {lam:g} (l2 {lam / mean_diag:.2f})"
         rows[key] = ndcg(top10(seen @ w.astype(np.float32), seen), users, truth)
         for n in (100, 400):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ease import ndcg, top10
+from ease import ease_weights, ndcg, top10
 from quality import prepare_next
 
 HERE = Path(__file__).resolve().parent
@@ -49,10 +49,7 @@ def grid(x: np.ndarray, truth: dict[int, set[int]]) -> dict:
     out = {"popularity": score(np.tile(popn, (len(x), 1)), x, truth), "ease": {}}
     g = x.T @ x
     for l2 in L2S:
-        a = g + l2 * float(np.mean(np.diag(g))) * np.eye(len(g))
-        p = np.linalg.inv(a)
-        b = -p / np.diag(p)[None, :]
-        np.fill_diagonal(b, 0.0)
+        b = ease_weights(g, l2 * float(np.mean(np.diag(g))))
         s = x @ b
         s = s / np.maximum(s.max(1, keepdims=True), 1e-12)
         out["ease"][f"l2={l2:g}"] = {
