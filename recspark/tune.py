@@ -48,7 +48,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, content, itemcf, metrics, ranker, split, stars, topk
+from recspark import als, baselines, content, itemcf, metrics, ranker, split, stars, topk, twostage
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
 from recspark.tables import MODEL, Lakehouse
@@ -427,6 +427,9 @@ def tune(
     )
     valid_users = truth.select(C.USER_IDX).distinct().cache()
     prefs_cache: dict[tuple[str, str], DataFrame] = {}
+    full_fits: dict[
+        Trial, object
+    ] = {}  # models fitted with every iteration: the ranker's check reuses the winner's
 
     def score(t: Trial, iters: int, limit_s: float | None) -> float:
         key = (t.scheme, t.signals)
@@ -436,7 +439,10 @@ def tune(
             model = als.fit(spark, prefs_cache[key], t.als_params(iters, seed))
             users = als.user_factors(model).join(valid_users, on=C.USER_IDX, how="left_semi")
             recs = topk.recommend(spark, users, als.item_factors(model), k, seen=tune_train)
-            return metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+            value = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+        if iters == max_iter:
+            full_fits[t] = model
+        return value
 
     def report(row: dict) -> None:
         log.info("trial %d: %s", len(search_rows) + 1, json.dumps(row))
@@ -452,8 +458,11 @@ def tune(
     else:
         search = Search([], None, None, 0.0, 0.0)
     scores = {"als": search.best["ndcg"]} if search.best else {}
+    best_neighbours = None
     if "itemcf" in models:
-        search.itemcf, scores["itemcf"] = best_itemcf(tune_train, truth, valid_users, k, seed)
+        search.itemcf, scores["itemcf"], best_neighbours = best_itemcf(
+            tune_train, truth, valid_users, k, seed
+        )
     vectors = None
     if "content" in models and books is not None:
         try:
@@ -472,8 +481,20 @@ def tune(
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
     if ranker_params is not None and search.best and "itemcf" in models:
+        fitted = twostage.Fitted(winner_fit(search.best, full_fits, max_iter), best_neighbours)
         search.ranker = two_stage(
-            spark, tune_train, truth, valid_users, books, vectors, search, k, seed, max_iter, ranker_params
+            spark,
+            tune_train,
+            truth,
+            valid_users,
+            books,
+            vectors,
+            search,
+            k,
+            seed,
+            max_iter,
+            ranker_params,
+            fitted,
         )
         model = search.ranker.pop("model", None)
         if model is not None and ranker_path:  # saved even when it loses: `--model ranker` may ask for it
@@ -481,6 +502,9 @@ def tune(
             search.ranker["path"] = ranker_path
             if search.ranker["wins"]:
                 search.model = "ranker"
+    full_fits.clear()
+    if best_neighbours is not None:
+        best_neighbours.unpersist()
     if vectors is not None:
         vectors.unpersist()
     search.seconds = time.perf_counter() - t0
@@ -502,11 +526,11 @@ def two_stage(
     seed: int,
     max_iter: int,
     params: ranker.RankerParams,
+    fitted: twostage.Fitted | None = None,
 ) -> dict:
     """The ranker checked against every single model on the validation split (the chosen configurations of
-    each family); the summary carries the fitted model (None when none was trained) under ``model``."""
-    from recspark import twostage
-
+    each family, fitted with ``max_iter`` iterations; ``fitted`` holds those the search already fitted on the same
+    split); the summary carries the fitted model (None when none was trained) under ``model``."""
     als_params, weights = apply(search.best, als.AlsParams(max_iter=max_iter, seed=seed), Weights())
     sources = twostage.fit_sources(
         spark,
@@ -516,18 +540,21 @@ def two_stage(
         itemcf.ItemCfParams(**(search.itemcf or {"seed": seed})),
         content.ContentParams(**(search.content or {"seed": seed})),
         vectors,
+        fitted,
     )
     summary, model = twostage.validate(spark, tune_train, truth, valid_users, books, sources, k, params)
-    return {**summary, "model": model}
+    reused = [] if fitted is None else fitted.names()
+    return {**summary, "reused": reused, "model": model}
 
 
 def best_itemcf(
     train: DataFrame, truth: DataFrame, users: DataFrame, k: int, seed: int
-) -> tuple[dict, float]:
+) -> tuple[dict, float, DataFrame]:
     """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG@k (co-occurrence counted
-    once for all of them) and that score."""
+    once for all of them), that score, and its neighbour table (cached: the caller unpersists it). The first
+    configuration wins ties."""
     co = itemcf.Cooccurrence(train, itemcf.ItemCfParams(seed=seed))
-    results = []
+    best: tuple[float, itemcf.ItemCfParams, DataFrame] | None = None
     try:
         for cfg in ITEMCF_GRID:
             t0 = time.perf_counter()
@@ -535,13 +562,24 @@ def best_itemcf(
             nb = co.neighbours(params.similarity, params.neighbours, ease_l2=params.ease_l2).cache()
             recs = itemcf.recommend(train, nb, k, users=users)
             value = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
-            nb.unpersist()
             log.info("item-CF %s: validation NDCG@%d %.4f (%.1f s)", cfg, k, value, time.perf_counter() - t0)
-            results.append((value, params))
+            if best is None or value > best[0]:
+                if best is not None:
+                    best[2].unpersist()
+                best = (value, params, nb)
+            else:
+                nb.unpersist()
     finally:
         co.release()
-    value, params = max(results, key=lambda r: r[0])
-    return params.as_dict(), round(value, 5)
+    value, params, table = best
+    return params.as_dict(), round(value, 5), table
+
+
+def winner_fit(best: dict | None, full_fits: dict[Trial, object], max_iter: int):
+    """The search's model of the winning configuration when it was fitted with ``max_iter`` iterations, else None."""
+    if best is None or best["iterations"] != max_iter:
+        return None
+    return full_fits.get(_trial_of(best))
 
 
 def best_content(

@@ -2,6 +2,8 @@
 
 1. Every source is fitted on one training set (:func:`fit_sources`: implicit ALS, item-CF neighbours, content
    vectors, popularity) and proposes its top-``n`` books per user (:func:`source_lists`, shelved books excluded).
+   On the tuning split the search has fitted the chosen item-CF table and, when its winner ran the full
+   iterations, the ALS model already: those are reused (:class:`Fitted`), not fitted a second time.
 2. :mod:`recspark.candidates` unions them and computes the features; :mod:`recspark.ranker` learns the order.
 3. :func:`validate` decides whether the ranker is worth publishing. On the tuning split (carved from the training
    side of the evaluation split; the evaluation holdout is never seen), the validation users are cut in two by a
@@ -21,6 +23,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -49,6 +52,18 @@ class Sources:
     works: Works | None = None  # one edition per work, shelved works excluded (recspark.works)
 
 
+@dataclass
+class Fitted:
+    """Models a caller already fitted on the same training set with the same parameters (None: fit it here)."""
+
+    als_model: ALSModel | None = None
+    neighbours: DataFrame | None = None
+
+    def names(self) -> list[str]:
+        """The sources given (``als``, ``itemcf``): what is reused rather than fitted again."""
+        return [name for name, v in (("als", self.als_model), ("itemcf", self.neighbours)) if v is not None]
+
+
 def fit_sources(
     spark: SparkSession,
     train: DataFrame,
@@ -57,11 +72,23 @@ def fit_sources(
     itemcf_params: ItemCfParams,
     content_params: ContentParams,
     vectors: DataFrame | None,
+    fitted: Fitted | None = None,
 ) -> Sources:
-    """ALS factors and item-CF neighbours fitted on ``train`` (materialised); content uses ``vectors``."""
-    model = als.fit(spark, train.transform(preference(weights)), als_params)
+    """ALS factors and item-CF neighbours fitted on ``train`` (materialised), or taken from ``fitted`` (the search
+    fitted them already: refitting the same deterministic model would only cost time); content uses
+    ``vectors``."""
+    fitted = fitted or Fitted()
+    model = fitted.als_model
+    if model is None:
+        model = als.fit(spark, train.transform(preference(weights)), als_params)
+    else:
+        log.info("two-stage: ALS factors of the search's winning trial reused")
     ufs, items = als.user_factors(model).cache(), als.item_factors(model).cache()
-    neighbours = itemcf.fit(train, itemcf_params)
+    neighbours = fitted.neighbours
+    if neighbours is None:
+        neighbours = itemcf.fit(train, itemcf_params)
+    else:
+        log.info("two-stage: item-CF neighbours of the search's chosen configuration reused")
     return Sources(ufs, items, neighbours, vectors, content_params)
 
 

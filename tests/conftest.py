@@ -108,12 +108,14 @@ def e2e_cfg(**kw):
 
 @pytest.fixture(scope="session")
 def published(spark, small_generated, ingested, tmp_path_factory):
-    """A lakehouse with one published run of the small generated data: ``(lake, summary, raw folder)``."""
+    """A lakehouse with one published run of the small generated data: ``(lake, summary, raw folder)``. Run with
+    ``--no-evaluate``: what publishing needs, and the tests that read it check publication; the evaluation tables
+    are checked on the self-tuning run (``tests/test_tune.py``), which evaluates anyway."""
     from recspark.pipeline import run_pipeline
 
     src, _ = small_generated
     lake = copy_of(ingested[0], tmp_path_factory.mktemp("e2e") / "lakehouse")
-    summary = run_pipeline(spark, lake, e2e_cfg(), tmp_path_factory.mktemp("reports"))
+    summary = run_pipeline(spark, lake, e2e_cfg(evaluate=False), tmp_path_factory.mktemp("reports"))
     return lake, summary, src
 
 
@@ -150,6 +152,25 @@ def write_csv(path, header, rows) -> None:
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(rows)
+
+
+UCSD_INTERACTION_COLS = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
+TINY_ROWS = [[0, 0, 1, 5, 1], [0, 1, 0, 0, 0], [1, 1, 1, 3, 0], [1, 2, 1, 4, 0]]
+
+
+def tiny_ucsd(dir_: Path, rows=TINY_ROWS, extra_rows=(), header=UCSD_INTERACTION_COLS, json_lines=()) -> Path:
+    """Hand-made UCSD files: the two id maps (2 users, 3 books) and the interactions CSV (``rows``, by default 4
+    rows, plus optional ``extra_rows``, e.g. bad ones), and ``json_lines`` as the gzipped JSON interactions."""
+    import gzip
+
+    dir_.mkdir(parents=True, exist_ok=True)
+    write_csv(dir_ / "user_id_map.csv", ["user_id_csv", "user_id"], [[0, "a" * 32], [1, "b" * 32]])
+    write_csv(dir_ / "book_id_map.csv", ["book_id_csv", "book_id"], [[0, 100], [1, 200], [2, 300]])
+    write_csv(dir_ / "goodreads_interactions.csv", header, [*rows, *extra_rows])
+    if json_lines:
+        with gzip.open(dir_ / "goodreads_interactions_dedup.json.gz", "wt") as f:
+            f.write("".join(line + "\n" for line in json_lines))
+    return dir_
 
 
 def copy_of(lake, to: Path):

@@ -5,7 +5,6 @@ consumer requests -- are tested next to the code they exercise: test_ingest, tes
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ import pytest
 from recspark import publish, serve
 from recspark.ingest import IngestError, run_ingest
 from recspark.tables import Lakehouse, ShrinkGuard
-from tests.conftest import copy_of, e2e_cfg, polling_served, write_csv
+from tests.conftest import TINY_ROWS, UCSD_INTERACTION_COLS, copy_of, e2e_cfg, polling_served, tiny_ucsd
 
 HERE = Path(__file__).resolve().parent
 
@@ -73,7 +72,8 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     1. a rerun on unchanged input and parameters serves the published run as it is (never demoted meanwhile);
     2. a publish (new lists of the trained model) killed with SIGKILL after writing gold leaves readers (polling
        from outside) on the served run;
-    3. a failed check does not publish; 4. the next publish of the killed run succeeds and retention keeps it."""
+    3. a failed check does not publish; 4. the next run of the killed publication (``k`` 3) reuses the trained model,
+       publishes and retention keeps only it."""
     from pyspark.sql import functions as F
 
     from recspark.pipeline import publication_id, publish_stage, run_pipeline
@@ -124,10 +124,17 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     assert publish.latest_published(lake) == serve.latest_published(lake.root) == served
     assert publish.run_row(lake, run_id)["status"] == "failed"
 
-    # the next attempt replaces the partial rows and publishes; keep_runs=1 leaves only it
-    summary = publish_stage(spark, lake, replace(cfg, keep_runs=1), model_run)
-    assert summary["run_id"] == run_id
+    # the next attempt (`recspark run --k 3`) replaces the partial rows and publishes new lists from the same
+    # trained model without fitting it again; keep_runs=1 leaves only it
+    n_trained = lake.read("model", "params").count()
+    summary = run_pipeline(spark, lake, replace(cfg, keep_runs=1), tmp_path)
+    assert summary["run_id"] == run_id and summary["model_run_id"] == model_run
     assert not summary["reused"] and summary["cleaned"] == [served]
+    assert lake.read("model", "params").count() == n_trained  # nothing fitted
+    assert any(step.startswith("reuse the trained als model") for step in summary["timings"])
+    assert not any(step.startswith("train ") for step in summary["timings"])
+    runs = {r["run_id"]: json.loads(r["params"]) for r in lake.read("gold", "runs").collect()}
+    assert runs[run_id]["model_run_id"] == model_run
     assert publish.latest_published(lake) == serve.latest_published(lake.root) == run_id
     n_users = lake.read("silver", "users").count()
     assert gold_rows_of(lake.root, run_id) == summary["row_counts"]["user_recommendations"] == n_users * 3
@@ -158,21 +165,6 @@ def test_gold_lists_shrinking_past_the_guard_are_not_published(published, tmp_pa
         ShrinkGuard(max_shrink=1.5)
 
 
-INTERACTION_COLS = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
-ROWS = [[0, 0, 1, 5, 1], [0, 1, 0, 0, 0], [1, 1, 1, 3, 0], [1, 2, 1, 4, 0]]
-
-
-def ucsd_files(dir_: Path, header=INTERACTION_COLS, rows=ROWS, json_lines=()) -> Path:
-    dir_.mkdir(parents=True)
-    write_csv(dir_ / "user_id_map.csv", ["user_id_csv", "user_id"], [[0, "a" * 32], [1, "b" * 32]])
-    write_csv(dir_ / "book_id_map.csv", ["book_id_csv", "book_id"], [[0, 100], [1, 200], [2, 300]])
-    write_csv(dir_ / "goodreads_interactions.csv", header, rows)
-    if json_lines:
-        with gzip.open(dir_ / "goodreads_interactions_dedup.json.gz", "wt") as f:
-            f.write("".join(line + "\n" for line in json_lines))
-    return dir_
-
-
 def schemas(lake: Lakehouse) -> dict[str, list[tuple[str, str]]]:
     return {
         f"{layer}.{name}": [(f.name, f.dataType.simpleString()) for f in lake.read(layer, name).schema.fields]
@@ -189,19 +181,21 @@ def test_schema_drift_is_refused_or_quarantined_never_merged(spark, lake, tmp_pa
     """An added CSV column is refused (CSV maps columns by position); a changed type is quarantined with its
     reason; an added JSON key is outside the explicit schema and never becomes a column. Silver keeps its
     schema in every case (Delta refuses a schema change on write: nothing is auto-merged)."""
-    run_ingest(spark, lake, str(ucsd_files(tmp_path / "v1")), "goodreads", "r1")
+    run_ingest(spark, lake, str(tiny_ucsd(tmp_path / "v1")), "goodreads", "r1")
     before, versions = schemas(lake), lake.version("silver", "interactions")
 
-    added = ucsd_files(
-        tmp_path / "added-column", header=[*INTERACTION_COLS, "shelf"], rows=[[*r, "x"] for r in ROWS]
+    added = tiny_ucsd(
+        tmp_path / "added-column",
+        header=[*UCSD_INTERACTION_COLS, "shelf"],
+        rows=[[*r, "x"] for r in TINY_ROWS],
     )
     with pytest.raises(IngestError, match="CSV header does not match"):
         run_ingest(spark, lake, str(added), "goodreads", "r2")
     assert lake.version("silver", "interactions") == versions
 
-    retyped = ucsd_files(
+    retyped = tiny_ucsd(
         tmp_path / "changed-type",
-        rows=[*ROWS, [1, 0, 1, "4.5", 0]],
+        rows=[*TINY_ROWS, [1, 0, 1, "4.5", 0]],
         json_lines=[
             json_line("c" * 32, "100", shelf="to-read", review_count=3),  # added keys: ignored by the schema
             json_line("d" * 32, "200", rating="5"),  # a number turned string: quarantined

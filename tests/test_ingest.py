@@ -14,7 +14,7 @@ from recspark.ingest import IngestError, parse, run_ingest
 from recspark.sources import goodreads
 from recspark.sources.spec import FileSpec
 from recspark.tables import ShrinkGuard
-from tests.conftest import GOODBOOKS, copy_of, write_csv
+from tests.conftest import GOODBOOKS, copy_of, tiny_ucsd, write_csv
 
 
 def parsed_rows(spark, spec: FileSpec, lines: list[str]):
@@ -151,20 +151,6 @@ def test_metadata_strings_become_typed_and_empty_is_missing(spark):
     )
     assert r["is_ebook"] is False and r["work_id"] is None and r["publication_year"] is None
     assert rows[bad]["_reason"] == "num_pages: not a int: 'many'"
-
-
-def tiny_ucsd(dir_, extra_rows=(), header=None):
-    """Three hand-made UCSD CSVs: 2 users, 3 books, with optional extra (bad) interaction rows."""
-    dir_.mkdir(parents=True, exist_ok=True)
-    write_csv(dir_ / "user_id_map.csv", ["user_id_csv", "user_id"], [[0, "a" * 32], [1, "b" * 32]])
-    write_csv(dir_ / "book_id_map.csv", ["book_id_csv", "book_id"], [[0, 100], [1, 200], [2, 300]])
-    rows = [[0, 0, 1, 5, 1], [0, 1, 0, 0, 0], [1, 1, 1, 3, 0], [1, 2, 1, 4, 0]] + list(extra_rows)
-    write_csv(
-        dir_ / "goodreads_interactions.csv",
-        header or ["user_id", "book_id", "is_read", "rating", "is_reviewed"],
-        rows,
-    )
-    return dir_
 
 
 @pytest.fixture(scope="module")

@@ -59,18 +59,6 @@ def test_gold_tables_checked_from_outside(published):
     assert all(r["title"] for r in recs)
     sims = DeltaTable(gold + "similar_books").to_pyarrow_table().to_pylist()
     assert sims and all(r["book_id"] != r["similar_book_id"] for r in sims)
-    evals = DeltaTable(gold + "evaluations").to_pyarrow_table().to_pylist()
-    assert {r["model"] for r in evals if r["k"] > 0} == {
-        "als",
-        "als_mmr0.3",  # ALS re-ranked for diversity: the trade-off the report shows
-        "als_mmr0.6",
-        "itemcf",
-        "content",
-        "popularity",
-        "trending",
-    }
-    errors = {(r["model"], r["metric"]): r["value"] for r in evals if r["k"] == 0}
-    assert set(errors) == {(m, e) for m in ("stars", "book_mean") for e in ("rmse", "mae")}
     predicted = [r["predicted_rating"] for r in recs if r["predicted_rating"] is not None]
     assert len(predicted) > 0.9 * len(recs) and all(1.0 <= p <= 5.0 for p in predicted)
     # the published model (tuning off: the built-in ALS) for books with min_readers readers, content below that
@@ -80,17 +68,6 @@ def test_gold_tables_checked_from_outside(published):
             readers[b] = readers.get(b, 0) + 1
     for r in sims:
         assert r["method"] == ("als" if readers.get(r["book_id"], 0) >= cfg().min_readers else "content"), r
-    assert {r["metric"] for r in evals} >= {
-        "ndcg",
-        "precision",
-        "recall",
-        "map",
-        "mrr",
-        "hit_rate",
-        "coverage",
-        "novelty",
-        "diversity",
-    }
 
 
 @pytest.mark.slow
@@ -265,31 +242,18 @@ def test_post_recommendations_and_every_bad_request(published):
 
 
 @pytest.mark.slow
-def test_list_shape_and_evaluation_reuse_the_trained_model(spark, published, tmp_path):
-    """The model run is keyed by inputs + model parameters + seed only: ``--no-evaluate`` is the same published run
-    (served as is), ``--k 3`` publishes new lists from the same trained model without fitting it again."""
+def test_evaluation_is_not_part_of_the_run_key(spark, published, tmp_path):
+    """The model run is keyed by inputs + model parameters + seed only: a run that evaluates is the same published run
+    as the fixture's ``--no-evaluate`` one, served as is. (A new list shape, ``--k 3``, publishing from the same
+    trained model without fitting it again is checked in ``tests/test_fault.py``, as the retry of a killed
+    publish.)"""
     lake = copy_of(published[0], tmp_path / "lake")
     summary = published[1]
-    again = run_pipeline(spark, lake, cfg(evaluate=False, keep_runs=9), tmp_path)
-    assert again["reused"] and again["run_id"] == summary["run_id"]
     n_trained = lake.read("model", "params").count()
-    k3 = run_pipeline(spark, lake, cfg(k=3, ks=[3], evaluate=False), tmp_path)
-    assert k3["run_id"] != summary["run_id"] and k3["model_run_id"] == summary["model_run_id"]
-    assert lake.read("model", "params").count() == n_trained  # nothing fitted
-    assert any(step.startswith("reuse the trained als model") for step in k3["timings"])
-    assert not any(step.startswith("train ") for step in k3["timings"])
-    reader = GoldReader(lake.root)
-    assert reader.run_id == k3["run_id"]
-    per_user = (
-        lake.read("gold", "user_recommendations").where(f"run_id = '{k3['run_id']}'").groupBy("user_id")
-    )
-    assert {r["count"] for r in per_user.count().collect()} == {3}
-    runs = {r["run_id"]: json.loads(r["params"]) for r in lake.read("gold", "runs").collect()}
-    assert (
-        runs[k3["run_id"]]["model_run_id"]
-        == runs[summary["run_id"]]["model_run_id"]
-        == summary["model_run_id"]
-    )
+    again = run_pipeline(spark, lake, cfg(evaluate=True, keep_runs=9), tmp_path)
+    assert again["reused"] and again["run_id"] == summary["run_id"]
+    assert lake.read("model", "params").count() == n_trained
+    assert GoldReader(lake.root).run_id == summary["run_id"]
 
 
 @pytest.mark.slow

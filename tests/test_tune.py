@@ -264,6 +264,43 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
 
 
 @pytest.mark.slow
+def test_evaluation_tables_checked_from_outside(tuned):
+    """The run's evaluation in gold, read with deltalake: every family and baseline side by side (ALS re-ranked
+    for diversity at the two reported weights, the ranker when it is published), every metric, and the error of
+    the predicted stars against the books' mean rating."""
+    from deltalake import DeltaTable
+
+    lake, _, first, *_ = tuned
+    rows = DeltaTable(lake.path("gold", "evaluations")).to_pyarrow_table().to_pylist()
+    evals = [r for r in rows if r["run_id"] == first["run_id"]]
+    ranked = {"ranker"} if first["config"].model == "ranker" else set()
+    assert {r["model"] for r in evals if r["k"] > 0} == {
+        "als",
+        "als_mmr0.3",  # ALS re-ranked for diversity: the trade-off the report shows
+        "als_mmr0.6",
+        "itemcf",
+        "content",
+        "popularity",
+        "trending",
+        *ranked,
+    }
+    errors = {(r["model"], r["metric"]): r["value"] for r in evals if r["k"] == 0}
+    assert set(errors) == {(m, e) for m in ("stars", "book_mean") for e in ("rmse", "mae")}
+    assert {r["metric"] for r in evals} >= {
+        "ndcg",
+        "precision",
+        "recall",
+        "map",
+        "mrr",
+        "hit_rate",
+        "coverage",
+        "novelty",
+        "diversity",
+    }
+    assert {r["k"] for r in evals if r["k"] > 0} == set(first["config"].ks)
+
+
+@pytest.mark.slow
 def test_the_ranker_is_checked_against_every_model_and_learns_only_from_validation(tuned):
     lake, _, first, _, reports, _, positives = tuned
     rk = first["tuning"]["ranker"]
@@ -272,6 +309,11 @@ def test_the_ranker_is_checked_against_every_model_and_learns_only_from_validati
     assert rk["recall"]["union"] >= max(rk["recall"][s] for s in rk["single"])
     assert rk["wins"] == (rk["ranker"] > max(rk["single"].values()) and rk["z"] >= twostage.MIN_Z)
     assert rk["importances"] and abs(sum(rk["importances"].values()) - 1) < 0.01
+    # the search's fits are reused, not fitted again: item-CF's chosen table always, ALS's winner when the search
+    # fitted it with every iteration (a budget that stops at a lower rung leaves none)
+    best = first["tuning"]["best"]
+    full = best["iterations"] == tuned[1].als.max_iter
+    assert rk["reused"] == (["als", "itemcf"] if full else ["itemcf"])
     # the labels it learned from: held-out books of the validation split, never of the evaluation holdout
     assert len(positives) >= ranker.RankerParams().min_positives
     got = lake.spark.createDataFrame(positives, "user_idx int, book_idx int")
@@ -357,3 +399,41 @@ def test_a_cancelled_trial_is_tracked_without_a_score(tmp_path):
     assert set(trials["trial-2-256"].data.metrics) == {"seconds"}
     assert trials["trial-2-256"].data.tags.get("cancelled") == "true"
     assert trials["trial-1-256"].data.metrics["validation_ndcg"] == 0.25
+
+
+def test_the_winner_fit_is_the_search_model_at_full_iterations_only():
+    t, other = tune.default_trial(), _trials(1)[0]
+    fits = {t: "model of t"}
+    assert tune.winner_fit({**t.as_dict(), "iterations": 12}, fits, 12) == "model of t"
+    assert tune.winner_fit({**t.as_dict(), "iterations": 6}, fits, 12) is None  # a lower rung: refit
+    assert tune.winner_fit({**other.as_dict(), "iterations": 12}, fits, 12) is None  # never fitted in full
+    assert tune.winner_fit(None, fits, 12) is None
+
+
+def test_fit_sources_takes_what_the_search_fitted(spark, monkeypatch):
+    """Given the search's ALS model and item-CF table, the two-stage sources are exactly those: nothing refitted."""
+    from recspark import als, itemcf
+    from recspark.itemcf import ItemCfParams
+
+    rows = [(u, b, True, 0, False, None) for u in range(4) for b in range(5) if (u + b) % 3]
+    train = spark.createDataFrame(
+        rows,
+        "user_idx int, book_idx int, is_read boolean, rating int, is_reviewed boolean, date_added timestamp",
+    )
+    params = AlsParams(rank=2, max_iter=2)
+    model = als.fit(spark, train.transform(preference(Weights())), params)
+    table = itemcf.fit(train, ItemCfParams())
+
+    def refit(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(als, "fit", refit)
+    monkeypatch.setattr(itemcf, "fit", refit)
+    fitted = twostage.Fitted(model, table)
+    sources = twostage.fit_sources(spark, train, params, Weights(), ItemCfParams(), None, None, fitted)
+    assert fitted.names() == ["als", "itemcf"]
+    assert sources.neighbours is table
+    assert_df_equality(sources.item_factors, als.item_factors(model), ignore_row_order=True)
+    assert_df_equality(sources.user_factors, als.user_factors(model), ignore_row_order=True)
+    with pytest.raises(AssertionError, match="fitted again"):  # without them, both are fitted
+        twostage.fit_sources(spark, train, params, Weights(), ItemCfParams(), None, None)
