@@ -427,9 +427,8 @@ def tune(
     )
     valid_users = truth.select(C.USER_IDX).distinct().cache()
     prefs_cache: dict[tuple[str, str], DataFrame] = {}
-    full_fits: dict[
-        Trial, object
-    ] = {}  # models fitted with every iteration: the ranker's check reuses the winner's
+    # the models fitted with every iteration (the last rung's few): the ranker's check reuses the winner's
+    full_fits: dict[Trial, object] = {}
 
     def score(t: Trial, iters: int, limit_s: float | None) -> float:
         key = (t.scheme, t.signals)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 import shutil
 from contextlib import contextmanager
@@ -161,8 +162,6 @@ TINY_ROWS = [[0, 0, 1, 5, 1], [0, 1, 0, 0, 0], [1, 1, 1, 3, 0], [1, 2, 1, 4, 0]]
 def tiny_ucsd(dir_: Path, rows=TINY_ROWS, extra_rows=(), header=UCSD_INTERACTION_COLS, json_lines=()) -> Path:
     """Hand-made UCSD files: the two id maps (2 users, 3 books) and the interactions CSV (``rows``, by default 4
     rows, plus optional ``extra_rows``, e.g. bad ones), and ``json_lines`` as the gzipped JSON interactions."""
-    import gzip
-
     dir_.mkdir(parents=True, exist_ok=True)
     write_csv(dir_ / "user_id_map.csv", ["user_id_csv", "user_id"], [[0, "a" * 32], [1, "b" * 32]])
     write_csv(dir_ / "book_id_map.csv", ["book_id_csv", "book_id"], [[0, 100], [1, 200], [2, 300]])

@@ -195,7 +195,7 @@ def test_schema_drift_is_refused_or_quarantined_never_merged(spark, lake, tmp_pa
 
     retyped = tiny_ucsd(
         tmp_path / "changed-type",
-        rows=[*TINY_ROWS, [1, 0, 1, "4.5", 0]],
+        extra_rows=[[1, 0, 1, "4.5", 0]],
         json_lines=[
             json_line("c" * 32, "100", shelf="to-read", review_count=3),  # added keys: ignored by the schema
             json_line("d" * 32, "200", rating="5"),  # a number turned string: quarantined
