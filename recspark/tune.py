@@ -542,6 +542,9 @@ def two_stage(
         fitted,
     )
     summary, model = twostage.validate(spark, tune_train, truth, valid_users, books, sources, k, params)
+    # the factors fit_sources cached are released here (item-CF's table belongs to the caller, in ``fitted``)
+    for df in (sources.user_factors, sources.item_factors):
+        df.unpersist()
     reused = [] if fitted is None else fitted.names()
     return {**summary, "reused": reused, "model": model}
 
