@@ -243,10 +243,11 @@ def print_parameters(summary: dict) -> None:
     )
     if "itemcf" in cfg.models:
         ic = cfg.itemcf
+        prior = f", popularity prior {ic.popularity_weight:g}" if ic.popularity_weight > 0 else ""
         if ic.similarity == "ease":
-            print(f"  item-CF: EASE weights (l2 {ic.ease_l2:g}), {ic.neighbours} per book at most")
+            print(f"  item-CF: EASE weights (l2 {ic.ease_l2:g}), {ic.neighbours} per book at most{prior}")
         else:
-            print(f"  item-CF: {ic.similarity} similarity, {ic.neighbours} neighbours per book")
+            print(f"  item-CF: {ic.similarity} similarity, {ic.neighbours} neighbours per book{prior}")
     rk = (tuning or {}).get("ranker")
     if rk and rk.get("skipped"):
         print(f"  two-stage ranker: not trained ({rk['skipped']})")

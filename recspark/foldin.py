@@ -61,6 +61,7 @@ class ModelInfo:
     avg_books: float = 1.0  # mean shelves per user (bm25)
     content_half_life_days: float | None = 365.0
     content_popularity_weight: float = 1.0
+    itemcf_popularity_weight: float = 0.0  # item-CF's prior β (recspark.itemcf): 0 without one
 
 
 def decay(
@@ -155,6 +156,16 @@ def neighbour_scores(
     cand = neighbour[at]
     contrib = sim[at] * np.repeat(w, counts)
     return np.bincount(cand, weights=contrib, minlength=n_books), cand, contrib
+
+
+def with_prior(scores: np.ndarray, readers: np.ndarray, weight: float) -> np.ndarray:
+    """Item-CF's popularity prior (:mod:`recspark.itemcf`): the positive neighbour sums scaled to a maximum of 1,
+    plus ``weight · readers / max readers``; a book with neither gets -inf (never recommended)."""
+    own = scores > 0
+    top = float(readers.max(initial=0.0))
+    prior = weight * readers / top if top > 0 else np.zeros(len(scores))
+    blended = np.where(own, scores / scores[own].max(), 0.0) + prior
+    return np.where(own | (readers > 0), blended, -np.inf)
 
 
 def csr_positions(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

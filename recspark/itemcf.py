@@ -32,6 +32,16 @@ Algorithm:
    grouped per ``(user, candidate)``, a left-anti join for the exclusion, a window per user); both give the
    same lists (tested). The book that contributed most to each score is kept as the explanation
    (``because_book_idx``).
+5. **Popularity prior** (``popularity_weight`` β > 0, searched on the validation split; 0 turns it off):
+   ``score(u, i) = S_u(i) / max_j S_u(j) + β · readers_i / max readers``. A user with few shelves has few
+   neighbours to add up, and for them the most-read books are often the better guess (sparse "next shelves"
+   users: ``bench/next_blend.py`` found the blend ahead of popularity in numpy; in the product it ties with
+   popularity on the sparse data we have, and heavy users keep β = 0, see the README); scaling ``S_u`` to 1
+   lets one β hold for light and heavy users alike. Every
+   book is a candidate now, but the best ``k`` are among the user's neighbour candidates and the first
+   ``k + n_u`` books by readers (any other book scores its prior alone, below those), so the kernel stays exact
+   without a pass over the catalogue; the join path adds the same popular books per user. A book picked by the
+   prior alone has no explanation (``because_book_idx`` null).
 
 Bounds: the co-occurrence join emits ``Σ_u min(n_u, cap)² / 2`` pairs, spread over partitions by the join keys.
 Scoring one user costs ``O(n_u · neighbours)`` plus ``O(n_books)`` only when the dense sum is the cheaper one;
@@ -81,6 +91,7 @@ class ItemCfParams:
     half_life_days: float | None = None  # None: no time decay
     seed: int = 42
     ease_l2: float = 4.0  # similarity "ease": λ = ease_l2 × mean readers of a catalogue book (recspark.ease)
+    popularity_weight: float = 0.0  # β: readers / max readers added to the scores scaled to 1 (0: no prior)
 
     def __post_init__(self) -> None:
         if self.similarity not in SIMILARITIES:
@@ -89,6 +100,8 @@ class ItemCfParams:
             raise ValueError(f"item-CF needs neighbours >= 1, max_user_books >= 2, min_common >= 1: {self}")
         if self.ease_l2 <= 0:
             raise ValueError(f"ease_l2 must be positive, not {self.ease_l2}")
+        if self.popularity_weight < 0:
+            raise ValueError(f"popularity_weight must be >= 0, not {self.popularity_weight}")
         if self.half_life_days is not None and self.half_life_days <= 0:
             raise ValueError(f"half_life_days must be positive, not {self.half_life_days}")
 
@@ -230,32 +243,57 @@ def recommend(
     half_life_days: float | None = None,
     broadcast_mb: float = BROADCAST_MB,
     works: Works | None = None,
+    popularity_weight: float = 0.0,
 ) -> DataFrame:
     """Top-``k`` ``(user_idx, rank, book_idx, score, because_book_idx)`` for every user in ``interactions`` (or
-    only those in ``users``): summed neighbour similarities of the user's shelves; *every* shelved book is
-    excluded. With ``works`` only one edition per work is a candidate (the neighbour table is cut to them) and
-    every edition of a shelved work is excluded: those editions join the shelves with weight 0, so they score
-    nothing and are dropped like any shelved book (kernel and join alike). The neighbour table is broadcast to a numpy kernel when it fits in ``broadcast_mb``
+    only those in ``users``): summed neighbour similarities of the user's shelves (with ``popularity_weight`` β,
+    scaled to 1 and added to β · readers / max readers, readers counted in ``interactions``); *every* shelved
+    book is excluded. With ``works`` only one edition per work is a candidate (the neighbour table and the
+    popular books are cut to them) and every edition of a shelved work is excluded: those editions join the
+    shelves with weight 0, so they score nothing and are dropped like any shelved book (kernel and join alike).
+    The neighbour table is broadcast to a numpy kernel when it fits in ``broadcast_mb``
     (:func:`recommend_kernel`), otherwise scored with Spark joins (:func:`recommend_join`); both give the same
     lists."""
-    shelves = weighted(interactions, half_life_days)
+    all_shelves = weighted(interactions, half_life_days)
+    shelves = all_shelves
     if users is not None:
         shelves = shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
     shelves = shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
+    popular = None
+    if popularity_weight > 0:
+        popular = prior_weights(all_shelves, popularity_weight)
     if works is not None:
         neighbours = works.candidates(neighbours, NEIGHBOUR_IDX)
+        if popular is not None:
+            popular = works.candidates(popular, C.BOOK_IDX)
         others = works.seen(shelves).join(shelves, on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
         shelves = shelves.unionByName(others.select(C.USER_IDX, C.BOOK_IDX, F.lit(0.0).alias(WEIGHT)))
     table = neighbour_arrays(neighbours, broadcast_mb)
     if table is None:
-        return recommend_join(shelves, neighbours, k)
-    return recommend_kernel(shelves, table, k)
+        return recommend_join(shelves, neighbours, k, popular)
+    return recommend_kernel(shelves, table, k, prior=None if popular is None else prior_arrays(popular))
 
 
-def recommend_join(shelves: DataFrame, neighbours: DataFrame, k: int) -> DataFrame:
+PRIOR = "_prior"
+
+
+def prior_weights(shelves: DataFrame, popularity_weight: float) -> DataFrame:
+    """``(book_idx, _prior)``: β · readers / max readers for every book with a reader in ``shelves``."""
+    readers = shelves.groupBy(C.BOOK_IDX).agg(F.countDistinct(C.USER_IDX).alias("_readers"))
+    top = readers.agg(F.max("_readers")).first()[0] or 1
+    return readers.select(
+        C.BOOK_IDX, (F.lit(float(popularity_weight)) * F.col("_readers") / F.lit(float(top))).alias(PRIOR)
+    )
+
+
+def recommend_join(
+    shelves: DataFrame, neighbours: DataFrame, k: int, popular: DataFrame | None = None
+) -> DataFrame:
     """The scores as a Spark join of ``(user_idx, book_idx, _w)`` shelves with the neighbour lists, grouped per
-    ``(user, candidate)``, shelved books removed with a left-anti join, ranked by a window per user. Used when
-    the neighbour table is too large to broadcast; the reference the kernel is tested against."""
+    ``(user, candidate)``, shelved books removed with a left-anti join, ranked by a window per user. With
+    ``popular`` (``(book_idx, _prior)``, :func:`prior_weights`) the sums are scaled to 1 per user and the prior
+    added, and each user's first ``k + n_u`` popular books join the candidates (prior alone, no explanation).
+    Used when the neighbour table is too large to broadcast; the reference the kernel is tested against."""
     nb = neighbours.select(
         F.col(C.BOOK_IDX).alias(_OTHER), F.col(NEIGHBOUR_IDX).alias(C.BOOK_IDX), F.col(SCORE).alias("_sim")
     )
@@ -268,7 +306,10 @@ def recommend_join(shelves: DataFrame, neighbours: DataFrame, k: int) -> DataFra
         contrib.groupBy(C.USER_IDX, C.BOOK_IDX)
         .agg(F.sum("_c").alias(SCORE), F.max_by(_OTHER, "_c").alias(BECAUSE_IDX))
         .join(shelves.select(C.USER_IDX, C.BOOK_IDX), on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
+        .where(F.col(SCORE) > 0)  # as the kernel: only books the shelves speak for
     )
+    if popular is not None:
+        scored = scored.transform(with_prior(shelves, popular, k))
     w = (
         Window.partitionBy(C.USER_IDX)
         .orderBy(F.col(SCORE).desc(), F.col(C.BOOK_IDX).asc())
@@ -285,6 +326,68 @@ def recommend_join(shelves: DataFrame, neighbours: DataFrame, k: int) -> DataFra
             F.col(BECAUSE_IDX).cast("int"),
         )
     )
+
+
+def with_prior(shelves: DataFrame, popular: DataFrame, k: int):
+    """``(user_idx, book_idx, score, because)`` candidates -> the same with each user's scores scaled to a
+    maximum of 1 plus the prior, and the user's first ``k + n_u`` popular books (by ``(-prior, book)``, shelved
+    ones removed) added with their prior alone and no explanation."""
+
+    def add(scored: DataFrame) -> DataFrame:
+        per_user = Window.partitionBy(C.USER_IDX).rowsBetween(
+            Window.unboundedPreceding, Window.unboundedFollowing
+        )
+        blended = (
+            scored.withColumn("_max", F.max(SCORE).over(per_user))
+            .join(popular, on=C.BOOK_IDX, how="left")
+            .select(
+                C.USER_IDX,
+                C.BOOK_IDX,
+                (F.col(SCORE) / F.col("_max") + F.coalesce(F.col(PRIOR), F.lit(0.0))).alias(SCORE),
+                BECAUSE_IDX,
+            )
+        )
+        order = Window.orderBy(F.col(PRIOR).desc(), F.col(C.BOOK_IDX).asc()).rowsBetween(
+            Window.unboundedPreceding, Window.currentRow
+        )
+        n_u = shelves.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n"))
+        depth = n_u.agg(F.max("_n")).first()[0] or 0
+        # a global window over at most k + max n_u rows (the head of the popular order), not over the catalogue
+        head = (
+            popular.orderBy(F.col(PRIOR).desc(), F.col(C.BOOK_IDX).asc())
+            .limit(k + depth)
+            .withColumn("_pop_rank", F.row_number().over(order))
+        )
+        extra = (
+            n_u.join(F.broadcast(head), on=F.col("_pop_rank") <= F.col("_n") + F.lit(k), how="inner")
+            .select(
+                C.USER_IDX, C.BOOK_IDX, F.col(PRIOR).alias(SCORE), F.lit(None).cast("int").alias(BECAUSE_IDX)
+            )
+            .join(shelves.select(C.USER_IDX, C.BOOK_IDX), on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
+            .join(blended.select(C.USER_IDX, C.BOOK_IDX), on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
+        )
+        return blended.unionByName(extra)
+
+    return add
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The popularity prior in arrays: ``weight[b]`` = β · readers / max readers (0 past the end or without
+    readers), ``order`` = the books with readers by ``(-weight, book)``."""
+
+    weight: np.ndarray  # float64
+    order: np.ndarray  # int64
+
+
+def prior_arrays(popular: DataFrame) -> Prior:
+    """:class:`Prior` from ``(book_idx, _prior)`` (one row per book with readers)."""
+    table = popular.select(F.col(C.BOOK_IDX).cast("int"), F.col(PRIOR).cast("double")).toArrow()
+    book = table.column(0).to_numpy().astype(np.int64)
+    value = table.column(1).to_numpy()
+    weight = np.zeros(int(book.max(initial=-1)) + 1, dtype=np.float64)
+    weight[book] = value
+    return Prior(weight, book[np.lexsort((book, -value))])
 
 
 @dataclass(frozen=True)
@@ -327,21 +430,26 @@ def neighbour_arrays(neighbours: DataFrame, budget_mb: float = BROADCAST_MB) -> 
 
 
 def score_user(
-    books: np.ndarray, weights: np.ndarray, table: NeighbourArrays, k: int
+    books: np.ndarray, weights: np.ndarray, table: NeighbourArrays, k: int, prior: Prior | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One user's top-``k`` ``(book, score, because)`` from their shelved ``books`` and ``weights``: the CSR rows
     of the shelved books are gathered, summed per candidate (a dense ``bincount`` when the catalogue is at most
     four times the gathered entries, else a sort), shelved books dropped, the best ``k`` ranked by
-    ``(-score, book)``; ``because`` is the shelved book with the largest contribution (ties: smaller index)."""
+    ``(-score, book)``; ``because`` is the shelved book with the largest contribution (ties: smaller index).
+    With ``prior`` the sums are scaled to 1 and the prior added, and the first ``k + n_u`` books of its order
+    (shelved ones dropped) are candidates too, with their prior alone and ``because`` -1."""
+    shelved = books
     inside = books < table.n_books  # a book without a row in the table has no neighbours
     books, weights = books[inside], weights[inside]
     pos, counts = csr_positions(table.indptr, books)
     total = len(pos)
-    if total == 0 or k <= 0:
+    if k <= 0 or (total == 0 and prior is None):
         return _EMPTY_I, _EMPTY_F, _EMPTY_I
     cand = table.neighbour[pos]
     contrib = table.sim[pos] * np.repeat(weights, counts)
-    if table.n_books <= 4 * total:
+    if total == 0:
+        ids, scores = _EMPTY_I, _EMPTY_F
+    elif table.n_books <= 4 * total:
         acc = np.bincount(cand, weights=contrib, minlength=table.n_books)
         acc[books] = 0.0
         ids = np.flatnonzero(acc > 0)
@@ -351,18 +459,38 @@ def score_user(
         scores = np.bincount(inverse, weights=contrib)
         keep = (scores > 0) & ~np.isin(ids, books)
         ids, scores = ids[keep], scores[keep]
+    own_ids = ids
+    if prior is not None:
+        if len(ids):
+            scores = scores / scores.max() + _prior_of(prior, ids)
+        head = prior.order[: k + len(shelved)]
+        head = head[~np.isin(head, shelved) & ~np.isin(head, ids)]
+        ids = np.concatenate([ids, head])
+        scores = np.concatenate([scores, prior.weight[head]])
     if len(ids) > k:
         threshold = np.partition(scores, len(ids) - k)[len(ids) - k]
         tied_or_better = scores >= threshold
         ids, scores = ids[tied_or_better], scores[tied_or_better]
     order = np.lexsort((ids, -scores))[:k]
     ids, scores = ids[order], scores[order]
-    shown = np.isin(cand, ids)
-    c, v, seed = cand[shown], contrib[shown], np.repeat(books, counts)[shown]
-    best = np.lexsort((seed, -v, c))
-    firsts, at = np.unique(c[best], return_index=True)
-    because = seed[best][at][np.searchsorted(firsts, ids)]
+    because = np.full(len(ids), -1, dtype=np.int64)
+    shown = np.isin(cand, own_ids) & np.isin(cand, ids)
+    if shown.any():
+        c, v, seed = cand[shown], contrib[shown], np.repeat(books, counts)[shown]
+        best = np.lexsort((seed, -v, c))
+        firsts, at = np.unique(c[best], return_index=True)
+        where = np.searchsorted(firsts, ids).clip(0, len(firsts) - 1)
+        own = firsts[where] == ids
+        because[own] = seed[best][at][where[own]]
     return ids, scores, because
+
+
+def _prior_of(prior: Prior, ids: np.ndarray) -> np.ndarray:
+    """``prior.weight`` at ``ids`` (0 past its end: a book nobody in the data read)."""
+    out = np.zeros(len(ids), dtype=np.float64)
+    inside = ids < len(prior.weight)
+    out[inside] = prior.weight[ids[inside]]
+    return out
 
 
 _EMPTY_I = np.zeros(0, dtype=np.int64)
@@ -374,16 +502,17 @@ KERNEL_SCHEMA = T.StructType(
         T.StructField(RANK, T.IntegerType(), False),
         T.StructField(C.BOOK_IDX, T.IntegerType(), False),
         T.StructField(SCORE, T.FloatType(), False),
-        T.StructField(BECAUSE_IDX, T.IntegerType(), False),
+        T.StructField(BECAUSE_IDX, T.IntegerType(), True),  # null: picked by the popularity prior alone
     ]
 )
 
 
-def _kernel(bc_table, k: int):
+def _kernel(bc_table, k: int, bc_prior=None):
     """The ``mapInArrow`` function: batches of ``(user_idx, [(book_idx, _w)])`` -> top-k rows per user."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         table: NeighbourArrays = bc_table.value
+        prior: Prior | None = None if bc_prior is None else bc_prior.value
         for batch in batches:
             users = batch.column(0).to_numpy(zero_copy_only=False)
             lists = batch.column(1)
@@ -395,7 +524,7 @@ def _kernel(bc_table, k: int):
             out_u, out_r, out_b, out_s, out_c = [], [], [], [], []
             for i, user in enumerate(users):
                 lo, hi = offsets[i], offsets[i + 1]
-                ids, scores, because = score_user(books[lo:hi], weights[lo:hi], table, k)
+                ids, scores, because = score_user(books[lo:hi], weights[lo:hi], table, k, prior)
                 if len(ids):
                     out_u.append(np.full(len(ids), user, dtype=np.int32))
                     out_r.append(np.arange(1, len(ids) + 1, dtype=np.int32))
@@ -404,8 +533,10 @@ def _kernel(bc_table, k: int):
                     out_c.append(because.astype(np.int32))
             if not out_u:
                 continue
+            because = np.concatenate(out_c)
             yield pa.RecordBatch.from_arrays(
-                [pa.array(np.concatenate(a)) for a in (out_u, out_r, out_b, out_s, out_c)],
+                [pa.array(np.concatenate(a)) for a in (out_u, out_r, out_b, out_s)]
+                + [pa.array(because, mask=because < 0)],
                 schema=pa.schema([(f.name, t) for f, t in zip(KERNEL_SCHEMA.fields, _ARROW_TYPES)]),
             )
 
@@ -416,12 +547,17 @@ _ARROW_TYPES = (pa.int32(), pa.int32(), pa.int32(), pa.float32(), pa.int32())
 
 
 def recommend_kernel(
-    shelves: DataFrame, table: NeighbourArrays, k: int, partitions: int | None = None
+    shelves: DataFrame,
+    table: NeighbourArrays,
+    k: int,
+    partitions: int | None = None,
+    prior: Prior | None = None,
 ) -> DataFrame:
-    """The scores from a broadcast :class:`NeighbourArrays` and each user's shelves gathered into one list
-    (``collect_list`` per user), scored user by user with :func:`score_user` in ``mapInArrow``."""
+    """The scores from a broadcast :class:`NeighbourArrays` (and :class:`Prior`) and each user's shelves gathered
+    into one list (``collect_list`` per user), scored user by user with :func:`score_user` in ``mapInArrow``."""
     spark = shelves.sparkSession
     bc_table = spark.sparkContext.broadcast(table)
+    bc_prior = None if prior is None else spark.sparkContext.broadcast(prior)
     parts = partitions or max(2, spark.sparkContext.defaultParallelism * 2)
     lists = shelves.groupBy(C.USER_IDX).agg(
         F.collect_list(
@@ -433,5 +569,5 @@ def recommend_kernel(
     return (
         lists.select(F.col(C.USER_IDX).cast("int"), _SHELF)
         .repartition(parts)
-        .mapInArrow(_kernel(bc_table, k), KERNEL_SCHEMA)
+        .mapInArrow(_kernel(bc_table, k, bc_prior), KERNEL_SCHEMA)
     )

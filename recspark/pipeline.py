@@ -334,8 +334,15 @@ def trained(lake: Lakehouse, model_run: str) -> bool:
 
 
 def make_split(spark: SparkSession, lake: Lakehouse, interactions: DataFrame, cfg: RunConfig) -> split.Split:
-    """Per-user random holdout, persisted to Delta and read back (deterministic input for ALS), then checked."""
-    s = split.make(cfg.split, interactions, fraction=cfg.test_fraction, seed=cfg.seed)
+    """Per-user random holdout (sparse users: one half of them, :class:`recspark.split.Sparse`), persisted to Delta
+    and read back (deterministic input for ALS), then checked."""
+    s = split.make(
+        cfg.split,
+        interactions,
+        fraction=cfg.test_fraction,
+        seed=cfg.seed,
+        sparse=split.for_evaluation(cfg.seed),
+    )
     lake.write(s.train, MODEL, "split_train")
     lake.write(s.test, MODEL, "split_test")
     persisted = split.Split(
@@ -478,7 +485,14 @@ def evaluate_model(
     if "itemcf" in cfg.models:
         t = time.perf_counter()
         neighbours = itemcf.fit(fit_on, cfg.itemcf)
-        recs = itemcf.recommend(fit_on, neighbours, max_k, users=s.test, works=works)
+        recs = itemcf.recommend(
+            fit_on,
+            neighbours,
+            max_k,
+            users=s.test,
+            works=works,
+            popularity_weight=cfg.itemcf.popularity_weight,
+        )
         lists["itemcf"] = evaluate.materialise(recs)
         timings["itemcf"] = time.perf_counter() - t
     if "content" in cfg.models:
@@ -882,6 +896,7 @@ def publish_model(
             cfg.weights.as_dict(),
             als.gram(items).ravel().tolist() if items is not None else None,
             cfg.content.as_dict(),
+            cfg.itemcf.as_dict(),
         )
         publish.write_run_rows(lake, "serving_model", model_row, run_id)
         if neighbours is not None:
@@ -1136,7 +1151,14 @@ def model_lists(
         recs = topk.recommend(spark, ufs, candidates_of(works, items), k, seen=seen_of(works, interactions))
         return publish.explain(spark, recs, seen, items)
     if model == "itemcf":
-        return itemcf.recommend(interactions, load_neighbours(lake, run_id), k, users=users, works=works)
+        return itemcf.recommend(
+            interactions,
+            load_neighbours(lake, run_id),
+            k,
+            users=users,
+            works=works,
+            popularity_weight=cfg.itemcf.popularity_weight,
+        )
     if model == "content":
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)
         if vectors is None:

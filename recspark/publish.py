@@ -16,7 +16,8 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
 * ``serving_neighbours``: ``run_id, book_id, rank, similar_book_id, score``: the item-CF neighbour table of
   runs that publish item-CF lists (their fold-in uses it)
 * ``serving_model``: one row per run: ``run_id, model, alpha, reg, weights, yty, reference_date, n_users,
-  avg_books, content`` (``yty`` = YᵀY of the factors, row-major, so a request solves a ``rank × rank`` system)
+  avg_books, content, itemcf`` (``yty`` = YᵀY of the factors, row-major, so a request solves a ``rank × rank``
+  system; ``itemcf``: item-CF's parameters as JSON, for its popularity prior)
 * ``evaluations``: ``run_id, model, k, metric, value, split, params``
 * ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings, tuning``
   (``tuning``: the chosen parameters, their validation score, the runner-up and the search's cost, as JSON)
@@ -324,6 +325,7 @@ SERVING_MODEL_SCHEMA = T.StructType(
         T.StructField("n_users", T.LongType(), False),
         T.StructField("avg_books", T.DoubleType(), False),
         T.StructField("content", T.StringType(), True),
+        T.StructField("itemcf", T.StringType(), True),  # item-CF's parameters (its popularity prior)
     ]
 )
 
@@ -337,6 +339,7 @@ def serving_model_row(
     weights: dict,
     yty: list[float] | None,
     content_params: dict,
+    itemcf_params: dict | None = None,
 ) -> DataFrame:
     """``gold/serving_model``: the one row a request needs besides the book arrays."""
     stats = interactions.agg(
@@ -356,6 +359,7 @@ def serving_model_row(
         users,
         float(stats["rows"]) / max(users, 1),
         json.dumps(content_params),
+        None if itemcf_params is None else json.dumps(itemcf_params),
     )
     return spark.createDataFrame([row], SERVING_MODEL_SCHEMA)
 

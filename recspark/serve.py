@@ -383,8 +383,8 @@ class GoldReader:
             self._book(
                 int(cat.book_ids[p]),
                 float(scores[p]),
-                because_book_id=int(cat.book_ids[b]),
-                because_title=cat.title(int(b)),
+                because_book_id=int(cat.book_ids[b]) if b >= 0 else None,
+                because_title=cat.title(int(b)) if b >= 0 else None,
             )
             for p, b in zip(top, because)
         ]
@@ -413,14 +413,19 @@ class GoldReader:
             )
             if not (scores > 0).any():
                 return None, None
-            scores = np.where(scores > 0, scores, -np.inf)
+            own = scores > 0
+            if info.model == "itemcf" and info.itemcf_popularity_weight > 0:  # the prior (recspark.itemcf)
+                scores = foldin.with_prior(scores, cat.readers, info.itemcf_popularity_weight)
+            else:
+                scores = np.where(own, scores, -np.inf)
             seeds = np.repeat(at, np.diff(self.sim_indptr)[at])
 
             def explain(top):
-                out = np.empty(len(top), dtype=np.int64)
+                out = np.full(len(top), -1, dtype=np.int64)  # -1: picked by the prior alone
                 for i, p in enumerate(top):
                     m = cand == p
-                    out[i] = seeds[m][np.argmax(contrib[m])]
+                    if own[p] and m.any():
+                        out[i] = seeds[m][np.argmax(contrib[m])]
                 return out
         else:
             return None, None
@@ -439,6 +444,7 @@ def _exists(path: str) -> bool:
 
 def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
     content = json.loads(row["content"] or "{}")
+    itemcf = json.loads(row.get("itemcf") or "{}")  # absent in runs published before the column
     yty = None
     if row["yty"] is not None:
         flat = np.asarray(row["yty"], dtype=np.float64)
@@ -455,6 +461,7 @@ def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
         avg_books=float(row["avg_books"]),
         content_half_life_days=content.get("half_life_days"),
         content_popularity_weight=float(content.get("popularity_weight", 1.0)),
+        itemcf_popularity_weight=float(itemcf.get("popularity_weight", 0.0)),
     )
     return info, yty
 

@@ -9,11 +9,19 @@ ALS needs deterministic input. Both kinds hold out, per user, ``ceil(fraction * 
 * ``temporal``: the user's most recently added books (``date_added``; ties by the hash) -- "what did they shelve
   next", which needs timestamps.
 
+Sparse users are held out once, not twice (:class:`Sparse`): the evaluation split and the tuning split carved
+from its training side would each take a book from a user with few books, leaving a user with 3 shelves one
+shelf to be scored from, where no model but popularity can show what it does with the 2 the published run sees.
+So users with fewer than :data:`SPARSE_BOOKS` books are divided by a hash of ``(seed, user)`` into two halves:
+one half gives a book to evaluation only, the other to validation only (the tuning split passes the same seed
+and the other half). Users with more books are held out in both, as before.
+
 :func:`check_split` asserts the invariants: no test pair in train, every evaluated user has history in train.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, Window
@@ -23,6 +31,9 @@ from recspark import columns as C
 
 _H = "_h"
 KINDS = ("holdout", "temporal")
+SPARSE_BOOKS = 10  # users with fewer books are held out by evaluation or by validation, never both
+# the same users seen from the tuning split: after a fifth of them (ceil) went to evaluation, n < 10 is n' < 8
+SPARSE_BOOKS_AFTER_EVALUATION = SPARSE_BOOKS - math.ceil(0.2 * SPARSE_BOOKS)
 
 
 def _hash(seed: int, *cols: str) -> F.Column:
@@ -38,12 +49,39 @@ class Split:
     kind: str
 
 
+@dataclass(frozen=True)
+class Sparse:
+    """Hold out a user with fewer than ``below`` books only when the hash of ``(seed, user)`` puts them in this
+    split's half (``first``: below 0.5); the other half keeps all of its books in train."""
+
+    seed: int
+    first: bool
+    below: int = SPARSE_BOOKS
+
+    def held_out(self, n: F.Column) -> F.Column:
+        in_first = _hash(self.seed, C.USER_IDX) < F.lit(0.5)
+        return (n >= F.lit(self.below)) | (in_first if self.first else ~in_first)
+
+
+def for_evaluation(seed: int) -> Sparse:
+    """The evaluation split's half of the sparse users."""
+    return Sparse(seed, first=True)
+
+
+def for_validation(seed: int) -> Sparse:
+    """The tuning split's half: the other sparse users, counted after the evaluation holdout."""
+    return Sparse(seed, first=False, below=SPARSE_BOOKS_AFTER_EVALUATION)
+
+
 class NoTimestamps(ValueError):
     """A temporal split was asked for on interactions without ``date_added``."""
 
 
-def _per_user(df: DataFrame, fraction: float, seed: int, min_user: int, first: list, kind: str) -> Split:
-    """The first ``ceil(fraction * n)`` of each user's ``n`` books in the order ``first`` (then the hash) to test."""
+def _per_user(
+    df: DataFrame, fraction: float, seed: int, min_user: int, first: list, kind: str, sparse: Sparse | None
+) -> Split:
+    """The first ``ceil(fraction * n)`` of each user's ``n`` books in the order ``first`` (then the hash) to test
+    (with ``sparse``, only for the sparse users of its half)."""
     w = Window.partitionBy(C.USER_IDX).orderBy(*first, F.col(_H), F.col(C.BOOK_IDX))
     n = Window.partitionBy(C.USER_IDX).rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
     ranked = (
@@ -53,31 +91,41 @@ def _per_user(df: DataFrame, fraction: float, seed: int, min_user: int, first: l
     )
     n_test = F.least(F.ceil(F.col("_n") * fraction), F.col("_n") - 1)
     is_test = (F.col("_n") >= min_user) & (F.col("_rank") <= n_test)
+    if sparse is not None:
+        is_test = is_test & sparse.held_out(F.col("_n"))
     cols = df.columns
     return Split(
         train=ranked.where(~is_test).select(*cols), test=ranked.where(is_test).select(*cols), kind=kind
     )
 
 
-def holdout(df: DataFrame, fraction: float = 0.2, seed: int = 42, min_user: int = 2) -> Split:
+def holdout(
+    df: DataFrame, fraction: float = 0.2, seed: int = 42, min_user: int = 2, sparse: Sparse | None = None
+) -> Split:
     """Per user: ``ceil(fraction * n)`` books chosen by the hash to test."""
-    return _per_user(df, fraction, seed, min_user, [], "holdout")
+    return _per_user(df, fraction, seed, min_user, [], "holdout", sparse)
 
 
-def temporal(df: DataFrame, fraction: float = 0.2, seed: int = 42, min_user: int = 2) -> Split:
+def temporal(
+    df: DataFrame, fraction: float = 0.2, seed: int = 42, min_user: int = 2, sparse: Sparse | None = None
+) -> Split:
     """Per user: the ``ceil(fraction * n)`` most recently added books to test (undated books count as oldest)."""
     if C.DATE_ADDED not in df.columns or df.where(F.col(C.DATE_ADDED).isNotNull()).limit(1).count() == 0:
         raise NoTimestamps(
             "a temporal split needs interactions with date_added; these have none (use --split holdout)"
         )
-    return _per_user(df, fraction, seed, min_user, [F.col(C.DATE_ADDED).desc_nulls_last()], "temporal")
+    return _per_user(
+        df, fraction, seed, min_user, [F.col(C.DATE_ADDED).desc_nulls_last()], "temporal", sparse
+    )
 
 
-def make(kind: str, df: DataFrame, fraction: float = 0.2, seed: int = 42) -> Split:
+def make(
+    kind: str, df: DataFrame, fraction: float = 0.2, seed: int = 42, sparse: Sparse | None = None
+) -> Split:
     """The split named ``kind`` (one of :data:`KINDS`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown split {kind!r}; choose one of {', '.join(KINDS)}")
-    return (holdout if kind == "holdout" else temporal)(df, fraction, seed)
+    return (holdout if kind == "holdout" else temporal)(df, fraction, seed, sparse=sparse)
 
 
 class SplitError(AssertionError):

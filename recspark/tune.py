@@ -21,7 +21,8 @@ its Spark job group). The best configuration of the highest rung reached wins; a
 validation score is preferred (the difference is noise, the cost is not).
 
 Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
-the evaluation holdout), with its own seed. Relevant validation books are the held-out ones the user did not
+the evaluation holdout), with its own seed; a sparse user is held out here only when the evaluation split did not
+hold them out (the other half, :class:`recspark.split.Sparse`). Relevant validation books are the held-out ones the user did not
 dislike (``rating`` 0 = unrated, or >= 4), the same notion of "liked" the offline checks use. When the training
 data is large, a hashed sample of users (all of each sampled user's books, so the activity distribution that
 ``regParam`` depends on is kept) bounds the tuning cost. With fewer than :data:`MIN_USERS` validation users the
@@ -80,6 +81,11 @@ ITEMCF_GRID = (
     {"similarity": "ease", "neighbours": 400, "ease_l2": 16.0},
     {"similarity": "ease", "neighbours": 400, "ease_l2": 64.0},
 )
+# the weight β of item-CF's popularity prior, tried on the best configuration of ITEMCF_GRID (β = 0 there). In
+# numpy on sparse "next shelves" users a blend beat popularity by 7% (bench/next_blend.py: validation best β 1,
+# published-shape best 0.3); on validation in the product β rose to 3 there and tied with popularity, while
+# generated ratings and shelves kept β = 0 (README, "The sparse next shelves shape")
+ITEMCF_PRIOR_GRID = (0.1, 0.3, 1.0, 3.0)
 # content configurations: the weight of the popularity prior and the taste half-life (days)
 CONTENT_GRID = (
     {"popularity_weight": 0.3, "half_life_days": 365.0},
@@ -376,7 +382,7 @@ def validation_split(
 ) -> tuple[split.Split, float]:
     """Tuning train/validation from ``train`` (the evaluation split's training side), persisted and checked."""
     sampled, fraction = user_sample(train, max_interactions, seed)
-    s = split.holdout(sampled, fraction=0.2, seed=seed + 1000)
+    s = split.holdout(sampled, fraction=0.2, seed=seed + 1000, sparse=split.for_validation(seed))
     lake.write(s.train, MODEL, "tune_train")
     lake.write(s.test, MODEL, "tune_valid")
     persisted = split.Split(lake.read(MODEL, "tune_train"), lake.read(MODEL, "tune_valid"), "holdout")
@@ -553,7 +559,8 @@ def best_itemcf(
     train: DataFrame, truth: DataFrame, users: DataFrame, k: int, seed: int
 ) -> tuple[dict, float, DataFrame]:
     """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG@k (co-occurrence counted
-    once for all of them), that score, and its neighbour table (cached: the caller unpersists it). The first
+    once for all of them), then the weight of its popularity prior from :data:`ITEMCF_PRIOR_GRID` (kept at 0
+    unless one scores higher), that score, and its neighbour table (cached: the caller unpersists it). The first
     configuration wins ties."""
     co = itemcf.Cooccurrence(train, itemcf.ItemCfParams(seed=seed))
     best: tuple[float, itemcf.ItemCfParams, DataFrame] | None = None
@@ -574,6 +581,19 @@ def best_itemcf(
     finally:
         co.release()
     value, params, table = best
+    for weight in ITEMCF_PRIOR_GRID:
+        t0 = time.perf_counter()
+        recs = itemcf.recommend(train, table, k, users=users, popularity_weight=weight)
+        scored = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+        log.info(
+            "item-CF popularity prior %g: validation NDCG@%d %.4f (%.1f s)",
+            weight,
+            k,
+            scored,
+            time.perf_counter() - t0,
+        )
+        if scored > value:
+            value, params = scored, replace(params, popularity_weight=weight)
     return params.as_dict(), round(value, 5), table
 
 

@@ -117,6 +117,33 @@ def test_temporal_holds_out_each_users_latest_books(spark):
         split.make("random", df)
 
 
+def test_sparse_users_are_held_out_once_by_evaluation_or_by_validation(spark):
+    # 200 users: u has u % 14 + 1 books (1-14). Users with fewer than 10 go to evaluation or to validation by a
+    # hash of (seed, user), never both; the others give a fifth of their books to each, as before
+    rows = [(u, b, 0) for u in range(200) for b in range(u % 14 + 1)]
+    df = spark.createDataFrame(rows, "user_idx int, book_idx int, rating int")
+    first = split.holdout(df, 0.2, seed=3, sparse=split.for_evaluation(3))
+    sizes = split.check_split(first)
+    assert sizes["train"] + sizes["test"] == df.count()
+    second = split.holdout(first.train, 0.2, seed=1003, sparse=split.for_validation(3))
+    split.check_split(second)
+    held = [{r[0]: r[1] for r in s.test.groupBy("user_idx").count().collect()} for s in (first, second)]
+    evaluation, validation = held
+    for u in range(200):
+        n = u % 14 + 1
+        if n < 2:
+            assert u not in evaluation and u not in validation
+        elif n < split.SPARSE_BOOKS:  # held out once, by one side: ceil(n / 5) books
+            assert (u in evaluation) != (u in validation), u
+            assert evaluation.get(u, validation.get(u)) == math.ceil(0.2 * n)
+        else:  # a fifth to evaluation, a fifth of the rest to validation
+            assert evaluation[u] == math.ceil(0.2 * n)
+            assert validation[u] == math.ceil(0.2 * (n - evaluation[u]))
+    sparse_users = [u for u in range(200) if 2 <= u % 14 + 1 < split.SPARSE_BOOKS]
+    in_evaluation = sum(u in evaluation for u in sparse_users)
+    assert 0.3 < in_evaluation / len(sparse_users) < 0.7  # about half each way (126 users)
+
+
 def test_check_split_catches_violations(spark):
     df = interactions(spark)
     s = split.holdout(df, 0.3, seed=1)

@@ -155,6 +155,79 @@ def test_kernel_matches_join_path_and_brute_force(spark, n_books):
     )
 
 
+@pytest.mark.parametrize("broadcast_mb", [itemcf.BROADCAST_MB, 0])  # the kernel, then the join path
+def test_popularity_prior_by_hand(spark, broadcast_mb):
+    data = shelves(spark, TOY)
+    nb = itemcf.fit(data, ItemCfParams(similarity="cosine", neighbours=10))
+    got = itemcf.recommend(data, nb, k=3, broadcast_mb=broadcast_mb, popularity_weight=1.0)
+    rows = [
+        (r[C.USER_IDX], r[C.RANK], r[C.BOOK_IDX], r[itemcf.BECAUSE_IDX], r["score"])
+        for r in got.orderBy(C.USER_IDX, C.RANK).collect()
+    ]
+    # readers 0:2 1:3 2:2 3:1, so the prior (β = 1) is 2/3, 1, 2/3, 1/3. The neighbour sums are scaled to 1 per
+    # user: u1's one candidate (book 2) scores 1 + 2/3, u2's (book 0) too, both because of book 1; then every
+    # unshelved book by its prior alone, without an explanation: book 3 for u0, u1, u2; u3's book has no
+    # neighbours, so u3 gets the popular order (1, then 0 and 2 tied at 2/3: the smaller index first)
+    want = [
+        (0, 1, 3, None, 1 / 3),
+        (1, 1, 2, 1, 5 / 3),
+        (1, 2, 3, None, 1 / 3),
+        (2, 1, 0, 1, 5 / 3),
+        (2, 2, 3, None, 1 / 3),
+        (3, 1, 1, None, 1.0),
+        (3, 2, 0, None, 2 / 3),
+        (3, 3, 2, None, 2 / 3),
+    ]
+    assert [r[:4] for r in rows] == [w[:4] for w in want]
+    assert [r[4] for r in rows] == pytest.approx([w[4] for w in want], rel=1e-6)
+
+
+@pytest.mark.parametrize("broadcast_mb", [itemcf.BROADCAST_MB, 0])
+def test_popularity_prior_against_brute_force(spark, broadcast_mb):
+    import random
+
+    rnd = random.Random(5)
+    # users 0-19 read among 12 books (co-reading), users 20-39 among 40 (mostly alone): scores and prior mix
+    rows = sorted({(u, rnd.randrange(12 if u < 20 else 40), 0) for u in range(40) for _ in range(4)})
+    data = shelves(spark, rows)
+    nb = itemcf.fit(data, ItemCfParams(neighbours=3))
+    sim = {(r[C.BOOK_IDX], r[itemcf.NEIGHBOUR_IDX]): r["score"] for r in nb.collect()}
+    truth, read = brute_force_scores(rows, sim)
+    readers: dict[int, int] = {}
+    for _, b, _ in rows:
+        readers[b] = readers.get(b, 0) + 1
+    beta, k = 0.5, 6
+    got = itemcf.recommend(data, nb, k=k, broadcast_mb=broadcast_mb, popularity_weight=beta).collect()
+    lists: dict[int, list] = {}
+    for r in sorted(got, key=lambda r: (r[C.USER_IDX], r[C.RANK])):
+        lists.setdefault(r[C.USER_IDX], []).append((r[C.BOOK_IDX], r["score"], r[itemcf.BECAUSE_IDX]))
+    assert set(lists) == set(read)
+    for u, books in read.items():
+        own = {b: s for b, s in truth.get(u, {}).items() if s > 0}
+        top = max(own.values(), default=1.0)
+        want = {
+            b: own.get(b, 0.0) / top + beta * n / max(readers.values())
+            for b, n in readers.items()
+            if b not in books
+        }
+        best = sorted(want.values(), reverse=True)[:k]
+        assert [s for _, s, _ in lists[u]] == pytest.approx(best, rel=1e-5), u
+        for b, s, because in lists[u]:
+            assert s == pytest.approx(want[b], rel=1e-5)
+            assert (because is None) == (b not in own)  # explained exactly when the shelves speak for it
+
+
+def test_the_consumers_prior_is_the_batch_formula():
+    import numpy as np
+
+    from recspark import foldin
+
+    # sums 0, 2, 1, 0 (scaled: 0, 1, 0.5, 0); readers 4, 0, 2, 0 (prior with weight 0.5: 0.5, 0, 0.25, 0); the
+    # last book has neither a sum nor a reader: never recommended
+    got = foldin.with_prior(np.array([0.0, 2.0, 1.0, 0.0]), np.array([4.0, 0.0, 2.0, 0.0]), 0.5)
+    assert got.tolist() == [0.5, 1.0, 0.75, -np.inf]
+
+
 def test_cap_keeps_each_users_most_recent_books(spark):
     # u0 shelved 0 on day 1, 1 on day 2, 2 on day 3: with a cap of 2 only {1,2} count, so (0,1) keeps only u1
     shelf = itemcf.capped(itemcf.weighted(shelves(spark, TOY), None), 2, seed=1)
@@ -174,3 +247,5 @@ def test_bad_parameters_are_refused():
         ItemCfParams(similarity="pearson")
     with pytest.raises(ValueError, match="neighbours"):
         ItemCfParams(neighbours=0)
+    with pytest.raises(ValueError, match="popularity_weight"):
+        ItemCfParams(popularity_weight=-0.1)

@@ -326,16 +326,19 @@ def swapped_in_without_dropping_requests(lake, old: str, new: str) -> None:
 
 @pytest.mark.slow
 def test_itemcf_published_end_to_end(spark, published, tmp_path):
-    """``model="itemcf"``: lists and similar books from co-occurrence, exclusions exact, explanations cite
-    shelved books, the single-stage verbs follow the trained family; checked from outside. Then a consumer
-    serving the first run swaps to this one under load."""
+    """``model="itemcf"`` with a popularity prior: lists and similar books from co-occurrence, exclusions exact,
+    explanations cite shelved books (or nothing, for a book the prior alone picked), the single-stage verbs
+    follow the trained family; checked from outside. Then a consumer serving the first run swaps to this one
+    under load."""
     from deltalake import DeltaTable
 
+    from recspark.itemcf import ItemCfParams
     from recspark.pipeline import model_of, recommend_stage, similar_stage
 
     _, first, src = published
     lake = copy_of(published[0], tmp_path / "lake")
-    summary = run_pipeline(spark, lake, cfg(model="itemcf", evaluate=False), tmp_path)
+    prior = ItemCfParams(popularity_weight=0.3)
+    summary = run_pipeline(spark, lake, cfg(model="itemcf", evaluate=False, itemcf=prior), tmp_path)
     run_id, model_run = summary["run_id"], summary["model_run_id"]
     assert run_id != first["run_id"] and model_of(lake, model_run) == "itemcf"
     assert publish.latest_published(lake) == run_id
@@ -369,11 +372,13 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     # fold-in with item-CF: sums of the published similar-books lists, shelved books excluded
     reader = GoldReader(lake.root)
     assert reader.run_id == run_id and reader.info.model == "itemcf" and reader.catalogue.factors is None
+    assert reader.info.itemcf_popularity_weight == 0.3  # the prior travels to the consumer
     shelves = [{"book_id": b} for b in sorted(shelved[user["user_id"]])]
     out = reader.fold_in(shelves, n=5)
-    assert not out["cold_start"] and out["items"]
+    assert not out["cold_start"] and len(out["items"]) == 5
     assert all(i["book_id"] not in shelved[user["user_id"]] for i in out["items"])
-    assert all(i["because_book_id"] in shelved[user["user_id"]] for i in out["items"])
+    because = [i["because_book_id"] for i in out["items"] if i["because_book_id"] is not None]
+    assert because and all(b in shelved[user["user_id"]] for b in because)
 
     # a consumer serving the first run swaps to this one without dropping a request
     swapped_in_without_dropping_requests(lake, first["run_id"], run_id)
