@@ -65,8 +65,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from recspark import baselines, ease
 from recspark import columns as C
-from recspark import ease
 from recspark.columns import RANK, SCORE
 from recspark.foldin import csr_positions
 from recspark.works import Works
@@ -279,10 +279,11 @@ PRIOR = "_prior"
 
 def prior_weights(shelves: DataFrame, popularity_weight: float) -> DataFrame:
     """``(book_idx, _prior)``: β · readers / max readers for every book with a reader in ``shelves``."""
-    readers = shelves.groupBy(C.BOOK_IDX).agg(F.countDistinct(C.USER_IDX).alias("_readers"))
-    top = readers.agg(F.max("_readers")).first()[0] or 1
+    readers = baselines.popularity(shelves)
+    top = readers.agg(F.max(baselines.POPULARITY)).first()[0] or 1
     return readers.select(
-        C.BOOK_IDX, (F.lit(float(popularity_weight)) * F.col("_readers") / F.lit(float(top))).alias(PRIOR)
+        C.BOOK_IDX,
+        (F.lit(float(popularity_weight)) * F.col(baselines.POPULARITY) / F.lit(float(top))).alias(PRIOR),
     )
 
 
@@ -331,7 +332,8 @@ def recommend_join(
 def with_prior(shelves: DataFrame, popular: DataFrame, k: int):
     """``(user_idx, book_idx, score, because)`` candidates -> the same with each user's scores scaled to a
     maximum of 1 plus the prior, and the user's first ``k + n_u`` popular books (by ``(-prior, book)``, shelved
-    ones removed) added with their prior alone and no explanation."""
+    ones removed) added with their prior alone and no explanation. A book in both keeps its blended score (it is
+    the larger) and its explanation, so the candidates are computed once (one union, one ``groupBy``)."""
 
     def add(scored: DataFrame) -> DataFrame:
         per_user = Window.partitionBy(C.USER_IDX).rowsBetween(
@@ -364,9 +366,13 @@ def with_prior(shelves: DataFrame, popular: DataFrame, k: int):
                 C.USER_IDX, C.BOOK_IDX, F.col(PRIOR).alias(SCORE), F.lit(None).cast("int").alias(BECAUSE_IDX)
             )
             .join(shelves.select(C.USER_IDX, C.BOOK_IDX), on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
-            .join(blended.select(C.USER_IDX, C.BOOK_IDX), on=[C.USER_IDX, C.BOOK_IDX], how="left_anti")
         )
-        return blended.unionByName(extra)
+        return (
+            blended.unionByName(extra)
+            .groupBy(C.USER_IDX, C.BOOK_IDX)
+            .agg(F.max(SCORE).alias(SCORE), F.max_by(BECAUSE_IDX, SCORE).alias(BECAUSE_IDX))
+            .select(C.USER_IDX, C.BOOK_IDX, SCORE, BECAUSE_IDX)
+        )
 
     return add
 
