@@ -424,7 +424,7 @@ class GoldReader:
                 out = np.full(len(top), -1, dtype=np.int64)  # -1: picked by the prior alone
                 for i, p in enumerate(top):
                     m = cand == p
-                    if own[p] and m.any():
+                    if own[p]:  # a positive sum always has a contribution
                         out[i] = seeds[m][np.argmax(contrib[m])]
                 return out
         else:
