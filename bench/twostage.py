@@ -48,7 +48,9 @@ def main() -> None:
     run_ingest(spark, lake, str(source), a.format if a.source else "goodreads", "bench-twostage")
     s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=42)
     lake.write(s.train, "model", "split_train")
-    tune_split, _ = validation_split(lake, lake.read("model", "split_train"), seed=42)
+    tune_split, _ = validation_split(
+        lake, lake.read("model", "split_train"), seed=42, evaluation_fraction=0.2
+    )
     train = tune_split.train.cache()
     truth = liked(tune_split.test).select(C.USER_IDX, C.BOOK_IDX).cache()
     users = truth.select(C.USER_IDX).distinct().cache()

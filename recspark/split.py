@@ -32,8 +32,6 @@ from recspark import columns as C
 _H = "_h"
 KINDS = ("holdout", "temporal")
 SPARSE_BOOKS = 10  # users with fewer books are held out by evaluation or by validation, never both
-# the same users seen from the tuning split: after a fifth of them (ceil) went to evaluation, n < 10 is n' < 8
-SPARSE_BOOKS_AFTER_EVALUATION = SPARSE_BOOKS - math.ceil(0.2 * SPARSE_BOOKS)
 
 
 def _hash(seed: int, *cols: str) -> F.Column:
@@ -68,9 +66,24 @@ def for_evaluation(seed: int) -> Sparse:
     return Sparse(seed, first=True)
 
 
-def for_validation(seed: int) -> Sparse:
-    """The tuning split's half: the other sparse users, counted after the evaluation holdout."""
-    return Sparse(seed, first=False, below=SPARSE_BOOKS_AFTER_EVALUATION)
+def left_after_holdout(n: int, fraction: float) -> int:
+    """Books a user with ``n`` books keeps in train after a holdout of ``fraction`` (as :func:`_per_user`)."""
+    return n if n < 2 else n - min(math.ceil(fraction * n), n - 1)
+
+
+def for_validation(seed: int, evaluation_fraction: float) -> Sparse:
+    """The tuning split's half: the other sparse users, counted after the evaluation holdout of
+    ``evaluation_fraction``.
+
+    The tuning split sees a user's books after the evaluation took its share, so the evaluation's threshold
+    ``n < SPARSE_BOOKS`` becomes ``n' < left_after_holdout(SPARSE_BOOKS)`` there (``n' < 8`` at 0.2). Where a
+    fraction leaves a user with ``SPARSE_BOOKS - 1`` books as many as one with ``SPARSE_BOOKS`` (0.11: both keep
+    8), the threshold moves one up: such a user is held out by the evaluation only, never by both.
+    """
+    below = left_after_holdout(SPARSE_BOOKS, evaluation_fraction)
+    if left_after_holdout(SPARSE_BOOKS - 1, evaluation_fraction) >= below:
+        below += 1
+    return Sparse(seed, first=False, below=below)
 
 
 class NoTimestamps(ValueError):

@@ -378,11 +378,17 @@ def user_sample(train: DataFrame, max_interactions: int, seed: int) -> tuple[Dat
 
 
 def validation_split(
-    lake: Lakehouse, train: DataFrame, seed: int, max_interactions: int = MAX_TUNE_INTERACTIONS
+    lake: Lakehouse,
+    train: DataFrame,
+    seed: int,
+    evaluation_fraction: float,
+    max_interactions: int = MAX_TUNE_INTERACTIONS,
 ) -> tuple[split.Split, float]:
-    """Tuning train/validation from ``train`` (the evaluation split's training side), persisted and checked."""
+    """Tuning train/validation from ``train`` (the training side of the evaluation split, which held out
+    ``evaluation_fraction`` with ``seed``), persisted and checked."""
     sampled, fraction = user_sample(train, max_interactions, seed)
-    s = split.holdout(sampled, fraction=0.2, seed=seed + 1000, sparse=split.for_validation(seed))
+    sparse = split.for_validation(seed, evaluation_fraction)
+    s = split.holdout(sampled, fraction=0.2, seed=seed + 1000, sparse=sparse)
     lake.write(s.train, MODEL, "tune_train")
     lake.write(s.test, MODEL, "tune_valid")
     persisted = split.Split(lake.read(MODEL, "tune_train"), lake.read(MODEL, "tune_valid"), "holdout")
@@ -406,14 +412,16 @@ def tune(
     books: DataFrame | None = None,
     ranker_params: ranker.RankerParams | None = None,
     ranker_path: str | None = None,
+    evaluation_fraction: float = 0.2,
 ) -> Search:
-    """Search ALS parameters on a validation split carved from ``train``, score the other ``models`` (item-CF
+    """Search ALS parameters on a validation split carved from ``train`` (the training side of an evaluation
+    split of ``evaluation_fraction`` and ``seed``), score the other ``models`` (item-CF
     configurations of :data:`ITEMCF_GRID`, popularity) on the same split, and store the trials, the ALS winner
     and the winning family. With ``ranker_params`` (and ALS and item-CF among ``models``) the two-stage ranker
     is trained and checked on the same split too (:func:`recspark.twostage.validate`) and saved to
     ``ranker_path``; when it beats every single model it becomes the winning family."""
     t0 = time.perf_counter()
-    s, fraction = validation_split(lake, train, seed)
+    s, fraction = validation_split(lake, train, seed, evaluation_fraction)
     tune_train = s.train.cache()
     truth = liked(s.test).select(C.USER_IDX, C.BOOK_IDX).cache()
     n_users = truth.select(C.USER_IDX).distinct().count()

@@ -117,15 +117,17 @@ def test_temporal_holds_out_each_users_latest_books(spark):
         split.make("random", df)
 
 
-def test_sparse_users_are_held_out_once_by_evaluation_or_by_validation(spark):
+@pytest.mark.parametrize("fraction", [0.2, 0.3, 0.5])
+def test_sparse_users_are_held_out_once_by_evaluation_or_by_validation(spark, fraction):
     # 200 users: u has u % 14 + 1 books (1-14). Users with fewer than 10 go to evaluation or to validation by a
-    # hash of (seed, user), never both; the others give a fifth of their books to each, as before
+    # hash of (seed, user), never both; the others give ceil(fraction * n) books to evaluation and a fifth of the
+    # rest to validation, whatever the evaluation's fraction (the tuning split is told it)
     rows = [(u, b, 0) for u in range(200) for b in range(u % 14 + 1)]
     df = spark.createDataFrame(rows, "user_idx int, book_idx int, rating int")
-    first = split.holdout(df, 0.2, seed=3, sparse=split.for_evaluation(3))
+    first = split.holdout(df, fraction, seed=3, sparse=split.for_evaluation(3))
     sizes = split.check_split(first)
     assert sizes["train"] + sizes["test"] == df.count()
-    second = split.holdout(first.train, 0.2, seed=1003, sparse=split.for_validation(3))
+    second = split.holdout(first.train, 0.2, seed=1003, sparse=split.for_validation(3, fraction))
     split.check_split(second)
     held = [{r[0]: r[1] for r in s.test.groupBy("user_idx").count().collect()} for s in (first, second)]
     evaluation, validation = held
@@ -133,15 +135,28 @@ def test_sparse_users_are_held_out_once_by_evaluation_or_by_validation(spark):
         n = u % 14 + 1
         if n < 2:
             assert u not in evaluation and u not in validation
-        elif n < split.SPARSE_BOOKS:  # held out once, by one side: ceil(n / 5) books
+        elif n < split.SPARSE_BOOKS:  # held out once, by one side
             assert (u in evaluation) != (u in validation), u
-            assert evaluation.get(u, validation.get(u)) == math.ceil(0.2 * n)
-        else:  # a fifth to evaluation, a fifth of the rest to validation
-            assert evaluation[u] == math.ceil(0.2 * n)
-            assert validation[u] == math.ceil(0.2 * (n - evaluation[u]))
+            if u in evaluation:
+                assert evaluation[u] == min(math.ceil(fraction * n), n - 1)
+            else:
+                assert validation[u] == math.ceil(0.2 * n)
+        else:  # held out by both
+            assert evaluation[u] == math.ceil(fraction * n), u
+            assert validation[u] == math.ceil(0.2 * (n - evaluation[u])), u
     sparse_users = [u for u in range(200) if 2 <= u % 14 + 1 < split.SPARSE_BOOKS]
     in_evaluation = sum(u in evaluation for u in sparse_users)
     assert 0.3 < in_evaluation / len(sparse_users) < 0.7  # about half each way (126 users)
+
+
+def test_the_validation_threshold_follows_the_evaluation_fraction():
+    # by hand: at 0.2 a user of 10 keeps 8, one of 9 keeps 7 -> n' < 8; at 0.5: 5 and 4 -> n' < 5; at 0.11 both
+    # keep 8 (ceil(1.1) = 2, ceil(0.99) = 1): the threshold moves to 9, so a user of 9 is never held out twice
+    assert [split.left_after_holdout(n, 0.2) for n in (1, 2, 9, 10)] == [1, 1, 7, 8]
+    assert split.for_validation(0, 0.2).below == 8
+    assert split.for_validation(0, 0.3).below == 7
+    assert split.for_validation(0, 0.5).below == 5
+    assert split.for_validation(0, 0.11).below == 9
 
 
 def test_check_split_catches_violations(spark):
