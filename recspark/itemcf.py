@@ -389,11 +389,46 @@ class Prior:
 def prior_arrays(popular: DataFrame) -> Prior:
     """:class:`Prior` from ``(book_idx, _prior)`` (one row per book with readers)."""
     table = popular.select(F.col(C.BOOK_IDX).cast("int"), F.col(PRIOR).cast("double")).toArrow()
-    book = table.column(0).to_numpy().astype(np.int64)
-    value = table.column(1).to_numpy()
+    return _prior(table.column(0).to_numpy().astype(np.int64), table.column(1).to_numpy())
+
+
+def _prior(book: np.ndarray, value: np.ndarray) -> Prior:
     weight = np.zeros(int(book.max(initial=-1)) + 1, dtype=np.float64)
     weight[book] = value
     return Prior(weight, book[np.lexsort((book, -value))])
+
+
+def recommend_each_prior(
+    interactions: DataFrame,
+    neighbours: DataFrame,
+    k: int,
+    weights: list[float],
+    users: DataFrame | None = None,
+    broadcast_mb: float = BROADCAST_MB,
+) -> Iterator[tuple[float, DataFrame]]:
+    """``(β, lists)`` for each popularity weight β of ``weights`` in turn: :func:`recommend`'s lists (no time
+    decay, no works), from one count of readers and, on the kernel path, one collected neighbour table, instead
+    of one of each per β (the tuning's prior sweep). Each β's prior is ``β · readers / max readers`` computed as
+    :func:`prior_weights` computes it, so the lists are the same. Lists are lazy: score one before the next."""
+    all_shelves = weighted(interactions, None)
+    shelves = all_shelves
+    if users is not None:
+        shelves = shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
+    shelves = shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
+    table = neighbour_arrays(neighbours, broadcast_mb)
+    if table is None:
+        for weight in weights:
+            yield weight, recommend_join(shelves, neighbours, k, prior_weights(all_shelves, weight))
+        return
+    readers = baselines.popularity(all_shelves).select(
+        F.col(C.BOOK_IDX).cast("int"), F.col(baselines.POPULARITY).cast("double")
+    )
+    counted = readers.toArrow()
+    book = counted.column(0).to_numpy().astype(np.int64)
+    n = counted.column(1).to_numpy()
+    top = float(n.max(initial=0.0) or 1.0)
+    for weight in weights:
+        yield weight, recommend_kernel(shelves, table, k, prior=_prior(book, float(weight) * n / top))
 
 
 @dataclass(frozen=True)

@@ -589,9 +589,8 @@ def best_itemcf(
     finally:
         co.release()
     value, params, table = best
-    for weight in ITEMCF_PRIOR_GRID:
-        t0 = time.perf_counter()
-        recs = itemcf.recommend(train, table, k, users=users, popularity_weight=weight)
+    t0 = time.perf_counter()
+    for weight, recs in itemcf.recommend_each_prior(train, table, k, list(ITEMCF_PRIOR_GRID), users=users):
         scored = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
         log.info(
             "item-CF popularity prior %g: validation NDCG@%d %.4f (%.1f s)",
@@ -602,6 +601,7 @@ def best_itemcf(
         )
         if scored > value:
             value, params = scored, replace(params, popularity_weight=weight)
+        t0 = time.perf_counter()
     return params.as_dict(), round(value, 5), table
 
 

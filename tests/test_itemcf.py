@@ -217,6 +217,30 @@ def test_popularity_prior_against_brute_force(spark, broadcast_mb):
             assert (because is None) == (b not in own)  # explained exactly when the shelves speak for it
 
 
+@pytest.mark.parametrize("broadcast_mb", [itemcf.BROADCAST_MB, 0])
+def test_the_prior_sweep_gives_the_lists_of_each_weight(spark, broadcast_mb):
+    # the tuning's sweep counts readers (and collects the table) once: each weight's lists, scores and
+    # explanations are exactly those of recommend() with that weight, for a subset of users too
+    import random
+
+    rnd = random.Random(9)
+    rows = sorted({(u, rnd.randrange(12 if u < 20 else 40), 0) for u in range(40) for _ in range(4)})
+    data = shelves(spark, rows)
+    nb = itemcf.fit(data, ItemCfParams(neighbours=3)).cache()
+    users = spark.createDataFrame([(u,) for u in range(0, 40, 3)], "user_idx int")
+    weights = [0.1, 0.5, 3.0]
+    swept = itemcf.recommend_each_prior(data, nb, 5, weights, users=users, broadcast_mb=broadcast_mb)
+    seen = []
+    for weight, recs in swept:
+        seen.append(weight)
+        want = itemcf.recommend(data, nb, 5, users=users, broadcast_mb=broadcast_mb, popularity_weight=weight)
+        got = sorted(tuple(r) for r in recs.collect())
+        assert got == sorted(tuple(r) for r in want.collect()), weight
+        assert {r[0] for r in got} == set(range(0, 40, 3))
+    assert seen == weights
+    nb.unpersist()
+
+
 def test_the_consumers_prior_is_the_batch_formula():
     import numpy as np
 
