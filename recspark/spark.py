@@ -237,6 +237,27 @@ def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
                 spark.conf.set(key, old)
 
 
+def logger_level(spark: SparkSession, name: str) -> str | None:
+    """The level of the JVM's log4j logger ``name`` (e.g. ``"ERROR"``), None where it cannot be read (a platform
+    without log4j 2 or without JVM access)."""
+    try:
+        return str(spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getLogger(name).getLevel())
+    except Exception:  # noqa: BLE001 -- no JVM gateway (e.g. Spark Connect) or another logging backend
+        return None
+
+
+def set_logger_level(spark: SparkSession, name: str, level: str) -> str | None:
+    """Set the JVM's log4j logger ``name`` to ``level``; returns its previous level (None: nothing was done). Only
+    log output changes: a failure is still raised to Python."""
+    before = logger_level(spark, name)
+    if before is None:
+        return None
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
+    return before
+
+
 def ensure_delta_jars() -> list[str]:
     """The Delta jar files on this machine, resolving them first (a short local Spark start) when needed."""
     jars = cached_jars()

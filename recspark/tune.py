@@ -52,6 +52,7 @@ from pyspark.sql import functions as F
 from recspark import als, baselines, content, itemcf, metrics, ranker, split, stars, topk, twostage
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
+from recspark.spark import set_logger_level
 from recspark.tables import MODEL, Lakehouse
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ CONTENT_GRID = (
 )
 ETA = 3  # successive halving keeps the best 1/ETA of each rung
 MIN_BUDGET_S = 180.0
+ML_INSTRUMENTATION = "org.apache.spark.ml.util.Instrumentation"  # Spark ML's logger of a failed fit
 BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
 MAX_TRIAL_SHARE = 0.25  # one trial may take at most this share of the budget
 PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (noise, not a real difference)
@@ -325,11 +327,15 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
     group = f"recspark-tune-{uuid.uuid4().hex[:8]}"
     done = threading.Event()
     fired = threading.Event()
+    quieted: list[str | None] = []
 
     def watchdog() -> None:
         if done.wait(limit_s):
             return
         fired.set()
+        # Spark ML logs a cancelled fit as an ERROR with a Java stack trace: this cancellation is intended (the
+        # warning below says so), and the exception still reaches the block
+        quieted.append(set_logger_level(spark, ML_INSTRUMENTATION, "OFF"))
         while not done.wait(0.5):  # a fit submits job after job: cancel each until the block gives up
             sc.cancelJobGroup(group)
 
@@ -347,6 +353,8 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
         thread.join()
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
+        if quieted and quieted[0] is not None:
+            set_logger_level(spark, ML_INSTRUMENTATION, quieted[0])
 
 
 def describe(row: dict) -> str:

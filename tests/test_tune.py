@@ -135,10 +135,19 @@ def test_cancel_after_stops_a_running_spark_job(spark):
             _time.sleep(60)
             yield b
 
+    from recspark.spark import logger_level
+
+    before = logger_level(spark, tune.ML_INSTRUMENTATION)
+    assert before is not None
+    during = []
     t0 = _time.perf_counter()
     with pytest.raises(tune.TrialTimeout), tune.cancel_after(spark, 2.0):
-        spark.range(2).repartition(2).mapInPandas(slow, "id long").collect()
+        try:
+            spark.range(2).repartition(2).mapInPandas(slow, "id long").collect()
+        finally:  # a cancelled ALS fit would log an ERROR with a Java stack trace: quiet while cancelling
+            during.append(logger_level(spark, tune.ML_INSTRUMENTATION))
     assert _time.perf_counter() - t0 < 30
+    assert during == ["OFF"] and logger_level(spark, tune.ML_INSTRUMENTATION) == before  # restored after
     with tune.cancel_after(spark, 30.0):  # the job group is cleared: the session keeps working
         assert spark.range(5).count() == 5
     assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
