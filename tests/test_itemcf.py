@@ -228,7 +228,7 @@ def test_the_prior_sweep_gives_the_lists_of_each_weight(spark, broadcast_mb):
     data = shelves(spark, rows)
     nb = itemcf.fit(data, ItemCfParams(neighbours=3)).cache()
     users = spark.createDataFrame([(u,) for u in range(0, 40, 3)], "user_idx int")
-    weights = [0.1, 0.5, 3.0]
+    weights = [0.5, 3.0]
     swept = itemcf.recommend_each_prior(data, nb, 5, weights, users=users, broadcast_mb=broadcast_mb)
     seen = []
     for weight, recs in swept:
