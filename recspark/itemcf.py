@@ -255,10 +255,7 @@ def recommend(
     (:func:`recommend_kernel`), otherwise scored with Spark joins (:func:`recommend_join`); both give the same
     lists."""
     all_shelves = weighted(interactions, half_life_days)
-    shelves = all_shelves
-    if users is not None:
-        shelves = shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
-    shelves = shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
+    shelves = shelves_of(all_shelves, users)
     popular = None
     if popularity_weight > 0:
         popular = prior_weights(all_shelves, popularity_weight)
@@ -272,6 +269,15 @@ def recommend(
     if table is None:
         return recommend_join(shelves, neighbours, k, popular)
     return recommend_kernel(shelves, table, k, prior=None if popular is None else prior_arrays(popular))
+
+
+def shelves_of(weighted_shelves: DataFrame, users: DataFrame | None) -> DataFrame:
+    """``(user_idx, book_idx, _w)``: the weighted shelves of ``users`` (every user's when None), the seeds scored."""
+    if users is not None:
+        weighted_shelves = weighted_shelves.join(
+            users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi"
+        )
+    return weighted_shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
 
 
 PRIOR = "_prior"
@@ -411,10 +417,7 @@ def recommend_each_prior(
     of one of each per β (the tuning's prior sweep). Each β's prior is ``β · readers / max readers`` computed as
     :func:`prior_weights` computes it, so the lists are the same. Lists are lazy: score one before the next."""
     all_shelves = weighted(interactions, None)
-    shelves = all_shelves
-    if users is not None:
-        shelves = shelves.join(users.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
-    shelves = shelves.select(C.USER_IDX, C.BOOK_IDX, WEIGHT)
+    shelves = shelves_of(all_shelves, users)
     table = neighbour_arrays(neighbours, broadcast_mb)
     if table is None:
         for weight in weights:
