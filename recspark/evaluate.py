@@ -181,9 +181,10 @@ def tuning_section(tuning: dict) -> str:
                 f"on held-out validation users ({rk.get('lift')}x the best, paired z {rk.get('z')}; published "
                 f"when z >= 2): {verdict}."
             )
-        lines.append(
-            f"Candidate recall (top-{rk.get('n_candidates')} per source): {json.dumps(rk.get('recall'))}."
-        )
+        if rk.get("recall"):  # not when the check was skipped before any candidates were drawn
+            lines.append(
+                f"Candidate recall (top-{rk.get('n_candidates')} per source): {json.dumps(rk.get('recall'))}."
+            )
         if rk.get("importances"):
             top = ", ".join(f"{k} {v:.1%}" for k, v in list(rk["importances"].items())[:8])
             lines.append(f"Feature importance (share of gain): {top}.")

@@ -235,6 +235,7 @@ def tune_on(
         ranker_params=replace(cfg.ranker, seed=cfg.seed) if opts.ranker != "off" else None,
         ranker_path=ranker_path(lake, input_versions(lake)),
         evaluation_fraction=cfg.test_fraction,
+        ranker_required=opts.model == "ranker",
     )
 
 

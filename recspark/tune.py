@@ -421,13 +421,16 @@ def tune(
     ranker_params: ranker.RankerParams | None = None,
     ranker_path: str | None = None,
     evaluation_fraction: float = 0.2,
+    ranker_required: bool = False,
 ) -> Search:
     """Search ALS parameters on a validation split carved from ``train`` (the training side of an evaluation
     split of ``evaluation_fraction`` and ``seed``), score the other ``models`` (item-CF
     configurations of :data:`ITEMCF_GRID`, popularity) on the same split, and store the trials, the ALS winner
     and the winning family. With ``ranker_params`` (and ALS and item-CF among ``models``) the two-stage ranker
     is trained and checked on the same split too (:func:`recspark.twostage.validate`) and saved to
-    ``ranker_path``; when it beats every single model it becomes the winning family."""
+    ``ranker_path``; when it beats every single model it becomes the winning family. The check is skipped when
+    it would refit ALS beyond what the budget allows (:func:`ranker_check_skipped`), unless ``ranker_required``
+    (``--model ranker``)."""
     t0 = time.perf_counter()
     s, fraction = validation_split(lake, train, seed, evaluation_fraction)
     tune_train = s.train.cache()
@@ -501,7 +504,11 @@ def tune(
     search.models = scores
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
-    if ranker_params is not None and search.best and "itemcf" in models:
+    too_costly = None if ranker_required or not search.best else ranker_check_skipped(search, max_iter)
+    if ranker_params is not None and too_costly and "itemcf" in models:
+        log.warning("two-stage ranker not checked: %s", too_costly)
+        search.ranker = {"skipped": too_costly, "wins": False}
+    elif ranker_params is not None and search.best and "itemcf" in models:
         fitted = twostage.Fitted(winner_fit(search.best, full_fits, max_iter), best_neighbours)
         search.ranker = two_stage(
             spark,
@@ -611,6 +618,28 @@ def best_itemcf(
             value, params = scored, replace(params, popularity_weight=weight)
         t0 = time.perf_counter()
     return params.as_dict(), round(value, 5), table
+
+
+def ranker_check_skipped(search: Search, max_iter: int) -> str | None:
+    """Why the two-stage check is not run, or None. The check needs the ALS winner fitted with ``max_iter``
+    iterations. When the budget ended the search before that (the winner was tried with fewer), the check would
+    refit it outside the budget; its cost is extrapolated from the winner's trial (seconds per iteration times
+    ``max_iter``). Above the share of the budget one trial may take (:data:`MAX_TRIAL_SHARE`) the check is
+    skipped: a trial that slow would have been cancelled in the search, and the budget exists to bound exactly
+    that (a rank-256 winner on a catalogue of ~50k books: a 400 s refit for a check on a few dozen users)."""
+    best = search.best
+    if best is None or best["iterations"] >= max_iter or not best.get("seconds"):
+        return None
+    projected = best["seconds"] * max_iter / best["iterations"]
+    limit = MAX_TRIAL_SHARE * search.budget_s
+    if projected <= limit:
+        return None
+    return (
+        f"the ALS winner (rank {best['rank']}) was tried with {best['iterations']} of {max_iter} iterations before "
+        f"the budget ran out; refitting it for the check would take about {projected:.0f} s, more than the "
+        f"{limit:.0f} s one trial may take ({MAX_TRIAL_SHARE:.0%} of the {search.budget_s:.0f} s budget). "
+        "`recspark run --tune full --model ranker` checks it regardless"
+    )
 
 
 def winner_fit(best: dict | None, full_fits: dict[Trial, object], max_iter: int):

@@ -446,3 +446,59 @@ def test_fit_sources_takes_what_the_search_fitted(spark, monkeypatch):
     assert_df_equality(sources.user_factors, als.user_factors(model), ignore_row_order=True)
     with pytest.raises(AssertionError, match="fitted again"):  # without them, both are fitted
         twostage.fit_sources(spark, train, params, Weights(), ItemCfParams(), None, None)
+
+
+def test_the_ranker_check_is_skipped_when_its_als_refit_would_outrun_the_budget():
+    """Hand-computed: a winner tried with 3 of 12 iterations in 100 s projects to a 400 s refit; one trial may
+    take a quarter of the budget (400 s budget: 100 s), so the check is skipped; at 25 s (100 s projected) or when
+    the winner already ran every iteration (its model is reused), it is not."""
+    best = {**tune.default_trial().as_dict(), "rank": 256, "rung": 0, "iterations": 3, "seconds": 100.0}
+
+    def search(**changes) -> tune.Search:
+        return tune.Search([], {**best, **changes}, None, budget_s=400.0, seconds=500.0)
+
+    why = tune.ranker_check_skipped(search(), 12)
+    assert why is not None and "about 400 s, more than the 100 s one trial may take" in why
+    assert "--model ranker" in why
+    assert tune.ranker_check_skipped(search(seconds=25.0), 12) is None  # 100 s: within the share
+    assert tune.ranker_check_skipped(search(iterations=12), 12) is None  # fitted in full: reused
+    assert tune.ranker_check_skipped(tune.Search([], None, None, 400.0, 1.0), 12) is None
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_tune_skips_a_costly_ranker_check_unless_the_ranker_is_asked_for(
+    spark, ingested, tmp_path, monkeypatch, required
+):
+    """The wiring in ``tune``: a search that ended at its first rung with a slow winner skips the two-stage
+    check and records why; with ``ranker_required`` (``--model ranker``) the check runs regardless."""
+    lake = copy_of(ingested[0], tmp_path / "lake")
+    slow = {**tune.default_trial().as_dict(), "rung": 0, "iterations": 1, "ndcg": 0.1, "seconds": 100.0}
+    monkeypatch.setattr(
+        tune,
+        "successive_halving",
+        lambda *a, **kw: tune.Search([slow], slow, None, budget_s=200.0, seconds=1.0),
+    )
+    monkeypatch.setattr(tune, "best_itemcf", lambda *a: ({"similarity": "cosine"}, 0.05, None))
+    monkeypatch.setattr(stars, "enough", lambda *a: False)
+    checked: list[bool] = []
+
+    def fake_two_stage(*args, **kwargs) -> dict:
+        checked.append(True)
+        return {"wins": False, "single": {}}
+
+    monkeypatch.setattr(tune, "two_stage", fake_two_stage)
+    train = lake.read("silver", "interactions")
+    search = tune.tune(
+        spark,
+        lake,
+        train,
+        "key",
+        max_iter=4,
+        models=("als", "itemcf"),
+        ranker_params=ranker.RankerParams(),
+        ranker_required=required,
+    )
+    assert checked == ([True] if required else [])
+    if not required:  # 100 s x 4 iterations = 400 s, over a quarter of the 200 s budget
+        assert search.ranker["wins"] is False and "about 400 s" in search.ranker["skipped"]
+        assert tune.stored(lake, "key")["ranker"]["skipped"] == search.ranker["skipped"]
