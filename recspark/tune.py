@@ -571,8 +571,12 @@ def two_stage(
         fitted,
     )
     summary, model = twostage.validate(spark, tune_train, truth, valid_users, books, sources, k, params)
-    # the factors fit_sources cached are released here (item-CF's table belongs to the caller, in ``fitted``)
-    for df in (sources.user_factors, sources.item_factors):
+    # what fit_sources cached is released here; item-CF's table only when fit_sources fitted it (the search's
+    # table, in ``fitted``, belongs to the caller)
+    own = [sources.user_factors, sources.item_factors]
+    if fitted is None or fitted.neighbours is None:
+        own.append(sources.neighbours)
+    for df in own:
         df.unpersist()
     reused = [] if fitted is None else fitted.names()
     return {**summary, "reused": reused, "model": model}

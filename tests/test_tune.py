@@ -502,3 +502,34 @@ def test_tune_skips_a_costly_ranker_check_unless_the_ranker_is_asked_for(
     if not required:  # 100 s x 4 iterations = 400 s, over a quarter of the 200 s budget
         assert search.ranker["wins"] is False and "about 400 s" in search.ranker["skipped"]
         assert tune.stored(lake, "key")["ranker"]["skipped"] == search.ranker["skipped"]
+
+
+def test_the_two_stage_check_releases_what_it_fitted_and_keeps_the_callers_table(spark, monkeypatch):
+    """The neighbour table the check fitted itself is unpersisted after it; the search's table (``fitted``) is
+    the caller's and stays cached."""
+    from recspark import itemcf
+    from recspark.itemcf import ItemCfParams
+
+    rows = [(u, b, True, 0, False, None) for u in range(4) for b in range(5) if (u + b) % 3]
+    train = spark.createDataFrame(
+        rows,
+        "user_idx int, book_idx int, is_read boolean, rating int, is_reviewed boolean, date_added timestamp",
+    )
+    best = {**tune.default_trial().as_dict(), "rank": 2, "iterations": 2}
+    search = tune.Search([best], best, None, budget_s=100.0, seconds=1.0)
+    built: list[twostage.Sources] = []
+    real = twostage.fit_sources
+
+    def spy(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(twostage, "fit_sources", spy)
+    monkeypatch.setattr(twostage, "validate", lambda *a, **kw: ({"wins": False}, None))
+    args = (spark, train, train.limit(0), train.select("user_idx"), None, None, search, 3, 1, 2)
+    tune.two_stage(*args, ranker.RankerParams())
+    assert not built[-1].neighbours.is_cached and not built[-1].item_factors.is_cached
+    table = itemcf.fit(train, ItemCfParams())
+    tune.two_stage(*args, ranker.RankerParams(), twostage.Fitted(None, table))
+    assert built[-1].neighbours is table and table.is_cached
+    table.unpersist()
