@@ -504,7 +504,7 @@ def tune(
     search.models = scores
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
-    too_costly = None if ranker_required or not search.best else ranker_check_skipped(search, max_iter)
+    too_costly = None if ranker_required else ranker_check_skipped(search, max_iter)
     if ranker_params is not None and too_costly and "itemcf" in models:
         log.warning("two-stage ranker not checked: %s", too_costly)
         search.ranker = {"skipped": too_costly, "wins": False}
