@@ -504,11 +504,12 @@ def tune(
     search.models = scores
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
-    too_costly = None if ranker_required else ranker_check_skipped(search, max_iter)
-    if ranker_params is not None and too_costly and "itemcf" in models:
+    checking = ranker_params is not None and search.best is not None and "itemcf" in models
+    too_costly = ranker_check_skipped(search, max_iter) if checking and not ranker_required else None
+    if too_costly:
         log.warning("two-stage ranker not checked: %s", too_costly)
         search.ranker = {"skipped": too_costly, "wins": False}
-    elif ranker_params is not None and search.best and "itemcf" in models:
+    elif checking:
         fitted = twostage.Fitted(winner_fit(search.best, full_fits, max_iter), best_neighbours)
         search.ranker = two_stage(
             spark,
