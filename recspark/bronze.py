@@ -354,11 +354,19 @@ def _is_corrupt_gzip(exc: BaseException) -> bool:
 
 
 def ingest_file(
-    spark: SparkSession, spec: FileSpec, path: str, size: int, run_id: str, ingested_at: Column
+    spark: SparkSession,
+    spec: FileSpec,
+    path: str,
+    size: int,
+    run_id: str,
+    ingested_at: Column,
+    header: str | None = None,
 ) -> tuple[DataFrame, DataFrame, FileCounts, DataFrame]:
-    """Parse one file. Returns (bronze rows, quarantine rows, counts, persisted frame to unpersist later)."""
+    """Parse one file. Returns (bronze rows, quarantine rows, counts, persisted frame to unpersist later).
+    ``header``: a CSV file's header text when :func:`check_header` already read it (else it is read here)."""
     lines = read_lines(spark, path, size)
-    header = check_header(spark, path, spec) if spec.kind == "csv" else None
+    if spec.kind == "csv" and header is None:
+        header = check_header(spark, path, spec)
     parsed = parse(lines, spec, header)
     # the raw text is kept for rejected lines only (the quarantine stores it): a valid line's raw text is the
     # largest column and nothing reads it, so caching it would only cost memory and spill (scale-0.01 dedup
@@ -443,10 +451,12 @@ def ingest_bronze(
     ingested_at: Column,
 ) -> list[FileCounts]:
     """Write one bronze table per spec with files, and the quarantine. Call inside ``rollback_on_error``."""
-    for spec in specs:  # all header checks before any work
-        if spec.kind == "csv":
-            for path in found.paths(spec.table):
-                check_header(spark, path, spec)
+    headers = {  # all header checks before any work (a Spark job each: read once)
+        path: check_header(spark, path, spec)
+        for spec in specs
+        if spec.kind == "csv"
+        for path in found.paths(spec.table)
+    }
     all_counts: list[FileCounts] = []
     lake.write(spark.createDataFrame([], QUARANTINE_SCHEMA), BRONZE, QUARANTINE)  # this run's quarantine
     for spec in specs:
@@ -457,7 +467,9 @@ def ingest_bronze(
         t0 = time.perf_counter()
         for path, size, _ in files:
             log.info("bronze.%s <- %s", spec.table, path.rsplit("/", 1)[-1])
-            bronze, bad, counts, parsed = ingest_file(spark, spec, path, size, run_id, ingested_at)
+            bronze, bad, counts, parsed = ingest_file(
+                spark, spec, path, size, run_id, ingested_at, headers.get(path)
+            )
             frames.append(bronze)
             bad_frames.append(bad)
             persisted.append(parsed)

@@ -332,15 +332,12 @@ def _cfg(args: argparse.Namespace, lake, evaluate: bool = True, use_tuned: bool 
 
 
 def _models(text: str) -> tuple[str, ...]:
-    from recspark.tune import FAMILIES
+    from recspark.tune import trained_families
 
-    names = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
-    bad = [n for n in names if n not in FAMILIES or n == "popularity"]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: give a comma-separated list of als, itemcf, content (popularity is always evaluated)"
-        )
-    return names
+    try:
+        return trained_families(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def model_opts(sp: argparse.ArgumentParser) -> None:

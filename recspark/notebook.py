@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from recspark import columns as C
-from recspark import pipeline
+from recspark import pipeline, tune
 from recspark.spark import get_spark
 from recspark.tables import Lakehouse
 
@@ -35,6 +35,7 @@ MODEL_WIDGETS = (
     ("iterations", "", "ALS iterations (empty: default)"),
     ("scheme", "", "Confidence scheme log|bm25|linear (empty: tuned or default)"),
     ("item_level", "", "Train on edition|work (empty: default)"),
+    ("models", "", "Families to train and evaluate, e.g. als,itemcf (empty: als,itemcf,content)"),
 )
 
 
@@ -116,4 +117,16 @@ def run_config(dbutils: Any, lake: Lakehouse, evaluate: bool = True) -> pipeline
         max_iter=_number(dbutils, "iterations", int),
         scheme=dbutils.widgets.get("scheme").strip() or None,
         item_level=dbutils.widgets.get("item_level").strip() or None,
+        models=_families(dbutils),
     )
+
+
+def _families(dbutils: Any) -> tuple[str, ...] | None:
+    """The ``models`` widget (``--models`` of the CLI): None when empty; a clear error for an unknown family."""
+    text = dbutils.widgets.get("models")
+    if not text.strip():
+        return None
+    try:
+        return tune.trained_families(text)
+    except ValueError as exc:
+        raise ValueError(f"widget `models`: {exc}") from None

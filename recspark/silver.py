@@ -143,7 +143,7 @@ def build_silver(
             "idx_nonneg": f"{C.USER_IDX} >= 0 AND {C.BOOK_IDX} >= 0",
         },
     )
-    tables = {name: lake.read(SILVER, name).count() for name in ("users", "books", "interactions")}
+    tables = {name: lake.rows_written(SILVER, name) for name in ("users", "books", "interactions")}
     for df in (raw, merged, book_index, users):
         df.unpersist()
     return dataclasses.replace(counts, seconds=round(time.perf_counter() - t0, 2)), tables

@@ -68,6 +68,21 @@ MIN_USERS = 50  # fewer validation users: too noisy to choose from, use the buil
 MAX_TUNE_INTERACTIONS = 2_000_000  # larger training data is tuned on a sample of users
 DEFAULT_CONFIGS = 18
 FAMILIES = ("als", "itemcf", "content", "popularity")  # what `run` can publish, chosen by validation NDCG
+
+
+def trained_families(text: str) -> tuple[str, ...]:
+    """``"als, itemcf"`` -> ``("als", "itemcf")``: the families to train and evaluate (``--models``, the notebooks'
+    ``models`` widget); ValueError for an empty list or one that names anything else (popularity needs no
+    training and is always evaluated)."""
+    names = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    bad = [n for n in names if n not in FAMILIES or n == "popularity"]
+    if not names or bad:
+        raise ValueError(
+            f"{text!r}: give a comma-separated list of als, itemcf, content (popularity is always evaluated)"
+        )
+    return names
+
+
 # item-CF configurations scored on the validation split (one co-occurrence count serves them all)
 ITEMCF_GRID = (
     {"similarity": "cosine", "neighbours": 100},

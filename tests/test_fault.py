@@ -69,22 +69,26 @@ def gold_rows_of(root: str, run_id: str) -> int:
 @pytest.mark.slow
 def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, published, tmp_path, monkeypatch):
     """On a private copy of a published lakehouse:
-    1. a rerun on unchanged input and parameters serves the published run as it is (never demoted meanwhile);
+    1. a rerun on unchanged input and parameters serves the published run as it is (never demoted meanwhile, nothing
+       fitted): evaluating (the fixture's run did not) and ``keep_runs`` are not part of the run key;
     2. a publish (new lists of the trained model) killed with SIGKILL after writing gold leaves readers (polling
        from outside) on the served run;
-    3. a failed check does not publish; 4. the next run of the killed publication (``k`` 3) reuses the trained model,
-       publishes and retention keeps only it."""
-    from pyspark.sql import functions as F
-
+    3. the checks, run on the partial gold the killed publish left, fail it and nothing is published;
+    4. the next run of the killed publication (``k`` 3) reuses the trained model, publishes and retention keeps
+       only it."""
+    from recspark import pipeline
     from recspark.pipeline import publication_id, publish_stage, run_pipeline
 
     lake = copy_of(published[0], tmp_path / "lake")
     served = published[1]["run_id"]
     n_served = gold_rows_of(lake.root, served)
+    n_trained = lake.read("model", "params").count()
+    assert published[1]["evaluation"] is None  # the fixture ran with --no-evaluate; this rerun evaluates
     with polling_served(lake) as seen:
-        same = run_pipeline(spark, lake, e2e_cfg(), tmp_path)
+        same = run_pipeline(spark, lake, e2e_cfg(evaluate=True, keep_runs=9), tmp_path)
     assert same["run_id"] == served and same["reused"] and seen == {served}
     assert gold_rows_of(lake.root, served) == n_served  # no duplicate rows
+    assert lake.read("model", "params").count() == n_trained  # nothing fitted
 
     # the served run's trained model published as new lists (k 3), in the CLI's shape (similar-k 20,
     # min-readers 5): the killed publish and the next one are the same run
@@ -113,12 +117,21 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     assert gold_rows_of(lake.root, served) == n_served
     assert publish.run_row(lake, run_id)["status"] == "running"  # the killed run is not published
 
-    # a failed check stops publication: every list one book short
-    real_rows = publish.user_recommendation_rows
-    monkeypatch.setattr(
-        publish, "user_recommendation_rows", lambda *a: real_rows(*a).where(F.col("rank") < 3)
+    # a failed check stops publication. The checks of the publish step (publish.check_gold) run on what the killed
+    # publish left in gold -- its lists, without similar books or serving tables -- instead of lists computed
+    # again (which every publish of this suite already checks): the whole step without recomputing it
+    shelved = (
+        lake.read("silver", "interactions")
+        .join(lake.read("silver", "users"), on="user_idx", how="inner")
+        .join(lake.read("silver", "books"), on="book_idx", how="inner")
+        .select("user_id", "book_id")
     )
-    with pytest.raises(publish.PublishCheckError, match="exactly 3 distinct books"):
+
+    def checks_only(spark, lake, cfg, run_id, *args, **kwargs):
+        return publish.check_gold(lake, run_id, cfg.k, shelved)
+
+    monkeypatch.setattr(pipeline, "publish_model", checks_only)
+    with pytest.raises(publish.PublishCheckError, match="serving_model has 0 rows for the run, not 1"):
         publish_stage(spark, lake, cfg, model_run)
     monkeypatch.undo()
     assert publish.latest_published(lake) == serve.latest_published(lake.root) == served
@@ -126,7 +139,6 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
 
     # the next attempt (`recspark run --k 3`) replaces the partial rows and publishes new lists from the same
     # trained model without fitting it again; keep_runs=1 leaves only it
-    n_trained = lake.read("model", "params").count()
     summary = run_pipeline(spark, lake, replace(cfg, keep_runs=1), tmp_path)
     assert summary["run_id"] == run_id and summary["model_run_id"] == model_run
     assert not summary["reused"] and summary["cleaned"] == [served]

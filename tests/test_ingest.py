@@ -527,3 +527,17 @@ def test_bronze_caches_no_raw_text_of_valid_lines_and_keeps_rejected_ones(spark,
         assert (counts.read, counts.ingested, counts.quarantined) == (2, 1, 1)
     finally:
         parsed.unpersist()
+
+
+def test_rows_written_is_what_the_last_commit_wrote_with_or_without_history_metrics(spark, lake):
+    from recspark.spark import session_conf
+
+    df = spark.range(7).selectExpr("cast(id as int) as a")
+    lake.write(df, "silver", "t")
+    assert lake.rows_written("silver", "t") == 7
+    lake.write(df.limit(2), "silver", "t", mode="append")
+    assert lake.rows_written("silver", "t") == 2  # the commit's rows, not the table's
+    with session_conf(spark, {"spark.databricks.delta.history.metricsEnabled": "false"}):
+        lake.write(df.limit(3), "silver", "t")
+    assert "numOutputRows" not in (lake.delta("silver", "t").history(1).first()["operationMetrics"] or {})
+    assert lake.rows_written("silver", "t") == 3  # no metrics in that commit: the table is counted

@@ -81,6 +81,22 @@ def test_every_notebook_is_databricks_source_with_prose_and_widgets():
         assert "dbutils.widgets" in parts[1] or "define_common_widgets" in parts[1]
 
 
+def test_the_models_widget_names_the_families_to_train_like_the_cli():
+    from recspark import notebook as nb
+
+    def families(text: str):
+        dbutils = DbUtils({"models": text})
+        nb.define_model_widgets(dbutils)
+        return nb._families(dbutils)
+
+    assert families("") is None  # every family (the default of RunConfig)
+    assert families(" als, itemcf,als ") == ("als", "itemcf")
+    with pytest.raises(ValueError, match="widget `models`: 'als,stars': give a comma-separated list"):
+        families("als,stars")
+    with pytest.raises(ValueError, match="popularity is always evaluated"):
+        families("popularity")
+
+
 @pytest.fixture(scope="module")
 def catalog_lake(spark, small_csv_only, tmp_path_factory):
     src, _ = small_csv_only
@@ -116,9 +132,12 @@ def test_stage_notebooks_in_order(spark, catalog_lake):
     factors = table(spark, common, "model", "item_factors").where(F.col("run_id") == scope["run_id"])
     assert factors.count() > 0 and len(factors.first()["features"]) == 8
 
-    scope = run_notebook(spark, "04_evaluate", use_tuned="false", **small, **common)
+    # the families the CLI's --models names (every family is evaluated in the self-tuning tests)
+    scope = run_notebook(spark, "04_evaluate", use_tuned="false", models="als", **small, **common)
+    assert scope["cfg"].models == ("als",)
     evals = table(spark, common, "gold", "evaluations").where(F.col("run_id") == scope["run_id"])
     assert {r["model"] for r in evals.select("model").distinct().collect()} >= {"als", "popularity"}
+    assert not {r["model"] for r in evals.select("model").distinct().collect()} & {"itemcf", "content"}
     assert list((Path(common["lakehouse"]) / "_reports").glob("evaluation-*.md"))
 
     run_notebook(spark, "05_recommend", k="4", **common)

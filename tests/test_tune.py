@@ -270,6 +270,9 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     assert {"als": "als", "ranker": "als", "content": "content"}.get(used.model, "itemcf") in methods
     report = (reports / f"evaluation-{first['run_id']}.md").read_text()
     assert "How the parameters were chosen" in report and "runner-up" in report
+    assert (
+        report.count(f"{used.model} / popularity NDCG@10") == 1
+    )  # the published family against the baseline
 
 
 @pytest.mark.slow
