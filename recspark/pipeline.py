@@ -905,12 +905,7 @@ def publish_model(
             rows = publish.serving_neighbour_rows(neighbours, books, run_id)
             publish.write_run_rows(lake, "serving_neighbours", rows, run_id)
     with timer.step("check and publish", first_step + 4, total):
-        shelved = (
-            interactions.join(users, on=C.USER_IDX, how="inner")
-            .join(books, on=C.BOOK_IDX, how="inner")
-            .select(C.USER_ID, C.BOOK_ID)
-        )
-        counts = publish.check_gold(lake, run_id, cfg.k, shelved)
+        counts = publish.check_gold(lake, run_id, cfg.k, publish.shelved_ids(interactions, users, books))
         publish.guard_run_shrink(lake, run_id, counts, guard or ShrinkGuard())
         publish.optimize_run(lake, run_id, counts)
     if vectors is not None:

@@ -445,6 +445,15 @@ def latest_published(lake: Lakehouse) -> str | None:
     return row[0][C.RUN_ID] if row else None
 
 
+def shelved_ids(interactions: DataFrame, users: DataFrame, books: DataFrame) -> DataFrame:
+    """Every shelf ``(user_id, book_id)`` in source ids: what :func:`check_gold` checks the lists against."""
+    return (
+        interactions.join(users, on=C.USER_IDX, how="inner")
+        .join(books, on=C.BOOK_IDX, how="inner")
+        .select(C.USER_ID, C.BOOK_ID)
+    )
+
+
 def check_gold(lake: Lakehouse, run_id: str, k: int, seen: DataFrame) -> dict[str, int]:
     """The checks a run must pass before it is published; raises PublishCheckError. Each table is read by one
     aggregation that computes all of its checks (a Spark job costs about a second of fixed overhead, so the

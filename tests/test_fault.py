@@ -120,12 +120,7 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     # a failed check stops publication. The checks of the publish step (publish.check_gold) run on what the killed
     # publish left in gold -- its lists, without similar books or serving tables -- instead of lists computed
     # again (which every publish of this suite already checks): the whole step without recomputing it
-    shelved = (
-        lake.read("silver", "interactions")
-        .join(lake.read("silver", "users"), on="user_idx", how="inner")
-        .join(lake.read("silver", "books"), on="book_idx", how="inner")
-        .select("user_id", "book_id")
-    )
+    shelved = publish.shelved_ids(*(lake.read("silver", t) for t in ("interactions", "users", "books")))
 
     def checks_only(spark, lake, cfg, run_id, *args, **kwargs):
         return publish.check_gold(lake, run_id, cfg.k, shelved)
