@@ -24,16 +24,7 @@ sys.path.insert(0, str(ROOT))
 from recspark.ingest import run_ingest  # noqa: E402
 from recspark.spark import get_spark  # noqa: E402
 from recspark.tables import Lakehouse  # noqa: E402
-from tests.conftest import tiny_ucsd  # noqa: E402
-
-TEST_SESSION = {  # tests/conftest.py's settings for tiny frames
-    "spark.ui.enabled": "false",
-    "spark.sql.adaptive.enabled": "false",
-    "spark.default.parallelism": "4",
-    "spark.databricks.delta.snapshotPartitions": "2",
-    "spark.databricks.delta.stats.collect": "false",
-    "spark.sql.codegen.wholeStage": "false",
-}
+from tests.conftest import TINY_FRAME_CONF, tiny_ucsd  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +37,7 @@ def main() -> None:
         master="local[2]",
         shuffle_partitions=4,
         checkpoint_dir=str(root / "checkpoints"),
-        extra_conf=TEST_SESSION,
+        extra_conf=TINY_FRAME_CONF,
         log_level="ERROR",
     )
     src = tiny_ucsd(root / "src")

@@ -15,6 +15,18 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GOODBOOKS = SHARED / "data" / "goodbooks-10k"
 
 
+# the test session's settings for tiny frames (also used by bench/ingest_profile.py, which profiles a test's ingest)
+TINY_FRAME_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.default.parallelism": "4",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.stats.collect": "false",
+    # tiny test frames: compiling whole-stage code costs more than it saves (ingest ~35% faster)
+    "spark.sql.codegen.wholeStage": "false",
+}
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     from recspark.spark import get_spark
@@ -26,16 +38,10 @@ def spark(tmp_path_factory):
         shuffle_partitions=4,
         checkpoint_dir=str(tmp_path_factory.mktemp("checkpoints")),
         extra_conf={
-            "spark.ui.enabled": "false",
+            **TINY_FRAME_CONF,
             # managed (catalog) tables of the notebook tests: a fresh warehouse per test session
             "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
             "spark.driver.memory": "4g",
-            "spark.sql.adaptive.enabled": "false",
-            "spark.default.parallelism": "4",
-            "spark.databricks.delta.snapshotPartitions": "2",
-            "spark.databricks.delta.stats.collect": "false",
-            # tiny test frames: compiling whole-stage code costs more than it saves (ingest ~35% faster)
-            "spark.sql.codegen.wholeStage": "false",
         },
         log_level="ERROR",
     )
