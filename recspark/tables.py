@@ -203,7 +203,10 @@ class Lakehouse:
         """Create the table with NOT NULL columns and named CHECK constraints when it does not exist yet.
 
         Delta cannot make an existing column NOT NULL, so the contract is laid down at creation; later writes
-        use ``keep_schema=True`` and Delta enforces both kinds of constraint on every write.
+        use ``keep_schema=True`` and Delta enforces both kinds of constraint on every write. A new table gets
+        its CHECK constraints in its first commit (Delta keeps them as ``delta.constraints.<name>`` table
+        properties); an existing table gets each one it lacks with ``ALTER TABLE ADD CONSTRAINT``, one commit
+        per constraint, which Delta checks against the rows already there.
         """
         if not self.exists(layer, name):
             self._remember(layer, name)
@@ -215,6 +218,8 @@ class Lakehouse:
             )
             for f in schema.fields:
                 builder = builder.addColumn(f.name, f.dataType, nullable=f.name not in not_null)
+            for cname, expr in checks.items():
+                builder = builder.property(f"delta.constraints.{cname.lower()}", expr)
             builder.execute()
         existing = self.constraints(layer, name)
         for cname, expr in checks.items():

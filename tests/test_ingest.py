@@ -541,3 +541,22 @@ def test_rows_written_is_what_the_last_commit_wrote_with_or_without_history_metr
         lake.write(df.limit(3), "silver", "t")
     assert "numOutputRows" not in (lake.delta("silver", "t").history(1).first()["operationMetrics"] or {})
     assert lake.rows_written("silver", "t") == 3  # no metrics in that commit: the table is counted
+
+
+def test_ensure_table_creates_columns_and_checks_in_one_commit_and_adds_a_missing_check_later(spark, lake):
+    from pyspark.sql.types import IntegerType, StructField, StructType
+
+    schema = StructType([StructField("a", IntegerType()), StructField("b", IntegerType())])
+    lake.ensure_table("silver", "t", schema, not_null=["a"], checks={"A_Pos": "a >= 0"})
+    assert lake.version("silver", "t") == 0  # one commit: the columns, NOT NULL and the check
+    assert lake.constraints("silver", "t") == {"a_pos": "a >= 0"}
+    assert not lake.read("silver", "t").schema["a"].nullable and lake.read("silver", "t").schema["b"].nullable
+    lake.write(spark.createDataFrame([(1, 2)], schema), "silver", "t", keep_schema=True)
+    with pytest.raises(Exception, match="(?i)a_pos"):
+        lake.write(spark.createDataFrame([(-1, 1)], schema), "silver", "t", keep_schema=True)
+    # an existing table: a check it lacks is added in a commit of its own; the ones it has are left alone
+    lake.ensure_table("silver", "t", schema, not_null=["a"], checks={"A_Pos": "a >= 0", "b_small": "b < 9"})
+    assert lake.version("silver", "t") == 2
+    assert lake.constraints("silver", "t") == {"a_pos": "a >= 0", "b_small": "b < 9"}
+    with pytest.raises(Exception, match="(?i)b_small"):
+        lake.write(spark.createDataFrame([(1, 9)], schema), "silver", "t", mode="append", keep_schema=True)
