@@ -26,7 +26,7 @@ TINY_FRAME_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     # ... nor for single expressions: interpreted projections instead of generated ones. A JFR profile of tiny
     # ingests put 31% of the JVM's samples in generating projection code (mostly for Delta's log schema, in every
-    # task); without it, three tiny ingests took 49 s and 56 s against 69 s and 70 s (README, Tests)
+    # task); without it, three tiny ingests took 49 s against 60 s (bench/ingest_profile.py; README, Tests)
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
 }
 
