@@ -83,8 +83,8 @@ def main() -> None:
     src = tiny_ucsd(root / "src")
     for i in range(2):
         run_ingest(spark, Lakehouse(spark, str(root / f"warm{i}")), str(src), "goodreads", "warm")
-    pid = str(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
     if args.jfr:
+        pid = str(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
         jfr_file = args.jfr.resolve()
         subprocess.run(
             ["jcmd", pid, "JFR.start", "name=ingest", "settings=profile", f"filename={jfr_file}"],
