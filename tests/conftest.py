@@ -31,6 +31,12 @@ TINY_FRAME_CONF = {
 }
 
 
+def tiny_frame_submit_args() -> str:
+    """``TINY_FRAME_CONF`` as spark-submit arguments, for the JVMs tests start in processes of their own
+    (``PYSPARK_SUBMIT_ARGS`` of a child Python, ``EXTRA_ARGS`` of ``submit.sh``)."""
+    return " ".join(f"--conf {key}={value}" for key, value in TINY_FRAME_CONF.items())
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     from recspark.spark import get_spark

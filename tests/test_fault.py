@@ -19,13 +19,28 @@ import pytest
 from recspark import publish, serve
 from recspark.ingest import IngestError, run_ingest
 from recspark.tables import Lakehouse, ShrinkGuard
-from tests.conftest import TINY_ROWS, UCSD_INTERACTION_COLS, copy_of, e2e_cfg, polling_served, tiny_ucsd
+from tests.conftest import (
+    TINY_ROWS,
+    UCSD_INTERACTION_COLS,
+    copy_of,
+    e2e_cfg,
+    polling_served,
+    tiny_frame_submit_args,
+    tiny_ucsd,
+)
 
 HERE = Path(__file__).resolve().parent
 
 
 def child_env() -> dict[str, str]:
-    return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    """The test session's environment, plus its Python for Spark's workers and its tiny-frame settings for the
+    child's JVM (a Python that builds its own SparkSession passes ``PYSPARK_SUBMIT_ARGS`` to spark-submit)."""
+    return {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PYSPARK_SUBMIT_ARGS": f"{tiny_frame_submit_args()} pyspark-shell",
+    }
 
 
 @pytest.mark.slow

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import tiny_frame_submit_args
+
 ROOT = Path(__file__).resolve().parents[1]
 K = 5
 
@@ -142,16 +144,7 @@ def test_pipeline_on_a_standalone_cluster(cluster, dist, small_csv_only, tmp_pat
         "SHUFFLE_PARTITIONS": "4",
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         # tiny data: the settings of the test session (conftest), so per-task overhead does not dominate
-        "EXTRA_ARGS": " ".join(
-            f"--conf {k}={v}"
-            for k, v in {
-                "spark.sql.codegen.wholeStage": "false",
-                "spark.sql.adaptive.enabled": "false",
-                "spark.default.parallelism": "4",
-                "spark.databricks.delta.snapshotPartitions": "2",
-                "spark.databricks.delta.stats.collect": "false",
-            }.items()
-        ),
+        "EXTRA_ARGS": tiny_frame_submit_args(),
     }
     args = ["run", "--source", str(src), "--format", "goodreads", "--lakehouse", str(lake)]
     # deployment is under test here, not self-tuning (tests/test_tune.py): the stored or built-in parameters
