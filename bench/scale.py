@@ -137,7 +137,7 @@ def step_of(description: str | None, names: list[str]) -> str:
 
 
 def stage_report(spark, names: list[str]) -> tuple[dict, list, list]:
-    """(per job description: stages, tasks, task seconds, shuffle read/write and spill in MB; the 12 stages with
+    """(per job description: stages, jobs, tasks, task seconds, shuffle read/write and spill in MB; the 12 stages with
     the most task time and their task-duration median and max; the one-task stages that ran 1 s or more)."""
     sc = spark.sparkContext
     base = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}"
@@ -152,6 +152,8 @@ def stage_report(spark, names: list[str]) -> tuple[dict, list, list]:
         d["shuffle_write_mb"] += s["shuffleWriteBytes"] / MB
         d["memory_spill_mb"] += s["memoryBytesSpilled"] / MB
         d["disk_spill_mb"] += s["diskBytesSpilled"] / MB
+    for job in rest(f"{base}/jobs?status=succeeded"):
+        per[step_of(job.get("description"), names)]["jobs"] += 1
     steps = {k: {m: round(v, 1) for m, v in d.items()} for k, d in per.items()}
     top = sorted(stages, key=lambda s: -s["executorRunTime"])[:12]
     slow = []
@@ -218,7 +220,15 @@ def main() -> None:
         "--no-evaluate", action="store_true", help="skip the offline evaluation (the production path)"
     )
     p.add_argument("--out", default="scale")
+    p.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for the run's session, e.g. spark.sql.codegen.factoryMode=NO_CODEGEN (repeatable)",
+    )
     args = p.parse_args()
+    extra = dict(kv.split("=", 1) for kv in args.conf)
 
     from generated import generated_files
 
@@ -237,7 +247,7 @@ def main() -> None:
     spark = get_spark(
         master=f"local[{cores}]",
         checkpoint_dir=str(HERE / "data" / "checkpoints"),
-        extra_conf={"spark.ui.retainedStages": "100000", "spark.ui.retainedJobs": "100000"},
+        extra_conf={"spark.ui.retainedStages": "100000", "spark.ui.retainedJobs": "100000", **extra},
     )
     start_seconds = round(time.perf_counter() - t, 1)
     jvm = spark.sparkContext._gateway.proc.pid
@@ -266,7 +276,8 @@ def main() -> None:
     ev = summary["evaluation"]
     out = {
         "command": f"python bench/scale.py --scale {args.scale} --seed {args.seed} --tune {args.tune}"
-        + (" --no-evaluate" if args.no_evaluate else ""),
+        + (" --no-evaluate" if args.no_evaluate else "")
+        + "".join(f" --conf {kv}" for kv in args.conf),
         "measured": time.strftime("%Y-%m-%d"),
         "cores": cores,
         "driver_memory": spark.conf.get("spark.driver.memory"),
@@ -318,15 +329,15 @@ def markdown(o: dict) -> str:
         f"{s.get('books', 0):,} books; {s['input_rows']:,} input rows. Total {o['total_seconds']:.0f} s "
         f"after Spark start ({o['start_spark_seconds']} s); published model: {o['published_model']}.",
         "",
-        "| step | seconds | peak JVM MB | peak Python workers MB | tasks | task s | shuffle write MB "
+        "| step | seconds | peak JVM MB | peak Python workers MB | jobs | tasks | task s | shuffle write MB "
         "| disk spill MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for st in o["steps"]:
         pk = st["peak_mb"]
         lines.append(
             f"| {st['step']} | {st['seconds']} | {pk.get('jvm', '')} | {pk.get('python_workers', '')} | "
-            f"{int(st.get('tasks', 0))} | {st.get('task_seconds', '')} | {st.get('shuffle_write_mb', '')} | "
+            f"{int(st.get('jobs', 0))} | {int(st.get('tasks', 0))} | {st.get('task_seconds', '')} | {st.get('shuffle_write_mb', '')} | "
             f"{st.get('disk_spill_mb', '')} |"
         )
     pk = o["peak_mb"]
