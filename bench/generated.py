@@ -1,8 +1,10 @@
-"""What the scale benchmarks share: generated UCSD data (cached in bench/data, not committed) and a fresh
-lakehouse on the local default session (local[cores])."""
+"""What the scale benchmarks share: generated UCSD data (cached in bench/data, not committed), a fresh
+lakehouse on the local default session (local[cores]), and the ``--conf KEY=VALUE`` option of the scripts that
+compare Spark settings."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -10,6 +12,22 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+
+def add_conf_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--conf KEY=VALUE`` (repeatable): Spark settings for the session a benchmark starts."""
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def conf_settings(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, str]:
+    """The ``--conf`` items as a dict; a malformed one is a usage error, not a traceback."""
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--conf {item!r}: expected KEY=VALUE")
+        settings[key] = value
+    return settings
 
 
 def generated_files(scale: float, seed: int) -> tuple[Path, float | None]:

@@ -35,6 +35,9 @@ from recspark.spark import get_spark  # noqa: E402
 from recspark.tables import Lakehouse  # noqa: E402
 from tests.conftest import TINY_FRAME_CONF, tiny_ucsd  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from generated import add_conf_option, conf_settings  # noqa: E402
+
 
 def hot_methods(jfr_file: Path, top: int) -> list[tuple[float, str]]:
     """The ``top`` JVM methods by the share of execution samples they are on the stack of (``jfr print``)."""
@@ -58,17 +61,12 @@ def main() -> None:
     ap.add_argument(
         "--repeat", type=int, default=1, help="timed ingests after the warm-up (the first profiled)"
     )
-    ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
+    add_conf_option(ap, "extra Spark setting")
     ap.add_argument(
         "--jfr", type=Path, help="record the timed ingests with Java Flight Recorder to this file"
     )
     args = ap.parse_args()
-    conf = dict(TINY_FRAME_CONF)
-    for item in args.conf:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--conf {item!r}: expected KEY=VALUE")
-        conf[key] = value
+    conf = {**TINY_FRAME_CONF, **conf_settings(ap, args.conf)}
     if args.jfr and not shutil.which("jfr"):
         ap.error("--jfr needs the JDK's `jfr` and `jcmd` tools on PATH")
     root = Path(tempfile.mkdtemp(prefix="ingest-profile-"))

@@ -27,6 +27,9 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from generated import add_conf_option, conf_settings  # noqa: E402
 
 
 def one_publish(lakehouse: str, k: int, conf: dict[str, str]) -> dict:
@@ -64,12 +67,10 @@ def main() -> None:
     )
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--repeat", type=int, default=2)
-    p.add_argument(
-        "--conf", action="append", default=[], metavar="KEY=VALUE", help="the tried side's settings"
-    )
+    add_conf_option(p, "the tried side's settings")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    conf = dict(kv.split("=", 1) for kv in args.conf)
+    conf = conf_settings(p, args.conf)
     if args.child:
         print(json.dumps(one_publish(args.lakehouse, args.k, conf)))
         return

@@ -220,17 +220,11 @@ def main() -> None:
         "--no-evaluate", action="store_true", help="skip the offline evaluation (the production path)"
     )
     p.add_argument("--out", default="scale")
-    p.add_argument(
-        "--conf",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a Spark setting for the run's session, e.g. spark.sql.codegen.factoryMode=NO_CODEGEN (repeatable)",
-    )
-    args = p.parse_args()
-    extra = dict(kv.split("=", 1) for kv in args.conf)
+    from generated import add_conf_option, conf_settings, generated_files
 
-    from generated import generated_files
+    add_conf_option(p, "a Spark setting for the run's session, e.g. spark.sql.adaptive.enabled=false")
+    args = p.parse_args()
+    extra = conf_settings(p, args.conf)
 
     from recspark.cli import setup_logging
     from recspark.pipeline import RunConfig, TuneOptions, run_job
