@@ -40,6 +40,7 @@ from recspark.features import Weights, preference
 from recspark.ingest import last_fingerprint
 from recspark.itemcf import ItemCfParams
 from recspark.ranker import RankerParams
+from recspark.spark import after_ingest
 from recspark.stars import StarsParams
 from recspark.tables import GOLD, MODEL, SILVER, Lakehouse, ShrinkGuard, hadoop_path
 from recspark.works import ITEM_LEVELS, Works, candidates_of, seen_of
@@ -214,6 +215,7 @@ def input_key(versions: dict) -> str:
     return json.dumps(versions, sort_keys=True)
 
 
+@after_ingest
 def tune_on(
     spark: SparkSession, lake: Lakehouse, train: DataFrame, cfg: RunConfig, opts: TuneOptions, tracker=None
 ) -> tune.Search:
@@ -335,6 +337,7 @@ def trained(lake: Lakehouse, model_run: str) -> bool:
     return lake.read(MODEL, "params").where(F.col(C.RUN_ID) == model_run).limit(1).count() > 0
 
 
+@after_ingest
 def make_split(spark: SparkSession, lake: Lakehouse, interactions: DataFrame, cfg: RunConfig) -> split.Split:
     """Per-user random holdout (sparse users: one half of them, :class:`recspark.split.Sparse`), persisted to Delta
     and read back (deterministic input for ALS), then checked."""
@@ -439,6 +442,7 @@ def save_params(lake: Lakehouse, run_id: str, cfg: RunConfig) -> None:
     write_keyed(lake, MODEL, "params", params, run_id)
 
 
+@after_ingest
 def evaluate_model(
     spark: SparkSession,
     lake: Lakehouse,
@@ -646,6 +650,7 @@ def served_as_is(lake: Lakehouse, run_id: str) -> dict | None:
     return {"run_id": run_id, "row_counts": counts, "cleaned": [], "reused": True}
 
 
+@after_ingest
 def run_pipeline(
     spark: SparkSession,
     lake: Lakehouse,
@@ -917,6 +922,7 @@ def publish_model(
     return counts
 
 
+@after_ingest
 def publish_stage(
     spark: SparkSession,
     lake: Lakehouse,
@@ -1117,6 +1123,7 @@ def load_factors(lake: Lakehouse, run_id: str) -> tuple[DataFrame, DataFrame]:
     return users, items
 
 
+@after_ingest
 def train_all(spark: SparkSession, lake: Lakehouse, cfg: RunConfig) -> str:
     """Fit on every silver interaction and save the model under its model run id (returned)."""
     model_run = model_run_id(input_versions(lake), cfg)
@@ -1174,6 +1181,7 @@ def model_lists(
     return spark.createDataFrame([], publish.EXPLAINED_SCHEMA)
 
 
+@after_ingest
 def recommend_stage(
     spark: SparkSession, lake: Lakehouse, run_id: str, k: int, user_ids: list[str] | None = None
 ) -> DataFrame:
@@ -1199,6 +1207,7 @@ def recommend_stage(
     return lake.read(MODEL, "recommendations").where(F.col(C.RUN_ID) == run_id)
 
 
+@after_ingest
 def similar_stage(spark: SparkSession, lake: Lakehouse, run_id: str, k: int, min_readers: int) -> DataFrame:
     """Top-k cosine neighbours for books with at least ``min_readers`` readers -> ``model/similar_books``."""
     interactions = lake.read(SILVER, "interactions")

@@ -25,6 +25,12 @@ installed, else the Vector-API BLAS, else pure Java. Spark 4.2's launcher alread
 own. Measured here (``bench/results/blas.json``): OpenBLAS through JNI (Debian ``libopenblas0-pthread``) fits
 ALS about 1.7x faster than the Vector-API BLAS, and netlib uses it automatically once it is installed
 (``make native-blas``).
+
+Adaptive execution. In local mode the steps after ingest run without Spark's adaptive query execution
+(:func:`after_ingest`); ingest keeps it (Spark's default). Measured back to back at scale 0.01 (README, "Adaptive
+execution"): the recommend step took 76 s without it against 194 s with it, and its JVM peaked at 4.6 GB
+against 10.9 GB; ingest took 213 s with it against 246 s without. A session started with an explicit
+``spark.sql.adaptive.enabled`` keeps that value everywhere; clusters and Databricks keep their own settings.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -175,7 +182,6 @@ def get_spark(
                 "spark.driver.memory": local_driver_memory(),
                 "spark.ui.showConsoleProgress": "false",
                 "spark.sql.shuffle.partitions": str(shuffle_partitions or max(4, 2 * (os.cpu_count() or 2))),
-                "spark.sql.adaptive.enabled": "true",
                 # Delta's log checkpoints and parquet need no Hive; keep the local metastore out of the cwd.
                 "spark.sql.warehouse.dir": str(cache_dir() / "spark-warehouse"),
                 # Delta rebuilds a table's state (its file list) in 50 tasks by default, after every commit and
@@ -235,6 +241,41 @@ def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, old)
+
+
+ADAPTIVE = "spark.sql.adaptive.enabled"
+
+
+def step_conf(master: str, launch_keys: Collection[str]) -> dict[str, str]:
+    """The SQL settings of the steps after ingest for a session with ``master`` started with settings named
+    ``launch_keys``: adaptive execution off in local mode, unless the session was started with it set either way.
+
+    Adaptive execution re-plans a query between its stages. Ingest gains from that (its raw files meet the id
+    maps in joins whose sizes show only at run time), and every later step loses: each query stage becomes a
+    Spark job of its own (a small run made 606 jobs with it, 313 without), and on 2 cores it coalesced the
+    recommend query's shuffles into single-task stages (bench/results/jobs-0.01-aqe-on.md).
+    """
+    if not master.startswith("local") or ADAPTIVE in launch_keys:
+        return {}
+    return {ADAPTIVE: "false"}
+
+
+def after_ingest(fn: Callable) -> Callable:
+    """Decorator for a stage after ingest, called as ``fn(spark, ...)``: runs it under :func:`step_conf`'s
+    settings (restored after it). The stage must do its work inside (write its tables), not return a lazy
+    frame for the caller to run: the settings apply when a query is planned."""
+
+    @wraps(fn)
+    def wrapper(spark: SparkSession, *args, **kwargs):
+        try:
+            context = spark.sparkContext
+            conf = step_conf(context.master, {key for key, _ in context.getConf().getAll()})
+        except Exception:  # noqa: BLE001 -- Spark Connect has no SparkContext: the server's settings stand
+            conf = {}
+        with session_conf(spark, conf):
+            return fn(spark, *args, **kwargs)
+
+    return wrapper
 
 
 def logger_level(spark: SparkSession, name: str) -> str | None:

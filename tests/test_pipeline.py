@@ -465,3 +465,67 @@ def test_published_lists_are_work_level_and_in_series_order(published):
         elif r["because_book_id"] is not None:
             assert r["explanation"] == f"because you shelved {books[r['because_book_id']][1]}"
     assert notes > 0, f"no list needed the series rule ({later} later volumes listed)"
+
+
+def test_steps_after_ingest_run_without_adaptive_execution_in_local_mode_only():
+    from recspark.spark import ADAPTIVE, step_conf
+
+    assert step_conf("local[2]", {"spark.app.name"}) == {ADAPTIVE: "false"}
+    assert step_conf("local[*]", set()) == {ADAPTIVE: "false"}
+    assert step_conf("local[2]", {ADAPTIVE}) == {}  # started with it set either way: that value stands
+    assert step_conf("spark://host:7077", set()) == {}
+    assert step_conf("yarn", set()) == {}
+
+
+class _Conf:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = dict(values)
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value):
+        self.values[key] = value
+
+    def unset(self, key):
+        self.values.pop(key, None)
+
+
+class _Context:
+    def __init__(self, master: str, launched: dict[str, str]) -> None:
+        self.master = master
+        self._launched = launched
+
+    def getConf(self):  # noqa: N802 -- SparkContext's name
+        launched = self._launched
+
+        class _SparkConf:
+            def getAll(self):  # noqa: N802
+                return list(launched.items())
+
+        return _SparkConf()
+
+
+class _Session:
+    def __init__(self, master: str, launched: dict[str, str], runtime: dict[str, str]) -> None:
+        self.sparkContext = _Context(master, launched)
+        self.conf = _Conf(runtime)
+
+
+def test_after_ingest_sets_the_step_settings_for_the_call_and_restores_them():
+    from recspark.spark import ADAPTIVE, after_ingest
+
+    seen = []
+
+    @after_ingest
+    def stage(spark, x):
+        seen.append(spark.conf.get(ADAPTIVE))
+        return x + 1
+
+    local = _Session("local[2]", {"spark.master": "local[2]"}, {})
+    assert stage(local, 1) == 2 and seen[-1] == "false"
+    assert local.conf.get(ADAPTIVE) is None  # unset again: Spark's default applies after the stage
+    chosen = _Session("local[2]", {ADAPTIVE: "true"}, {ADAPTIVE: "true"})
+    assert stage(chosen, 1) == 2 and seen[-1] == "true"
+    cluster = _Session("yarn", {}, {})
+    assert stage(cluster, 1) == 2 and seen[-1] is None
