@@ -35,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 def child_env() -> dict[str, str]:
     """The test session's environment, plus its Python for Spark's workers and its tiny-frame settings for the
     child's JVM (a Python that builds its own SparkSession passes ``PYSPARK_SUBMIT_ARGS`` to spark-submit; what
-    ``get_spark`` sets itself in local mode, adaptive execution, wins over them)."""
+    ``get_spark`` sets itself in local mode, e.g. the shuffle partitions, wins over them; adaptive execution,
+    which it leaves alone, follows them: off in every step)."""
     return {
         **os.environ,
         "PYSPARK_PYTHON": sys.executable,
