@@ -35,6 +35,7 @@ against 10.9 GB; ingest took 213 s with it against 246 s without. A session star
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -52,6 +53,35 @@ SCALA_VERSION = "2.13"
 DELTA_JAR_VERSION = os.environ.get("RECSPARK_DELTA_VERSION", "4.4.0")
 DELTA_PACKAGE = f"io.delta:delta-spark_{SPARK_VERSION}_{SCALA_VERSION}:{DELTA_JAR_VERSION}"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2/"
+
+# Dependencies of the Delta jar (through delta-kernel-defaults and delta-storage) that pyspark ships itself, in a
+# newer or equal version: about 75 MB of the 85 MB Ivy would fetch. Spark puts the jars of ``spark.jars`` in a
+# class loader that asks pyspark's first, so these copies were never the ones loaded; Ivy leaves them out
+# (``spark.jars.excludes``), and ``tests/test_ingest.py`` checks that pyspark still ships every one of them.
+SHIPPED_WITH_PYSPARK = (
+    "com.fasterxml.jackson.core:jackson-annotations",
+    "com.fasterxml.jackson.core:jackson-core",
+    "com.fasterxml.jackson.core:jackson-databind",
+    "com.github.luben:zstd-jni",
+    "com.google.code.findbugs:jsr305",
+    "commons-pool:commons-pool",
+    "io.airlift:aircompressor",
+    "org.apache.hadoop:hadoop-client-api",
+    "org.apache.hadoop:hadoop-client-runtime",
+    "org.apache.logging.log4j:log4j-api",
+    "org.apache.logging.log4j:log4j-core",
+    "org.apache.logging.log4j:log4j-slf4j2-impl",
+    "org.apache.parquet:parquet-column",
+    "org.apache.parquet:parquet-common",
+    "org.apache.parquet:parquet-encoding",
+    "org.apache.parquet:parquet-format-structures",
+    "org.apache.parquet:parquet-hadoop",
+    "org.apache.parquet:parquet-jackson",
+    "org.locationtech.jts:jts-core",
+    "org.roaringbitmap:RoaringBitmap",
+    "org.slf4j:slf4j-api",
+    "org.xerial.snappy:snappy-java",
+)
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -111,7 +141,10 @@ def launched_by_spark_submit() -> bool:
 
 def jar_list_file() -> Path:
     """Where the jar paths of the first successful resolution are remembered."""
-    return cache_dir() / f"delta-jars-{DELTA_PACKAGE.replace(':', '_')}.txt"
+    excluded = hashlib.sha1(",".join(SHIPPED_WITH_PYSPARK).encode()).hexdigest()[
+        :8
+    ]  # a new list: resolve again
+    return cache_dir() / f"delta-jars-{DELTA_PACKAGE.replace(':', '_')}-excl-{excluded}.txt"
 
 
 def cached_jars() -> list[str] | None:
@@ -135,7 +168,8 @@ def remember_jars(spark: SparkSession) -> None:
 def delta_jar_conf() -> dict[str, str]:
     """Spark settings that fetch (first use) or reuse (cached) the Delta jars from Maven Central.
 
-    The first start lets Spark's resolver (Ivy) download ``DELTA_PACKAGE`` and its dependencies into the cache;
+    The first start lets Spark's resolver (Ivy) download ``DELTA_PACKAGE`` and its dependencies into the cache,
+    except those pyspark ships itself (:data:`SHIPPED_WITH_PYSPARK`);
     :func:`remember_jars` then records the jar files, and later starts put exactly those on ``spark.jars``
     (no resolution, no Ivy report, no network).
     """
@@ -146,6 +180,7 @@ def delta_jar_conf() -> dict[str, str]:
         "spark.jars.packages": DELTA_PACKAGE,
         "spark.jars.ivy": str(cache_dir() / "ivy"),
         "spark.jars.ivySettings": str(ivy_settings()),
+        "spark.jars.excludes": ",".join(SHIPPED_WITH_PYSPARK),
     }
 
 

@@ -139,3 +139,34 @@ def test_spark_submit_entry_points_name_real_verbs():
 )
 def test_scripts_are_valid_bash(script):
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+
+
+def _artifact(jar_name: str) -> str:
+    """``hadoop-client-api`` of ``hadoop-client-api-3.5.0.jar`` (pyspark) or ``org.apache.hadoop_hadoop-client-api-
+    3.4.2.jar`` (Ivy's cache: group, underscore, artifact, version)."""
+    name = jar_name.split("_", 1)[1] if "_" in jar_name.split("-", 1)[0] else jar_name
+    return re.match(r"(.+?)-\d", name).group(1)
+
+
+def _pyspark_artifacts() -> set[str]:
+    import pyspark
+
+    return {_artifact(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+
+
+def test_every_delta_dependency_left_out_is_shipped_by_pyspark():
+    from recspark.spark import SHIPPED_WITH_PYSPARK
+
+    assert _artifact("org.apache.hadoop_hadoop-client-api-3.4.2.jar") == "hadoop-client-api"
+    assert _artifact("io.delta_delta-spark_4.2_2.13-4.4.0.jar") == "delta-spark_4.2_2.13"
+    assert _artifact("com.github.luben_zstd-jni-1.5.7-3.jar") == "zstd-jni"
+    shipped = _pyspark_artifacts()
+    missing = [c for c in SHIPPED_WITH_PYSPARK if c.split(":")[1] not in shipped]
+    assert not missing, f"pyspark no longer ships {missing}: let Ivy fetch them again"
+
+
+def test_the_local_session_loads_delta_without_second_copies_of_pyspark_jars(spark):
+    listed = [Path(j).name for j in spark.sparkContext.getConf().get("spark.jars", "").split(",") if j]
+    artifacts = {_artifact(j) for j in listed}
+    assert "delta-spark_4.2_2.13" in artifacts and "delta-storage" in artifacts
+    assert not artifacts & _pyspark_artifacts()
