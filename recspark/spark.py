@@ -27,10 +27,11 @@ ALS about 1.7x faster than the Vector-API BLAS, and netlib uses it automatically
 (``make native-blas``).
 
 Adaptive execution. In local mode the steps after ingest run without Spark's adaptive query execution
-(:func:`after_ingest`); ingest keeps it (Spark's default). Measured back to back at scale 0.01 (README, "Adaptive
-execution"): the recommend step took 76 s without it against 194 s with it, and its JVM peaked at 4.6 GB
-against 10.9 GB; ingest took 213 s with it against 246 s without. A session started with an explicit
-``spark.sql.adaptive.enabled`` keeps that value everywhere; clusters and Databricks keep their own settings.
+(:func:`after_ingest`); ingest keeps it (Spark's default). Measured back to back at scale 0.03 (README,
+Benchmarks, "Adaptive execution after ingest"): a whole run took 855 s without it after ingest against 1,117 s
+with it everywhere, the recommend step 126.6 s against 391.0 s; ingest took 213 s with it against 246 s without
+(scale 0.01, the session before). A session started with an explicit ``spark.sql.adaptive.enabled`` keeps that
+value everywhere; clusters and Databricks keep their own settings.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ MAVEN_CENTRAL = "https://repo1.maven.org/maven2/"
 # Dependencies of the Delta jar (through delta-kernel-defaults and delta-storage) that pyspark ships itself, in a
 # newer or equal version: about 75 MB of the 85 MB Ivy would fetch. Spark puts the jars of ``spark.jars`` in a
 # class loader that asks pyspark's first, so these copies were never the ones loaded; Ivy leaves them out
-# (``spark.jars.excludes``), and ``tests/test_ingest.py`` checks that pyspark still ships every one of them.
+# (``spark.jars.excludes``), and ``tests/test_deploy.py`` checks that pyspark still ships every one of them.
 SHIPPED_WITH_PYSPARK = (
     "com.fasterxml.jackson.core:jackson-annotations",
     "com.fasterxml.jackson.core:jackson-core",
@@ -141,9 +142,8 @@ def launched_by_spark_submit() -> bool:
 
 def jar_list_file() -> Path:
     """Where the jar paths of the first successful resolution are remembered."""
-    excluded = hashlib.sha1(",".join(SHIPPED_WITH_PYSPARK).encode()).hexdigest()[
-        :8
-    ]  # a new list: resolve again
+    # named after the list of jars left out too: a cache made with another list resolves once more
+    excluded = hashlib.sha1(",".join(SHIPPED_WITH_PYSPARK).encode()).hexdigest()[:8]
     return cache_dir() / f"delta-jars-{DELTA_PACKAGE.replace(':', '_')}-excl-{excluded}.txt"
 
 
@@ -287,8 +287,8 @@ def step_conf(master: str, launch_keys: Collection[str]) -> dict[str, str]:
 
     Adaptive execution re-plans a query between its stages. Ingest gains from that (its raw files meet the id
     maps in joins whose sizes show only at run time), and every later step loses: each query stage becomes a
-    Spark job of its own (a small run made 606 jobs with it, 313 without), and on 2 cores it coalesced the
-    recommend query's shuffles into single-task stages (bench/results/jobs-0.01-aqe-on.md).
+    Spark job of its own (the recommend step of a run at scale 0.03 ran 193 jobs with it, 49 without), and that
+    step's adaptive plan wrote 3,092 MB of shuffle against 729 MB (bench/results/jobs-0.03-*.md).
     """
     if not master.startswith("local") or ADAPTIVE in launch_keys:
         return {}
