@@ -2,7 +2,10 @@
 the per-step overhead of the publish step on small data, where the number of jobs, not the rows, is the cost.
 
     PYSPARK_PYTHON=.venv/bin/python .venv/bin/python bench/publish_jobs.py --lakehouse LAKE --repeat 2 \\
-        --conf spark.sql.adaptive.enabled=false
+        --conf spark.sql.adaptive.enabled=true
+
+(``bench/results/publish_jobs.json`` was measured with ``=false`` while the product still ran publish with adaptive
+execution; since 2026-12-03 the product's publish runs without it in local mode, so ``=true`` is the other side.)
 
 ``LAKE`` is a lakehouse with a trained model (e.g. ``bench/data/lakehouse-scale-0.0003`` after ``python
 bench/scale.py --scale 0.0003 --tune off --no-evaluate``). Each publish runs in its own Python process and JVM

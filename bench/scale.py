@@ -222,7 +222,7 @@ def main() -> None:
     p.add_argument("--out", default="scale")
     from generated import add_conf_option, conf_settings, generated_files
 
-    add_conf_option(p, "a Spark setting for the run's session, e.g. spark.sql.adaptive.enabled=false")
+    add_conf_option(p, "a Spark setting for the run's session, e.g. spark.sql.adaptive.enabled=true")
     args = p.parse_args()
     extra = conf_settings(p, args.conf)
 
