@@ -1,0 +1,122 @@
+"""Plain numpy EASE on exactly the split and scoring of ``bench/quality.py``: how far are the product's published
+lists from the textbook model on the same input?
+
+    python bench/ease_gap.py --source ../shared/data/goodbooks-10k --lambdas 1,4,16 [--lake LAKE]
+
+Re-creates ``bench/quality.py``'s holdout (same function, same ``--seed``), fits EASE (``B = -P / diag(P)``,
+``P = (XᵀX + λ·mean_readers·I)⁻¹``, ``diag(B) = 0``) on the training side over every book, and scores each user's
+top 10 (shelved books excluded) with ``bench/quality.py``'s own ``score``. Each ``l2`` of ``--lambdas`` is scored
+with the full ``B``, with its positive weights only, and with each row of ``B`` cut to its ``--cuts`` largest
+positive weights (400: what the product keeps).
+With ``--lake`` (a ``bench/quality.py --work`` folder's lakehouse of the same split and seed) the published lists
+of its last run are scored beside them, and the two sets of lists are compared user by user (share of the top 10
+in common). goodbooks format only (``ratings.csv`` or ``to_read.csv``). Appends to
+``bench/results/ease_gap.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import quality  # noqa: E402  (bench/quality.py: the split and the scoring of the hidden checks)
+
+RESULTS = HERE / "results" / "ease_gap.json"
+
+
+def positive_top(w: np.ndarray, n: int) -> np.ndarray:
+    """Each seed book's row of ``w`` cut to its ``n`` largest positive weights, as the product keeps them."""
+    thr = -np.partition(-w, n, axis=1)[:, n : n + 1]
+    return np.where((w >= thr) & (w > 0), w, 0.0)
+
+
+def top_lists(x: np.ndarray, w: np.ndarray, k: int = 10, batch: int = 4096) -> np.ndarray:
+    out = np.empty((len(x), k), dtype=np.int64)
+    for s in range(0, len(x), batch):
+        xb = x[s : s + batch]
+        sc = np.where(xb > 0, -np.inf, xb @ w)
+        idx = np.argpartition(-sc, k, axis=1)[:, :k]
+        out[s : s + batch] = np.take_along_axis(idx, np.argsort(-np.take_along_axis(sc, idx, 1), axis=1), 1)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", type=Path, required=True)
+    p.add_argument("--lambdas", default="1,4,16")
+    p.add_argument("--seed", type=int, default=1, help="bench/quality.py's --seed")
+    p.add_argument(
+        "--cuts", default="400", help="also score each B cut to this many positive weights per book"
+    )
+    p.add_argument(
+        "--lake", type=Path, help="a bench/quality.py lakehouse of the same split: score its lists too"
+    )
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        truth = quality.prepare(a.source.resolve(), "goodbooks", Path(tmp) / "input", a.seed)
+        name = "ratings.csv" if (Path(tmp) / "input" / "ratings.csv").exists() else "to_read.csv"
+        train = pd.read_csv(Path(tmp) / "input" / name)
+        pop = quality.score(quality.popularity_lists(Path(tmp) / "input", "goodbooks"), truth)
+    gr = pd.read_csv(a.source / "books.csv").set_index("book_id")["goodreads_book_id"]
+    users, u = np.unique(train["user_id"].to_numpy(), return_inverse=True)
+    books, b = np.unique(train["book_id"].to_numpy(), return_inverse=True)
+    x = np.zeros((len(users), len(books)), dtype=np.float32)
+    x[u, b] = 1.0
+    g = (x.T @ x).astype(np.float64)
+    mean_readers = float(np.diag(g).mean())
+    rows: dict[str, dict] = {"popularity": pop}
+    ours: dict[str, np.ndarray] = {}
+    for l2 in (float(v) for v in a.lambdas.split(",")):
+        t0 = time.perf_counter()
+        pinv = np.linalg.inv(g + l2 * mean_readers * np.eye(len(g)))
+        w = pinv / -np.diag(pinv)[None, :]
+        np.fill_diagonal(w, 0.0)
+        cuts = [(f"ease l2 {l2:g} top {n} positive", n) for n in (int(v) for v in a.cuts.split(","))]
+        variants = [(f"ease l2 {l2:g}", w), (f"ease l2 {l2:g} positive", np.maximum(w, 0.0))]
+        for label, weights in variants + [(label, positive_top(w, n)) for label, n in cuts]:
+            picks = top_lists(x, weights.astype(np.float32))
+            ours[label] = picks
+            recs = pd.DataFrame(
+                {
+                    "user_id": np.repeat(users.astype(str), 10),
+                    "rank": np.tile(np.arange(1, 11), len(users)),
+                    "book_id": gr.reindex(books[picks.ravel()]).to_numpy().astype("int64"),
+                }
+            )
+            rows[label] = quality.score(recs, truth)
+            print(label, rows[label], f"{time.perf_counter() - t0:.1f} s", flush=True)
+    if a.lake:
+        _, recs = quality.published_lists(a.lake)[-1]
+        rows["published"] = quality.score(recs, truth)
+        print("published", rows["published"], flush=True)
+        best = max((k for k in ours if "top" in k), key=lambda k: rows[k]["ndcg@10"])
+        mine = {str(uid): set(gr.reindex(books[ours[best][i]]).to_numpy()) for i, uid in enumerate(users)}
+        theirs = recs.groupby("user_id")["book_id"].apply(set)
+        shared = [len(mine[uid] & s) / 10 for uid, s in theirs.items() if uid in mine]
+        rows["published"]["top10_shared_with"] = {best: round(float(np.mean(shared)), 3)}
+    result = {
+        "source": f"{a.source.name}/{name}",
+        "command": "python bench/ease_gap.py " + " ".join(sys.argv[1:]),
+        "measured": time.strftime("%Y-%m-%d"),
+        "train_rows": len(train),
+        "users": len(users),
+        "books": len(books),
+        "mean_readers_per_book": round(mean_readers, 2),
+        "scores": rows,
+    }
+    print(json.dumps(result, indent=1))
+    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    RESULTS.write_text(json.dumps([*history, result], indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
