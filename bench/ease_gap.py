@@ -7,7 +7,8 @@ Re-creates ``bench/quality.py``'s holdout (same function, same ``--seed``), fits
 ``P = (XᵀX + λ·mean_readers·I)⁻¹``, ``diag(B) = 0``) on the training side over every book, and scores each user's
 top 10 (shelved books excluded) with ``bench/quality.py``'s own ``score``. Each ``l2`` of ``--lambdas`` is scored
 with the full ``B``, with its positive weights only, and with each row of ``B`` cut to its ``--cuts`` largest
-positive weights (400: what the product keeps).
+positive weights (400: what the product keeps); with ``--magnitude`` also to its ``--cuts`` weights of
+largest magnitude, negative ones kept.
 With ``--lake`` (a ``bench/quality.py --work`` folder's lakehouse of the same split and seed) the published lists
 of its last run are scored beside them, and the two sets of lists are compared user by user (share of the top 10
 in common). goodbooks format only (``ratings.csv`` or ``to_read.csv``). Appends to
@@ -39,6 +40,12 @@ def positive_top(w: np.ndarray, n: int) -> np.ndarray:
     return np.where((w >= thr) & (w > 0), w, 0.0)
 
 
+def magnitude_top(w: np.ndarray, n: int) -> np.ndarray:
+    """Each seed book's row of ``w`` cut to its ``n`` weights of largest magnitude, negative ones kept."""
+    thr = -np.partition(-np.abs(w), n, axis=1)[:, n : n + 1]
+    return np.where(np.abs(w) >= thr, w, 0.0)
+
+
 def top_lists(x: np.ndarray, w: np.ndarray, k: int = 10, batch: int = 4096) -> np.ndarray:
     out = np.empty((len(x), k), dtype=np.int64)
     for s in range(0, len(x), batch):
@@ -57,6 +64,7 @@ def main() -> None:
     p.add_argument(
         "--cuts", default="400", help="also score each B cut to this many positive weights per book"
     )
+    p.add_argument("--magnitude", action="store_true", help="also cut by magnitude, negative weights kept")
     p.add_argument(
         "--lake", type=Path, help="a bench/quality.py lakehouse of the same split: score its lists too"
     )
@@ -82,7 +90,12 @@ def main() -> None:
         np.fill_diagonal(w, 0.0)
         cuts = [(f"ease l2 {l2:g} top {n} positive", n) for n in (int(v) for v in a.cuts.split(","))]
         variants = [(f"ease l2 {l2:g}", w), (f"ease l2 {l2:g} positive", np.maximum(w, 0.0))]
-        for label, weights in variants + [(label, positive_top(w, n)) for label, n in cuts]:
+        weighted = [(label, positive_top(w, n)) for label, n in cuts]
+        if a.magnitude:
+            weighted += [
+                (label.replace("positive", "by magnitude"), magnitude_top(w, n)) for label, n in cuts
+            ]
+        for label, weights in variants + weighted:
             picks = top_lists(x, weights.astype(np.float32))
             ours[label] = picks
             recs = pd.DataFrame(

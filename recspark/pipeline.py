@@ -1063,9 +1063,11 @@ def similar_from_neighbours(
 ) -> DataFrame:
     """The item-CF neighbour table cut to ``k`` per book, between books with at least ``min_readers`` readers
     (same shape as :func:`similar_books`; with ``works``: one edition per work, never the query's own work);
-    ranks renumbered after the cut."""
+    positive weights only (EASE keeps negative ones for scoring: "readers of this book are *less* likely to
+    shelve that one" is no similarity); ranks renumbered after the cut."""
     read = well_read(interactions, min_readers).cache()
-    kept = neighbours.join(read, on=C.BOOK_IDX, how="left_semi").join(
+    positive = neighbours.where(F.col(C.SCORE) > 0)
+    kept = positive.join(read, on=C.BOOK_IDX, how="left_semi").join(
         read.select(F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX)), on=C.NEIGHBOUR_IDX, how="left_semi"
     )
     if works is not None:

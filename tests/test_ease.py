@@ -39,39 +39,45 @@ def test_two_books_by_hand(spark):
 
 def test_weights_match_each_books_own_ridge_regression(spark):
     """Oracle: for every book i, ridge-regress its column of X on the other books' columns (no self weight):
-    w = (X_oᵀX_o + λI)⁻¹ X_oᵀ x_i. EASE's closed form must give the same weights, positive ones kept."""
+    w = (X_oᵀX_o + λI)⁻¹ X_oᵀ x_i. EASE's closed form must give the same weights, negative ones kept (n = 10 is
+    more than the 5 other books, so every nonzero weight is in the table)."""
     rng = np.random.default_rng(7)
     x = (rng.random((40, 6)) < 0.4).astype(float)
     x[0] = 1.0  # every book has a reader
     pairs = [(int(u), int(b)) for u, b in zip(*np.nonzero(x))]
-    l2 = 0.5
+    l2 = 0.1  # weak enough that some weights are negative
     lam = l2 * np.mean(np.diag(x.T @ x))
     want = {}
     for i in range(6):
         others = [j for j in range(6) if j != i]
         xo = x[:, others]
         w = np.linalg.solve(xo.T @ xo + lam * np.eye(5), xo.T @ x[:, i])
-        want.update({(j, i): v for j, v in zip(others, w) if v > 0})
+        want.update({(j, i): v for j, v in zip(others, w) if v != 0})
     got = table_of(ease_table(spark, pairs, l2=l2))
+    assert any(v < 0 for v in want.values())  # the case exercises negative weights
     assert set(got) == set(want)
     for key, v in want.items():
         assert got[key] == pytest.approx(v, rel=1e-4), key
 
 
-def test_ranks_by_weight_and_cut_to_n(spark):
+def test_ranks_by_weight_and_cuts_to_the_n_largest_magnitudes(spark):
     rng = np.random.default_rng(3)
     x = (rng.random((60, 8)) < 0.5).astype(float)
     pairs = [(int(u), int(b)) for u, b in zip(*np.nonzero(x))]
     full = ease_table(spark, pairs, l2=0.2).collect()
-    cut = ease_table(spark, pairs, l2=0.2, n=2).collect()
-    for book in {r[C.BOOK_IDX] for r in full}:
-        rows = sorted((r for r in full if r[C.BOOK_IDX] == book), key=lambda r: r[C.RANK])
-        assert [r[C.RANK] for r in rows] == list(range(1, len(rows) + 1))
-        assert all(a[C.SCORE] >= b[C.SCORE] > 0 for a, b in zip(rows, rows[1:]))
-        kept = sorted((r for r in cut if r[C.BOOK_IDX] == book), key=lambda r: r[C.RANK])
-        assert [(r[C.NEIGHBOUR_IDX], r[C.RANK]) for r in kept] == [
-            (r[C.NEIGHBOUR_IDX], r[C.RANK]) for r in rows[:2]
-        ]
+    for n in (2, 5):  # at 5, book 0 keeps its weight -0.065 for book 3 rather than +0.037 for book 7
+        cut = ease_table(spark, pairs, l2=0.2, n=n).collect()
+        for book in {r[C.BOOK_IDX] for r in full}:
+            rows = sorted((r for r in full if r[C.BOOK_IDX] == book), key=lambda r: r[C.RANK])
+            assert [r[C.RANK] for r in rows] == list(range(1, len(rows) + 1))
+            assert all(a[C.SCORE] >= b[C.SCORE] for a, b in zip(rows, rows[1:]))
+            largest = sorted(rows, key=lambda r: -abs(r[C.SCORE]))[:n]  # ranked by weight after the cut
+            want = sorted(largest, key=lambda r: (-r[C.SCORE], r[C.NEIGHBOUR_IDX]))
+            kept = sorted((r for r in cut if r[C.BOOK_IDX] == book), key=lambda r: r[C.RANK])
+            assert [(r[C.NEIGHBOUR_IDX], r[C.RANK]) for r in kept] == [
+                (r[C.NEIGHBOUR_IDX], rank) for rank, r in enumerate(want, 1)
+            ]
+        assert any(r[C.SCORE] < 0 for r in cut) == (n == 5)
 
 
 def test_catalogue_is_the_most_read_books(spark):

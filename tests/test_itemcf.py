@@ -155,6 +155,33 @@ def test_kernel_matches_join_path_and_brute_force(spark, n_books):
     )
 
 
+NEIGHBOUR_SCHEMA = "book_idx int, rank int, neighbour_idx int, score float"
+
+
+@pytest.mark.parametrize("broadcast_mb", [itemcf.BROADCAST_MB, 0])  # the kernel, then the join path
+def test_negative_weights_pull_a_sum_down_and_never_explain(spark, broadcast_mb):
+    # EASE keeps negative weights. u0 shelved {0, 1}; 0 -> 2: 1.0, 0 -> 3: 0.5, 1 -> 2: -0.7, 1 -> 4: -0.2.
+    # Sums: book 2: 1.0 - 0.7 = 0.3, book 3: 0.5, book 4: -0.2 (not positive: no shelf speaks for it, dropped).
+    # Both are explained by book 0, their largest contribution (never book 1's negative one).
+    data = shelves(spark, [(0, 0, None), (0, 1, None)])
+    nb = spark.createDataFrame(
+        [(0, 1, 2, 1.0), (0, 2, 3, 0.5), (1, 1, 4, -0.2), (1, 2, 2, -0.7)], NEIGHBOUR_SCHEMA
+    )
+    got = itemcf.recommend(data, nb, k=5, broadcast_mb=broadcast_mb).orderBy(C.RANK).collect()
+    assert [(r[C.BOOK_IDX], r[itemcf.BECAUSE_IDX]) for r in got] == [(3, 0), (2, 0)]
+    assert [r["score"] for r in got] == pytest.approx([0.5, 0.3], rel=1e-6)
+
+
+def test_similar_books_from_neighbours_show_positive_weights_only(spark):
+    from recspark.pipeline import similar_from_neighbours
+
+    # every book has 2 readers; book 0's neighbours: 1 (0.4), 2 (-0.9, EASE's "less likely": no similarity), 3 (0.1)
+    data = shelves(spark, [(u, b, None) for b in range(4) for u in (0, 1)])
+    nb = spark.createDataFrame([(0, 1, 1, 0.4), (0, 2, 3, 0.1), (0, 3, 2, -0.9)], NEIGHBOUR_SCHEMA)
+    got = similar_from_neighbours(data, nb, k=5, min_readers=2).orderBy(C.RANK).collect()
+    assert [(r[C.BOOK_IDX], r[C.RANK], r[itemcf.NEIGHBOUR_IDX]) for r in got] == [(0, 1, 1), (0, 2, 3)]
+
+
 @pytest.mark.parametrize("broadcast_mb", [itemcf.BROADCAST_MB, 0])  # the kernel, then the join path
 def test_popularity_prior_by_hand(spark, broadcast_mb):
     data = shelves(spark, TOY)
