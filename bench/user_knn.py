@@ -32,6 +32,9 @@ import pandas as pd
 from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from ease import holdout, ndcg, top10  # noqa: E402  (bench/ease.py: the same holdout and scoring)
+
 RESULTS = HERE / "results" / "user_knn.json"
 
 
@@ -46,31 +49,6 @@ def load(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
         df = pd.read_csv(src / name)
         rel = df["rating"].to_numpy() >= 4 if "rating" in df else np.ones(len(df), bool)
     return df["user_id"].to_numpy(), df["book_id"].to_numpy(), rel, name
-
-
-def holdout(u: np.ndarray, b: np.ndarray, rel: np.ndarray, seed: int = 42):
-    order = np.lexsort((np.random.default_rng(seed).random(len(u)), u))
-    u, b, rel = u[order], b[order], rel[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(u)) + 1]
-    counts = np.diff(np.r_[starts, len(u)])
-    pos = np.arange(len(u)) - np.repeat(starts, counts)
-    test = pos < np.repeat(np.floor(counts * 0.2).astype(int), counts)
-    return (u[~test], b[~test]), (u[test], b[test], rel[test])
-
-
-def top10(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    scores = np.where(seen > 0, -np.inf, scores)
-    idx = np.argpartition(-scores, 10, axis=1)[:, :10]
-    return np.take_along_axis(idx, np.argsort(-np.take_along_axis(scores, idx, 1), axis=1), 1)
-
-
-def ndcg(recs: np.ndarray, users: np.ndarray, truth: dict[int, set[int]]) -> float:
-    disc = 1 / np.log2(np.arange(2, 12))
-    out = []
-    for user, rec in zip(users, recs, strict=True):
-        rel = truth[int(user)]
-        out.append((np.isin(rec, list(rel)) * disc).sum() / disc[: min(len(rel), 10)].sum())
-    return round(float(np.mean(out)), 4)
 
 
 def user_knn_scores(x: sparse.csr_matrix, users: np.ndarray, k: int, power: float) -> np.ndarray:
