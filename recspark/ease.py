@@ -141,8 +141,8 @@ def top_weights(b: np.ndarray, books: np.ndarray, n: int) -> pa.Table:
 
 def neighbours(pairs: DataFrame, sums: DataFrame, n: int, l2: float, max_books: int = MAX_BOOKS) -> DataFrame:
     """The EASE neighbour table ``(book_idx, rank, neighbour_idx, score)`` from item-CF's co-occurrence
-    ``pairs`` and book ``sums``, ``n`` weights per book at most (largest magnitude first), over the ``max_books`` most-read
-    books."""
+    ``pairs`` and book ``sums``, ``n`` weights per book at most (those of largest magnitude), over the
+    ``max_books`` most-read books."""
     t0 = time.perf_counter()
     books, q = catalogue(sums, max_books)
     g = gram(pairs, books, q)
