@@ -14,7 +14,8 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
   factors (null when the run has no ALS model or the book had no readers) and content vector (null without
   metadata): what the consumer folds a new reader in with (:mod:`recspark.foldin`)
 * ``serving_neighbours``: ``run_id, book_id, rank, similar_book_id, score``: the item-CF neighbour table of
-  runs that publish item-CF lists (their fold-in uses it)
+  runs that publish item-CF lists (their fold-in uses it; EASE's weights can be negative, summed as the batch
+  lists sum them)
 * ``serving_model``: one row per run: ``run_id, model, alpha, reg, weights, yty, reference_date, n_users,
   avg_books, content, itemcf`` (``yty`` = YᵀY of the factors, row-major, so a request solves a ``rank × rank``
   system; ``itemcf``: item-CF's parameters as JSON, for its popularity prior)
