@@ -279,6 +279,22 @@ def test_the_consumers_prior_is_the_batch_formula():
     assert got.tolist() == [0.5, 1.0, 0.75, -np.inf]
 
 
+def test_the_consumers_sums_take_negative_weights_like_the_batch():
+    import numpy as np
+
+    from recspark import foldin
+
+    # the table of test_negative_weights_pull_a_sum_down_and_never_explain in CSR form: 0 -> 2: 1.0, 0 -> 3: 0.5,
+    # 1 -> 2: -0.7, 1 -> 4: -0.2. A reader who just shelved 0 and 1: sums 0.3, 0.5, -0.2 for books 2, 3, 4
+    indptr = np.array([0, 2, 4, 4, 4, 4])
+    neighbour, sim = np.array([2, 3, 2, 4]), np.array([1.0, 0.5, -0.7, -0.2])
+    sums, cand, contrib = foldin.neighbour_scores(indptr, neighbour, sim, np.array([0, 1]), np.ones(2), 5)
+    assert sums.tolist() == pytest.approx([0.0, 0.0, 0.3, 0.5, -0.2])
+    # with the prior, a book whose sum is not positive counts by its readers alone, as in the batch kernel
+    got = foldin.with_prior(sums, np.array([0.0, 0.0, 1.0, 1.0, 2.0]), 1.0)
+    assert got.tolist() == pytest.approx([-np.inf, -np.inf, 0.6 + 0.5, 1.0 + 0.5, 1.0])
+
+
 def test_cap_keeps_each_users_most_recent_books(spark):
     # u0 shelved 0 on day 1, 1 on day 2, 2 on day 3: with a cap of 2 only {1,2} count, so (0,1) keeps only u1
     shelf = itemcf.capped(itemcf.weighted(shelves(spark, TOY), None), 2, seed=1)
