@@ -5,13 +5,15 @@ lists from the textbook model on the same input?
 
 Re-creates ``bench/quality.py``'s holdout (same function, same ``--seed``), fits EASE (``B = -P / diag(P)``,
 ``P = (XᵀX + λ·mean_readers·I)⁻¹``, ``diag(B) = 0``) on the training side over every book, and scores each user's
-top 10 (shelved books excluded) with ``bench/quality.py``'s own ``score``. Each ``l2`` of ``--lambdas`` is scored
+top 10 (shelved books excluded) with ``bench/quality.py``'s own ``score``. Like the product, EASE covers the
+``--max-books`` most-read books only. Each ``l2`` of ``--lambdas`` is scored
 with the full ``B``, with its positive weights only, and with each row of ``B`` cut to its ``--cuts`` largest
 positive weights (400: what the product keeps); with ``--magnitude`` also to its ``--cuts`` weights of
 largest magnitude, negative ones kept.
 With ``--lake`` (a ``bench/quality.py --work`` folder's lakehouse of the same split and seed) the published lists
 of its last run are scored beside them, and the two sets of lists are compared user by user (share of the top 10
-in common). goodbooks format only (``ratings.csv`` or ``to_read.csv``). Appends to
+in common). goodbooks (``ratings.csv`` or ``to_read.csv``) or, with ``--format goodreads``, the UCSD CSVs
+(relevant: held-out ``is_read``). Appends to
 ``bench/results/ease_gap.json``.
 """
 
@@ -68,19 +70,37 @@ def main() -> None:
     p.add_argument(
         "--lake", type=Path, help="a bench/quality.py lakehouse of the same split: score its lists too"
     )
+    p.add_argument("--format", choices=["goodbooks", "goodreads"], default="goodbooks")
+    p.add_argument(
+        "--max-books", type=int, default=10_000, help="the catalogue: the most-read books (as ease.py)"
+    )
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        truth = quality.prepare(a.source.resolve(), "goodbooks", Path(tmp) / "input", a.seed)
-        name = "ratings.csv" if (Path(tmp) / "input" / "ratings.csv").exists() else "to_read.csv"
-        train = pd.read_csv(Path(tmp) / "input" / name)
-        pop = quality.score(quality.popularity_lists(Path(tmp) / "input", "goodbooks"), truth)
-    gr = pd.read_csv(a.source / "books.csv").set_index("book_id")["goodreads_book_id"]
+        src = Path(tmp) / "input"
+        truth = quality.prepare(a.source.resolve(), a.format, src, a.seed)
+        pop = quality.score(quality.popularity_lists(src, a.format), truth)
+        if a.format == "goodbooks":
+            name = "ratings.csv" if (src / "ratings.csv").exists() else "to_read.csv"
+            train = pd.read_csv(src / name)
+            user_key = lambda ids: ids.astype(str)  # noqa: E731
+            book_key = pd.read_csv(src / "books.csv").set_index("book_id")["goodreads_book_id"]
+        else:
+            name = "goodreads_interactions.csv"
+            train = pd.read_csv(src / name)
+            users_map = pd.read_csv(src / "user_id_map.csv").set_index("user_id_csv")["user_id"]
+            user_key = lambda ids: users_map.reindex(ids).to_numpy().astype(str)  # noqa: E731
+            book_key = pd.read_csv(src / "book_id_map.csv").set_index("book_id_csv")["book_id"]
     users, u = np.unique(train["user_id"].to_numpy(), return_inverse=True)
-    books, b = np.unique(train["book_id"].to_numpy(), return_inverse=True)
+    readers = np.bincount(pd.factorize(train["book_id"])[0])
+    order = pd.factorize(train["book_id"])[1].to_numpy()[np.argsort(-readers, kind="stable")]
+    books = np.sort(order[: a.max_books])  # the catalogue, as ease.catalogue keeps it (ties: any)
+    inside = np.isin(train["book_id"].to_numpy(), books)
+    b = np.searchsorted(books, train["book_id"].to_numpy()[inside])
     x = np.zeros((len(users), len(books)), dtype=np.float32)
-    x[u, b] = 1.0
+    x[u[inside], b] = 1.0
     g = (x.T @ x).astype(np.float64)
     mean_readers = float(np.diag(g).mean())
+    ids = {"user": user_key(users), "book": book_key.reindex(books).to_numpy().astype("int64")}
     rows: dict[str, dict] = {"popularity": pop}
     ours: dict[str, np.ndarray] = {}
     for l2 in (float(v) for v in a.lambdas.split(",")):
@@ -100,9 +120,9 @@ def main() -> None:
             ours[label] = picks
             recs = pd.DataFrame(
                 {
-                    "user_id": np.repeat(users.astype(str), 10),
+                    "user_id": np.repeat(ids["user"], 10),
                     "rank": np.tile(np.arange(1, 11), len(users)),
-                    "book_id": gr.reindex(books[picks.ravel()]).to_numpy().astype("int64"),
+                    "book_id": ids["book"][picks.ravel()],
                 }
             )
             rows[label] = quality.score(recs, truth)
@@ -112,7 +132,7 @@ def main() -> None:
         rows["published"] = quality.score(recs, truth)
         print("published", rows["published"], flush=True)
         best = max((k for k in ours if "top" in k), key=lambda k: rows[k]["ndcg@10"])
-        mine = {str(uid): set(gr.reindex(books[ours[best][i]]).to_numpy()) for i, uid in enumerate(users)}
+        mine = {uid: set(ids["book"][ours[best][i]]) for i, uid in enumerate(ids["user"])}
         theirs = recs.groupby("user_id")["book_id"].apply(set)
         shared = [len(mine[uid] & s) / 10 for uid, s in theirs.items() if uid in mine]
         rows["published"]["top10_shared_with"] = {best: round(float(np.mean(shared)), 3)}
