@@ -32,14 +32,9 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import quality  # noqa: E402  (bench/quality.py: the split and the scoring of the hidden checks)
+from ease import ease_weights, positive_top  # noqa: E402  (bench/ease.py: the same B and positive cut)
 
 RESULTS = HERE / "results" / "ease_gap.json"
-
-
-def positive_top(w: np.ndarray, n: int) -> np.ndarray:
-    """Each seed book's row of ``w`` cut to its ``n`` largest positive weights, as the product keeps them."""
-    thr = -np.partition(-w, n, axis=1)[:, n : n + 1]
-    return np.where((w >= thr) & (w > 0), w, 0.0)
 
 
 def magnitude_top(w: np.ndarray, n: int) -> np.ndarray:
@@ -91,11 +86,12 @@ def main() -> None:
             user_key = lambda ids: users_map.reindex(ids).to_numpy().astype(str)  # noqa: E731
             book_key = pd.read_csv(src / "book_id_map.csv").set_index("book_id_csv")["book_id"]
     users, u = np.unique(train["user_id"].to_numpy(), return_inverse=True)
-    readers = np.bincount(pd.factorize(train["book_id"])[0])
-    order = pd.factorize(train["book_id"])[1].to_numpy()[np.argsort(-readers, kind="stable")]
+    book_ids = train["book_id"].to_numpy()
+    codes, uniques = pd.factorize(book_ids)
+    order = uniques[np.argsort(-np.bincount(codes), kind="stable")]
     books = np.sort(order[: a.max_books])  # the catalogue, as ease.catalogue keeps it (ties: any)
-    inside = np.isin(train["book_id"].to_numpy(), books)
-    b = np.searchsorted(books, train["book_id"].to_numpy()[inside])
+    inside = np.isin(book_ids, books)
+    b = np.searchsorted(books, book_ids[inside])
     x = np.zeros((len(users), len(books)), dtype=np.float32)
     x[u[inside], b] = 1.0
     g = (x.T @ x).astype(np.float64)
@@ -105,9 +101,7 @@ def main() -> None:
     ours: dict[str, np.ndarray] = {}
     for l2 in (float(v) for v in a.lambdas.split(",")):
         t0 = time.perf_counter()
-        pinv = np.linalg.inv(g + l2 * mean_readers * np.eye(len(g)))
-        w = pinv / -np.diag(pinv)[None, :]
-        np.fill_diagonal(w, 0.0)
+        w = ease_weights(g, l2 * mean_readers)
         cuts = [(f"ease l2 {l2:g} top {n} positive", n) for n in (int(v) for v in a.cuts.split(","))]
         variants = [(f"ease l2 {l2:g}", w), (f"ease l2 {l2:g} positive", np.maximum(w, 0.0))]
         weighted = [(label, positive_top(w, n)) for label, n in cuts]

@@ -33,7 +33,7 @@ from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from ease import holdout, ndcg, top10  # noqa: E402  (bench/ease.py: the same holdout and scoring)
+from ease import ease_weights, holdout, ndcg, top10  # noqa: E402  (bench/ease.py: holdout, scoring, B)
 
 RESULTS = HERE / "results" / "user_knn.json"
 
@@ -109,9 +109,7 @@ def main() -> None:
     mean_readers = float(readers.mean())
     for lam in (float(v) for v in a.lambdas.split(",")):
         t0 = time.perf_counter()
-        pinv = np.linalg.inv(g + lam * mean_readers * np.eye(len(g)))
-        w = pinv / -np.diag(pinv)[None, :]
-        np.fill_diagonal(w, 0.0)
+        w = ease_weights(g, lam * mean_readers)
         s = np.zeros((len(users), nb), np.float32)
         s[:, top] = (seen[:, top] @ w).astype(np.float32)
         s = s / np.maximum(np.abs(s).max(1, keepdims=True), 1e-12) + 1e-6 * pop  # popularity fills the list
