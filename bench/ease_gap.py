@@ -20,6 +20,7 @@ in common). goodbooks (``ratings.csv`` or ``to_read.csv``) or, with ``--format g
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -41,6 +42,18 @@ def magnitude_top(w: np.ndarray, n: int) -> np.ndarray:
     """Each seed book's row of ``w`` cut to its ``n`` weights of largest magnitude, negative ones kept."""
     thr = -np.partition(-np.abs(w), n, axis=1)[:, n : n + 1]
     return np.where(np.abs(w) >= thr, w, 0.0)
+
+
+def gram_capped(x: np.ndarray, cap: int, seed: int) -> tuple[np.ndarray, float]:
+    """``(XᵀX, mean readers per book)`` over at most ``cap`` shelves per user (a seeded random subset; 0: all)."""
+    if cap:
+        rng = np.random.default_rng(seed)
+        x = x.copy()
+        for u in np.flatnonzero((x > 0).sum(axis=1) > cap):
+            shelved = np.flatnonzero(x[u])
+            x[u, rng.choice(shelved, len(shelved) - cap, replace=False)] = 0.0
+    g = (x.T @ x).astype(np.float64)
+    return g, float(np.diag(g).mean())
 
 
 def top_lists(x: np.ndarray, w: np.ndarray, k: int = 10, batch: int = 4096) -> np.ndarray:
@@ -69,6 +82,12 @@ def main() -> None:
     p.add_argument(
         "--max-books", type=int, default=10_000, help="the catalogue: the most-read books (as ease.py)"
     )
+    p.add_argument(
+        "--user-caps",
+        default="0",
+        help="Gram matrix from at most this many shelves per user, a random seeded subset (the product's "
+        "ItemCfParams.max_user_books on undated CSV input); 0: every shelf. Scoring uses every shelf.",
+    )
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "input"
@@ -94,16 +113,16 @@ def main() -> None:
     b = np.searchsorted(books, book_ids[inside])
     x = np.zeros((len(users), len(books)), dtype=np.float32)
     x[u[inside], b] = 1.0
-    g = (x.T @ x).astype(np.float64)
-    mean_readers = float(np.diag(g).mean())
     ids = {"user": user_key(users), "book": book_key.reindex(books).to_numpy().astype("int64")}
     rows: dict[str, dict] = {"popularity": pop}
     ours: dict[str, np.ndarray] = {}
-    for l2 in (float(v) for v in a.lambdas.split(",")):
+    grams = [(cap, gram_capped(x, cap, a.seed)) for cap in (int(v) for v in a.user_caps.split(","))]
+    for (cap, (g, mean_readers)), l2 in itertools.product(grams, (float(v) for v in a.lambdas.split(","))):
         t0 = time.perf_counter()
         w = ease_weights(g, l2 * mean_readers)
-        cuts = [(f"ease l2 {l2:g} top {n} positive", n) for n in (int(v) for v in a.cuts.split(","))]
-        variants = [(f"ease l2 {l2:g}", w), (f"ease l2 {l2:g} positive", np.maximum(w, 0.0))]
+        tag = f"ease l2 {l2:g}" + (f" cap {cap}" if cap else "")
+        cuts = [(f"{tag} top {n} positive", n) for n in (int(v) for v in a.cuts.split(","))]
+        variants = [(tag, w), (f"{tag} positive", np.maximum(w, 0.0))]
         weighted = [(label, positive_top(w, n)) for label, n in cuts]
         if a.magnitude:
             weighted += [
@@ -137,7 +156,7 @@ def main() -> None:
         "train_rows": len(train),
         "users": len(users),
         "books": len(books),
-        "mean_readers_per_book": round(mean_readers, 2),
+        "mean_readers_per_book": {cap: round(m, 2) for cap, (_, m) in grams},
         "scores": rows,
     }
     print(json.dumps(result, indent=1))

@@ -16,8 +16,9 @@ Algorithm:
    * ``jaccard``: ``c_ab / (n_a + n_b - c_ab)``
    * ``lift``:    ``c_ab · U / (n_a · n_b)`` (``U`` users; favours rare pairs, so it is noisier)
 
-   * ``ease``:    weights learned in closed form from the same counts (:mod:`recspark.ease`: a ridge
-     regression of each book on all the others over the most-read books; the driver inverts the Gram matrix)
+   * ``ease``:    weights learned in closed form from counts of the same kind (:mod:`recspark.ease`: a ridge
+     regression of each book on all the others over the most-read books; the driver inverts the Gram matrix,
+     counted over the catalogue with a larger per-user cap while the pairs fit in ``ease.MAX_PAIRS``)
 
    With unit weights, cosine is ``|A∩B| / sqrt(|A|·|B|)`` and Jaccard ``|A∩B| / |A∪B|`` over the readers.
    Pairs seen by fewer than ``min_common`` users are dropped (noise). Each book keeps its top
@@ -199,29 +200,79 @@ def top_neighbours(sims: DataFrame, n: int) -> DataFrame:
 
 
 class Cooccurrence:
-    """The co-occurrence of one set of interactions, computed once and cached, from which neighbour tables for
-    several similarity choices are derived (the search tries several without recounting)."""
+    """The co-occurrence of one set of interactions, counted once per use and cached, from which neighbour tables
+    for several similarity choices are derived (the search tries several without recounting): item-CF's pairs of
+    every book over each user's :attr:`ItemCfParams.max_user_books` most recent shelves (for cosine, Jaccard and
+    lift), and EASE's own pairs over its catalogue (:meth:`ease_counts`). Each is counted on first use."""
 
-    def __init__(self, interactions: DataFrame, params: ItemCfParams) -> None:
+    def __init__(
+        self,
+        interactions: DataFrame,
+        params: ItemCfParams,
+        ease_max_books: int = ease.MAX_BOOKS,
+        ease_max_pairs: int = ease.MAX_PAIRS,
+    ) -> None:
         self.params = params
-        shelves = capped(weighted(interactions, params.half_life_days), params.max_user_books, params.seed)
-        self.pairs = cooccurrence(shelves).cache()
-        self.sums = book_sums(shelves).cache()
+        self.ease_max_books = ease_max_books
+        self.ease_max_pairs = ease_max_pairs
+        self.shelves = weighted(interactions, params.half_life_days)
         self.n_users = interactions.select(C.USER_IDX).distinct().count()
-        n_pairs = self.pairs.count()
-        log.info("item-CF: %s co-occurring book pairs over %s users", f"{n_pairs:,}", f"{self.n_users:,}")
+        self._counts: tuple[DataFrame, DataFrame] | None = None
+        self._ease: tuple[DataFrame, DataFrame] | None = None
+
+    def counts(self) -> tuple[DataFrame, DataFrame]:
+        """``(pairs, sums)`` over each user's ``max_user_books`` most recent shelves, cached."""
+        if self._counts is None:
+            shelves = capped(self.shelves, self.params.max_user_books, self.params.seed)
+            self._counts = (cooccurrence(shelves).cache(), book_sums(shelves).cache())
+            n_pairs = self._counts[0].count()
+            log.info("item-CF: %s co-occurring book pairs over %s users", f"{n_pairs:,}", f"{self.n_users:,}")
+        return self._counts
+
+    def ease_counts(self) -> tuple[DataFrame, DataFrame]:
+        """``(pairs, sums)`` for EASE's Gram matrix, cached: the shelves of the ``ease_max_books`` most-read books
+        only (:func:`ease.catalogue`, readers counted over every shelf), each user's most recent ``cap`` of them,
+        ``cap`` as large as :func:`ease.gram_cap` allows within ``ease_max_pairs`` pair rows and never below
+        ``max_user_books`` (so nothing is dropped when the data is small enough)."""
+        if self._ease is None:
+            books, _ = ease.catalogue(book_sums(self.shelves), self.ease_max_books)
+            spark = self.shelves.sparkSession
+            cat = spark.createDataFrame(pa.table({C.BOOK_IDX: pa.array(books, pa.int32())}))
+            inside = self.shelves.join(F.broadcast(cat), on=C.BOOK_IDX, how="left_semi")
+            sizes = inside.groupBy(C.USER_IDX).count().groupBy("count").count().toArrow()
+            cap = ease.gram_cap(
+                sizes.column(0).to_numpy(),
+                sizes.column(1).to_numpy(),
+                self.ease_max_pairs,
+                self.params.max_user_books,
+            )
+            shelves = capped(inside, cap, self.params.seed)
+            self._ease = (cooccurrence(shelves).cache(), book_sums(shelves).cache())
+            n_pairs = self._ease[0].count()
+            log.info(
+                "EASE: %s co-occurring pairs of %s catalogue books, at most %s shelves per user (largest: %s)",
+                f"{n_pairs:,}",
+                f"{len(books):,}",
+                f"{cap:,}",
+                f"{int(sizes.column(0).to_numpy().max(initial=0)):,}",
+            )
+        return self._ease
 
     def neighbours(
         self, similarity_kind: str, n: int, min_common: int = 1, ease_l2: float = ItemCfParams.ease_l2
     ) -> DataFrame:
         if similarity_kind == "ease":
-            return ease.neighbours(self.pairs, self.sums, n, ease_l2)
-        sims = similarity(self.pairs, self.sums, similarity_kind, self.n_users, min_common)
+            pairs, sums = self.ease_counts()
+            return ease.neighbours(pairs, sums, n, ease_l2, self.ease_max_books)
+        pairs, sums = self.counts()
+        sims = similarity(pairs, sums, similarity_kind, self.n_users, min_common)
         return top_neighbours(sims, n)
 
     def release(self) -> None:
-        self.pairs.unpersist()
-        self.sums.unpersist()
+        for counted in (self._counts, self._ease):
+            for df in counted or ():
+                df.unpersist()
+        self._counts = self._ease = None
 
 
 def fit(interactions: DataFrame, params: ItemCfParams) -> DataFrame:

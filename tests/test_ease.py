@@ -3,6 +3,8 @@ each book's ridge regression directly, the catalogue cap and the item-CF plumbin
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import numpy as np
 import pytest
 
@@ -22,11 +24,25 @@ def table_of(df) -> dict[tuple[int, int], float]:
 
 
 def ease_table(spark, pairs, l2, n=10, max_books=ease.MAX_BOOKS):
-    co = itemcf.Cooccurrence(shelves(spark, pairs), ItemCfParams())
+    co = itemcf.Cooccurrence(shelves(spark, pairs), ItemCfParams(), ease_max_books=max_books)
     try:
-        return ease.neighbours(co.pairs, co.sums, n, l2, max_books)
+        return co.neighbours("ease", n, ease_l2=l2).cache()
     finally:
         co.release()
+
+
+def oracle(x: np.ndarray, l2: float) -> dict[tuple[int, int], float]:
+    """Every nonzero EASE weight ``(j, i)`` of the 0/1 matrix ``x``: book ``i``'s column ridge-regressed on the
+    other columns, ``w = (X_oᵀX_o + λI)⁻¹ X_oᵀ x_i``, ``λ = l2 × mean(diag XᵀX)``."""
+    m = x.shape[1]
+    lam = l2 * np.mean(np.diag(x.T @ x))
+    want = {}
+    for i in range(m):
+        others = [j for j in range(m) if j != i]
+        xo = x[:, others]
+        w = np.linalg.solve(xo.T @ xo + lam * np.eye(m - 1), xo.T @ x[:, i])
+        want.update({(j, i): v for j, v in zip(others, w) if v != 0})
+    return want
 
 
 def test_two_books_by_hand(spark):
@@ -46,13 +62,7 @@ def test_weights_match_each_books_own_ridge_regression(spark):
     x[0] = 1.0  # every book has a reader
     pairs = [(int(u), int(b)) for u, b in zip(*np.nonzero(x))]
     l2 = 0.1  # weak enough that some weights are negative
-    lam = l2 * np.mean(np.diag(x.T @ x))
-    want = {}
-    for i in range(6):
-        others = [j for j in range(6) if j != i]
-        xo = x[:, others]
-        w = np.linalg.solve(xo.T @ xo + lam * np.eye(5), xo.T @ x[:, i])
-        want.update({(j, i): v for j, v in zip(others, w) if v != 0})
+    want = oracle(x, l2)
     got = table_of(ease_table(spark, pairs, l2=l2))
     assert any(v < 0 for v in want.values())  # the case exercises negative weights
     assert set(got) == set(want)
@@ -85,6 +95,63 @@ def test_catalogue_is_the_most_read_books(spark):
     pairs = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 1), (2, 2), (3, 3)]
     got = table_of(ease_table(spark, pairs, l2=0.1, max_books=2))
     assert {b for pair in got for b in pair} == {0, 1}
+
+
+def test_catalogue_counts_readers_over_every_shelf(spark):
+    # u0 and u1 shelved books 0, 1 and (oldest) 2. Over every shelf books 0 and 2 have 4 readers each, book 3 has 3;
+    # item-CF's cap of 2 shelves per user would drop book 2 from u0 and u1 (2 readers left) and put book 3 in the
+    # 2-book catalogue, where it co-occurs with nothing (an empty table)
+    rows = [(u, b, d) for u in (0, 1) for b, d in ((0, 4), (1, 3), (2, 1))]
+    rows += [(2, 2, 1), (3, 2, 1), (4, 3, 1), (5, 3, 1), (6, 3, 1), (7, 0, 1), (8, 0, 1)]
+    data = spark.createDataFrame(
+        [(u, b, datetime(2020, 1, 1) + timedelta(days=d)) for u, b, d in rows], SCHEMA
+    )
+    co = itemcf.Cooccurrence(data, ItemCfParams(max_user_books=2), ease_max_books=2)
+    try:
+        got = table_of(co.neighbours("ease", 10, ease_l2=0.1))
+    finally:
+        co.release()
+    assert set(got) == {(0, 2), (2, 0)}
+
+
+def dated(x: np.ndarray):
+    """``(user_idx, book_idx, date_added)`` of the 0/1 matrix ``x``: a user's higher book indices are newer."""
+    start = datetime(2020, 1, 1)
+    return [(int(u), int(b), start + timedelta(days=int(b))) for u, b in zip(*np.nonzero(x))]
+
+
+def test_gram_counts_every_shelf_when_the_pairs_fit(spark):
+    """Oracle on users with more shelves than item-CF's cap: with room for every pair EASE regresses over the whole
+    matrix; with room for none beyond item-CF's own cap, over each user's 2 most recent shelves."""
+    rng = np.random.default_rng(11)
+    x = (rng.random((30, 6)) < 0.6).astype(float)
+    x[0] = 1.0
+    assert (x.sum(axis=1) > 2).sum() > 10  # most users are over the cap of 2
+    newest = np.zeros_like(x)
+    for u in range(len(x)):
+        newest[u, np.flatnonzero(x[u])[-2:]] = 1.0
+    data = spark.createDataFrame(dated(x), SCHEMA)
+    for max_pairs, want in ((10**6, oracle(x, 0.5)), (1, oracle(newest, 0.5))):
+        co = itemcf.Cooccurrence(data, ItemCfParams(max_user_books=2), ease_max_pairs=max_pairs)
+        try:
+            got = table_of(co.neighbours("ease", 10, ease_l2=0.5))
+        finally:
+            co.release()
+        assert set(got) == set(want)
+        for key, v in want.items():
+            assert got[key] == pytest.approx(v, rel=1e-4), (max_pairs, key)
+
+
+def test_gram_cap_by_hand():
+    # one user with 3 shelves and one with 10: rows(c) = C(min(3, c), 2) + C(min(10, c), 2)
+    sizes, users = np.array([3, 10]), np.array([1, 1])
+    assert ease.pair_rows(sizes, users, 6) == 3 + 15
+    assert ease.pair_rows(np.array([4]), np.array([5]), 100) == 5 * 6
+    assert ease.gram_cap(sizes, users, max_pairs=20, floor=2) == 6  # rows(6) = 18, rows(7) = 24
+    assert ease.gram_cap(sizes, users, max_pairs=10**6, floor=2) == 10  # everything fits: the largest user
+    assert ease.gram_cap(sizes, users, max_pairs=1, floor=2) == 2  # never below the floor
+    assert ease.gram_cap(sizes, users, max_pairs=1, floor=50) == 50  # nobody is over the floor
+    assert ease.gram_cap(np.array([], dtype=int), np.array([], dtype=int), max_pairs=1, floor=2) == 2
 
 
 def test_item_cf_recommends_with_ease_weights(spark):
