@@ -56,11 +56,16 @@ def gram_capped(x: np.ndarray, cap: int, seed: int) -> tuple[np.ndarray, float]:
     return g, float(np.diag(g).mean())
 
 
-def top_lists(x: np.ndarray, w: np.ndarray, k: int = 10, batch: int = 4096) -> np.ndarray:
+def top_lists(
+    x: np.ndarray, w: np.ndarray, k: int = 10, batch: int = 4096, excluded: np.ndarray | None = None
+) -> np.ndarray:
+    """Each user's (row of ``x``) top ``k`` columns by ``x @ w``, the user's nonzero columns of ``excluded``
+    (default: of ``x``) left out."""
+    excluded = x if excluded is None else excluded
     out = np.empty((len(x), k), dtype=np.int64)
     for s in range(0, len(x), batch):
         xb = x[s : s + batch]
-        sc = np.where(xb > 0, -np.inf, xb @ w)
+        sc = np.where(excluded[s : s + batch] > 0, -np.inf, xb @ w)
         idx = np.argpartition(-sc, k, axis=1)[:, :k]
         out[s : s + batch] = np.take_along_axis(idx, np.argsort(-np.take_along_axis(sc, idx, 1), axis=1), 1)
     return out

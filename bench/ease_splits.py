@@ -31,10 +31,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import quality  # noqa: E402  (bench/quality.py: the split of the hidden checks)
 from ease import ease_weights  # noqa: E402  (bench/ease.py: the same B)
-from ease_gap import magnitude_top  # noqa: E402
+from ease_gap import magnitude_top, top_lists  # noqa: E402
 
 RESULTS = HERE / "results" / "ease_splits.json"
-K = 10
+K = 10  # bench/quality.py's cut-off
 
 
 def lake_split(lake: Path, which: str, relevant: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,22 +72,16 @@ def quality_split(source: Path, fmt: str, seed: int) -> tuple[pd.DataFrame, pd.D
     return train, pd.DataFrame({"user": truth["user_id"], "book": truth["book_id"]})
 
 
-def ndcg(lists: np.ndarray, users: np.ndarray, books: np.ndarray, truth: pd.Series) -> float:
-    discount = 1 / np.log2(np.arange(2, K + 2))
-    scores = []
-    for i, uid in enumerate(users):
-        rel = truth.get(uid)
-        if rel is None:
-            continue
-        hits = np.array([books[j] in rel for j in lists[i]])
-        scores.append(float((hits * discount).sum() / discount[: min(K, len(rel))].sum()))
-    return round(float(np.mean(scores)), 4)
-
-
-def top(scores: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-    s = np.where(excluded > 0, -np.inf, scores)
-    idx = np.argpartition(-s, K, axis=1)[:, :K]
-    return np.take_along_axis(idx, np.argsort(-np.take_along_axis(s, idx, 1), axis=1), 1)
+def ndcg(lists: np.ndarray, users: np.ndarray, books: np.ndarray, truth: pd.DataFrame) -> float:
+    """``bench/quality.py``'s NDCG@10 of the lists (column indices into ``books``, one row per user)."""
+    recs = pd.DataFrame(
+        {
+            "user_id": np.repeat(users, K),
+            "rank": np.tile(np.arange(1, K + 1), len(users)),
+            "book_id": books[lists.ravel()],
+        }
+    )
+    return quality.score(recs, truth, K)[f"ndcg@{K}"]
 
 
 def main() -> None:
@@ -110,7 +104,7 @@ def main() -> None:
     else:
         train, truth_rows = quality_split(a.source, a.format, a.seed)
         label = f"{a.source.name}: bench/quality.py split"
-    truth = truth_rows.groupby("user")["book"].apply(set)
+    truth = pd.DataFrame({"user_id": truth_rows["user"], "book_id": truth_rows["book"], "relevant": True})
     users = np.sort(train["user"].unique())
     rows = []
     for keep in (float(v) for v in a.keep.split(",")):
@@ -126,17 +120,21 @@ def main() -> None:
 
         x, excluded = matrix(seen), matrix(train)
         result = {"keep": keep, "input_rows": len(seen), "books": len(books)}
-        result["popularity"] = ndcg(
-            top(np.broadcast_to(x.sum(axis=0), x.shape), excluded), users, books, truth
-        )
+        readers = x.sum(axis=0, keepdims=True)  # popularity: every user's score for a book is its readers
+        ones = np.ones((len(users), 1), dtype=np.float32)
+        result["popularity"] = ndcg(top_lists(ones, readers, excluded=excluded), users, books, truth)
         g = (x.T @ x).astype(np.float64)
         mean_readers = float(np.diag(g).mean())
         for l2 in (float(v) for v in a.lambdas.split(",")):
             t0 = time.perf_counter()
             w = ease_weights(g, l2 * mean_readers)
-            result[f"ease l2 {l2:g}"] = ndcg(top(x @ w.astype(np.float32), excluded), users, books, truth)
+            result[f"ease l2 {l2:g}"] = ndcg(
+                top_lists(x, w.astype(np.float32), excluded=excluded), users, books, truth
+            )
             cut = magnitude_top(w, 400).astype(np.float32)
-            result[f"ease l2 {l2:g} top 400 by magnitude"] = ndcg(top(x @ cut, excluded), users, books, truth)
+            result[f"ease l2 {l2:g} top 400 by magnitude"] = ndcg(
+                top_lists(x, cut, excluded=excluded), users, books, truth
+            )
             print(keep, l2, result, f"{time.perf_counter() - t0:.1f} s", flush=True)
         rows.append(result)
     out = {
@@ -144,7 +142,7 @@ def main() -> None:
         "command": "python bench/ease_splits.py " + " ".join(sys.argv[1:]),
         "measured": time.strftime("%Y-%m-%d"),
         "users": len(users),
-        "scored_users": int(sum(u in truth.index for u in users)),
+        "scored_users": int(truth["user_id"].nunique()),
         "rows": rows,
     }
     print(json.dumps(out, indent=1))
