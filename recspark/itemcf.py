@@ -238,23 +238,27 @@ class Cooccurrence:
             books, _ = ease.catalogue(book_sums(self.shelves), self.ease_max_books)
             spark = self.shelves.sparkSession
             cat = spark.createDataFrame(pa.table({C.BOOK_IDX: pa.array(books, pa.int32())}))
-            inside = self.shelves.join(F.broadcast(cat), on=C.BOOK_IDX, how="left_semi")
-            sizes = inside.groupBy(C.USER_IDX).count().groupBy("count").count().toArrow()
-            cap = ease.gram_cap(
-                sizes.column(0).to_numpy(),
-                sizes.column(1).to_numpy(),
-                self.ease_max_pairs,
-                self.params.max_user_books,
+            inside = self.shelves.join(F.broadcast(cat), on=C.BOOK_IDX, how="left_semi").cache()
+            sizes = (
+                inside.groupBy(C.USER_IDX)
+                .agg(F.count(F.lit(1)).alias("shelves"))
+                .groupBy("shelves")
+                .agg(F.count(F.lit(1)).alias("users"))
+                .toArrow()
             )
+            shelf_counts, users = sizes.column("shelves").to_numpy(), sizes.column("users").to_numpy()
+            cap = ease.gram_cap(shelf_counts, users, self.ease_max_pairs, self.params.max_user_books)
             shelves = capped(inside, cap, self.params.seed)
             self._ease = (cooccurrence(shelves).cache(), book_sums(shelves).cache())
             n_pairs = self._ease[0].count()
+            self._ease[1].count()
+            inside.unpersist()
             log.info(
                 "EASE: %s co-occurring pairs of %s catalogue books, at most %s shelves per user (largest: %s)",
                 f"{n_pairs:,}",
                 f"{len(books):,}",
                 f"{cap:,}",
-                f"{int(sizes.column(0).to_numpy().max(initial=0)):,}",
+                f"{int(shelf_counts.max(initial=0)):,}",
             )
         return self._ease
 
