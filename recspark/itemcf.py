@@ -215,8 +215,9 @@ class Cooccurrence:
         self.params = params
         self.ease_max_books = ease_max_books
         self.ease_max_pairs = ease_max_pairs
+        self.interactions = interactions
         self.shelves = weighted(interactions, params.half_life_days)
-        self.n_users = interactions.select(C.USER_IDX).distinct().count()
+        self.n_users = 0  # counted with item-CF's pairs (lift needs it)
         self._counts: tuple[DataFrame, DataFrame] | None = None
         self._ease: tuple[DataFrame, DataFrame] | None = None
 
@@ -226,6 +227,7 @@ class Cooccurrence:
             shelves = capped(self.shelves, self.params.max_user_books, self.params.seed)
             self._counts = (cooccurrence(shelves).cache(), book_sums(shelves).cache())
             n_pairs = self._counts[0].count()
+            self.n_users = self.interactions.select(C.USER_IDX).distinct().count()
             log.info("item-CF: %s co-occurring book pairs over %s users", f"{n_pairs:,}", f"{self.n_users:,}")
         return self._counts
 
