@@ -98,19 +98,24 @@ def gram_cap(sizes: np.ndarray, users: np.ndarray, max_pairs: int, floor: int) -
     return lo
 
 
+def position(books: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each of ``ids``' index in the ascending ``books``; ``ValueError`` when one is not there."""
+    at = np.searchsorted(books, ids)
+    if len(ids) and (at.max() >= len(books) or (books[at] != ids).any()):
+        raise ValueError(
+            "EASE's pairs name books outside its catalogue: count them over the catalogue's shelves"
+        )
+    return at
+
+
 def gram(pairs: DataFrame, books: np.ndarray, q: np.ndarray) -> np.ndarray:
     """The dense ``G`` over the catalogue ``books`` (ascending): ``q`` on the diagonal, the co-occurrence
-    ``c`` of item-CF's ``pairs`` ``(book_idx, neighbour_idx, c)`` (``book_idx < neighbour_idx``) off it."""
-    spark = pairs.sparkSession
-    cat = spark.createDataFrame(pa.table({C.BOOK_IDX: pa.array(books, pa.int32())}))
-    inside = pairs.join(F.broadcast(cat), on=C.BOOK_IDX, how="left_semi").join(
-        F.broadcast(cat.select(F.col(C.BOOK_IDX).alias(C.NEIGHBOUR_IDX))), on=C.NEIGHBOUR_IDX, how="left_semi"
-    )
-    table = inside.select(
+    ``c`` of the ``pairs`` ``(book_idx, neighbour_idx, c)`` (``book_idx < neighbour_idx``, both in ``books``:
+    counted over the catalogue's shelves only, ``itemcf.Cooccurrence.ease_counts``) off it."""
+    table = pairs.select(
         F.col(C.BOOK_IDX).cast("int"), F.col(C.NEIGHBOUR_IDX).cast("int"), F.col("c").cast("double")
     ).toArrow()
-    a = np.searchsorted(books, table.column(0).to_numpy())
-    b = np.searchsorted(books, table.column(1).to_numpy())
+    a, b = (position(books, table.column(i).to_numpy()) for i in (0, 1))
     c = table.column(2).to_numpy()
     g = np.zeros((len(books), len(books)), dtype=np.float64)
     g[a, b] = c
@@ -172,9 +177,9 @@ def top_weights(b: np.ndarray, books: np.ndarray, n: int) -> pa.Table:
 
 
 def neighbours(pairs: DataFrame, sums: DataFrame, n: int, l2: float, max_books: int = MAX_BOOKS) -> DataFrame:
-    """The EASE neighbour table ``(book_idx, rank, neighbour_idx, score)`` from item-CF's co-occurrence
-    ``pairs`` and book ``sums``, ``n`` weights per book at most (those of largest magnitude), over the
-    ``max_books`` most-read books."""
+    """The EASE neighbour table ``(book_idx, rank, neighbour_idx, score)`` from the co-occurrence ``pairs`` and
+    book ``sums`` of the catalogue's shelves (:func:`gram`), ``n`` weights per book at most (those of largest
+    magnitude), over the ``max_books`` most-read books."""
     t0 = time.perf_counter()
     books, q = catalogue(sums, max_books)
     g = gram(pairs, books, q)

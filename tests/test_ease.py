@@ -154,6 +154,14 @@ def test_gram_cap_by_hand():
     assert ease.gram_cap(np.array([], dtype=int), np.array([], dtype=int), max_pairs=1, floor=2) == 2
 
 
+def test_a_pair_outside_the_catalogue_is_refused():
+    books = np.array([2, 5, 9])
+    assert ease.position(books, np.array([9, 2, 5])).tolist() == [2, 0, 1]
+    for outside in ([3], [10], [2, 1]):  # between, after and before the catalogue's books
+        with pytest.raises(ValueError, match="outside its catalogue"):
+            ease.position(books, np.array(outside))
+
+
 def test_item_cf_recommends_with_ease_weights(spark):
     # u0..u2 read {0, 1}; u3 reads {0}: the only candidate for u3 is book 1, explained by book 0
     pairs = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (4, 2)]
