@@ -24,8 +24,12 @@ $(VENV)/.installed: pyproject.toml
 run: venv
 	$(BIN)/recspark run --lakehouse $(LAKEHOUSE) --scale $(SCALE) $(if $(SOURCE),--source $(SOURCE) --format $(FORMAT),)
 
+# Two pytest-xdist workers by default (the tests mostly wait on Spark's per-job latency; README, Tests);
+# TEST_WORKERS=0 runs them in this process, one after the other.
+TEST_WORKERS ?= 2
+
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -14,6 +14,8 @@ and its dependencies from Maven Central the first time, into a cache directory
 (``$RECSPARK_CACHE/ivy``, default ``~/.cache/recspark/ivy``); later starts resolve from that cache with no
 network. The resolver chain is written to an ``ivysettings.xml`` that names Maven Central only (or
 ``$RECSPARK_MAVEN_REPO``, for a corporate mirror), which avoids the slow, noisy look-ups of the default chain.
+Processes that start at once on a machine without the jars (the test suite's two workers, two jobs) resolve one
+after the other under a file lock (:func:`resolution_lock`): the second finds the jars the first fetched.
 
 Jar version. The PyPI package is ``delta-spark==4.4.1`` but Maven Central publishes
 ``delta-spark_4.2_2.13`` only as 4.4.0 (checked 2026-11-22: maven-metadata.xml lists 4.4.0 alone), so the jar
@@ -36,12 +38,13 @@ value everywhere; clusters and Databricks keep their own settings.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import wraps
 from pathlib import Path
 
@@ -165,6 +168,19 @@ def remember_jars(spark: SparkSession) -> None:
         jar_list_file().write_text("\n".join(jars) + "\n")
 
 
+@contextmanager
+def resolution_lock() -> Iterator[None]:
+    """Held while a process resolves the Delta jars: Ivy's cache is not safe for two resolutions at once."""
+    path = cache_dir() / "delta-jars.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def delta_jar_conf() -> dict[str, str]:
     """Spark settings that fetch (first use) or reuse (cached) the Delta jars from Maven Central.
 
@@ -203,6 +219,20 @@ def get_spark(
         _finish(active, checkpoint_dir, log_level=None)
         return active
 
+    # the first start on a machine resolves the Delta jars: one process at a time (the others then find them)
+    fetches = master is not None or not (launched_by_spark_submit() or on_databricks())
+    with resolution_lock() if fetches and cached_jars() is None else nullcontext():
+        return _build(app_name, master, checkpoint_dir, shuffle_partitions, extra_conf, log_level)
+
+
+def _build(
+    app_name: str,
+    master: str | None,
+    checkpoint_dir: str | None,
+    shuffle_partitions: int | None,
+    extra_conf: dict[str, str] | None,
+    log_level: str,
+) -> SparkSession:
     builder = SparkSession.builder.appName(app_name)
     conf: dict[str, str] = dict(DELTA_CONF)
     conf["spark.sql.session.timeZone"] = "UTC"

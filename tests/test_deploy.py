@@ -170,3 +170,25 @@ def test_the_local_session_loads_delta_without_second_copies_of_pyspark_jars(spa
     artifacts = {_artifact(j) for j in listed}
     assert "delta-spark_4.2_2.13" in artifacts and "delta-storage" in artifacts
     assert not artifacts & _pyspark_artifacts()
+
+
+def test_a_second_process_waits_for_the_first_to_resolve_the_jars(tmp_path, monkeypatch):
+    """``resolution_lock`` is a file lock, so it holds across processes (and open files within one): a second
+    holder waits until the first lets go."""
+    import threading
+
+    from recspark.spark import resolution_lock
+
+    monkeypatch.setenv("RECSPARK_CACHE", str(tmp_path))
+    second_has_it = threading.Event()
+
+    def second() -> None:
+        with resolution_lock():
+            second_has_it.set()
+
+    with resolution_lock():
+        waiter = threading.Thread(target=second, daemon=True)
+        waiter.start()
+        assert not second_has_it.wait(0.5), "two holders at once"
+    assert second_has_it.wait(30), "the second holder never got the lock"
+    waiter.join()
