@@ -37,10 +37,11 @@ def tiny_frame_submit_args() -> str:
     return " ".join(f"--conf {key}={value}" for key, value in TINY_FRAME_CONF.items())
 
 
-# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup --no-loadscope-reorder`): its
-# tests mostly wait on Spark's per-job latency, not on the cores. A group runs on one worker: every test of a file
-# with its file (module fixtures: the self-tuning run, the standalone cluster, the notebooks' lakehouse) and every
-# test that reads the `published` lakehouse together, wherever its file is, so no expensive fixture is built twice.
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup --no-loadscope-reorder`): the
+# second uses the time one process leaves a core idle (README, Tests, "Two workers"). A group runs on one worker:
+# every test of a file with its file (module fixtures: the self-tuning run, the standalone cluster, the notebooks'
+# lakehouse) and every test that reads the `published` lakehouse together, wherever its file is, so no expensive
+# fixture is built twice.
 # The longest groups go first (durations of a serial run, README "Tests"), so the two workers finish together.
 LONGEST_FIRST = (
     "published",
