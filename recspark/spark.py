@@ -15,7 +15,7 @@ and its dependencies from Maven Central the first time, into a cache directory
 network. The resolver chain is written to an ``ivysettings.xml`` that names Maven Central only (or
 ``$RECSPARK_MAVEN_REPO``, for a corporate mirror), which avoids the slow, noisy look-ups of the default chain.
 Processes that start at once on a machine without the jars (the test suite's two workers, two jobs) resolve one
-after the other under a file lock (:func:`resolution_lock`): the second finds the jars the first fetched.
+after the other under a file lock (:func:`resolution_lock`): the second from the cache the first filled.
 
 Jar version. The PyPI package is ``delta-spark==4.4.1`` but Maven Central publishes
 ``delta-spark_4.2_2.13`` only as 4.4.0 (checked 2026-11-22: maven-metadata.xml lists 4.4.0 alone), so the jar
@@ -219,20 +219,6 @@ def get_spark(
         _finish(active, checkpoint_dir, log_level=None)
         return active
 
-    # the first start on a machine resolves the Delta jars: one process at a time (the others then find them)
-    fetches = master is not None or not (launched_by_spark_submit() or on_databricks())
-    with resolution_lock() if fetches and cached_jars() is None else nullcontext():
-        return _build(app_name, master, checkpoint_dir, shuffle_partitions, extra_conf, log_level)
-
-
-def _build(
-    app_name: str,
-    master: str | None,
-    checkpoint_dir: str | None,
-    shuffle_partitions: int | None,
-    extra_conf: dict[str, str] | None,
-    log_level: str,
-) -> SparkSession:
     builder = SparkSession.builder.appName(app_name)
     conf: dict[str, str] = dict(DELTA_CONF)
     conf["spark.sql.session.timeZone"] = "UTC"
@@ -267,9 +253,12 @@ def _build(
     log.info(
         "starting Spark (master=%s); the first start downloads the Delta jars", master or "from platform"
     )
-    spark = builder.getOrCreate()
-    if "spark.jars.packages" in conf:
-        remember_jars(spark)
+    resolves = "spark.jars.packages" in conf
+    # the first starts on a machine resolve the Delta jars one at a time (the second from the cache the first filled)
+    with resolution_lock() if resolves else nullcontext():
+        spark = builder.getOrCreate()
+        if resolves:
+            remember_jars(spark)
     _finish(spark, checkpoint_dir, log_level)
     return spark
 
