@@ -15,6 +15,11 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GOODBOOKS = SHARED / "data" / "goodbooks-10k"
 
 
+# the JVM's own JIT: on a short run of tiny frames its C2 compiler thread is the busiest thread of the JVM (77 s of
+# 207 s of CPU for an ingest and a run of the small generated data); methods must run 5x as often before they are
+# compiled (bench/jvm_threads.py; README, Tests)
+TINY_FRAME_JVM_OPTIONS = "-XX:CompileThresholdScaling=5"
+
 # the test session's settings for tiny frames (also used by bench/ingest_profile.py, which profiles a test's ingest)
 TINY_FRAME_CONF = {
     "spark.ui.enabled": "false",
@@ -28,11 +33,8 @@ TINY_FRAME_CONF = {
     # ingests put 31% of the JVM's samples in generating projection code (mostly for Delta's log schema, in every
     # task); without it, three tiny ingests took 49 s against 60 s (bench/ingest_profile.py; README, Tests)
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    # the JVM's own JIT: on a short run of tiny frames its C2 compiler thread is the busiest thread of the JVM
-    # (77 s of 207 s of CPU for an ingest and a run of the small generated data); methods must run 5x as often
-    # before they are compiled (README, Tests)
-    "spark.driver.extraJavaOptions": "-XX:CompileThresholdScaling=5",
-    "spark.executor.extraJavaOptions": "-XX:CompileThresholdScaling=5",
+    "spark.driver.extraJavaOptions": TINY_FRAME_JVM_OPTIONS,
+    "spark.executor.extraJavaOptions": TINY_FRAME_JVM_OPTIONS,
 }
 
 

@@ -197,9 +197,9 @@ def test_a_second_process_waits_for_the_first_to_resolve_the_jars(tmp_path, monk
 def test_the_test_session_jvm_runs_with_the_tiny_frame_jit_setting(spark):
     """``TINY_FRAME_CONF``'s driver options reach the JVM: set on the builder before the JVM starts (in local mode
     the launcher reads ``spark.driver.extraJavaOptions``), not after, when they would be a silent no-op."""
-    from tests.conftest import TINY_FRAME_CONF
+    from tests.conftest import TINY_FRAME_JVM_OPTIONS
 
     jvm = spark.sparkContext._jvm
     started_with = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
-    wanted = TINY_FRAME_CONF["spark.driver.extraJavaOptions"].split()
+    wanted = TINY_FRAME_JVM_OPTIONS.split()
     assert wanted and all(option in started_with for option in wanted), started_with
