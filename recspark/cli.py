@@ -235,10 +235,9 @@ def print_parameters(summary: dict) -> None:
     cfg, tuning = summary["config"], summary.get("tuning")
     scores = (tuning or {}).get("models") or {}
     shown = ", ".join(f"{m} {v:.4f}" for m, v in scores.items())
-    hits = (tuning or {}).get("relevance")
     print(f"\n== published model: {cfg.model} ==")
     print(
-        f"  validation NDCG@10 by model: {shown}" + (f" (hits: {hits} books)" if hits else "")
+        f"  validation NDCG@10 by model: {shown}"
         if shown
         else "  (no validation scores: tuning off or skipped)"
     )

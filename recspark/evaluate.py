@@ -148,12 +148,6 @@ def baseline_lists(
     }
 
 
-HITS = {  # tune.relevance's rules, as the report words them
-    "read": "held-out books the user read (the data tells reading from shelving)",
-    "liked": "held-out books the user did not dislike (unrated, or 4-5 stars)",
-}
-
-
 def tuning_section(tuning: dict) -> str:
     """The report's account of how the ALS parameters were chosen."""
 
@@ -170,7 +164,6 @@ def tuning_section(tuning: dict) -> str:
             f"- **runner-up**: {fmt(tuning.get('runner_up'))}",
             f"- **search**: {tuning.get('trials')} trials in {tuning.get('seconds')} s "
             f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only",
-            f"- **hits on validation**: {HITS.get(tuning.get('relevance'), 'not recorded')}",
         ]
     rk = tuning.get("ranker")
     if rk:

@@ -22,11 +22,8 @@ validation score is preferred (the difference is noise, the cost is not).
 
 Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
 the evaluation holdout), with its own seed; a sparse user is held out here only when the evaluation split did not
-hold them out (the other half, :class:`recspark.split.Sparse`). Relevant validation books (:func:`relevance`): where the
-data tells reading from shelving (read and unread shelves each at least :data:`MIXED_READ_SHARE` of the training rows,
-as in UCSD shelves), the held-out books the user *read*, whatever the stars; elsewhere (every row read, as in a
-ratings file, or none, as in to-read lists) the held-out ones the user did not dislike (``rating`` 0 = unrated, or
->= 4): each the notion of a hit the offline checks use for that kind of data. When the training
+hold them out (the other half, :class:`recspark.split.Sparse`). Relevant validation books are the held-out ones the user did not
+dislike (``rating`` 0 = unrated, or >= 4), the same notion of "liked" the offline checks use. When the training
 data is large, a hashed sample of users (all of each sampled user's books, so the activity distribution that
 ``regParam`` depends on is kept) bounds the tuning cost. With fewer than :data:`MIN_USERS` validation users the
 search is skipped and the built-in defaults are used, with a message.
@@ -68,9 +65,6 @@ SPACE = {
     "signals": tuple(SIGNALS),
 }
 MIN_USERS = 50  # fewer validation users: too noisy to choose from, use the built-in defaults
-MIXED_READ_SHARE = (
-    0.05  # read and unread rows each at least this share: reading is the hit (:func:`relevance`)
-)
 MAX_TUNE_INTERACTIONS = 2_000_000  # larger training data is tuned on a sample of users
 DEFAULT_CONFIGS = 18
 FAMILIES = ("als", "itemcf", "content", "popularity")  # what `run` can publish, chosen by validation NDCG
@@ -239,7 +233,6 @@ class Search:
     ranker: dict | None = (
         None  # the two-stage check: ranker vs every single model on held-out validation users
     )
-    relevance: str | None = None  # the held-out books that counted as hits: "read" or "liked"
 
     def summary(self) -> dict:
         return {
@@ -256,7 +249,6 @@ class Search:
             "notes": self.notes,
             "stars": self.stars,
             "ranker": self.ranker,
-            "relevance": self.relevance,
         }
 
 
@@ -398,22 +390,6 @@ def liked(df: DataFrame) -> DataFrame:
     return df.where((F.col(C.RATING) == 0) | (F.col(C.RATING) >= 4) | F.col(C.RATING).isNull())
 
 
-def read(df: DataFrame) -> DataFrame:
-    """Held-out books that count as relevant: the ones the user read, whatever the stars."""
-    return df.where(F.col(C.IS_READ))
-
-
-RELEVANCE = {"liked": liked, "read": read}
-
-
-def relevance(train: DataFrame) -> str:
-    """Which held-out books count as hits: ``read`` when the data tells reading from shelving (read and unread
-    shelves each at least :data:`MIXED_READ_SHARE` of ``train``'s rows), else ``liked``."""
-    share = train.agg(F.avg(F.col(C.IS_READ).cast("double"))).first()[0]
-    mixed = share is not None and MIXED_READ_SHARE <= share <= 1 - MIXED_READ_SHARE
-    return "read" if mixed else "liked"
-
-
 def user_sample(train: DataFrame, max_interactions: int, seed: int) -> tuple[DataFrame, float]:
     """All books of a hashed sample of users, so that about ``max_interactions`` rows remain."""
     n = train.count()
@@ -473,23 +449,21 @@ def tune(
     t0 = time.perf_counter()
     s, fraction = validation_split(lake, train, seed, evaluation_fraction)
     tune_train = s.train.cache()
-    hits = relevance(tune_train)
-    truth = RELEVANCE[hits](s.test).select(C.USER_IDX, C.BOOK_IDX).cache()
+    truth = liked(s.test).select(C.USER_IDX, C.BOOK_IDX).cache()
     n_users = truth.select(C.USER_IDX).distinct().count()
     if n_users < MIN_USERS:
         msg = f"only {n_users} validation users (< {MIN_USERS}): too few to tune; using the built-in defaults"
         log.warning(msg)
         tune_train.unpersist()
         truth.unpersist()
-        search = Search([], None, None, 0.0, time.perf_counter() - t0, skipped=msg, relevance=hits)
+        search = Search([], None, None, 0.0, time.perf_counter() - t0, skipped=msg)
         save(spark, lake, search, input_key, k)  # stored too, so `--tune auto` does not try again
         return search
     log.info(
-        "tuning on %s interactions of %.0f%% of users, %d validation users (hits: %s held-out books)",
+        "tuning on %s interactions of %.0f%% of users, %d validation users",
         f"{tune_train.count():,}",
         100 * fraction,
         n_users,
-        hits,
     )
     valid_users = truth.select(C.USER_IDX).distinct().cache()
     prefs_cache: dict[tuple[str, str], DataFrame] = {}
@@ -578,7 +552,6 @@ def tune(
     if vectors is not None:
         vectors.unpersist()
     search.seconds = time.perf_counter() - t0
-    search.relevance = hits
     for df in [*prefs_cache.values(), tune_train, truth, valid_users]:
         df.unpersist()
     save(spark, lake, search, input_key, k)

@@ -181,38 +181,6 @@ def test_liked_keeps_unrated_and_four_or_five_stars(spark):
     assert sorted(r["rating"] for r in tune.liked(df).collect()) == [0, 4, 5]
 
 
-def test_read_keeps_read_books_whatever_the_stars(spark):
-    df = spark.createDataFrame(
-        [(0, 0, True, 0), (0, 1, True, 2), (0, 2, False, 0), (0, 3, False, 5), (0, 4, True, 5)],
-        "user_idx int, book_idx int, is_read boolean, rating int",
-    )
-    assert sorted(r["book_idx"] for r in tune.read(df).collect()) == [0, 1, 4]
-
-
-@pytest.mark.parametrize(
-    ("read_rows", "expected"),
-    [
-        (10, "liked"),  # every row read: a ratings file
-        (0, "liked"),  # none read: to-read lists
-        (5, "read"),  # half and half: shelves that tell reading from shelving
-        (1, "read"),  # 10% read: at the 5% bound both kinds still count
-    ],
-)
-def test_relevance_counts_reading_only_where_the_data_tells_it_from_shelving(spark, read_rows, expected):
-    df = spark.createDataFrame(
-        [(0, b, b < read_rows) for b in range(10)], "user_idx int, book_idx int, is_read boolean"
-    )
-    assert tune.relevance(df) == expected
-
-
-def test_relevance_ignores_a_few_unread_shelves_among_ratings(spark):
-    # 1 unread shelf in 25 (4%, under the 5% bound): still a ratings file, and 1-3 stars are not hits
-    df = spark.createDataFrame(
-        [(0, b, b > 0) for b in range(25)], "user_idx int, book_idx int, is_read boolean"
-    )
-    assert tune.relevance(df) == "liked"
-
-
 @pytest.fixture(scope="module")
 def tuned(spark, ingested, tmp_path_factory):
     lake = copy_of(ingested[0], tmp_path_factory.mktemp("tune") / "lakehouse")
@@ -364,11 +332,6 @@ def test_the_ranker_is_checked_against_every_model_and_learns_only_from_validati
     key = ["user_idx", "book_idx"]
     assert got.join(lake.read("model", "tune_valid").select(*key), on=key, how="left_anti").count() == 0
     assert got.join(lake.read("model", "split_test").select(*key), on=key, how="inner").count() == 0
-    # generated UCSD shelves tell reading from shelving, so the hits are the held-out books the user read
-    assert first["tuning"]["relevance"] == "read"
-    unread = lake.read("model", "tune_valid").where("not is_read").select(*key)
-    assert unread.count() > 0
-    assert got.join(unread, on=key, how="inner").count() == 0
     if rk["wins"]:  # published from the ranker, and the evaluation report shows it beside every model
         assert first["config"].model == "ranker"
         report = (reports / f"evaluation-{first['run_id']}.md").read_text()
