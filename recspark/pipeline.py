@@ -550,6 +550,7 @@ def evaluate_model(
     details = {
         "run": run_id,
         "split": f"{s.kind}, {cfg.test_fraction:.0%} of each user's books held out (seed {cfg.seed})",
+        "hits": HITS,
         "published model": cfg.model,
         "ALS": json.dumps(cfg.als.as_dict()),
         "weights": json.dumps(cfg.weights.as_dict()),
@@ -572,6 +573,12 @@ def evaluate_model(
     if tracker is not None:
         tracker.evaluation(ev, report)
     return ev
+
+
+HITS = (  # what the evaluation report counts as a hit, against what validation counts (tune.liked)
+    "every held-out book (any shelf, read or not, whatever its stars); validation, which chose the model, counts "
+    "the held-out books the user did not dislike (unrated, or 4-5 stars)"
+)
 
 
 def choose_parameters(

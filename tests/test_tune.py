@@ -13,7 +13,7 @@ from chispa import assert_df_equality
 from recspark import ranker, stars, tracking, tune, twostage
 from recspark.als import AlsParams
 from recspark.features import PREFERENCE, Weights, preference
-from recspark.pipeline import RunConfig, TuneOptions, make_split, run_pipeline
+from recspark.pipeline import HITS, RunConfig, TuneOptions, make_split, run_pipeline
 from recspark.tune import Trial
 from tests.conftest import copy_of
 
@@ -270,6 +270,7 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     assert {"als": "als", "ranker": "als", "content": "content"}.get(used.model, "itemcf") in methods
     report = (reports / f"evaluation-{first['run_id']}.md").read_text()
     assert "How the parameters were chosen" in report and "runner-up" in report
+    assert f"- **hits**: {HITS}" in report  # what the metrics count, beside what validation counted
     assert (
         report.count(f"{used.model} / popularity NDCG@10") == 1
     )  # the published family against the baseline
