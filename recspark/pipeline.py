@@ -442,6 +442,12 @@ def save_params(lake: Lakehouse, run_id: str, cfg: RunConfig) -> None:
     write_keyed(lake, MODEL, "params", params, run_id)
 
 
+HITS = (  # what the evaluation report counts as a hit, against what validation counts (tune.liked)
+    "every held-out book (any shelf, read or not, whatever its stars); validation, which chose the model, counts "
+    "the held-out books the user did not dislike (unrated, or 4-5 stars)"
+)
+
+
 @after_ingest
 def evaluate_model(
     spark: SparkSession,
@@ -573,12 +579,6 @@ def evaluate_model(
     if tracker is not None:
         tracker.evaluation(ev, report)
     return ev
-
-
-HITS = (  # what the evaluation report counts as a hit, against what validation counts (tune.liked)
-    "every held-out book (any shelf, read or not, whatever its stars); validation, which chose the model, counts "
-    "the held-out books the user did not dislike (unrated, or 4-5 stars)"
-)
 
 
 def choose_parameters(
