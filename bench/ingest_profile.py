@@ -31,9 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recspark.ingest import run_ingest  # noqa: E402
-from recspark.spark import get_spark  # noqa: E402
 from recspark.tables import Lakehouse  # noqa: E402
-from tests.conftest import TINY_FRAME_CONF, tiny_ucsd  # noqa: E402
+from tests.conftest import TINY_FRAME_CONF, tiny_frame_spark, tiny_ucsd  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generated import add_conf_option, conf_settings  # noqa: E402
@@ -70,14 +69,7 @@ def main() -> None:
     if args.jfr and not shutil.which("jfr"):
         ap.error("--jfr needs the JDK's `jfr` and `jcmd` tools on PATH")
     root = Path(tempfile.mkdtemp(prefix="ingest-profile-"))
-    spark = get_spark(
-        app_name="ingest-profile",
-        master="local[2]",
-        shuffle_partitions=4,
-        checkpoint_dir=str(root / "checkpoints"),
-        extra_conf=conf,
-        log_level="ERROR",
-    )
+    spark = tiny_frame_spark("ingest-profile", str(root / "checkpoints"), conf)
     src = tiny_ucsd(root / "src")
     for i in range(2):
         run_ingest(spark, Lakehouse(spark, str(root / f"warm{i}")), str(src), "goodreads", "warm")

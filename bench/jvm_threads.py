@@ -52,22 +52,16 @@ def one_side(java_options: str) -> dict:
     from recspark.ingest import run_ingest
     from recspark.pipeline import run_pipeline
     from recspark.sources.synthetic import generate
-    from recspark.spark import get_spark
     from recspark.tables import Lakehouse
-    from tests.conftest import TINY_FRAME_CONF, e2e_cfg
+    from tests.conftest import TINY_FRAME_CONF, e2e_cfg, tiny_frame_spark
 
     conf = {k: v for k, v in TINY_FRAME_CONF.items() if k not in JVM_OPTION_KEYS}
     if java_options:
         conf.update(dict.fromkeys(JVM_OPTION_KEYS, java_options))
     root = Path(tempfile.mkdtemp(prefix="jvm-threads-"))
     try:
-        spark = get_spark(
-            app_name="jvm-threads",
-            master="local[2]",
-            shuffle_partitions=4,
-            checkpoint_dir=str(root / "checkpoints"),
-            extra_conf={**conf, "spark.driver.memory": "4g"},
-            log_level="ERROR",
+        spark = tiny_frame_spark(
+            "jvm-threads", str(root / "checkpoints"), {**conf, "spark.driver.memory": "4g"}
         )
         pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
         generate(root / "src", scale=0.0002, seed=11)  # the tests' small_generated data

@@ -86,23 +86,34 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory):
+def tiny_frame_spark(app_name: str, checkpoint_dir: str, conf: dict[str, str]):
+    """A SparkSession shaped like the test session's (local[2], 4 shuffle partitions, errors only in the log) with
+    ``conf`` (``TINY_FRAME_CONF`` and what the caller adds or replaces): the tests' fixture, and the benchmarks
+    that measure a test's work (bench/ingest_profile.py, bench/jvm_threads.py)."""
     from recspark.spark import get_spark
 
-    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
-    session = get_spark(
-        app_name="recspark-tests",
+    return get_spark(
+        app_name=app_name,
         master="local[2]",
         shuffle_partitions=4,
-        checkpoint_dir=str(tmp_path_factory.mktemp("checkpoints")),
-        extra_conf={
+        checkpoint_dir=checkpoint_dir,
+        extra_conf=conf,
+        log_level="ERROR",
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+    session = tiny_frame_spark(
+        "recspark-tests",
+        str(tmp_path_factory.mktemp("checkpoints")),
+        {
             **TINY_FRAME_CONF,
             # managed (catalog) tables of the notebook tests: a fresh warehouse per test session
             "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
             "spark.driver.memory": "4g",
         },
-        log_level="ERROR",
     )
     yield session
     session.stop()
