@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "ease.json"
+sys.path.insert(0, str(HERE))
+from common import append_result, goodbooks_rows  # noqa: E402
 
 
 def load(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    name = "ratings.csv" if (src / "ratings.csv").exists() else "to_read.csv"
+    name = goodbooks_rows(src)
     df = pd.read_csv(src / name)
     rating = df["rating"].to_numpy() if "rating" in df else np.full(len(df), 5)
     return (
@@ -157,8 +158,7 @@ def main() -> None:
         "ndcg@10": rows,
     }
     print(json.dumps(result, indent=1))
-    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    RESULTS.write_text(json.dumps([*history, result], indent=1) + "\n")
+    append_result("ease", result)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,8 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import quality  # noqa: E402  (bench/quality.py: the split and the scoring of the hidden checks)
+from common import append_result, goodbooks_rows  # noqa: E402
 from ease import ease_weights, positive_top  # noqa: E402  (bench/ease.py: the same B and positive cut)
-
-RESULTS = HERE / "results" / "ease_gap.json"
 
 
 def magnitude_top(w: np.ndarray, n: int) -> np.ndarray:
@@ -99,7 +98,7 @@ def main() -> None:
         truth = quality.prepare(a.source.resolve(), a.format, src, a.seed)
         pop = quality.score(quality.popularity_lists(src, a.format), truth)
         if a.format == "goodbooks":
-            name = "ratings.csv" if (src / "ratings.csv").exists() else "to_read.csv"
+            name = goodbooks_rows(src)
             train = pd.read_csv(src / name)
             user_key = lambda ids: ids.astype(str)  # noqa: E731
             book_key = pd.read_csv(src / "books.csv").set_index("book_id")["goodreads_book_id"]
@@ -165,8 +164,7 @@ def main() -> None:
         "scores": rows,
     }
     print(json.dumps(result, indent=1))
-    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    RESULTS.write_text(json.dumps([*history, result], indent=1) + "\n")
+    append_result("ease_gap", result)
 
 
 if __name__ == "__main__":

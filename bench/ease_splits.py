@@ -30,10 +30,10 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import quality  # noqa: E402  (bench/quality.py: the split of the hidden checks)
+from common import append_result, goodbooks_rows  # noqa: E402
 from ease import ease_weights  # noqa: E402  (bench/ease.py: the same B)
 from ease_gap import magnitude_top, top_lists  # noqa: E402
 
-RESULTS = HERE / "results" / "ease_splits.json"
 K = 10  # bench/quality.py's cut-off
 
 
@@ -57,7 +57,7 @@ def quality_split(source: Path, fmt: str, seed: int) -> tuple[pd.DataFrame, pd.D
         out = Path(tmp) / "input"
         truth = quality.prepare(source.resolve(), fmt, out, seed)
         if fmt == "goodbooks":
-            name = "ratings.csv" if (out / "ratings.csv").exists() else "to_read.csv"
+            name = goodbooks_rows(out)
             rows = pd.read_csv(out / name)
             gr = pd.read_csv(out / "books.csv").set_index("book_id")["goodreads_book_id"]
             train = pd.DataFrame({"user": rows["user_id"].astype(str), "book": rows["book_id"].map(gr)})
@@ -146,8 +146,7 @@ def main() -> None:
         "rows": rows,
     }
     print(json.dumps(out, indent=1))
-    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    RESULTS.write_text(json.dumps([*history, out], indent=1) + "\n")
+    append_result("ease_splits", out)
 
 
 if __name__ == "__main__":

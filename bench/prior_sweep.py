@@ -19,6 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from common import append_result  # noqa: E402
 
 
 def main() -> None:
@@ -83,9 +85,7 @@ def main() -> None:
         "speedup": round(best["one recommend per weight"] / best["recommend_each_prior"], 2),
     }
     print(json.dumps(result, indent=2))
-    out = HERE / "results" / "prior_sweep.json"
-    runs = json.loads(out.read_text()) if out.exists() else []
-    out.write_text(json.dumps([*runs, result], indent=2) + "\n")
+    append_result("prior_sweep", result)
     spark.stop()
 
 

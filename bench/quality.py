@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "quality.json"
+sys.path.insert(0, str(HERE))
+from common import append_result, goodbooks_rows  # noqa: E402
 
 
 def random_order(df: pd.DataFrame, user: str, seed: int) -> tuple[pd.Series, pd.Series]:
@@ -55,7 +56,7 @@ def prepare(src: Path, fmt: str, out: Path, seed: int) -> pd.DataFrame:
         books = pd.read_csv(src / "books.csv")
         shutil.copy(src / "books.csv", out / "books.csv")
         gr = dict(zip(books["book_id"], books["goodreads_book_id"], strict=True))
-        name = "ratings.csv" if (src / "ratings.csv").exists() else "to_read.csv"
+        name = goodbooks_rows(src)
         rows = pd.read_csv(src / name)
         train, test = holdout(rows, "user_id", 0.2, seed)
         train.to_csv(out / name, index=False)
@@ -89,7 +90,7 @@ def prepare_next(src: Path, fmt: str, out: Path, n: int, seed: int) -> pd.DataFr
     made-up id maps and no metadata, whatever the source format. Returns the truth in the gold tables' ids."""
     out.mkdir(parents=True)
     if fmt == "goodbooks":
-        name = "ratings.csv" if (src / "ratings.csv").exists() else "to_read.csv"
+        name = goodbooks_rows(src)
         rows = pd.read_csv(src / name)[["user_id", "book_id"]].assign(is_read=0)
     else:
         rows = pd.read_csv(src / "goodreads_interactions.csv")[["user_id", "book_id", "is_read"]]
@@ -128,7 +129,7 @@ def popularity_lists(train_dir: Path, fmt: str, k: int = 10) -> pd.DataFrame:
     """The popularity baseline on the same input: the k most shelved books each user has not shelved."""
     if fmt == "goodbooks":
         gr = pd.read_csv(train_dir / "books.csv").set_index("book_id")["goodreads_book_id"]
-        name = "ratings.csv" if (train_dir / "ratings.csv").exists() else "to_read.csv"
+        name = goodbooks_rows(train_dir)
         rows = pd.read_csv(train_dir / name)
         rows = pd.DataFrame({"user_id": rows["user_id"].astype(str), "book_id": rows["book_id"].map(gr)})
     else:
@@ -240,8 +241,7 @@ def main() -> None:
         "timings": json.loads(run["timings"]),
     }
     print(json.dumps(result, indent=1))
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    RESULTS.write_text(json.dumps([r for r in old if r["name"] != a.name] + [result], indent=1) + "\n")
+    append_result("quality", result, replace_key="name")
     if a.work is None:
         shutil.rmtree(work)
 

@@ -31,12 +31,11 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-
 import quality  # noqa: E402
+from common import append_result, goodbooks_rows  # noqa: E402
 
 from recspark.series import VOLUME_PATTERN  # noqa: E402
 
-RESULTS = HERE / "results" / "series.json"
 VOLUME = re.compile(VOLUME_PATTERN)
 
 
@@ -88,7 +87,7 @@ def main() -> None:
     books = pd.read_csv(a.source / "books.csv")
     vol = volumes(books)
     gid = dict(zip(books["book_id"], books["goodreads_book_id"], strict=True))
-    name = "ratings.csv" if (a.work / "input" / "ratings.csv").exists() else "to_read.csv"
+    name = goodbooks_rows(a.work / "input")
     train = pd.read_csv(a.work / "input" / name)
     shelves = (
         train.assign(user_id=train["user_id"].astype(str), gid=train["book_id"].map(gid))
@@ -110,8 +109,7 @@ def main() -> None:
         "measured": time.strftime("%Y-%m-%d"),
         "runs": out,
     }
-    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    RESULTS.write_text(json.dumps([*history, result], indent=1) + "\n")
+    append_result("series", result)
 
 
 if __name__ == "__main__":

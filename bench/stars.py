@@ -19,6 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from common import append_result  # noqa: E402
 
 
 def main() -> None:
@@ -65,9 +67,7 @@ def main() -> None:
             k: {m: round(v, 4) if isinstance(v, float) else v for m, v in r.items()} for k, r in rows.items()
         },
     }
-    out = HERE / "results" / "stars.json"
-    old = json.loads(out.read_text()) if out.exists() else []
-    out.write_text(json.dumps([r for r in old if r["name"] != a.name] + [result], indent=1) + "\n")
+    append_result("stars", result, replace_key="name")
     print(json.dumps(result, indent=1))
 
 

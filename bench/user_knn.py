@@ -33,9 +33,8 @@ from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from common import append_result, goodbooks_rows  # noqa: E402
 from ease import ease_weights, holdout, ndcg, top10  # noqa: E402  (bench/ease.py: holdout, scoring, B)
-
-RESULTS = HERE / "results" / "user_knn.json"
 
 
 def load(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -45,7 +44,7 @@ def load(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
         df = pd.read_csv(src / name, usecols=["user_id", "book_id", "is_read"])
         rel = df["is_read"].to_numpy() == 1
     else:
-        name = "ratings.csv" if (src / "ratings.csv").exists() else "to_read.csv"
+        name = goodbooks_rows(src)
         df = pd.read_csv(src / name)
         rel = df["rating"].to_numpy() >= 4 if "rating" in df else np.ones(len(df), bool)
     return df["user_id"].to_numpy(), df["book_id"].to_numpy(), rel, name
@@ -136,8 +135,7 @@ def main() -> None:
         "ndcg@10": rows,
     }
     print(json.dumps(result, indent=1))
-    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    RESULTS.write_text(json.dumps([*history, result], indent=1) + "\n")
+    append_result("user_knn", result)
 
 
 if __name__ == "__main__":
