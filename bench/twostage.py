@@ -24,6 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
+from common import append_result  # noqa: E402
 from generated import fresh_lakehouse  # noqa: E402
 
 
@@ -46,7 +47,11 @@ def main() -> None:
     spark, lake, raw = fresh_lakehouse(a.scale, a.seed, "twostage")
     source = Path(a.source).resolve() if a.source else raw
     run_ingest(spark, lake, str(source), a.format if a.source else "goodreads", "bench-twostage")
-    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=42)
+    # the run's evaluation split (its half of the sparse users), so that validation_split below holds each
+    # sparse user out once, as `recspark run` does
+    s = split.holdout(
+        lake.read("silver", "interactions"), fraction=0.2, seed=42, sparse=split.for_evaluation(42)
+    )
     lake.write(s.train, "model", "split_train")
     tune_split, _ = validation_split(
         lake, lake.read("model", "split_train"), seed=42, evaluation_fraction=0.2
@@ -98,10 +103,7 @@ def main() -> None:
         "importances": summary.get("importances"),
         "ranker_params": summary["params"],
     }
-    out = HERE / "results" / "twostage.json"
-    runs = json.loads(out.read_text()) if out.exists() else []
-    runs.append(result)
-    out.write_text(json.dumps(runs, indent=1) + "\n")
+    append_result("twostage", result)
     print(json.dumps(result, indent=1))
 
 
