@@ -99,6 +99,8 @@ def main() -> None:
         "ranking_stage_over_als_fit": round(stage / als_fit, 2),
         "validation_ndcg@10": {"ranker": summary.get("ranker"), **summary["single"]},
         "ranker_wins": summary["wins"],
+        "blend": summary.get("blend"),
+        "published_kind": summary.get("publish"),
         "candidate_recall": summary["recall"],
         "importances": summary.get("importances"),
         "ranker_params": summary["params"],

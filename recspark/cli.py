@@ -254,6 +254,8 @@ def print_parameters(summary: dict) -> None:
     elif rk:
         verdict = (
             "wins"
+            if rk.get("publish", "ranker" if rk.get("wins") else None) == "ranker"
+            else "beats the single models, but the blend scored higher"
             if rk.get("wins")
             else f"not published: {rk.get('best_single')} is as good (paired z {rk.get('z')} < 2)"
             if rk.get("ranker") is not None and rk["ranker"] > max((rk.get("single") or {0: 0}).values())
@@ -263,6 +265,13 @@ def print_parameters(summary: dict) -> None:
             f"  two-stage ranker: validation NDCG@10 {rk.get('ranker')} on held-out validation users vs single "
             f"models {rk.get('single')}: {verdict}; candidate recall {rk.get('recall')}"
         )
+        b = rk.get("blend")
+        if b:
+            won = "published" if rk.get("publish") == "blend" else "not published"
+            print(
+                f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} (chosen on the fit users), "
+                f"validation NDCG@10 {b['ndcg']} on the same held-out users (paired z {b['z']}): {won}"
+            )
     p, w = cfg.als, cfg.weights
     used = f"rank {p.rank}, regParam {p.reg:g}, alpha {p.alpha:g}, scheme {w.scheme}, {p.max_iter} iterations"
     print(f"\n== ALS parameters ==\n  {used}")

@@ -173,6 +173,8 @@ def tuning_section(tuning: dict) -> str:
         else:
             verdict = (
                 "published"
+                if rk.get("publish", "ranker" if rk.get("wins") else None) == "ranker"
+                else "not published (the blend below scored higher)"
                 if rk.get("wins")
                 else f"not published ({rk.get('best_single')} is better, or the gain is within the noise)"
             )
@@ -181,6 +183,8 @@ def tuning_section(tuning: dict) -> str:
                 f"on held-out validation users ({rk.get('lift')}x the best, paired z {rk.get('z')}; published "
                 f"when z >= 2): {verdict}."
             )
+            if rk.get("blend"):
+                lines.append(blend_line(rk))
         if rk.get("recall"):  # not when the check was skipped before any candidates were drawn
             lines.append(
                 f"Candidate recall (top-{rk.get('n_candidates')} per source): {json.dumps(rk.get('recall'))}."
@@ -189,6 +193,25 @@ def tuning_section(tuning: dict) -> str:
             top = ", ".join(f"{k} {v:.1%}" for k, v in list(rk["importances"].items())[:8])
             lines.append(f"Feature importance (share of gain): {top}.")
     return "\n".join(lines) + "\n"
+
+
+def blend_line(rk: dict) -> str:
+    """The report's line on the blend of ALS and item-CF (recspark.blend) from the two-stage record ``rk``."""
+    b = rk["blend"]
+    verdict = (
+        "published"
+        if rk.get("publish") == "blend"
+        else "not published (the ranker above scored higher)"
+        if b.get("wins")
+        else f"not published ({rk.get('best_single')} is as good or better)"
+    )
+    return (
+        f"Blend of ALS and item-CF, `(1 - w) · ALS + w · item-CF` over the same candidates (each scaled by the "
+        f"user's top score): w = {b['weight']:g} chosen on the fit users (NDCG by w: "
+        f"{json.dumps(b['ndcg_by_weight_on_fit_users'])}); on the held-out validation users NDCG {b['ndcg']} vs "
+        f"the best single model's {max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}; published when "
+        f"higher): {verdict}."
+    )
 
 
 def stars_section(errors: dict[str, dict], params: dict) -> str:

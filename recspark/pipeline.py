@@ -35,6 +35,7 @@ from recspark import (
     twostage,
 )
 from recspark import columns as C
+from recspark.blend import Blend
 from recspark.content import ContentParams
 from recspark.features import Weights, preference
 from recspark.ingest import last_fingerprint
@@ -74,6 +75,9 @@ class RunConfig:
     stars: StarsParams = field(default_factory=StarsParams)  # explicit ALS for predicted ratings
     ranker: RankerParams = field(default_factory=RankerParams)  # the two-stage ranker (model "ranker")
     ranker_model: str | None = None  # where the ranker a "ranker" run publishes with is saved (by its tuning)
+    blend: float | None = (
+        None  # item-CF's share when a "ranker" run publishes the blend instead (recspark.blend)
+    )
     diversity: float = 0.0  # MMR weight of the published lists (0: the model's order; see recspark.diversity)
     item_level: str = "edition"  # what the models learn from: editions, or works (recspark.works)
 
@@ -188,9 +192,12 @@ def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
             cfg, stars=replace(cfg.stars, reg=chosen["reg"], user_prior=chosen.get("user_prior", 5.0))
         )
     chosen = found.get("model")
-    ranked = (found.get("ranker") or {}).get("path")
-    if chosen == "ranker" and ranked and {"als", "itemcf"} <= set(cfg.models):
-        cfg = replace(cfg, model="ranker", ranker_model=ranked)
+    rk = found.get("ranker") or {}
+    two_stage = chosen == "ranker" and {"als", "itemcf"} <= set(cfg.models)
+    if two_stage and rk.get("publish") == "blend":
+        cfg = replace(cfg, model="ranker", ranker_model=None, blend=rk["blend"]["weight"])
+    elif two_stage and rk.get("path"):
+        cfg = replace(cfg, model="ranker", ranker_model=rk["path"], blend=None)
     elif chosen in (*cfg.models, "popularity"):
         cfg = replace(cfg, model=chosen)
     elif chosen:  # e.g. the search chose item-CF, this run is limited to --models als: the best of the rest
@@ -207,7 +214,7 @@ def with_ranker(cfg: RunConfig, tuning: dict | None) -> RunConfig:
             "skipped"
         ) or "the search trained no ranker (--tune off?)"
         raise NotFound(f"--model ranker: no trained ranker for these inputs: {why}")
-    return replace(cfg, model="ranker", ranker_model=path)
+    return replace(cfg, model="ranker", ranker_model=path, blend=None)
 
 
 def input_key(versions: dict) -> str:
@@ -299,6 +306,7 @@ MODEL_FIELDS = (
     "stars",
     "ranker",
     "ranker_model",
+    "blend",
     "item_level",
 )  # what a trained model depends on
 PUBLISH_FIELDS = (
@@ -967,6 +975,7 @@ def as_trained(cfg: RunConfig, trained: dict) -> RunConfig:
         stars=StarsParams(**trained["stars"]) if "stars" in trained else cfg.stars,
         ranker=RankerParams(**trained["ranker"]) if "ranker" in trained else cfg.ranker,
         ranker_model=trained.get("ranker_model"),
+        blend=trained.get("blend"),
         item_level=trained.get("item_level", "edition"),
     )
 
@@ -1012,7 +1021,9 @@ def clean_old_rankers(spark: SparkSession, lake: Lakehouse) -> list[str]:
 
 
 def load_ranker(cfg: RunConfig):
-    """The ranker model a ranker run publishes with (saved by its tuning)."""
+    """The ranker model a ranker run publishes with (saved by its tuning), or its blend (:mod:`recspark.blend`)."""
+    if cfg.blend is not None:
+        return Blend(cfg.blend)
     if not cfg.ranker_model:
         raise NotFound(
             "this run publishes the ranker, but no trained ranker is recorded: run with --tune full"

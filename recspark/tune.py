@@ -544,8 +544,9 @@ def tune(
         if model is not None and ranker_path:  # saved even when it loses: `--model ranker` may ask for it
             model.write().overwrite().save(ranker_path)
             search.ranker["path"] = ranker_path
-            if search.ranker["wins"]:
-                search.model = "ranker"
+        kind = search.ranker.get("publish")  # the blend needs no file: its weight is in the record
+        if kind == "blend" or (kind == "ranker" and search.ranker.get("path")):
+            search.model = "ranker"
     full_fits.clear()
     if best_neighbours is not None:
         best_neighbours.unpersist()

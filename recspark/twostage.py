@@ -27,7 +27,7 @@ from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, candidates, content, itemcf, metrics, ranker, topk
+from recspark import als, baselines, blend, candidates, content, itemcf, metrics, ranker, topk
 from recspark import columns as C
 from recspark.content import ContentParams
 from recspark.features import Weights, preference
@@ -172,27 +172,83 @@ def validate(
         summary["ranker"] = round(metrics.ranking_metrics(ranked, check_truth, [k])[k]["ndcg"], 5)
         summary["importances"] = ranker.importances(model, names)
     best = max(singles, key=singles.get)
+    best_lists = lists[best].where(F.col(C.RANK) <= k)
     summary["best_single"] = best
     summary["wins"] = False
     if model is not None:  # a paired test on the check users: a gain within the noise is no reason to switch
-        _, z = metrics.paired_difference(ranked, lists[best].where(F.col(C.RANK) <= k), check_truth, k)
+        _, z = metrics.paired_difference(ranked, best_lists, check_truth, k)
         summary["z"] = round(z, 2)
         summary["wins"] = bool(summary["ranker"] > singles[best] and z >= MIN_Z)
         ranked.unpersist()
     summary["lift"] = round(summary["ranker"] / max(singles[best], 1e-9), 4) if model is not None else None
+    summary["blend"] = blend_check(
+        feats, lists, fit_users, check_users, truth, check_truth, best_lists, k, params
+    )
+    if summary["blend"] is not None:
+        summary["blend"]["wins"] = bool(summary["blend"]["ndcg"] > singles[best])
+    summary["publish"] = published_kind(summary)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     log.info(
-        "ranker NDCG@%d %s vs single models %s on %d check users: %s",
+        "ranker NDCG@%d %s, blend %s vs single models %s on %d check users: %s",
         k,
         summary.get("ranker"),
+        (summary["blend"] or {}).get("ndcg"),
         singles,
         check_truth.select(C.USER_IDX).distinct().count(),
-        "publish the ranker" if summary["wins"] else f"keep {best}",
+        f"publish the {summary['publish']}" if summary["publish"] else f"keep {best}",
     )
     check_truth.unpersist()
     for df in [feats, *lists.values()]:
         df.unpersist()
     return summary, model
+
+
+def blend_check(
+    feats: DataFrame,
+    lists: dict[str, DataFrame],
+    fit_users: DataFrame,
+    check_users: DataFrame,
+    truth: DataFrame,
+    check_truth: DataFrame,
+    best_lists: DataFrame,
+    k: int,
+    params: ranker.RankerParams,
+) -> dict | None:
+    """The blend of ALS and item-CF (:mod:`recspark.blend`): its weight chosen on the ranker's fit users (every
+    weight scored in one job), then its NDCG@k on the check users, where the single models were scored, with the
+    paired z of its gain over ``best_lists`` (the best single model's there); None without both sources."""
+    if not set(blend.SOURCES) <= set(lists):
+        return None
+    n = params.n_candidates
+    fit_truth = truth.join(fit_users, on=C.USER_IDX, how="left_semi")
+    by_weight = blend.ranked_by_weight(
+        feats.join(fit_users, on=C.USER_IDX, how="left_semi"), blend.WEIGHTS, k, n
+    )
+    groups = [str(w) for w in blend.WEIGHTS]
+    found = metrics.ranking_metrics_by(by_weight, fit_truth, [k], groups, by=blend.WEIGHT)
+    on_fit = {g: round(found[g][k]["ndcg"], 5) for g in groups}
+    weight = float(max(groups, key=lambda g: (on_fit[g], -abs(float(g) - 0.5))))  # ties: nearer an even mix
+    check = blend.ranked(feats.join(check_users, on=C.USER_IDX, how="left_semi"), weight, k, n).cache()
+    score = metrics.ranking_metrics(check, check_truth, [k])[k]["ndcg"]
+    _, z = metrics.paired_difference(check, best_lists, check_truth, k)
+    check.unpersist()
+    return {
+        "weight": weight,
+        "ndcg_by_weight_on_fit_users": on_fit,
+        "ndcg": round(score, 5),
+        "z": round(z, 2),
+    }
+
+
+def published_kind(summary: dict) -> str | None:
+    """Which two-stage list a run publishes: ``ranker`` (the learned ranker won), ``blend`` (the blend beat every
+    single model on the check users), the higher of the two when both did, None when neither."""
+    won = {}
+    if summary.get("wins"):
+        won["ranker"] = summary["ranker"]
+    if (summary.get("blend") or {}).get("wins"):
+        won["blend"] = summary["blend"]["ndcg"]
+    return max(won, key=won.get) if won else None
 
 
 def ranked_lists(
@@ -205,13 +261,17 @@ def ranked_lists(
     k: int,
     n: int,
 ) -> DataFrame:
-    """Top-``k`` ``(user_idx, rank, book_idx, score)`` of the ranker over every source's top-``n`` candidates."""
+    """Top-``k`` ``(user_idx, rank, book_idx, score)`` of the ranker (or a :class:`recspark.blend.Blend`) over every
+    source's top-``n`` candidates."""
     feats, lists = candidate_features(spark, train, sources, users, n, books)
-    expected = model.getOrDefault("features_cols")
-    got = candidates.feature_names(tuple(lists))
-    if list(expected) != got:
-        raise ValueError(f"the ranker was trained on features {expected}, the candidates have {got}")
-    out = ranker.rank(model, feats, k).cache()
+    if isinstance(model, blend.Blend):
+        out = blend.ranked(feats, model.weight, k, n).cache()
+    else:
+        expected = model.getOrDefault("features_cols")
+        got = candidates.feature_names(tuple(lists))
+        if list(expected) != got:
+            raise ValueError(f"the ranker was trained on features {expected}, the candidates have {got}")
+        out = ranker.rank(model, feats, k).cache()
     out.count()
     feats.unpersist()
     for df in lists.values():

@@ -259,8 +259,10 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     # every family scored on the same validation split; the best one is published and recorded
     scores = recorded["models"]
     assert set(scores) == {"als", "itemcf", "content", "popularity"} and scores["als"] == best["ndcg"]
-    chosen = "ranker" if recorded["ranker"]["wins"] else max(scores, key=scores.get)
+    chosen = "ranker" if recorded["ranker"].get("publish") else max(scores, key=scores.get)
     assert recorded["model"] == used.model == chosen
+    if recorded["ranker"].get("publish") == "blend":  # the blend's weight is the run's, no model file
+        assert used.blend == recorded["ranker"]["blend"]["weight"] and used.ranker_model is None
     assert recorded["itemcf"]["similarity"] == used.itemcf.similarity
     assert recorded["content"]["popularity_weight"] == used.content.popularity_weight
     chosen_stars = (recorded["stars"]["reg"], recorded["stars"]["user_prior"])  # chosen on validation RMSE
@@ -321,6 +323,9 @@ def test_the_ranker_is_checked_against_every_model_and_learns_only_from_validati
     assert set(rk["recall"]) == {*rk["single"], "union"}
     assert rk["recall"]["union"] >= max(rk["recall"][s] for s in rk["single"])
     assert rk["wins"] == (rk["ranker"] > max(rk["single"].values()) and rk["z"] >= twostage.MIN_Z)
+    # beside it, the blend of ALS and item-CF on the same users, published when it beats every single model
+    assert rk["blend"]["wins"] == (rk["blend"]["ndcg"] > max(rk["single"].values()))
+    assert rk["publish"] == twostage.published_kind(rk)
     assert rk["importances"] and abs(sum(rk["importances"].values()) - 1) < 0.01
     # the search's fits are reused, not fitted again: item-CF's chosen table always, ALS's winner when the search
     # fitted it with every iteration (a budget that stops at a lower rung leaves none)

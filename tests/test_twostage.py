@@ -187,3 +187,122 @@ def test_validate_falls_back_to_the_best_single_model_with_too_few_positives(spa
     assert "too few to learn a ranking" in summary["skipped"]
     assert set(summary["single"]) == {"als", "popularity"} and summary["best_single"] in summary["single"]
     assert set(summary["recall"]) == {"als", "popularity", "union"}
+
+
+def blend_candidates(spark):
+    """Two users' candidates, top-2 per source (rank 3 and NaN: not proposed). By hand, user 0: ALS top 2.0,
+    fill 1.0; item-CF top 4.0, fill 2.0. User 1: ALS top 3.0, fill 1.5; item-CF proposed one book only, so
+    fill 0 and top 0.5."""
+    nan = float("nan")
+    rows = [
+        (0, 10, 2.0, 1, nan, 3),
+        (0, 11, 1.0, 2, 4.0, 1),
+        (0, 12, nan, 3, 2.0, 2),
+        (1, 10, 3.0, 1, nan, 3),
+        (1, 13, 1.5, 2, 0.5, 1),
+    ]
+    schema = "user_idx int, book_idx int, als_score float, als_rank int, itemcf_score float, itemcf_rank int"
+    return spark.createDataFrame(rows, schema)
+
+
+def test_blend_scores_by_hand(spark):
+    from chispa import assert_approx_df_equality
+
+    from recspark import blend
+
+    cands = blend_candidates(spark)
+    # scaled and filled: user 0 -> 10: (1.0, 0.5), 11: (0.5, 1.0), 12: (0.5, 0.5); user 1 -> 10: (1.0, 0.0),
+    # 13: (0.5, 1.0)
+    want = spark.createDataFrame(
+        [(0, 10, 1.0, 0.5), (0, 11, 0.5, 1.0), (0, 12, 0.5, 0.5), (1, 10, 1.0, 0.0), (1, 13, 0.5, 1.0)],
+        "user_idx int, book_idx int, als double, itemcf double",
+    )
+    got = blend.normalised(cands, N).orderBy("user_idx", "book_idx")
+    assert_approx_df_equality(got, want, 1e-9, ignore_nullable=True)
+    # w 0.5: user 0 -> 10 and 11 tie at 0.75 (the smaller book first), 12 0.5; user 1 -> 13 0.75, 10 0.5
+    # w 0.8: user 0 -> 11 0.9, 10 0.6; user 1 -> 13 0.9, 10 0.2
+    schema = "blend_weight string, user_idx int, rank int, book_idx int, score float"
+    want = spark.createDataFrame(
+        [
+            ("0.5", 0, 1, 10, 0.75),
+            ("0.5", 0, 2, 11, 0.75),
+            ("0.5", 1, 1, 13, 0.75),
+            ("0.5", 1, 2, 10, 0.5),
+            ("0.8", 0, 1, 11, 0.9),
+            ("0.8", 0, 2, 10, 0.6),
+            ("0.8", 1, 1, 13, 0.9),
+            ("0.8", 1, 2, 10, 0.2),
+        ],
+        schema,
+    )
+    got = blend.ranked_by_weight(cands, (0.5, 0.8), 2, N).orderBy("blend_weight", "user_idx", "rank")
+    assert_approx_df_equality(got, want, 1e-6, ignore_nullable=True)
+    one = blend.ranked(cands, 0.8, 2, N).orderBy("user_idx", "rank")
+    assert [tuple(r) for r in one.select("user_idx", "rank", "book_idx").collect()] == [
+        (0, 1, 11),
+        (0, 2, 10),
+        (1, 1, 13),
+        (1, 2, 10),
+    ]
+
+
+def test_validate_records_the_blend_and_publishes_it_only_above_every_single_model(spark):
+    """With ALS and item-CF among the sources the check also scores their blend: a weight of the grid chosen on
+    the fit users, its NDCG on the check users, and it is the published kind exactly when it beats every single
+    model there (no ranker is trained here)."""
+    pytest.importorskip("xgboost")
+    from recspark import blend, twostage
+    from recspark.content import ContentParams
+
+    factors = "user_idx int, features array<float>"
+    users = spark.createDataFrame([(u, [1.0, float(u % 3)]) for u in range(40)], factors)
+    items = spark.createDataFrame(
+        [(b, [float(b % 5), 1.0]) for b in range(12)], "book_idx int, features array<float>"
+    )
+    neighbours = spark.createDataFrame(
+        [(b, r, (b + d) % 12, s) for b in range(12) for r, (d, s) in enumerate([(4, 0.9), (1, 0.4)], 1)],
+        "book_idx int, rank int, neighbour_idx int, score float",
+    )
+    train = spark.createDataFrame(
+        [(u, b, 0, None) for u in range(40) for b in (u % 12, (u + 1) % 12)],
+        "user_idx int, book_idx int, rating int, date_added timestamp",
+    )
+    truth = spark.createDataFrame([(u, (u + 5) % 12) for u in range(40)], "user_idx int, book_idx int")
+    sources = twostage.Sources(users, items, neighbours, None, ContentParams())
+    params = ranker.RankerParams(n_candidates=5, min_positives=10**6)
+    summary, model = twostage.validate(
+        spark, train, truth, truth.select("user_idx").distinct(), None, sources, 3, params
+    )
+    b = summary["blend"]
+    assert model is None and set(summary["single"]) == {"als", "itemcf", "popularity"}
+    assert b["weight"] in blend.WEIGHTS and set(b["ndcg_by_weight_on_fit_users"]) == {
+        str(w) for w in blend.WEIGHTS
+    }
+    assert b["ndcg_by_weight_on_fit_users"][str(b["weight"])] == max(
+        b["ndcg_by_weight_on_fit_users"].values()
+    )
+    assert 0.0 <= b["ndcg"] <= 1.0
+    assert b["wins"] == (b["ndcg"] > max(summary["single"].values()))
+    assert summary["publish"] == ("blend" if b["wins"] else None)
+
+
+def test_a_tuning_that_publishes_the_blend_configures_a_ranker_run_with_its_weight():
+    """The tuning record decides what a "ranker" run publishes: the blend (its weight, no model file), the learned
+    ranker (its saved path), or, for records from before the blend, the ranker when it won."""
+    from recspark import blend
+    from recspark.pipeline import RunConfig, load_ranker, model_run_id, with_tuned
+
+    cfg = RunConfig()
+    rk = {"path": "/lake/model/_ranker/x", "wins": False, "blend": {"weight": 0.35, "wins": True}}
+    as_blend = with_tuned(cfg, {"model": "ranker", "ranker": {**rk, "publish": "blend"}})
+    assert (as_blend.model, as_blend.blend, as_blend.ranker_model) == ("ranker", 0.35, None)
+    assert load_ranker(as_blend) == blend.Blend(0.35)
+    as_ranker = with_tuned(cfg, {"model": "ranker", "ranker": {**rk, "wins": True, "publish": "ranker"}})
+    assert (as_ranker.model, as_ranker.blend, as_ranker.ranker_model) == ("ranker", None, rk["path"])
+    old = with_tuned(cfg, {"model": "ranker", "ranker": {"path": rk["path"], "wins": True}})
+    assert (old.model, old.blend, old.ranker_model) == ("ranker", None, rk["path"])
+    # the weight is part of the trained model's key: another weight is another model
+    other = with_tuned(
+        cfg, {"model": "ranker", "ranker": {**rk, "publish": "blend", "blend": {"weight": 0.5}}}
+    )
+    assert model_run_id({}, as_blend) != model_run_id({}, other)
