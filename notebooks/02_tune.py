@@ -7,8 +7,9 @@
 # MAGIC quasi-random configurations, successive halving (few iterations for many, full iterations for the best),
 # MAGIC within a time budget. All trials go to `model.tuning_trials`, the winner and runner-up to
 # MAGIC `model.best_params` keyed by the silver input versions; later runs use it unless `use_tuned` is `false`.
-# MAGIC With `ranker` `auto` the two-stage ranker (candidates from every model, a LambdaMART ranker) is trained and
-# MAGIC checked against every single model on the same split. Same as `recspark tune`.
+# MAGIC With `ranker` `auto` the two-stage ranker (candidates from every model, a LambdaMART ranker) and a one-weight
+# MAGIC blend of ALS and item-CF are trained and checked against every single model on the same split. Same as
+# MAGIC `recspark tune`.
 
 # COMMAND ----------
 

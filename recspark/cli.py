@@ -388,7 +388,8 @@ def ranker_opts(sp: argparse.ArgumentParser) -> None:
         choices=["auto", "off"],
         default="auto",
         help="auto (default): the search also trains the two-stage ranker (candidates from every model, "
-        "xgboost LambdaMART) and publishes it when it beats every single model on validation; off: single models",
+        "xgboost LambdaMART) and a one-weight blend of ALS and item-CF over the same candidates, and publishes "
+        "whichever beats every single model on validation (the ranker by z >= 2); off: single models",
     )
 
 
