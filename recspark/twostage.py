@@ -11,7 +11,10 @@
    with every single source's. It is published only when it beats the best of them by more than the noise: the
    per-user NDCG@K differences on the same users must have a mean of at least :data:`MIN_Z` standard errors
    (a paired z test; ``make run`` once published a ranker that won validation by 1.6% and then lost the
-   evaluation by 4.6%).
+   evaluation by 4.6%). Beside it, :func:`blend_check` scores the one-weight blend of ALS and item-CF
+   (:mod:`recspark.blend`) on the same candidates: the weight is chosen on the first part, and the blend is
+   published when it scores higher than every single model on the second (the higher of the two when both win:
+   :func:`published_kind`).
 
 The lists of a published ranker run come from :func:`ranked_lists`: the same sources fitted on all interactions,
 the ranker trained on the tuning split, the explanations of ALS ("because you shelved ...").
