@@ -265,13 +265,14 @@ def print_parameters(summary: dict) -> None:
             f"  two-stage ranker: validation NDCG@10 {rk.get('ranker')} on held-out validation users vs single "
             f"models {rk.get('single')}: {verdict}; candidate recall {rk.get('recall')}"
         )
-        b = rk.get("blend")
-        if b:
-            won = "published" if rk.get("publish") == "blend" else "not published"
-            print(
-                f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} (chosen on the fit users), "
-                f"validation NDCG@10 {b['ndcg']} on the same held-out users (paired z {b['z']}): {won}"
-            )
+    b = (rk or {}).get("blend")
+    if b:
+        won = "published" if rk.get("publish") == "blend" else "not published"
+        print(
+            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} (chosen on the fit users), "
+            f"validation NDCG@10 {b['ndcg']} on held-out validation users against the best single model's "
+            f"{max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}): {won}"
+        )
     p, w = cfg.als, cfg.weights
     used = f"rank {p.rank}, regParam {p.reg:g}, alpha {p.alpha:g}, scheme {w.scheme}, {p.max_iter} iterations"
     print(f"\n== ALS parameters ==\n  {used}")

@@ -183,8 +183,8 @@ def tuning_section(tuning: dict) -> str:
                 f"on held-out validation users ({rk.get('lift')}x the best, paired z {rk.get('z')}; published "
                 f"when z >= 2): {verdict}."
             )
-            if rk.get("blend"):
-                lines.append(blend_line(rk))
+        if rk.get("blend"):  # also when the learned ranker was not trained
+            lines.append(blend_line(rk))
         if rk.get("recall"):  # not when the check was skipped before any candidates were drawn
             lines.append(
                 f"Candidate recall (top-{rk.get('n_candidates')} per source): {json.dumps(rk.get('recall'))}."

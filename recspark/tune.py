@@ -521,11 +521,18 @@ def tune(
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
     checking = ranker_params is not None and search.best is not None and "itemcf" in models
     too_costly = ranker_check_skipped(search, max_iter) if checking and not ranker_required else None
-    if too_costly:
-        log.warning("two-stage ranker not checked: %s", too_costly)
-        search.ranker = {"skipped": too_costly, "wins": False}
-    elif checking:
-        fitted = twostage.Fitted(winner_fit(search.best, full_fits, max_iter), best_neighbours)
+    if checking:
+        # a winner too slow to refit with every iteration: the check fits it with the iterations its trial had (a
+        # cost the search paid once already) and scores the blend only; the learned ranker is not trained, as it
+        # would learn from the scores of a weaker ALS than the one it would be applied to
+        als_iter = search.best["iterations"] if too_costly else max_iter
+        if too_costly:
+            log.warning(
+                "two-stage ranker not trained: %s; blend checked with ALS at %d iterations",
+                too_costly,
+                als_iter,
+            )
+        fitted = twostage.Fitted(winner_fit(search.best, full_fits, als_iter), best_neighbours)
         search.ranker = two_stage(
             spark,
             tune_train,
@@ -536,10 +543,14 @@ def tune(
             search,
             k,
             seed,
-            max_iter,
+            als_iter,
             ranker_params,
             fitted,
+            learned=not too_costly,
         )
+        search.ranker["als_iterations"] = als_iter
+        if too_costly:
+            search.ranker["skipped"] = too_costly
         model = search.ranker.pop("model", None)
         if model is not None and ranker_path:  # saved even when it loses: `--model ranker` may ask for it
             model.write().overwrite().save(ranker_path)
@@ -572,10 +583,12 @@ def two_stage(
     max_iter: int,
     params: ranker.RankerParams,
     fitted: twostage.Fitted | None = None,
+    learned: bool = True,
 ) -> dict:
-    """The ranker checked against every single model on the validation split (the chosen configurations of
-    each family, fitted with ``max_iter`` iterations; ``fitted`` holds those the search already fitted on the same
-    split); the summary carries the fitted model (None when none was trained) under ``model``."""
+    """The ranker and the blend checked against every single model on the validation split (the chosen
+    configurations of each family, ALS fitted with ``max_iter`` iterations; ``fitted`` holds those the search
+    already fitted on the same split; ``learned`` False: the blend only); the summary carries the fitted model
+    (None when none was trained) under ``model``."""
     als_params, weights = apply(search.best, als.AlsParams(max_iter=max_iter, seed=seed), Weights())
     sources = twostage.fit_sources(
         spark,
@@ -587,7 +600,9 @@ def two_stage(
         vectors,
         fitted,
     )
-    summary, model = twostage.validate(spark, tune_train, truth, valid_users, books, sources, k, params)
+    summary, model = twostage.validate(
+        spark, tune_train, truth, valid_users, books, sources, k, params, learned=learned
+    )
     # what fit_sources cached is released here; item-CF's table only when fit_sources fitted it (the search's
     # table, in ``fitted``, belongs to the caller)
     own = [sources.user_factors, sources.item_factors]

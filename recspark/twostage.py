@@ -141,9 +141,11 @@ def validate(
     sources: Sources,
     k: int,
     params: ranker.RankerParams,
+    learned: bool = True,
 ) -> tuple[dict, object | None]:
-    """Fit the ranker on part of the validation users, compare it with every single source on the rest.
-    Returns (summary for the tuning record, the fitted model or None)."""
+    """Fit the ranker (unless not ``learned``) and choose the blend's weight on part of the validation users,
+    compare both with every single source on the rest. Returns (summary for the tuning record, the fitted model
+    or None)."""
     t0 = time.perf_counter()
     n_users = users.count()
     if n_users > params.max_validation_users:  # a hashed sample bounds the cost of the check
@@ -165,8 +167,9 @@ def validate(
     summary["single"] = singles
     model = None
     try:
-        fit_rows = ranker.labelled(feats.join(fit_users, on=C.USER_IDX, how="left_semi"), truth)
-        model = ranker.fit(fit_rows, names, params)
+        if learned:
+            fit_rows = ranker.labelled(feats.join(fit_users, on=C.USER_IDX, how="left_semi"), truth)
+            model = ranker.fit(fit_rows, names, params)
     except ranker.TooFewPositives as exc:
         log.warning("ranker skipped: %s", exc)
         summary["skipped"] = str(exc)

@@ -478,8 +478,9 @@ def test_the_ranker_check_is_skipped_when_its_als_refit_would_outrun_the_budget(
 def test_tune_skips_a_costly_ranker_check_unless_the_ranker_is_asked_for(
     spark, ingested, tmp_path, monkeypatch, required
 ):
-    """The wiring in ``tune``: a search that ended at its first rung with a slow winner skips the two-stage
-    check and records why; with ``ranker_required`` (``--model ranker``) the check runs regardless."""
+    """The wiring in ``tune``: a search that ended at its first rung with a slow winner trains no ranker and
+    records why, and checks the blend with ALS at the iterations its trial had; with ``ranker_required``
+    (``--model ranker``) the whole check runs regardless, ALS with every iteration."""
     lake = copy_of(ingested[0], tmp_path / "lake")
     slow = {**tune.default_trial().as_dict(), "rung": 0, "iterations": 1, "ndcg": 0.1, "seconds": 100.0}
     monkeypatch.setattr(
@@ -489,10 +490,12 @@ def test_tune_skips_a_costly_ranker_check_unless_the_ranker_is_asked_for(
     )
     monkeypatch.setattr(tune, "best_itemcf", lambda *a: ({"similarity": "cosine"}, 0.05, None))
     monkeypatch.setattr(stars, "enough", lambda *a: False)
-    checked: list[bool] = []
+    checked: list[tuple[int, bool]] = []
 
     def fake_two_stage(*args, **kwargs) -> dict:
-        checked.append(True)
+        checked.append(
+            (args[9], kwargs.get("learned", True))
+        )  # (ALS iterations, whether a ranker is trained)
         return {"wins": False, "single": {}}
 
     monkeypatch.setattr(tune, "two_stage", fake_two_stage)
@@ -507,7 +510,8 @@ def test_tune_skips_a_costly_ranker_check_unless_the_ranker_is_asked_for(
         ranker_params=ranker.RankerParams(),
         ranker_required=required,
     )
-    assert checked == ([True] if required else [])
+    assert checked == ([(4, True)] if required else [(1, False)])
+    assert search.ranker["als_iterations"] == (4 if required else 1)
     if not required:  # 100 s x 4 iterations = 400 s, over a quarter of the 200 s budget
         assert search.ranker["wins"] is False and "about 400 s" in search.ranker["skipped"]
         assert tune.stored(lake, "key")["ranker"]["skipped"] == search.ranker["skipped"]
