@@ -162,33 +162,6 @@ def test_without_xgboost_the_message_names_the_extra(monkeypatch):
     assert exit_code(ranker.RankerUnavailable("x")) == 2
 
 
-def test_validate_falls_back_to_the_best_single_model_with_too_few_positives(spark):
-    """Hand-made factors (no fitting): the check scores every single source, trains no ranker, keeps the best."""
-    pytest.importorskip("xgboost")
-    from recspark import twostage
-    from recspark.content import ContentParams
-
-    factors = "user_idx int, features array<float>"
-    users = spark.createDataFrame([(u, [1.0, float(u % 3)]) for u in range(40)], factors)
-    items = spark.createDataFrame(
-        [(b, [float(b % 5), 1.0]) for b in range(12)], "book_idx int, features array<float>"
-    )
-    train = spark.createDataFrame(
-        [(u, b, 0, None) for u in range(40) for b in (u % 12, (u + 1) % 12)],
-        "user_idx int, book_idx int, rating int, date_added timestamp",
-    )
-    truth = spark.createDataFrame([(u, (u + 5) % 12) for u in range(40)], "user_idx int, book_idx int")
-    sources = twostage.Sources(users, items, None, None, ContentParams())
-    params = ranker.RankerParams(n_candidates=5, min_positives=10**6)
-    summary, model = twostage.validate(
-        spark, train, truth, truth.select("user_idx").distinct(), None, sources, 3, params
-    )
-    assert model is None and not summary["wins"] and summary["lift"] is None
-    assert "too few to learn a ranking" in summary["skipped"]
-    assert set(summary["single"]) == {"als", "popularity"} and summary["best_single"] in summary["single"]
-    assert set(summary["recall"]) == {"als", "popularity", "union"}
-
-
 def blend_candidates(spark):
     """Two users' candidates, top-2 per source (rank 3 and NaN: not proposed). By hand, user 0: ALS top 2.0,
     fill 1.0; item-CF top 4.0, fill 2.0. User 1: ALS top 3.0, fill 1.5; item-CF proposed one book only, so
@@ -246,10 +219,10 @@ def test_blend_scores_by_hand(spark):
     ]
 
 
-def test_validate_records_the_blend_and_publishes_it_only_above_every_single_model(spark):
-    """With ALS and item-CF among the sources the check also scores their blend: a weight of the grid chosen on
-    the fit users, its NDCG on the check users, and it is the published kind exactly when it beats every single
-    model there (no ranker is trained here)."""
+def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above_every_single_model(spark):
+    """Hand-made factors and neighbours (no fitting): with too few positives no ranker is trained; the check
+    scores every single source and the blend of ALS and item-CF (a weight of the grid chosen on the fit users,
+    its NDCG on the check users), which is the published kind exactly when it beats every single model there."""
     pytest.importorskip("xgboost")
     from recspark import blend, twostage
     from recspark.content import ContentParams
@@ -274,7 +247,13 @@ def test_validate_records_the_blend_and_publishes_it_only_above_every_single_mod
         spark, train, truth, truth.select("user_idx").distinct(), None, sources, 3, params
     )
     b = summary["blend"]
-    assert model is None and set(summary["single"]) == {"als", "itemcf", "popularity"}
+    assert model is None and not summary["wins"] and summary["lift"] is None
+    assert "too few to learn a ranking" in summary["skipped"]
+    assert (
+        set(summary["single"]) == {"als", "itemcf", "popularity"}
+        and summary["best_single"] in summary["single"]
+    )
+    assert set(summary["recall"]) == {"als", "itemcf", "popularity", "union"}
     assert b["weight"] in blend.WEIGHTS and set(b["ndcg_by_weight_on_fit_users"]) == {
         str(w) for w in blend.WEIGHTS
     }
