@@ -32,7 +32,7 @@ from scipy import sparse
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import append_result, goodbooks_rows  # noqa: E402
-from ease import ease_weights  # noqa: E402  (bench/ease.py: the same B)
+from ease import als_factors, ease_weights  # noqa: E402  (bench/ease.py: the same ALS and B)
 
 K = 10
 DISC = 1 / np.log2(np.arange(2, K + 2))
@@ -114,32 +114,14 @@ def ease_model(x: sparse.csr_matrix, l2: float, max_books: int = 10_000, keep: i
 
 
 def als_model(spark, x: sparse.csr_matrix, cfg: str) -> tuple[np.ndarray, np.ndarray]:
-    from pyspark.ml.recommendation import ALS
-
-    rank, reg, alpha = cfg.split(":")
+    """``bench/ease.py``'s ALS factors of the shelves in ``x``."""
     coo = x.tocoo()
     df = spark.createDataFrame(
         pd.DataFrame({"u": coo.row.astype("int32"), "b": coo.col.astype("int32"), "r": np.float32(1.0)})
     ).cache()
-    model = ALS(
-        rank=int(rank),
-        regParam=float(reg),
-        alpha=float(alpha),
-        implicitPrefs=True,
-        maxIter=12,
-        userCol="u",
-        itemCol="b",
-        ratingCol="r",
-        seed=42,
-    ).fit(df)
-    uf = np.zeros((x.shape[0], int(rank)), np.float32)
-    vf = np.zeros((x.shape[1], int(rank)), np.float32)
-    for row in model.userFactors.collect():
-        uf[row.id] = row.features
-    for row in model.itemFactors.collect():
-        vf[row.id] = row.features
+    factors = als_factors(df, x.shape[0], x.shape[1], cfg)
     df.unpersist()
-    return uf, vf
+    return factors
 
 
 def scaled(s: np.ndarray) -> np.ndarray:

@@ -83,6 +83,32 @@ def positive_top(b: np.ndarray, n: int) -> np.ndarray:
     return np.where((b >= thr) & (b > 0), b, 0.0)
 
 
+def als_factors(df, n_users: int, n_books: int, cfg: str) -> tuple[np.ndarray, np.ndarray]:
+    """Spark's implicit ALS (``rank:regParam:alpha``, 12 iterations, seed 42) on ``df`` (``u``, ``b``, unit ``r``):
+    dense user and book factor matrices (zero rows for ids it never saw)."""
+    from pyspark.ml.recommendation import ALS
+
+    rank, reg, alpha = cfg.split(":")
+    model = ALS(
+        rank=int(rank),
+        regParam=float(reg),
+        alpha=float(alpha),
+        implicitPrefs=True,
+        maxIter=12,
+        userCol="u",
+        itemCol="b",
+        ratingCol="r",
+        seed=42,
+    ).fit(df)
+    uf = np.zeros((n_users, int(rank)), np.float32)
+    vf = np.zeros((n_books, int(rank)), np.float32)
+    for row in model.userFactors.collect():
+        uf[row.id] = row.features
+    for row in model.itemFactors.collect():
+        vf[row.id] = row.features
+    return uf, vf
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", type=Path, required=True)
@@ -116,7 +142,6 @@ def main() -> None:
             )
         print(key, rows[key], f"{time.perf_counter() - t0:.1f} s", flush=True)
     if a.als:
-        from pyspark.ml.recommendation import ALS
         from pyspark.sql import SparkSession
 
         spark = SparkSession.builder.master("local[2]").config("spark.driver.memory", "6g").getOrCreate()
@@ -126,24 +151,7 @@ def main() -> None:
         ).cache()
         df.count()
         for cfg in a.als.split(","):
-            rank, reg, alpha = cfg.split(":")
-            model = ALS(
-                rank=int(rank),
-                regParam=float(reg),
-                alpha=float(alpha),
-                implicitPrefs=True,
-                maxIter=12,
-                userCol="u",
-                itemCol="b",
-                ratingCol="r",
-                seed=42,
-            ).fit(df)
-            uf = np.zeros((nu, int(rank)), np.float32)
-            vf = np.zeros((nb, int(rank)), np.float32)
-            for row in model.userFactors.collect():
-                uf[row.id] = row.features
-            for row in model.itemFactors.collect():
-                vf[row.id] = row.features
+            uf, vf = als_factors(df, nu, nb, cfg)
             rows[f"als {cfg}"] = ndcg(top10(uf[users] @ vf.T, seen), users, truth)
             print(f"als {cfg}", rows[f"als {cfg}"], flush=True)
         spark.stop()
