@@ -75,9 +75,7 @@ class RunConfig:
     stars: StarsParams = field(default_factory=StarsParams)  # explicit ALS for predicted ratings
     ranker: RankerParams = field(default_factory=RankerParams)  # the two-stage ranker (model "ranker")
     ranker_model: str | None = None  # where the ranker a "ranker" run publishes with is saved (by its tuning)
-    blend: float | None = (
-        None  # item-CF's share when a "ranker" run publishes the blend instead (recspark.blend)
-    )
+    blend: float | None = None  # item-CF's share when a "ranker" run publishes the blend (recspark.blend)
     diversity: float = 0.0  # MMR weight of the published lists (0: the model's order; see recspark.diversity)
     item_level: str = "edition"  # what the models learn from: editions, or works (recspark.works)
 
