@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from recspark import columns as C
+from recspark.candidates import top_k
 
 SOURCES = ("als", "itemcf")  # (1 - w) · the first + w · the second
 WEIGHTS = (0.2, 0.35, 0.5, 0.65, 0.8)  # item-CF's share; 0 and 1 are the single models themselves
@@ -86,12 +87,7 @@ def ranked_by_weight(cands: DataFrame, weights: tuple[float, ...], k: int, n: in
             ((1 - F.col("_w")) * F.col(first) + F.col("_w") * F.col(second)).alias(BLEND),
         )
     )
-    w = Window.partitionBy(WEIGHT, C.USER_IDX).orderBy(F.col(BLEND).desc(), F.col(C.BOOK_IDX))
-    return (
-        scored.withColumn(C.RANK, F.row_number().over(w))
-        .where(F.col(C.RANK) <= k)
-        .select(WEIGHT, C.USER_IDX, C.RANK, C.BOOK_IDX, F.col(BLEND).cast("float").alias(C.SCORE))
-    )
+    return top_k(scored, k, BLEND, by=(WEIGHT,))
 
 
 def ranked(cands: DataFrame, weight: float, k: int, n: int) -> DataFrame:

@@ -187,12 +187,12 @@ def recall(cands: DataFrame, truth: DataFrame, sources: tuple[str, ...], n: int)
     return {name: round(row[name] / total, 4) for name in (*sources, "union")}
 
 
-def top_k(scored: DataFrame, k: int, score_col: str) -> DataFrame:
-    """``(user_idx, rank, book_idx, score)``: the ``k`` best candidates of each user by ``score_col`` (ties by
-    book index), with a window per user."""
-    w = Window.partitionBy(C.USER_IDX).orderBy(F.col(score_col).desc(), F.col(C.BOOK_IDX))
+def top_k(scored: DataFrame, k: int, score_col: str, by: tuple[str, ...] = ()) -> DataFrame:
+    """``(*by, user_idx, rank, book_idx, score)``: the ``k`` best candidates of each user (of each ``by`` group, e.g.
+    several lists at once) by ``score_col`` (ties by book index), with a window per user and group."""
+    w = Window.partitionBy(*by, C.USER_IDX).orderBy(F.col(score_col).desc(), F.col(C.BOOK_IDX))
     return (
         scored.withColumn(C.RANK, F.row_number().over(w))
         .where(F.col(C.RANK) <= k)
-        .select(C.USER_IDX, C.RANK, C.BOOK_IDX, F.col(score_col).cast("float").alias(C.SCORE))
+        .select(*by, C.USER_IDX, C.RANK, C.BOOK_IDX, F.col(score_col).cast("float").alias(C.SCORE))
     )
