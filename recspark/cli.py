@@ -231,6 +231,7 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
 def print_parameters(summary: dict) -> None:
     """Which ALS parameters the run used and how they were chosen."""
     from recspark.tune import describe
+    from recspark.twostage import published_kind
 
     cfg, tuning = summary["config"], summary.get("tuning")
     scores = (tuning or {}).get("models") or {}
@@ -254,7 +255,7 @@ def print_parameters(summary: dict) -> None:
     elif rk:
         verdict = (
             "wins"
-            if rk.get("publish", "ranker" if rk.get("wins") else None) == "ranker"
+            if published_kind(rk) == "ranker"
             else "beats the single models, but the blend scored higher"
             if rk.get("wins")
             else f"not published: {rk.get('best_single')} is as good (paired z {rk.get('z')} < 2)"
@@ -267,7 +268,7 @@ def print_parameters(summary: dict) -> None:
         )
     b = (rk or {}).get("blend")
     if b:
-        won = "published" if rk.get("publish") == "blend" else "not published"
+        won = "published" if published_kind(rk) == "blend" else "not published"
         print(
             f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} (chosen on the fit users), "
             f"validation NDCG@10 {b['ndcg']} on held-out validation users against the best single model's "

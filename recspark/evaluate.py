@@ -19,6 +19,7 @@ from recspark import baselines, metrics, topk
 from recspark import columns as C
 from recspark.frames import union_all
 from recspark.tune import describe
+from recspark.twostage import published_kind
 from recspark.works import Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ def tuning_section(tuning: dict) -> str:
         else:
             verdict = (
                 "published"
-                if rk.get("publish", "ranker" if rk.get("wins") else None) == "ranker"
+                if published_kind(rk) == "ranker"
                 else "not published (the blend below scored higher)"
                 if rk.get("wins")
                 else f"not published ({rk.get('best_single')} is better, or the gain is within the noise)"
@@ -200,7 +201,7 @@ def blend_line(rk: dict) -> str:
     b = rk["blend"]
     verdict = (
         "published"
-        if rk.get("publish") == "blend"
+        if published_kind(rk) == "blend"
         else "not published (the ranker above scored higher)"
         if b.get("wins")
         else f"not published ({rk.get('best_single')} is as good or better)"
