@@ -1,7 +1,7 @@
 """Does a blend of ALS and EASE, its weight chosen on validation, beat the better of the two on held-out data?
 
     python bench/blend.py --source DIR [--als 64:0.5:5,16:0.007:0.6] [--lambdas 1,4,16,64] \
-        [--weights 0,0.2,0.35,0.5,0.65,0.8,1]
+        [--weights 0,0.2,0.35,0.5,0.65,0.8,1] [--popularity 0,0.1,0.2,0.3] [--candidates 100]
 
 The protocol of ``recspark run`` in plain numpy (and Spark's ALS): 20% of each user's rows held out for the
 test (seed 42), then 20% of each user's remaining rows for validation (seed 43). On the validation split's
@@ -9,7 +9,8 @@ training side every ALS configuration (``rank:regParam:alpha``, implicit, unit r
 EASE strength (``λ = l2 ×`` mean readers per book, over the 10,000 most-read books, each row cut to its 400
 weights of largest magnitude, as the product keeps them) is fitted; the best of each family is chosen by
 validation NDCG@10, then the blend weight ``w`` of ``(1 - w) · als / max|als| + w · ease / max|ease|`` (each
-user's scores over the catalogue scaled by their largest magnitude). The two chosen models are refitted on the
+user's scores over the catalogue scaled by their largest magnitude), and with ``--popularity`` also the share
+``p`` of ``(1 - p) · blend + p · popularity`` (chosen with ``w``). The two chosen models are refitted on the
 whole training side and scored on the test: ALS alone, EASE alone, every blend weight, popularity.
 
 Relevant books as the hidden checks count them on the test (ratings: 4-5 stars; UCSD CSVs: ``is_read``;
@@ -146,9 +147,11 @@ def candidate_scaled(
 
 
 def scores_by_chunk(x, users, als=None, ease=None, chunk: int = 4000, candidates: int = 0):
-    """Yield ``(users, seen, als scores, ease scores, allowed)`` for chunks of ``users``: each source's scores over
-    the catalogue scaled by their largest magnitude, or with ``candidates`` as the product's blend sees them
-    (:func:`candidate_scaled`; ``allowed``: the union of both sources' top-``candidates``)."""
+    """Yield ``(users, seen, als, ease, popularity, allowed)`` scores for chunks of ``users``: each source's scores
+    over the catalogue scaled by their largest magnitude, or with ``candidates`` as the product's blend sees them
+    (:func:`candidate_scaled`; ``allowed``: the union of the three sources' top-``candidates``, as the product's
+    candidates are)."""
+    readers = np.asarray(x.sum(0)).ravel().astype(np.float32)
     for lo in range(0, len(users), chunk):
         us = users[lo : lo + chunk]
         seen = x[us].toarray()
@@ -157,27 +160,34 @@ def scores_by_chunk(x, users, als=None, ease=None, chunk: int = 4000, candidates
         if ease is not None:
             books, b = ease
             e[:, books] = seen[:, books] @ b
+        pop = np.tile(readers, (len(us), 1))
         if candidates:
             a, in_a = candidate_scaled(a, seen, candidates, positive=False)
             e, in_e = candidate_scaled(e, seen, candidates, positive=True)
-            yield us, seen, a, e, in_a | in_e
+            pop, in_p = candidate_scaled(pop, seen, candidates, positive=False)
+            yield us, seen, a, e, pop, in_a | in_e | in_p
         else:
-            yield us, seen, scaled(a), scaled(e), np.ones_like(seen, dtype=bool)
+            yield us, seen, scaled(a), scaled(e), scaled(pop), np.ones_like(seen, dtype=bool)
 
 
-def score_all(x, users, truth, als, ease, weights, candidates: int = 0) -> dict[str, np.ndarray]:
-    """Per-user NDCG@10 of ALS alone (w 0), EASE alone (w 1) and each blend weight, plus popularity."""
+def key(w: float, p: float) -> str:
+    """The result key of EASE's share ``w`` and popularity's share ``p`` (``"w 0.5"`` when ``p`` is 0)."""
+    return f"w {w:g}" + (f" p {p:g}" if p else "")
+
+
+def score_all(x, users, truth, als, ease, weights, candidates: int = 0, pops=(0.0,)) -> dict[str, np.ndarray]:
+    """Per-user NDCG@10 of ALS alone (w 0), EASE alone (w 1), each blend weight and each popularity share ``p``
+    of ``(1 - p) · blend + p · popularity``, plus popularity alone."""
     readers = np.asarray(x.sum(0)).ravel().astype(np.float32)
-    pop = readers / readers.max()
-    out: dict[str, list[np.ndarray]] = {f"w {w:g}": [] for w in weights}
+    tie = 1e-6 * readers / readers.max()  # popularity breaks ties (fills lists past EASE's candidates)
+    out: dict[str, list[np.ndarray]] = {key(w, p): [] for p in pops for w in weights}
     out["popularity"] = []
-    for us, seen, a, e, allowed in scores_by_chunk(x, users, als, ease, candidates=candidates):
-        out["popularity"].append(ndcg_rows(np.tile(pop, (len(us), 1)), seen, us, truth))
-        for w in weights:
-            s = (
-                (1 - w) * a + w * e + 1e-6 * pop
-            )  # popularity breaks ties (fills lists past EASE's candidates)
-            out[f"w {w:g}"].append(ndcg_rows(np.where(allowed, s, -np.inf), seen, us, truth))
+    for us, seen, a, e, pop, allowed in scores_by_chunk(x, users, als, ease, candidates=candidates):
+        out["popularity"].append(ndcg_rows(np.tile(readers, (len(us), 1)), seen, us, truth))
+        for p in pops:
+            for w in weights:
+                s = (1 - p) * ((1 - w) * a + w * e) + p * pop + tie
+                out[key(w, p)].append(ndcg_rows(np.where(allowed, s, -np.inf), seen, us, truth))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -187,6 +197,11 @@ def main() -> None:
     p.add_argument("--als", default="64:0.5:5,16:0.007:0.6")
     p.add_argument("--lambdas", default="1,4,16,64")
     p.add_argument("--weights", default="0,0.2,0.35,0.5,0.65,0.8,1")
+    p.add_argument(
+        "--popularity",
+        default="0",
+        help="popularity's shares p of (1 - p) · blend + p · popularity, chosen on validation with w (0: no third source)",
+    )
     p.add_argument(
         "--candidates",
         type=int,
@@ -202,6 +217,7 @@ def main() -> None:
     val_mask = held_out(train["user"].to_numpy(), 0.2, 43)
     tune, val = train[~val_mask], train[val_mask]
     weights = [float(w) for w in a.weights.split(",")]
+    pops = [float(p) for p in a.popularity.split(",")]
 
     from pyspark.sql import SparkSession
 
@@ -231,19 +247,21 @@ def main() -> None:
     m_als, m_ease = als_model(spark, x_tune, als_cfg), ease_model(x_tune, l2)
     on_val = {
         k: float(v.mean())
-        for k, v in score_all(x_tune, val_users, val_truth, m_als, m_ease, weights, a.candidates).items()
+        for k, v in score_all(
+            x_tune, val_users, val_truth, m_als, m_ease, weights, a.candidates, pops
+        ).items()
     }
     print("validation blends:", on_val, flush=True)
-    w_best = max(weights, key=lambda w: on_val[f"w {w:g}"])
+    w_best, p_best = max(((w, p) for p in pops for w in weights), key=lambda wp: on_val[key(*wp)])
 
     x_train = matrix(train, nu, nb)
     test_truth = truth_of(test, "test_rel")
     test_users = np.array(sorted(test_truth))
     m_als, m_ease = als_model(spark, x_train, als_cfg), ease_model(x_train, l2)
-    per_user = score_all(x_train, test_users, test_truth, m_als, m_ease, weights, a.candidates)
+    per_user = score_all(x_train, test_users, test_truth, m_als, m_ease, weights, a.candidates, pops)
     on_test = {k: round(float(v.mean()), 4) for k, v in per_user.items()}
-    best_single = max(("w 0", "w 1"), key=lambda k: on_val[k])
-    gain = per_user[f"w {w_best:g}"] - per_user[best_single]
+    best_single = max(("w 0", "w 1", "popularity"), key=lambda k: on_val[k])
+    gain = per_user[key(w_best, p_best)] - per_user[best_single]
     z = float(gain.mean() / (gain.std(ddof=1) / np.sqrt(len(gain)))) if gain.std() > 0 else 0.0
     spark.stop()
     result = {
@@ -255,8 +273,14 @@ def main() -> None:
         "books": nb,
         "candidates": a.candidates or "every book",
         "validation_ndcg@10": {"singles": {k: round(v, 4) for k, v in singles.items()}}
-        | {"blends (w: EASE's share)": {k: round(v, 4) for k, v in on_val.items()}},
-        "chosen": {"als": als_cfg, "ease_l2": l2, "w": w_best, "best_single_on_validation": best_single},
+        | {"blends (w: EASE's share, p: popularity's)": {k: round(v, 4) for k, v in on_val.items()}},
+        "chosen": {
+            "als": als_cfg,
+            "ease_l2": l2,
+            "w": w_best,
+            "p": p_best,
+            "best_single_on_validation": best_single,
+        },
         "test_ndcg@10": on_test,
         "test_gain_of_chosen_blend_over_best_single": {
             "mean": round(float(gain.mean()), 4),

@@ -200,10 +200,11 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
     if ev is not None and summary["config"].model in ev.results:
         print("\n== offline evaluation (per-user 20% holdout) ==")
         print(ev.table(10))
-        model = summary["config"].model
+        model, label = summary["config"].model, summary["config"].published_label
         ratio = ev.value(model, "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)
+        what = "published" if label == model else f"published; {label}"
         print(
-            f"{model} (published) NDCG@10 is {ratio:.2f}x popularity's. "
+            f"{model} ({what}) NDCG@10 is {ratio:.2f}x popularity's. "
             f"Report: {report_dir.resolve()}/evaluation-{summary['run_id']}.md"
         )
     recs = lake.read(C.GOLD, "user_recommendations").where(F.col(C.RUN_ID) == summary["run_id"])
@@ -236,7 +237,7 @@ def print_parameters(summary: dict) -> None:
     cfg, tuning = summary["config"], summary.get("tuning")
     scores = (tuning or {}).get("models") or {}
     shown = ", ".join(f"{m} {v:.4f}" for m, v in scores.items())
-    print(f"\n== published model: {cfg.model} ==")
+    print(f"\n== published model: {cfg.published_label} ==")
     print(
         f"  validation NDCG@10 by model: {shown}"
         if shown

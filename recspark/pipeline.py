@@ -98,6 +98,15 @@ class RunConfig:
                 f"model {self.model!r} is published but not among --models {','.join(self.models)}"
             )
 
+    @property
+    def published_label(self) -> str:
+        """What the published lists come from, for people: the family, or which kind of two-stage list."""
+        if self.model != "ranker":
+            return self.model
+        if self.blend is not None:
+            return f"ranker: blend of ALS and item-CF, weight {self.blend:g}"
+        return "ranker: learned"
+
     def as_dict(self) -> dict:
         d = asdict(self)
         return d

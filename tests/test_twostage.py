@@ -276,8 +276,10 @@ def test_a_tuning_that_publishes_the_blend_configures_a_ranker_run_with_its_weig
     as_blend = with_tuned(cfg, {"model": "ranker", "ranker": {**rk, "publish": "blend"}})
     assert (as_blend.model, as_blend.blend, as_blend.ranker_model) == ("ranker", 0.35, None)
     assert load_ranker(as_blend) == blend.Blend(0.35)
+    assert as_blend.published_label == "ranker: blend of ALS and item-CF, weight 0.35"
     as_ranker = with_tuned(cfg, {"model": "ranker", "ranker": {**rk, "wins": True, "publish": "ranker"}})
     assert (as_ranker.model, as_ranker.blend, as_ranker.ranker_model) == ("ranker", None, rk["path"])
+    assert (as_ranker.published_label, cfg.published_label) == ("ranker: learned", "als")
     old = with_tuned(cfg, {"model": "ranker", "ranker": {"path": rk["path"], "wins": True}})
     assert (old.model, old.blend, old.ranker_model) == ("ranker", None, rk["path"])
     # the weight is part of the trained model's key: another weight is another model
