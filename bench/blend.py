@@ -203,6 +203,13 @@ def main() -> None:
         help="popularity's shares p of (1 - p) · blend + p · popularity, chosen on validation with w (0: no third source)",
     )
     p.add_argument(
+        "--popularity-min-z",
+        type=float,
+        default=None,
+        help="keep a popularity share only when it beats the best blend without it by this many standard errors "
+        "of the per-user differences on validation (the product: 1)",
+    )
+    p.add_argument(
         "--candidates",
         type=int,
         default=0,
@@ -245,14 +252,17 @@ def main() -> None:
     print(f"validation: {len(tune):,} rows, {len(val_users):,} users", flush=True)
     singles, als_cfg, l2 = chosen(x_tune, val_truth, val_users)
     m_als, m_ease = als_model(spark, x_tune, als_cfg), ease_model(x_tune, l2)
-    on_val = {
-        k: float(v.mean())
-        for k, v in score_all(
-            x_tune, val_users, val_truth, m_als, m_ease, weights, a.candidates, pops
-        ).items()
-    }
+    val_per_user = score_all(x_tune, val_users, val_truth, m_als, m_ease, weights, a.candidates, pops)
+    on_val = {k: float(v.mean()) for k, v in val_per_user.items()}
     print("validation blends:", on_val, flush=True)
     w_best, p_best = max(((w, p) for p in pops for w in weights), key=lambda wp: on_val[key(*wp)])
+    w_plain = max(weights, key=lambda w: on_val[key(w, 0.0)])
+    share_z = None
+    if p_best and a.popularity_min_z is not None:  # the one-standard-error rule of the product
+        d = val_per_user[key(w_best, p_best)] - val_per_user[key(w_plain, 0.0)]
+        share_z = float(d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))) if d.std() > 0 else 0.0
+        if share_z < a.popularity_min_z:
+            w_best, p_best = w_plain, 0.0
 
     x_train = matrix(train, nu, nb)
     test_truth = truth_of(test, "test_rel")
@@ -279,6 +289,7 @@ def main() -> None:
             "ease_l2": l2,
             "w": w_best,
             "p": p_best,
+            "popularity_share_z_on_validation": None if share_z is None else round(share_z, 2),
             "best_single_on_validation": best_single,
         },
         "test_ndcg@10": on_test,

@@ -270,8 +270,9 @@ def print_parameters(summary: dict) -> None:
     b = (rk or {}).get("blend")
     if b:
         won = "published" if published_kind(rk) == "blend" else "not published"
+        also = f", popularity's share {b['popularity']:g}" if b.get("popularity") else ""
         print(
-            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} (chosen on the fit users), "
+            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g}{also} (chosen on the fit users), "
             f"validation NDCG@10 {b['ndcg']} on held-out validation users against the best single model's "
             f"{max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}): {won}"
         )
