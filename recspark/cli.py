@@ -392,7 +392,7 @@ def ranker_opts(sp: argparse.ArgumentParser) -> None:
         choices=["auto", "off"],
         default="auto",
         help="auto (default): the search also trains the two-stage ranker (candidates from every model, "
-        "xgboost LambdaMART) and a one-weight blend of ALS and item-CF over the same candidates, and publishes "
+        "xgboost LambdaMART) and a blend of ALS, item-CF and popularity over the same candidates, and publishes "
         "whichever beats every single model on validation (the ranker by z >= 2); off: single models",
     )
 
