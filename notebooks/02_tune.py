@@ -7,8 +7,8 @@
 # MAGIC quasi-random configurations, successive halving (few iterations for many, full iterations for the best),
 # MAGIC within a time budget. All trials go to `model.tuning_trials`, the winner and runner-up to
 # MAGIC `model.best_params` keyed by the silver input versions; later runs use it unless `use_tuned` is `false`.
-# MAGIC With `ranker` `auto` the two-stage ranker (candidates from every model, a LambdaMART ranker) and a blend of
-# MAGIC ALS, item-CF and popularity are trained and checked against every single model on the same split. Same as
+# MAGIC With `ranker` `auto` the two-stage ranker (candidates from every model, a LambdaMART ranker) and a one-weight
+# MAGIC blend of ALS and item-CF are trained and checked against every single model on the same split. Same as
 # MAGIC `recspark tune`.
 
 # COMMAND ----------

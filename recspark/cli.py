@@ -270,9 +270,8 @@ def print_parameters(summary: dict) -> None:
     b = (rk or {}).get("blend")
     if b:
         won = "published" if published_kind(rk) == "blend" else "not published"
-        also = f", popularity's share {b['popularity']:g}" if b.get("popularity") else ""
         print(
-            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g}{also} (chosen on the fit users), "
+            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} (chosen on the fit users), "
             f"validation NDCG@10 {b['ndcg']} on held-out validation users against the best single model's "
             f"{max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}): {won}"
         )
@@ -392,7 +391,7 @@ def ranker_opts(sp: argparse.ArgumentParser) -> None:
         choices=["auto", "off"],
         default="auto",
         help="auto (default): the search also trains the two-stage ranker (candidates from every model, "
-        "xgboost LambdaMART) and a blend of ALS, item-CF and popularity over the same candidates, and publishes "
+        "xgboost LambdaMART) and a one-weight blend of ALS and item-CF over the same candidates, and publishes "
         "whichever beats every single model on validation (the ranker by z >= 2); off: single models",
     )
 

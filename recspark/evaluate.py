@@ -197,8 +197,7 @@ def tuning_section(tuning: dict) -> str:
 
 
 def blend_line(rk: dict) -> str:
-    """The report's line on the blend of ALS, item-CF and popularity (recspark.blend) from the two-stage record
-    ``rk``."""
+    """The report's line on the blend of ALS and item-CF (recspark.blend) from the two-stage record ``rk``."""
     b = rk["blend"]
     verdict = (
         "published"
@@ -208,9 +207,8 @@ def blend_line(rk: dict) -> str:
         else f"not published ({rk.get('best_single')} is as good or better)"
     )
     return (
-        f"Blend of ALS, item-CF and popularity, `(1 - p) · ((1 - w) · ALS + w · item-CF) + p · popularity` over "
-        f"the same candidates (each scaled by the user's top score): w = {b['weight']:g}, "
-        f"p = {b.get('popularity', 0.0):g} chosen on the fit users (NDCG by w and p: "
+        f"Blend of ALS and item-CF, `(1 - w) · ALS + w · item-CF` over the same candidates (each scaled by the "
+        f"user's top score): w = {b['weight']:g} chosen on the fit users (NDCG by w: "
         f"{json.dumps(b['ndcg_by_weight_on_fit_users'])}); on the held-out validation users NDCG {b['ndcg']} vs "
         f"the best single model's {max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}; published when "
         f"higher): {verdict}."

@@ -76,7 +76,6 @@ class RunConfig:
     ranker: RankerParams = field(default_factory=RankerParams)  # the two-stage ranker (model "ranker")
     ranker_model: str | None = None  # where the ranker a "ranker" run publishes with is saved (by its tuning)
     blend: float | None = None  # item-CF's share when a "ranker" run publishes the blend (recspark.blend)
-    blend_popularity: float = 0.0  # and popularity's share in that blend
     diversity: float = 0.0  # MMR weight of the published lists (0: the model's order; see recspark.diversity)
     item_level: str = "edition"  # what the models learn from: editions, or works (recspark.works)
 
@@ -105,8 +104,7 @@ class RunConfig:
         if self.model != "ranker":
             return self.model
         if self.blend is not None:
-            also = f", popularity's share {self.blend_popularity:g}" if self.blend_popularity else ""
-            return f"ranker: blend of ALS and item-CF, weight {self.blend:g}{also}"
+            return f"ranker: blend of ALS and item-CF, weight {self.blend:g}"
         return "ranker: learned"
 
     def as_dict(self) -> dict:
@@ -204,16 +202,9 @@ def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
     rk = found.get("ranker") or {}
     two_stage = chosen == "ranker" and {"als", "itemcf"} <= set(cfg.models)
     if two_stage and rk.get("publish") == "blend":
-        chosen_blend = rk["blend"]
-        cfg = replace(
-            cfg,
-            model="ranker",
-            ranker_model=None,
-            blend=chosen_blend["weight"],
-            blend_popularity=chosen_blend.get("popularity", 0.0),
-        )
+        cfg = replace(cfg, model="ranker", ranker_model=None, blend=rk["blend"]["weight"])
     elif two_stage and rk.get("path"):
-        cfg = replace(cfg, model="ranker", ranker_model=rk["path"], blend=None, blend_popularity=0.0)
+        cfg = replace(cfg, model="ranker", ranker_model=rk["path"], blend=None)
     elif chosen in (*cfg.models, "popularity"):
         cfg = replace(cfg, model=chosen)
     elif chosen:  # e.g. the search chose item-CF, this run is limited to --models als: the best of the rest
@@ -230,7 +221,7 @@ def with_ranker(cfg: RunConfig, tuning: dict | None) -> RunConfig:
             "skipped"
         ) or "the search trained no ranker (--tune off?)"
         raise NotFound(f"--model ranker: no trained ranker for these inputs: {why}")
-    return replace(cfg, model="ranker", ranker_model=path, blend=None, blend_popularity=0.0)
+    return replace(cfg, model="ranker", ranker_model=path, blend=None)
 
 
 def input_key(versions: dict) -> str:
@@ -323,7 +314,6 @@ MODEL_FIELDS = (
     "ranker",
     "ranker_model",
     "blend",
-    "blend_popularity",
     "item_level",
 )  # what a trained model depends on
 PUBLISH_FIELDS = (
@@ -993,7 +983,6 @@ def as_trained(cfg: RunConfig, trained: dict) -> RunConfig:
         ranker=RankerParams(**trained["ranker"]) if "ranker" in trained else cfg.ranker,
         ranker_model=trained.get("ranker_model"),
         blend=trained.get("blend"),
-        blend_popularity=trained.get("blend_popularity", 0.0),
         item_level=trained.get("item_level", "edition"),
     )
 
@@ -1041,7 +1030,7 @@ def clean_old_rankers(spark: SparkSession, lake: Lakehouse) -> list[str]:
 def load_ranker(cfg: RunConfig):
     """The ranker model a ranker run publishes with (saved by its tuning), or its blend (:mod:`recspark.blend`)."""
     if cfg.blend is not None:
-        return Blend(cfg.blend, cfg.blend_popularity)
+        return Blend(cfg.blend)
     if not cfg.ranker_model:
         raise NotFound(
             "this run publishes the ranker, but no trained ranker is recorded: run with --tune full"

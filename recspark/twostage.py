@@ -11,8 +11,8 @@
    with every single source's. It is published only when it beats the best of them by more than the noise: the
    per-user NDCG@K differences on the same users must have a mean of at least :data:`MIN_Z` standard errors
    (a paired z test; ``make run`` once published a ranker that won validation by 1.6% and then lost the
-   evaluation by 4.6%). Beside it, :func:`blend_check` scores the blend of ALS, item-CF and popularity
-   (:mod:`recspark.blend`) on the same candidates: its two shares are chosen on the first part, and the blend is
+   evaluation by 4.6%). Beside it, :func:`blend_check` scores the one-weight blend of ALS and item-CF
+   (:mod:`recspark.blend`) on the same candidates: the weight is chosen on the first part, and the blend is
    published when it scores higher than every single model on the second (the higher of the two when both win:
    :func:`published_kind`).
 
@@ -143,7 +143,7 @@ def validate(
     params: ranker.RankerParams,
     learned: bool = True,
 ) -> tuple[dict, object | None]:
-    """Fit the ranker (unless not ``learned``) and choose the blend's shares on part of the validation users,
+    """Fit the ranker (unless not ``learned``) and choose the blend's weight on part of the validation users,
     compare both with every single source on the rest. Returns (summary for the tuning record, the fitted model
     or None)."""
     t0 = time.perf_counter()
@@ -220,38 +220,27 @@ def blend_check(
     k: int,
     params: ranker.RankerParams,
 ) -> dict | None:
-    """The blend of ALS, item-CF and popularity (:mod:`recspark.blend`): its point of the grid chosen on the
-    ranker's fit users (every point scored in one job), then its NDCG@k on the check users, where the single
-    models were scored, with the paired z of its gain over ``best_lists`` (the best single model's there); None
-    without both ALS and item-CF."""
+    """The blend of ALS and item-CF (:mod:`recspark.blend`): its weight chosen on the ranker's fit users (every
+    weight scored in one job), then its NDCG@k on the check users, where the single models were scored, with the
+    paired z of its gain over ``best_lists`` (the best single model's there); None without both sources."""
     if not set(blend.SOURCES) <= set(lists):
         return None
     n = params.n_candidates
     fit_truth = truth.join(fit_users, on=C.USER_IDX, how="left_semi")
-    points = blend.grid(blend.POPULARITY in lists)
     by_weight = blend.ranked_by_weight(
-        feats.join(fit_users, on=C.USER_IDX, how="left_semi"), points, k, n
-    ).cache()
-    found = metrics.ranking_metrics_by(by_weight, fit_truth, [k], [b.key for b in points], by=blend.WEIGHT)
-    on_fit = {b: round(found[b.key][k]["ndcg"], 5) for b in points}
-
-    def share_z(with_share: blend.Blend, without: blend.Blend) -> float:
-        pair = [
-            by_weight.where(F.col(blend.WEIGHT) == b.key).drop(blend.WEIGHT) for b in (with_share, without)
-        ]
-        return metrics.paired_difference(*pair, fit_truth, k)[1]
-
-    chosen, z_share = blend.choose(on_fit, share_z)
-    by_weight.unpersist()
-    check = blend.ranked(feats.join(check_users, on=C.USER_IDX, how="left_semi"), chosen, k, n).cache()
+        feats.join(fit_users, on=C.USER_IDX, how="left_semi"), blend.WEIGHTS, k, n
+    )
+    groups = [str(w) for w in blend.WEIGHTS]
+    found = metrics.ranking_metrics_by(by_weight, fit_truth, [k], groups, by=blend.WEIGHT)
+    on_fit = {g: round(found[g][k]["ndcg"], 5) for g in groups}
+    weight = float(max(groups, key=lambda g: (on_fit[g], -abs(float(g) - 0.5))))  # ties: nearer an even mix
+    check = blend.ranked(feats.join(check_users, on=C.USER_IDX, how="left_semi"), weight, k, n).cache()
     score = metrics.ranking_metrics(check, check_truth, [k])[k]["ndcg"]
     _, z = metrics.paired_difference(check, best_lists, check_truth, k)
     check.unpersist()
     return {
-        "weight": chosen.weight,
-        "popularity": chosen.popularity,
-        "popularity_share_z": z_share,
-        "ndcg_by_weight_on_fit_users": {b.key: v for b, v in on_fit.items()},
+        "weight": weight,
+        "ndcg_by_weight_on_fit_users": on_fit,
         "ndcg": round(score, 5),
         "z": round(z, 2),
     }
@@ -282,7 +271,7 @@ def ranked_lists(
     source's top-``n`` candidates."""
     feats, lists = candidate_features(spark, train, sources, users, n, books)
     if isinstance(model, blend.Blend):
-        out = blend.ranked(feats, model, k, n).cache()
+        out = blend.ranked(feats, model.weight, k, n).cache()
     else:
         expected = model.getOrDefault("features_cols")
         got = candidates.feature_names(tuple(lists))

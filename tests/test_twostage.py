@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sys
-from dataclasses import replace
 
 import pytest
 
@@ -209,80 +208,15 @@ def test_blend_scores_by_hand(spark):
         ],
         schema,
     )
-    got = blend.ranked_by_weight(cands, (blend.Blend(0.5), blend.Blend(0.8)), 2, N).orderBy(
-        "blend_weight", "user_idx", "rank"
-    )
+    got = blend.ranked_by_weight(cands, (0.5, 0.8), 2, N).orderBy("blend_weight", "user_idx", "rank")
     assert_approx_df_equality(got, want, 1e-6, ignore_nullable=True)
-    one = blend.ranked(cands, blend.Blend(0.8), 2, N).orderBy("user_idx", "rank")
+    one = blend.ranked(cands, 0.8, 2, N).orderBy("user_idx", "rank")
     assert [tuple(r) for r in one.select("user_idx", "rank", "book_idx").collect()] == [
         (0, 1, 11),
         (0, 2, 10),
         (1, 1, 13),
         (1, 2, 10),
     ]
-
-
-def test_blend_with_popularity_by_hand(spark):
-    """Popularity as the third source: user 0's popularity proposed 12 (100) and 10 (50), so 11 gets the fill 50;
-    user 1's proposed 10 (80) only, so 13 gets 0. Scaled: user 0 -> 10: 0.5, 11: 0.5, 12: 1.0; user 1 -> 10: 1.0,
-    13: 0.0. Blend (w 1, p 0.3) = 0.7 · item-CF + 0.3 · popularity: user 0 -> 11 0.85, 12 0.65 (10: 0.5); user 1
-    -> 13 0.7, 10 0.3. Blend (w 0.5, p 0.2) = 0.8 · (ALS + item-CF) / 2 + 0.2 · popularity: user 0 -> 10 and 11
-    tie at 0.7 (12: 0.6); user 1 -> 10 and 13 tie at 0.6 (the smaller book first)."""
-    from chispa import assert_approx_df_equality
-
-    from recspark import blend
-
-    nan = float("nan")
-    pop = spark.createDataFrame(
-        [(0, 10, 50.0, 2), (0, 11, nan, 3), (0, 12, 100.0, 1), (1, 10, 80.0, 1), (1, 13, nan, 3)],
-        "user_idx int, book_idx int, popularity_score float, popularity_rank int",
-    )
-    cands = blend_candidates(spark).join(pop, on=["user_idx", "book_idx"], how="inner")
-    schema = "blend_weight string, user_idx int, rank int, book_idx int, score float"
-    want = spark.createDataFrame(
-        [
-            ("0.5 p0.2", 0, 1, 10, 0.7),
-            ("0.5 p0.2", 0, 2, 11, 0.7),
-            ("0.5 p0.2", 1, 1, 10, 0.6),
-            ("0.5 p0.2", 1, 2, 13, 0.6),
-            ("1 p0.3", 0, 1, 11, 0.85),
-            ("1 p0.3", 0, 2, 12, 0.65),
-            ("1 p0.3", 1, 1, 13, 0.7),
-            ("1 p0.3", 1, 2, 10, 0.3),
-        ],
-        schema,
-    )
-    points = (blend.Blend(1.0, 0.3), blend.Blend(0.5, 0.2))
-    got = blend.ranked_by_weight(cands, points, 2, N).orderBy("blend_weight", "user_idx", "rank")
-    assert_approx_df_equality(got, want, 1e-6, ignore_nullable=True)
-    # the grid: five weights alone, and with popularity every share with every weight from 0 to 1
-    assert [b.key for b in blend.grid(False)] == ["0.2", "0.35", "0.5", "0.65", "0.8"]
-    assert len(blend.grid(True)) == 5 + 3 * 7 and blend.Blend(0.0, 0.1) in blend.grid(True)
-    with pytest.raises(ValueError, match="popularity among the candidates"):
-        blend.ranked_by_weight(blend_candidates(spark), points, 2, N)
-
-
-def test_blend_choice_by_hand():
-    """The best blend on the fit users; one with a popularity share only when its paired z over the best blend
-    without one reaches MIN_SHARE_Z; ties go to less popularity, then to the nearer even mix."""
-    from recspark.blend import MIN_SHARE_Z, Blend, choose
-
-    asked = []
-
-    def z_of(value):
-        def share_z(a, b):
-            asked.append((a, b))
-            return value
-
-        return share_z
-
-    on_fit = {Blend(0.2): 0.30, Blend(0.5): 0.31, Blend(1.0, 0.3): 0.33, Blend(0.5, 0.1): 0.32}
-    assert choose(on_fit, z_of(MIN_SHARE_Z)) == (Blend(1.0, 0.3), MIN_SHARE_Z)
-    assert asked == [(Blend(1.0, 0.3), Blend(0.5))]
-    assert choose(on_fit, z_of(MIN_SHARE_Z - 0.01)) == (Blend(0.5), round(MIN_SHARE_Z - 0.01, 2))
-    asked.clear()
-    tied = {Blend(0.2): 0.31, Blend(0.65): 0.31, Blend(0.5, 0.1): 0.31}
-    assert choose(tied, z_of(5.0)) == (Blend(0.65), None) and asked == []
 
 
 def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above_every_single_model(spark):
@@ -320,14 +254,12 @@ def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above
         and summary["best_single"] in summary["single"]
     )
     assert set(summary["recall"]) == {"als", "itemcf", "popularity", "union"}
-    # popularity is among the candidates' sources, so the grid has its shares too; the best point is chosen,
-    # with a share only when it passed the one-standard-error rule (test_blend_choice_by_hand)
-    on_fit = b["ndcg_by_weight_on_fit_users"]
-    assert set(on_fit) == {p.key for p in blend.grid(True)}
-    passed = b["popularity_share_z"] is None or b["popularity_share_z"] >= blend.MIN_SHARE_Z
-    best = max(on_fit.values()) if passed else max(v for g, v in on_fit.items() if "p" not in g)
-    assert on_fit[blend.Blend(b["weight"], b["popularity"]).key] == best
-    assert (b["popularity"] > 0) == (b["popularity_share_z"] is not None and passed)
+    assert b["weight"] in blend.WEIGHTS and set(b["ndcg_by_weight_on_fit_users"]) == {
+        str(w) for w in blend.WEIGHTS
+    }
+    assert b["ndcg_by_weight_on_fit_users"][str(b["weight"])] == max(
+        b["ndcg_by_weight_on_fit_users"].values()
+    )
     assert 0.0 <= b["ndcg"] <= 1.0
     assert b["wins"] == (b["ndcg"] > max(summary["single"].values()))
     assert summary["publish"] == ("blend" if b["wins"] else None)
@@ -343,13 +275,8 @@ def test_a_tuning_that_publishes_the_blend_configures_a_ranker_run_with_its_weig
     rk = {"path": "/lake/model/_ranker/x", "wins": False, "blend": {"weight": 0.35, "wins": True}}
     as_blend = with_tuned(cfg, {"model": "ranker", "ranker": {**rk, "publish": "blend"}})
     assert (as_blend.model, as_blend.blend, as_blend.ranker_model) == ("ranker", 0.35, None)
-    assert load_ranker(as_blend) == blend.Blend(0.35)  # a record from before popularity's share: 0
+    assert load_ranker(as_blend) == blend.Blend(0.35)
     assert as_blend.published_label == "ranker: blend of ALS and item-CF, weight 0.35"
-    with_pop = {**rk, "publish": "blend", "blend": {"weight": 1.0, "popularity": 0.3, "wins": True}}
-    as_pop = with_tuned(cfg, {"model": "ranker", "ranker": with_pop})
-    assert load_ranker(as_pop) == blend.Blend(1.0, 0.3)
-    assert as_pop.published_label == "ranker: blend of ALS and item-CF, weight 1, popularity's share 0.3"
-    assert model_run_id({}, as_pop) != model_run_id({}, replace(as_pop, blend_popularity=0.2))
     as_ranker = with_tuned(cfg, {"model": "ranker", "ranker": {**rk, "wins": True, "publish": "ranker"}})
     assert (as_ranker.model, as_ranker.blend, as_ranker.ranker_model) == ("ranker", None, rk["path"])
     assert (as_ranker.published_label, cfg.published_label) == ("ranker: learned", "als")
