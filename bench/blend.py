@@ -191,6 +191,11 @@ def score_all(x, users, truth, als, ease, weights, candidates: int = 0, pops=(0.
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def paired_z(d: np.ndarray) -> float:
+    """Mean of the per-user differences ``d`` over its standard error (0 when every difference is the same)."""
+    return float(d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))) if d.std() > 0 else 0.0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", type=Path, required=True)
@@ -207,7 +212,7 @@ def main() -> None:
         type=float,
         default=None,
         help="keep a popularity share only when it beats the best blend without it by this many standard errors "
-        "of the per-user differences on validation (the product: 1)",
+        "of the per-user differences on validation (1 was tried in the product and withdrawn: README, Two-stage)",
     )
     p.add_argument(
         "--candidates",
@@ -258,9 +263,8 @@ def main() -> None:
     w_best, p_best = max(((w, p) for p in pops for w in weights), key=lambda wp: on_val[key(*wp)])
     w_plain = max(weights, key=lambda w: on_val[key(w, 0.0)])
     share_z = None
-    if p_best and a.popularity_min_z is not None:  # the one-standard-error rule of the product
-        d = val_per_user[key(w_best, p_best)] - val_per_user[key(w_plain, 0.0)]
-        share_z = float(d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))) if d.std() > 0 else 0.0
+    if p_best and a.popularity_min_z is not None:  # the one-standard-error rule
+        share_z = paired_z(val_per_user[key(w_best, p_best)] - val_per_user[key(w_plain, 0.0)])
         if share_z < a.popularity_min_z:
             w_best, p_best = w_plain, 0.0
 
@@ -272,7 +276,7 @@ def main() -> None:
     on_test = {k: round(float(v.mean()), 4) for k, v in per_user.items()}
     best_single = max(("w 0", "w 1", "popularity"), key=lambda k: on_val[k])
     gain = per_user[key(w_best, p_best)] - per_user[best_single]
-    z = float(gain.mean() / (gain.std(ddof=1) / np.sqrt(len(gain)))) if gain.std() > 0 else 0.0
+    z = paired_z(gain)
     spark.stop()
     result = {
         "source": f"{a.source.name}/{name}",
