@@ -146,12 +146,11 @@ def candidate_scaled(
     return np.where(proposed, s, fill) / scale, proposed
 
 
-def scores_by_chunk(x, users, als=None, ease=None, chunk: int = 4000, candidates: int = 0):
+def scores_by_chunk(x, users, readers, als=None, ease=None, chunk: int = 4000, candidates: int = 0):
     """Yield ``(users, seen, als, ease, popularity, allowed)`` scores for chunks of ``users``: each source's scores
     over the catalogue scaled by their largest magnitude, or with ``candidates`` as the product's blend sees them
     (:func:`candidate_scaled`; ``allowed``: the union of the three sources' top-``candidates``, as the product's
-    candidates are)."""
-    readers = np.asarray(x.sum(0)).ravel().astype(np.float32)
+    candidates are); popularity's scores are ``readers``, each book's shelves in ``x``."""
     for lo in range(0, len(users), chunk):
         us = users[lo : lo + chunk]
         seen = x[us].toarray()
@@ -182,7 +181,7 @@ def score_all(x, users, truth, als, ease, weights, candidates: int = 0, pops=(0.
     tie = 1e-6 * readers / readers.max()  # popularity breaks ties (fills lists past EASE's candidates)
     out: dict[str, list[np.ndarray]] = {key(w, p): [] for p in pops for w in weights}
     out["popularity"] = []
-    for us, seen, a, e, pop, allowed in scores_by_chunk(x, users, als, ease, candidates=candidates):
+    for us, seen, a, e, pop, allowed in scores_by_chunk(x, users, readers, als, ease, candidates=candidates):
         out["popularity"].append(ndcg_rows(np.tile(readers, (len(us), 1)), seen, us, truth))
         for p in pops:
             for w in weights:
