@@ -199,19 +199,30 @@ def tuning_section(tuning: dict) -> str:
 def blend_line(rk: dict) -> str:
     """The report's line on the blend of ALS and item-CF (recspark.blend) from the two-stage record ``rk``."""
     b = rk["blend"]
+    best = b.get("best_single", rk.get("best_single"))
     verdict = (
         "published"
         if published_kind(rk) == "blend"
         else "not published (the ranker above scored higher)"
         if b.get("wins")
-        else f"not published ({rk.get('best_single')} is as good or better)"
+        else f"not published ({best} is as good or better)"
     )
+    head = (
+        "Blend of ALS and item-CF, `(1 - w) · ALS + w · item-CF` over the same candidates (each scaled by the "
+        "user's top score)"
+    )
+    if "ndcg_by_weight" not in b:  # records from before the cross-fitting: chosen on the fit users
+        return (
+            f"{head}: w = {b['weight']:g} chosen on the fit users (NDCG by w: "
+            f"{json.dumps(b['ndcg_by_weight_on_fit_users'])}); on the held-out validation users NDCG {b['ndcg']} "
+            f"vs the best single model's {max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}; "
+            f"published when higher): {verdict}."
+        )
     return (
-        f"Blend of ALS and item-CF, `(1 - w) · ALS + w · item-CF` over the same candidates (each scaled by the "
-        f"user's top score): w = {b['weight']:g} chosen on the fit users (NDCG by w: "
-        f"{json.dumps(b['ndcg_by_weight_on_fit_users'])}); on the held-out validation users NDCG {b['ndcg']} vs "
-        f"the best single model's {max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}; published when "
-        f"higher): {verdict}."
+        f"{head}: w = {b['weight']:g} (NDCG by w on the validation users: {json.dumps(b['ndcg_by_weight'])}). "
+        f"Cross-fitted (each half of the users ranked with the weight best on the other half, "
+        f"{json.dumps(b['weight_best_on_half'])}): NDCG {b['ndcg']} vs the best single model's "
+        f"{b['single'][best]} ({best}) on the same users (paired z {b['z']}; published when higher): {verdict}."
     )
 
 

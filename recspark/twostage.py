@@ -12,9 +12,11 @@
    per-user NDCG@K differences on the same users must have a mean of at least :data:`MIN_Z` standard errors
    (a paired z test; ``make run`` once published a ranker that won validation by 1.6% and then lost the
    evaluation by 4.6%). Beside it, :func:`blend_check` scores the one-weight blend of ALS and item-CF
-   (:mod:`recspark.blend`) on the same candidates: the weight is chosen on the first part, and the blend is
-   published when it scores higher than every single model on the second (the higher of the two when both win:
-   :func:`published_kind`).
+   (:mod:`recspark.blend`) on the same candidates, cross-fitted on every validation user: the weight chosen on
+   one half ranks the other half, and the blend is published when those lists score higher than every single
+   model on all the validation users (the higher of ranker and blend on the check users when both win:
+   :func:`published_kind`). Cross-fitting judges on all users instead of the 30% check part: with a few hundred
+   users the check part alone is a few dozen users, too few to tell a gain from noise.
 
 The lists of a published ranker run come from :func:`ranked_lists`: the same sources fitted on all interactions,
 the ranker trained on the tuning split, the explanations of ALS ("because you shelved ...").
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 
 FIT_SHARE = 0.7  # validation users the ranker learns from; the rest judge it against the single models
 MIN_Z = 2.0  # the ranker is published only when its per-user NDCG gain over the best single model has z >= 2
+_HALF = "_half"  # which half of the validation users (1 or 2) in the blend's cross-fitting
+_SOURCE = "_source"
 
 
 @dataclass
@@ -187,21 +191,21 @@ def validate(
         summary["wins"] = bool(summary["ranker"] > singles[best] and z >= MIN_Z)
         ranked.unpersist()
     summary["lift"] = round(summary["ranker"] / max(singles[best], 1e-9), 4) if model is not None else None
-    summary["blend"] = blend_check(
-        feats, lists, fit_users, check_users, truth, check_truth, best_lists, k, params
-    )
-    if summary["blend"] is not None:
-        summary["blend"]["wins"] = bool(summary["blend"]["ndcg"] > singles[best])
+    summary["blend"] = blend_check(feats, lists, users, truth, check_truth, k, params)
     summary["publish"] = published_kind(summary)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
+    b = summary["blend"] or {}
     log.info(
-        "ranker NDCG@%d %s, blend %s vs single models %s on %d check users: %s",
+        "ranker NDCG@%d %s vs single models %s on %d check users; blend %s (cross-fitted, z %s) vs single "
+        "models %s on all validation users: %s",
         k,
         summary.get("ranker"),
-        (summary["blend"] or {}).get("ndcg"),
         singles,
         check_truth.select(C.USER_IDX).distinct().count(),
-        f"publish the {summary['publish']}" if summary["publish"] else f"keep {best}",
+        b.get("ndcg"),
+        b.get("z"),
+        b.get("single"),
+        f"publish the {summary['publish']}" if summary["publish"] else "keep the best single model",
     )
     check_truth.unpersist()
     for df in [feats, *lists.values()]:
@@ -212,48 +216,92 @@ def validate(
 def blend_check(
     feats: DataFrame,
     lists: dict[str, DataFrame],
-    fit_users: DataFrame,
-    check_users: DataFrame,
+    users: DataFrame,
     truth: DataFrame,
     check_truth: DataFrame,
-    best_lists: DataFrame,
     k: int,
     params: ranker.RankerParams,
 ) -> dict | None:
-    """The blend of ALS and item-CF (:mod:`recspark.blend`): its weight chosen on the ranker's fit users (every
-    weight scored in one job), then its NDCG@k on the check users, where the single models were scored, with the
-    paired z of its gain over ``best_lists`` (the best single model's there); None without both sources."""
+    """The blend of ALS and item-CF (:mod:`recspark.blend`), judged by cross-fitting on every validation user:
+    ``users`` are cut in two halves by a hash; the weight chosen on each half (every weight scored in one job)
+    ranks the other half's candidates, and those lists together are compared with the best single model on all
+    of ``users`` (with the paired z of the difference). Every user's blend score is thus out of sample, while
+    the single models' configurations were chosen on these users: the comparison leans towards the single
+    models. The weight published is the one best on all of ``users``. ``ndcg_on_check_users`` is the same
+    cross-fitted lists scored on ``check_truth``, where the learned ranker is judged. None without both
+    sources."""
     if not set(blend.SOURCES) <= set(lists):
         return None
     n = params.n_candidates
-    fit_truth = truth.join(fit_users, on=C.USER_IDX, how="left_semi")
-    by_weight = blend.ranked_by_weight(
-        feats.join(fit_users, on=C.USER_IDX, how="left_semi"), blend.WEIGHTS, k, n
-    )
     groups = [str(w) for w in blend.WEIGHTS]
-    found = metrics.ranking_metrics_by(by_weight, fit_truth, [k], groups, by=blend.WEIGHT)
-    on_fit = {g: round(found[g][k]["ndcg"], 5) for g in groups}
-    weight = float(max(groups, key=lambda g: (on_fit[g], -abs(float(g) - 0.5))))  # ties: nearer an even mix
-    check = blend.ranked(feats.join(check_users, on=C.USER_IDX, how="left_semi"), weight, k, n).cache()
-    score = metrics.ranking_metrics(check, check_truth, [k])[k]["ndcg"]
-    _, z = metrics.paired_difference(check, best_lists, check_truth, k)
-    check.unpersist()
+    truth = truth.join(users, on=C.USER_IDX, how="left_semi").cache()
+    by_weight = blend.ranked_by_weight(feats, blend.WEIGHTS, k, n).cache()  # feats: of ``users`` only
+    first = ranker.user_share(users, 0.5, params.seed + 2).select(C.USER_IDX).withColumn(_HALF, F.lit(1))
+    halves = {
+        1: truth.join(first, on=C.USER_IDX, how="left_semi"),
+        2: truth.join(first, on=C.USER_IDX, how="left_anti"),
+    }
+
+    def by_weight_on(part: DataFrame) -> dict[str, float]:
+        found = metrics.ranking_metrics_by(by_weight, part, [k], groups, by=blend.WEIGHT)
+        return {g: round(found[g][k]["ndcg"], 5) for g in groups}
+
+    def best(scores: dict[str, float]) -> str:
+        return max(groups, key=lambda g: (scores[g], -abs(float(g) - 0.5)))  # ties: nearer an even mix
+
+    on_all = by_weight_on(truth)
+    on_half = {h: by_weight_on(part) for h, part in halves.items()}
+    chosen = {1: best(on_half[2]), 2: best(on_half[1])}  # each half ranked with the other half's weight
+    half = F.coalesce(F.col(_HALF), F.lit(2))
+    crossed = (
+        by_weight.join(F.broadcast(first), on=C.USER_IDX, how="left")
+        .where(
+            ((half == 1) & (F.col(blend.WEIGHT) == chosen[1]))
+            | ((half == 2) & (F.col(blend.WEIGHT) == chosen[2]))
+        )
+        .select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
+        .cache()
+    )
+    singles = metrics.ranking_metrics_by(_labelled_lists(lists, k), truth, [k], list(lists), by=_SOURCE)
+    singles = {name: round(singles[name][k]["ndcg"], 5) for name in lists}
+    best_single = max(singles, key=singles.get)
+    score = metrics.ranking_metrics(crossed, truth, [k])[k]["ndcg"]
+    on_check = metrics.ranking_metrics(crossed, check_truth, [k])[k]["ndcg"]
+    _, z = metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k)
+    for df in (crossed, by_weight, truth):
+        df.unpersist()
     return {
-        "weight": weight,
-        "ndcg_by_weight_on_fit_users": on_fit,
+        "weight": float(best(on_all)),
+        "ndcg_by_weight": on_all,
+        "weight_best_on_half": {str(h): float(best(on_half[h])) for h in halves},
         "ndcg": round(score, 5),
+        "single": singles,
+        "best_single": best_single,
         "z": round(z, 2),
+        "wins": bool(score > singles[best_single]),
+        "ndcg_on_check_users": round(on_check, 5),
     }
 
 
+def _labelled_lists(lists: dict[str, DataFrame], k: int) -> DataFrame:
+    """Every source's top ``k`` in one frame, told apart by the string column ``_source``."""
+    out = None
+    for name, df in lists.items():
+        part = df.where(F.col(C.RANK) <= k).select(F.lit(name).alias(_SOURCE), C.USER_IDX, C.RANK, C.BOOK_IDX)
+        out = part if out is None else out.unionByName(part)
+    return out
+
+
 def published_kind(summary: dict) -> str | None:
-    """Which two-stage list a run publishes: ``ranker`` (the learned ranker won), ``blend`` (the blend beat every
-    single model on the check users), the higher of the two when both did, None when neither."""
+    """Which two-stage list a run publishes: ``ranker`` (the learned ranker won on the check users), ``blend`` (the
+    cross-fitted blend beat every single model on all validation users), the higher of the two on the check users
+    when both did, None when neither."""
     won = {}
     if summary.get("wins"):
         won["ranker"] = summary["ranker"]
-    if (summary.get("blend") or {}).get("wins"):
-        won["blend"] = summary["blend"]["ndcg"]
+    b = summary.get("blend") or {}
+    if b.get("wins"):  # on the ranker's check users (records from before the cross-fitting: its own score)
+        won["blend"] = b.get("ndcg_on_check_users", b["ndcg"])
     return max(won, key=won.get) if won else None
 
 

@@ -323,8 +323,11 @@ def test_the_ranker_is_checked_against_every_model_and_learns_only_from_validati
     assert set(rk["recall"]) == {*rk["single"], "union"}
     assert rk["recall"]["union"] >= max(rk["recall"][s] for s in rk["single"])
     assert rk["wins"] == (rk["ranker"] > max(rk["single"].values()) and rk["z"] >= twostage.MIN_Z)
-    # beside it, the blend of ALS and item-CF on the same users, published when it beats every single model
-    assert rk["blend"]["wins"] == (rk["blend"]["ndcg"] > max(rk["single"].values()))
+    # beside it, the blend of ALS and item-CF, cross-fitted on all validation users, published when it beats
+    # every single model there
+    b = rk["blend"]
+    assert set(b["single"]) == set(rk["single"]) and b["best_single"] == max(b["single"], key=b["single"].get)
+    assert b["wins"] == (b["ndcg"] > b["single"][b["best_single"]])
     assert rk["publish"] == twostage.published_kind(rk)
     assert rk["importances"] and abs(sum(rk["importances"].values()) - 1) < 0.01
     # the search's fits are reused, not fitted again: item-CF's chosen table always, ALS's winner when the search

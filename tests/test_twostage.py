@@ -8,6 +8,7 @@ import math
 import sys
 
 import pytest
+from pyspark.sql import functions as F
 
 from recspark import candidates, ranker
 
@@ -219,6 +220,55 @@ def test_blend_scores_by_hand(spark):
     ]
 
 
+def crossfit_frames(spark, n_users: int, relevant):
+    """Three candidates per user, ranked by hand. Scaled: book 10 (ALS 1.0, item-CF 0.1), 11 (0.1, 1.0), 12 (0.8,
+    0.8); blended with item-CF's share w: 10 scores 1 - 0.9w, 11 0.1 + 0.9w, 12 0.8, so the top book is 10 at
+    w 0.2, 12 at 0.35 / 0.5 / 0.65 and 11 at 0.8. ``relevant(user)`` is each user's one held-out book."""
+    rows = [
+        (u, b, als_s, als_r, cf_s, cf_r)
+        for u in range(n_users)
+        for b, als_s, als_r, cf_s, cf_r in ((10, 1.0, 1, 0.1, 3), (11, 0.1, 3, 1.0, 1), (12, 0.8, 2, 0.8, 2))
+    ]
+    schema = "user_idx int, book_idx int, als_score float, als_rank int, itemcf_score float, itemcf_rank int"
+    feats = spark.createDataFrame(rows, schema)
+    lists = {
+        s: feats.select(
+            "user_idx", F.col(f"{s}_rank").alias("rank"), "book_idx", F.col(f"{s}_score").alias("score")
+        )
+        for s in ("als", "itemcf")
+    }
+    truth = spark.createDataFrame([(u, relevant(u)) for u in range(n_users)], "user_idx int, book_idx int")
+    return feats, lists, truth
+
+
+def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(spark):
+    """Half 1 of the users (the hash of blend_check) wants book 11, only w 0.8 ranks it first; half 2 wants book
+    10, only w 0.2. Each half is ranked with the weight best on the other, so every user misses: cross-fitted
+    NDCG@1 0, below both single models, not published. A weight chosen and judged on the same users would have
+    scored 1. When every user wants book 12 (which neither single model ranks first), both halves choose w 0.5
+    (0.35 / 0.5 / 0.65 tie, the nearest an even mix wins) and the blend scores 1 against 0: published."""
+    from recspark import twostage
+
+    params = ranker.RankerParams(n_candidates=3)
+    users = spark.createDataFrame([(u,) for u in range(30)], "user_idx int")
+    first = {r["user_idx"] for r in ranker.user_share(users, 0.5, params.seed + 2).collect()}
+    assert 5 <= len(first) <= 25  # both halves have users
+    feats, lists, truth = crossfit_frames(spark, 30, lambda u: 11 if u in first else 10)
+    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    share = len(first) / 30
+    assert b["weight_best_on_half"] == {"1": 0.8, "2": 0.2}
+    assert b["ndcg"] == 0.0 and b["ndcg_on_check_users"] == 0.0 and not b["wins"]
+    assert b["single"] == pytest.approx({"als": 1 - share, "itemcf": share}, abs=1e-5)
+    by_weight = {"0.2": 1 - share, "0.35": 0.0, "0.5": 0.0, "0.65": 0.0, "0.8": share}
+    assert b["ndcg_by_weight"] == pytest.approx(by_weight, abs=1e-5)
+    assert b["weight"] == (0.8 if share > 0.5 else 0.2)
+
+    feats, lists, truth = crossfit_frames(spark, 30, lambda u: 12)
+    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    assert b["weight_best_on_half"] == {"1": 0.5, "2": 0.5} and b["weight"] == 0.5
+    assert (b["ndcg"], b["single"], b["wins"]) == (1.0, {"als": 0.0, "itemcf": 0.0}, True)
+
+
 def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above_every_single_model(spark):
     """Hand-made factors and neighbours (no fitting): with too few positives no ranker is trained; the check
     scores every single source and the blend of ALS and item-CF (a weight of the grid chosen on the fit users,
@@ -254,14 +304,15 @@ def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above
         and summary["best_single"] in summary["single"]
     )
     assert set(summary["recall"]) == {"als", "itemcf", "popularity", "union"}
-    assert b["weight"] in blend.WEIGHTS and set(b["ndcg_by_weight_on_fit_users"]) == {
-        str(w) for w in blend.WEIGHTS
-    }
-    assert b["ndcg_by_weight_on_fit_users"][str(b["weight"])] == max(
-        b["ndcg_by_weight_on_fit_users"].values()
+    assert b["weight"] in blend.WEIGHTS and set(b["ndcg_by_weight"]) == {str(w) for w in blend.WEIGHTS}
+    assert b["ndcg_by_weight"][str(b["weight"])] == max(b["ndcg_by_weight"].values())
+    assert set(b["weight_best_on_half"]) == {"1", "2"} and set(b["weight_best_on_half"].values()) <= set(
+        blend.WEIGHTS
     )
-    assert 0.0 <= b["ndcg"] <= 1.0
-    assert b["wins"] == (b["ndcg"] > max(summary["single"].values()))
+    assert 0.0 <= b["ndcg"] <= 1.0 and 0.0 <= b["ndcg_on_check_users"] <= 1.0
+    # judged on all 40 validation users, not the ranker's check part: the single models scored there too
+    assert set(b["single"]) == set(summary["single"])
+    assert b["wins"] == (b["ndcg"] > max(b["single"].values()))
     assert summary["publish"] == ("blend" if b["wins"] else None)
 
 
