@@ -220,7 +220,7 @@ def blend_line(rk: dict) -> str:
         )
     return (
         f"{head}: w = {b['weight']:g} (NDCG by w on the validation users: {json.dumps(b['ndcg_by_weight'])}). "
-        f"Cross-fitted (each half of the users ranked with the weight best on the other half, "
+        f"Cross-fitted (each half of the users ranked with the weight best on the other half; best by half: "
         f"{json.dumps(b['weight_best_on_half'])}): NDCG {b['ndcg']} vs the best single model's "
         f"{b['single'][best]} ({best}) on the same users (paired z {b['z']}; published when higher): {verdict}."
     )
