@@ -112,6 +112,13 @@ CONTENT_GRID = (
 ETA = 3  # successive halving keeps the best 1/ETA of each rung
 MIN_BUDGET_S = 180.0
 ML_INSTRUMENTATION = "org.apache.spark.ml.util.Instrumentation"  # Spark ML's logger of a failed fit
+# what logs a cancelled trial's killed tasks (a WARN per task and cached block: "TaskKilled", "Putting block ...
+# failed"): quiet while the trial is being cancelled, as Spark ML's ERROR is
+QUIET_WHILE_CANCELLING = (
+    ML_INSTRUMENTATION,
+    "org.apache.spark.scheduler.TaskSetManager",
+    "org.apache.spark.storage.BlockManager",
+)
 BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
 MAX_TRIAL_SHARE = 0.25  # one trial may take at most this share of the budget
 PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (noise, not a real difference)
@@ -342,15 +349,16 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
     group = f"recspark-tune-{uuid.uuid4().hex[:8]}"
     done = threading.Event()
     fired = threading.Event()
-    quieted: list[str | None] = []
+    quieted: dict[str, str | None] = {}
 
     def watchdog() -> None:
         if done.wait(limit_s):
             return
         fired.set()
-        # Spark ML logs a cancelled fit as an ERROR with a Java stack trace: this cancellation is intended (the
-        # warning below says so), and the exception still reaches the block
-        quieted.append(set_logger_level(spark, ML_INSTRUMENTATION, "OFF"))
+        # Spark ML logs a cancelled fit as an ERROR with a Java stack trace, and every killed task a WARN: this
+        # cancellation is intended (the warning below says so), and the exception still reaches the block
+        for name in QUIET_WHILE_CANCELLING:
+            quieted[name] = set_logger_level(spark, name, "OFF")
         while not done.wait(0.5):  # a fit submits job after job: cancel each until the block gives up
             sc.cancelJobGroup(group)
 
@@ -368,8 +376,9 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
         thread.join()
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
-        if quieted and quieted[0] is not None:
-            set_logger_level(spark, ML_INSTRUMENTATION, quieted[0])
+        for name, level in quieted.items():
+            if level is not None:
+                set_logger_level(spark, name, level)
 
 
 def describe(row: dict) -> str:

@@ -137,17 +137,19 @@ def test_cancel_after_stops_a_running_spark_job(spark):
 
     from recspark.spark import logger_level
 
-    before = logger_level(spark, tune.ML_INSTRUMENTATION)
-    assert before is not None
+    loggers = tune.QUIET_WHILE_CANCELLING
+    before = [logger_level(spark, name) for name in loggers]
+    assert None not in before
     during = []
     t0 = _time.perf_counter()
     with pytest.raises(tune.TrialTimeout), tune.cancel_after(spark, 2.0):
         try:
             spark.range(2).repartition(2).mapInPandas(slow, "id long").collect()
-        finally:  # a cancelled ALS fit would log an ERROR with a Java stack trace: quiet while cancelling
-            during.append(logger_level(spark, tune.ML_INSTRUMENTATION))
+        finally:  # a cancelled ALS fit would log an ERROR with a Java stack trace, each killed task a WARN
+            during = [logger_level(spark, name) for name in loggers]
     assert _time.perf_counter() - t0 < 30
-    assert during == ["OFF"] and logger_level(spark, tune.ML_INSTRUMENTATION) == before  # restored after
+    assert during == ["OFF"] * len(loggers)
+    assert [logger_level(spark, name) for name in loggers] == before  # restored after
     with tune.cancel_after(spark, 30.0):  # the job group is cleared: the session keeps working
         assert spark.range(5).count() == 5
     assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
