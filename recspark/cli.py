@@ -270,10 +270,16 @@ def print_parameters(summary: dict) -> None:
     b = (rk or {}).get("blend")
     if b:
         won = "published" if published_kind(rk) == "blend" else "not published"
+        if "single" in b:  # cross-fitted on every validation user
+            best = b["best_single"]
+            how = "best on the validation users; cross-fitted: each half ranked with the other half's best"
+            against = f"{best}'s {b['single'][best]} on the same users"
+        else:  # records from before the cross-fitting
+            how = "chosen on the fit users"
+            against = f"the best single model's {max((rk.get('single') or {0: 0}).values())}"
         print(
-            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} (chosen on the fit users), "
-            f"validation NDCG@10 {b['ndcg']} on held-out validation users against the best single model's "
-            f"{max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}): {won}"
+            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} ({how}), validation NDCG@10 "
+            f"{b['ndcg']} against {against} (paired z {b['z']}): {won}"
         )
     p, w = cfg.als, cfg.weights
     used = f"rank {p.rank}, regParam {p.reg:g}, alpha {p.alpha:g}, scheme {w.scheme}, {p.max_iter} iterations"

@@ -91,7 +91,7 @@ ITEMCF_GRID = (
     {"similarity": "jaccard", "neighbours": 400},
     # EASE (recspark.ease): λ relative to the mean readers per catalogue book. On validation the best l2 was 4
     # on the real goodbooks-10k to_read shelves, 16 (the top of the first grid, still rising) on generated
-    # ratings and shelves: the grid spans 1 to 64
+    # ratings and shelves: the grid spans 1 to 64, and goes on (256, 1024) while its top wins (beyond_the_edge)
     {"similarity": "ease", "neighbours": 400, "ease_l2": 1.0},
     {"similarity": "ease", "neighbours": 400, "ease_l2": 4.0},
     {"similarity": "ease", "neighbours": 400, "ease_l2": 16.0},
@@ -100,7 +100,8 @@ ITEMCF_GRID = (
 # the weight β of item-CF's popularity prior, tried on the best configuration of ITEMCF_GRID (β = 0 there). In
 # numpy on sparse "next shelves" users a blend beat popularity by 7% (bench/next_blend.py: validation best β 1,
 # published-shape best 0.3); on validation in the product β rose to 3 there and tied with popularity, while
-# generated ratings and shelves kept β = 0 (README, "The sparse next shelves shape")
+# generated ratings and shelves kept β = 0 (README, "The sparse next shelves shape"); beyond 3 (9, 27) while the
+# top wins (beyond_the_edge)
 ITEMCF_PRIOR_GRID = (0.1, 0.3, 1.0, 3.0)
 # content configurations: the weight of the popularity prior and the taste half-life (days)
 CONTENT_GRID = (
@@ -112,6 +113,13 @@ CONTENT_GRID = (
 ETA = 3  # successive halving keeps the best 1/ETA of each rung
 MIN_BUDGET_S = 180.0
 ML_INSTRUMENTATION = "org.apache.spark.ml.util.Instrumentation"  # Spark ML's logger of a failed fit
+# what logs a cancelled trial's killed tasks (a WARN per task and cached block: "TaskKilled", "Putting block ...
+# failed"): quiet while the trial is being cancelled, as Spark ML's ERROR is
+QUIET_WHILE_CANCELLING = (
+    ML_INSTRUMENTATION,
+    "org.apache.spark.scheduler.TaskSetManager",
+    "org.apache.spark.storage.BlockManager",
+)
 BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
 MAX_TRIAL_SHARE = 0.25  # one trial may take at most this share of the budget
 PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (noise, not a real difference)
@@ -342,15 +350,16 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
     group = f"recspark-tune-{uuid.uuid4().hex[:8]}"
     done = threading.Event()
     fired = threading.Event()
-    quieted: list[str | None] = []
+    quieted: dict[str, str | None] = {}
 
     def watchdog() -> None:
         if done.wait(limit_s):
             return
         fired.set()
-        # Spark ML logs a cancelled fit as an ERROR with a Java stack trace: this cancellation is intended (the
-        # warning below says so), and the exception still reaches the block
-        quieted.append(set_logger_level(spark, ML_INSTRUMENTATION, "OFF"))
+        # Spark ML logs a cancelled fit as an ERROR with a Java stack trace, and every killed task a WARN: this
+        # cancellation is intended (the warning below says so), and the exception still reaches the block
+        for name in QUIET_WHILE_CANCELLING:
+            quieted[name] = set_logger_level(spark, name, "OFF")
         while not done.wait(0.5):  # a fit submits job after job: cancel each until the block gives up
             sc.cancelJobGroup(group)
 
@@ -368,8 +377,9 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
         thread.join()
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
-        if quieted and quieted[0] is not None:
-            set_logger_level(spark, ML_INSTRUMENTATION, quieted[0])
+        for name, level in quieted.items():
+            if level is not None:
+                set_logger_level(spark, name, level)
 
 
 def describe(row: dict) -> str:
@@ -614,45 +624,88 @@ def two_stage(
     return {**summary, "reused": reused, "model": model}
 
 
+def beyond_the_edge(
+    grid: tuple[float, ...], best: float, try_value: Callable[[float], bool], steps: int = 2
+) -> float:
+    """A search that does not stop at the top of its grid: when ``best`` is the grid's largest value, values one
+    step further (the grid's last ratio) are tried in turn, at most ``steps``, each by ``try_value`` (True: it
+    scored higher than the best so far and is the new best), until one does not improve. Returns the best value.
+    A grid is fixed in advance, and the best value of a data set it was not made for can lie beyond it (on
+    generated heavy shelvers and sparse "next shelves" users EASE's best l2 and item-CF's best prior were both
+    the largest of their grids)."""
+    if len(grid) < 2 or best != grid[-1]:
+        return best
+    ratio, value = grid[-1] / grid[-2], grid[-1]
+    for _ in range(steps):
+        value = round(value * ratio, 6)
+        if not try_value(value):
+            break
+        best = value
+    return best
+
+
 def best_itemcf(
     train: DataFrame, truth: DataFrame, users: DataFrame, k: int, seed: int
 ) -> tuple[dict, float, DataFrame]:
     """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG@k (co-occurrence counted
-    once for all of them), then the weight of its popularity prior from :data:`ITEMCF_PRIOR_GRID` (kept at 0
-    unless one scores higher), that score, and its neighbour table (cached: the caller unpersists it). The first
+    once for all of them; EASE's l2 searched beyond the grid when its top wins, :func:`beyond_the_edge`), then
+    the weight of its popularity prior from :data:`ITEMCF_PRIOR_GRID` (kept at 0 unless one scores higher; beyond
+    the grid likewise), that score, and its neighbour table (cached: the caller unpersists it). The first
     configuration wins ties."""
     co = itemcf.Cooccurrence(train, itemcf.ItemCfParams(seed=seed))
     best: tuple[float, itemcf.ItemCfParams, DataFrame] | None = None
+
+    def try_config(cfg: dict) -> bool:
+        nonlocal best
+        t0 = time.perf_counter()
+        params = itemcf.ItemCfParams(seed=seed, **cfg)
+        nb = co.neighbours(params.similarity, params.neighbours, ease_l2=params.ease_l2).cache()
+        recs = itemcf.recommend(train, nb, k, users=users)
+        value = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+        log.info("item-CF %s: validation NDCG@%d %.4f (%.1f s)", cfg, k, value, time.perf_counter() - t0)
+        if best is not None and value <= best[0]:
+            nb.unpersist()
+            return False
+        if best is not None:
+            best[2].unpersist()
+        best = (value, params, nb)
+        return True
+
     try:
         for cfg in ITEMCF_GRID:
-            t0 = time.perf_counter()
-            params = itemcf.ItemCfParams(seed=seed, **cfg)
-            nb = co.neighbours(params.similarity, params.neighbours, ease_l2=params.ease_l2).cache()
-            recs = itemcf.recommend(train, nb, k, users=users)
-            value = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
-            log.info("item-CF %s: validation NDCG@%d %.4f (%.1f s)", cfg, k, value, time.perf_counter() - t0)
-            if best is None or value > best[0]:
-                if best is not None:
-                    best[2].unpersist()
-                best = (value, params, nb)
-            else:
-                nb.unpersist()
+            try_config(cfg)
+        if best[1].similarity == "ease":
+            ease_grid = tuple(c["ease_l2"] for c in ITEMCF_GRID if c["similarity"] == "ease")
+            neighbours = best[1].neighbours
+            beyond_the_edge(
+                ease_grid,
+                best[1].ease_l2,
+                lambda l2: try_config({"similarity": "ease", "neighbours": neighbours, "ease_l2": l2}),
+            )
     finally:
         co.release()
     value, params, table = best
-    t0 = time.perf_counter()
-    for weight, recs in itemcf.recommend_each_prior(train, table, k, list(ITEMCF_PRIOR_GRID), users=users):
-        scored = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
-        log.info(
-            "item-CF popularity prior %g: validation NDCG@%d %.4f (%.1f s)",
-            weight,
-            k,
-            scored,
-            time.perf_counter() - t0,
-        )
-        if scored > value:
-            value, params = scored, replace(params, popularity_weight=weight)
+
+    def sweep(weights: list[float]) -> bool:
+        nonlocal value, params
+        improved = False
         t0 = time.perf_counter()
+        for weight, recs in itemcf.recommend_each_prior(train, table, k, weights, users=users):
+            scored = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
+            log.info(
+                "item-CF popularity prior %g: validation NDCG@%d %.4f (%.1f s)",
+                weight,
+                k,
+                scored,
+                time.perf_counter() - t0,
+            )
+            if scored > value:
+                value, params, improved = scored, replace(params, popularity_weight=weight), True
+            t0 = time.perf_counter()
+        return improved
+
+    sweep(list(ITEMCF_PRIOR_GRID))
+    beyond_the_edge(ITEMCF_PRIOR_GRID, params.popularity_weight, lambda w: sweep([w]))
     return params.as_dict(), round(value, 5), table
 
 

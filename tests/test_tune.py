@@ -127,6 +127,42 @@ def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
     assert s.best["reg"] == 0.03 and s.runner_up["reg"] == 0.01
 
 
+def scorer(peak: float, top: float = 3.0):
+    """A try_value for tune.beyond_the_edge whose score is highest at ``peak`` (on a log scale), the grid's top
+    value ``top`` already scored as the best; it records every value tried."""
+    tried: list[float] = []
+    best = [-abs(math.log(top / peak))]
+
+    def try_value(x: float) -> bool:
+        tried.append(x)
+        score = -abs(math.log(x / peak))
+        if score > best[0]:
+            best[0] = score
+            return True
+        return False
+
+    return try_value, tried
+
+
+def test_a_search_goes_beyond_the_top_of_its_grid_only_while_it_improves():
+    grid = (0.1, 0.3, 1.0, 3.0)
+    # the best inside the grid: nothing else tried
+    try_value, tried = scorer(1.0)
+    assert tune.beyond_the_edge(grid, 1.0, try_value) == 1.0 and tried == []
+    # the top of the grid won and the peak is further: 9 (the grid's last ratio, 3) is better, 27 is not
+    try_value, tried = scorer(10.0)
+    assert tune.beyond_the_edge(grid, 3.0, try_value) == 9.0 and tried == [9.0, 27.0]
+    # the top won, but one step further is worse: stop there
+    try_value, tried = scorer(3.5)
+    assert tune.beyond_the_edge(grid, 3.0, try_value) == 3.0 and tried == [9.0]
+    # still improving after every step: at most `steps` values beyond the grid
+    try_value, tried = scorer(1000.0)
+    assert tune.beyond_the_edge(grid, 3.0, try_value, steps=2) == 27.0 and tried == [9.0, 27.0]
+    # EASE's l2 grid steps by 4
+    try_value, tried = scorer(300.0, top=64.0)
+    assert tune.beyond_the_edge((1.0, 4.0, 16.0, 64.0), 64.0, try_value) == 256.0 and tried == [256.0, 1024.0]
+
+
 def test_cancel_after_stops_a_running_spark_job(spark):
     import time as _time
 
@@ -137,17 +173,19 @@ def test_cancel_after_stops_a_running_spark_job(spark):
 
     from recspark.spark import logger_level
 
-    before = logger_level(spark, tune.ML_INSTRUMENTATION)
-    assert before is not None
+    loggers = tune.QUIET_WHILE_CANCELLING
+    before = [logger_level(spark, name) for name in loggers]
+    assert None not in before
     during = []
     t0 = _time.perf_counter()
     with pytest.raises(tune.TrialTimeout), tune.cancel_after(spark, 2.0):
         try:
             spark.range(2).repartition(2).mapInPandas(slow, "id long").collect()
-        finally:  # a cancelled ALS fit would log an ERROR with a Java stack trace: quiet while cancelling
-            during.append(logger_level(spark, tune.ML_INSTRUMENTATION))
+        finally:  # a cancelled ALS fit would log an ERROR with a Java stack trace, each killed task a WARN
+            during = [logger_level(spark, name) for name in loggers]
     assert _time.perf_counter() - t0 < 30
-    assert during == ["OFF"] and logger_level(spark, tune.ML_INSTRUMENTATION) == before  # restored after
+    assert during == ["OFF"] * len(loggers)
+    assert [logger_level(spark, name) for name in loggers] == before  # restored after
     with tune.cancel_after(spark, 30.0):  # the job group is cleared: the session keeps working
         assert spark.range(5).count() == 5
     assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
