@@ -1,7 +1,8 @@
 """A blend of ALS and item-CF over their candidates: the one-parameter alternative to the learned ranker.
 
 Algorithm, on the candidates of :mod:`recspark.candidates` (each source's top-``n`` per user, shelved books
-excluded, with ``<source>_score`` and ``<source>_rank``):
+excluded, with ``<source>_score`` and ``<source>_rank``; item-CF's with the popularity prior the search chose for
+it, :class:`recspark.twostage.Sources`):
 
 1. **Scale.** Each source's scores for a user are divided by that user's top score of the source (its
    magnitude; 1 when it is 0), so that one weight holds for light and heavy users alike (item-CF's sums grow

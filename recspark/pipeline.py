@@ -531,7 +531,9 @@ def evaluate_model(
             timings["content"] = time.perf_counter() - t
     if cfg.model == "ranker" and items is not None and neighbours is not None:
         t = time.perf_counter()
-        sources = twostage.Sources(ufs, items, neighbours, vectors, cfg.content, works)
+        sources = twostage.Sources(
+            ufs, items, neighbours, vectors, cfg.content, works, itemcf_prior=cfg.itemcf.popularity_weight
+        )
         test = s.test.select(C.USER_IDX).distinct()
         recs = twostage.ranked_lists(
             spark, fit_on, sources, test, books_of(lake), load_ranker(cfg), max_k, cfg.ranker.n_candidates
@@ -1199,7 +1201,15 @@ def model_lists(
     if model == "ranker":
         ufs, items = load_factors(lake, run_id)
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)
-        sources = twostage.Sources(ufs, items, load_neighbours(lake, run_id), vectors, cfg.content, works)
+        sources = twostage.Sources(
+            ufs,
+            items,
+            load_neighbours(lake, run_id),
+            vectors,
+            cfg.content,
+            works,
+            itemcf_prior=cfg.itemcf.popularity_weight,
+        )
         wanted = users if users is not None else interactions.select(C.USER_IDX).distinct()
         recs = twostage.ranked_lists(
             spark, interactions, sources, wanted, books_of(lake), load_ranker(cfg), k, cfg.ranker.n_candidates

@@ -57,6 +57,9 @@ class Sources:
     vectors: DataFrame | None
     content_params: ContentParams
     works: Works | None = None  # one edition per work, shelved works excluded (recspark.works)
+    itemcf_prior: float = (
+        0.0  # item-CF's popularity prior β as the search chose it (ItemCfParams.popularity_weight)
+    )
 
 
 @dataclass
@@ -96,7 +99,9 @@ def fit_sources(
         neighbours = itemcf.fit(train, itemcf_params)
     else:
         log.info("two-stage: item-CF neighbours of the search's chosen configuration reused")
-    return Sources(ufs, items, neighbours, vectors, content_params)
+    return Sources(
+        ufs, items, neighbours, vectors, content_params, itemcf_prior=itemcf_params.popularity_weight
+    )
 
 
 def source_lists(
@@ -110,7 +115,9 @@ def source_lists(
         ufs = sources.user_factors.join(users, on=C.USER_IDX, how="left_semi")
         lists["als"] = topk.recommend(spark, ufs, candidates_of(works, sources.item_factors), n, seen=seen)
     if sources.neighbours is not None:
-        lists["itemcf"] = itemcf.recommend(train, sources.neighbours, n, users=users, works=works)
+        lists["itemcf"] = itemcf.recommend(
+            train, sources.neighbours, n, users=users, works=works, popularity_weight=sources.itemcf_prior
+        )
     if sources.vectors is not None:
         lists["content"] = content.recommend(
             spark, train, sources.vectors, n, sources.content_params, users=users, works=works

@@ -269,6 +269,31 @@ def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(
     assert (b["ndcg"], b["single"], b["wins"]) == (1.0, {"als": 0.0, "itemcf": 0.0}, True)
 
 
+def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark):
+    """User 0 shelved book 0, whose neighbours are book 1 (0.9) and book 2 (0.4); books 2 has 3 readers (users 1-3),
+    book 1 none. Without a prior item-CF proposes 1 then 2; with β 1, by hand 1: 0.9 / 0.9 + 0 = 1.0 and 2:
+    0.4 / 0.9 + 1 · 3 / 3 = 1.44, so 2 comes first: the two-stage source is item-CF as it was tuned."""
+    from recspark import twostage
+    from recspark.content import ContentParams
+
+    neighbours = spark.createDataFrame(
+        [(0, 1, 1, 0.9), (0, 2, 2, 0.4)], "book_idx int, rank int, neighbour_idx int, score float"
+    )
+    train = spark.createDataFrame(
+        [(0, 0, 0, None), (1, 2, 0, None), (2, 2, 0, None), (3, 2, 0, None)],
+        "user_idx int, book_idx int, rating int, date_added timestamp",
+    )
+    users = spark.createDataFrame([(0,)], "user_idx int")
+
+    def itemcf_books(prior: float) -> list[int]:
+        sources = twostage.Sources(None, None, neighbours, None, ContentParams(), itemcf_prior=prior)
+        found = twostage.source_lists(spark, train, sources, users, 2)["itemcf"]
+        return [r["book_idx"] for r in found.orderBy("rank").collect()]
+
+    assert itemcf_books(0.0) == [1, 2]
+    assert itemcf_books(1.0) == [2, 1]
+
+
 def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above_every_single_model(spark):
     """Hand-made factors and neighbours (no fitting): with too few positives no ranker is trained; the check
     scores every single source and the blend of ALS and item-CF (a weight of the grid chosen on the fit users,
