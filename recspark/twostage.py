@@ -57,9 +57,8 @@ class Sources:
     vectors: DataFrame | None
     content_params: ContentParams
     works: Works | None = None  # one edition per work, shelved works excluded (recspark.works)
-    itemcf_prior: float = (
-        0.0  # item-CF's popularity prior β as the search chose it (ItemCfParams.popularity_weight)
-    )
+    # item-CF's popularity prior β as the search chose it (ItemCfParams.popularity_weight)
+    itemcf_prior: float = 0.0
 
 
 @dataclass
@@ -171,10 +170,7 @@ def validate(
         "n_candidates": params.n_candidates,
         "params": params.as_dict(),
     }
-    singles = {
-        name: round(metrics.ranking_metrics(df.where(F.col(C.RANK) <= k), check_truth, [k])[k]["ndcg"], 5)
-        for name, df in lists.items()
-    }
+    singles = single_ndcg(lists, check_truth, k)
     summary["single"] = singles
     model = None
     try:
@@ -269,8 +265,7 @@ def blend_check(
         .select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
         .cache()
     )
-    singles = metrics.ranking_metrics_by(_labelled_lists(lists, k), truth, [k], list(lists), by=_SOURCE)
-    singles = {name: round(singles[name][k]["ndcg"], 5) for name in lists}
+    singles = single_ndcg(lists, truth, k)
     best_single = max(singles, key=singles.get)
     score = metrics.ranking_metrics(crossed, truth, [k])[k]["ndcg"]
     on_check = metrics.ranking_metrics(crossed, check_truth, [k])[k]["ndcg"]
@@ -290,13 +285,14 @@ def blend_check(
     }
 
 
-def _labelled_lists(lists: dict[str, DataFrame], k: int) -> DataFrame:
-    """Every source's top ``k`` in one frame, told apart by the string column ``_source``."""
-    out = None
+def single_ndcg(lists: dict[str, DataFrame], truth: DataFrame, k: int) -> dict[str, float]:
+    """NDCG@k of every source's top ``k`` over the users in ``truth``, every source in one Spark job."""
+    every = None
     for name, df in lists.items():
         part = df.where(F.col(C.RANK) <= k).select(F.lit(name).alias(_SOURCE), C.USER_IDX, C.RANK, C.BOOK_IDX)
-        out = part if out is None else out.unionByName(part)
-    return out
+        every = part if every is None else every.unionByName(part)
+    found = metrics.ranking_metrics_by(every, truth, [k], list(lists), by=_SOURCE)
+    return {name: round(found[name][k]["ndcg"], 5) for name in lists}
 
 
 def published_kind(summary: dict) -> str | None:
