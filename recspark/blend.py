@@ -13,9 +13,9 @@ it, :class:`recspark.twostage.Sources`):
 3. **Blend.** ``score = (1 - w) · als / top_als + w · itemcf / top_itemcf``; each user's best ``k`` by score
    (ties to the smaller book index).
 
-``w`` is chosen on the validation split from :data:`WEIGHTS` (:func:`recspark.twostage.validate`), like any
-other hyper-parameter of the search: the blend is kept only when its best weight scores higher than every single
-model on the same validation users. Why it is here: in plain numpy beside the product's split
+``w`` is chosen on the validation split from :data:`WEIGHTS` (:func:`recspark.twostage.blend_check`), like any
+other hyper-parameter of the search: the blend is kept only when, cross-fitted (each half of the validation users
+ranked with the weight best on the other half), it scores higher than every single model on those users. Why it is here: in plain numpy beside the product's split
 (``bench/blend.py``), the weight chosen on validation beat the better of ALS and EASE on the held-out test of
 every data set tried (README, "Two-stage").
 

@@ -258,10 +258,7 @@ def blend_check(
     half = F.coalesce(F.col(_HALF), F.lit(2))
     crossed = (
         by_weight.join(F.broadcast(first), on=C.USER_IDX, how="left")
-        .where(
-            ((half == 1) & (F.col(blend.WEIGHT) == chosen[1]))
-            | ((half == 2) & (F.col(blend.WEIGHT) == chosen[2]))
-        )
+        .where(F.col(blend.WEIGHT) == F.when(half == 1, chosen[1]).otherwise(chosen[2]))
         .select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
         .cache()
     )
