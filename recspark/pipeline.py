@@ -457,6 +457,27 @@ def save_params(lake: Lakehouse, run_id: str, cfg: RunConfig) -> None:
     write_keyed(lake, MODEL, "params", params, run_id)
 
 
+def sources_of(
+    cfg: RunConfig,
+    user_factors: DataFrame | None,
+    item_factors: DataFrame | None,
+    neighbours: DataFrame | None,
+    vectors: DataFrame | None,
+    works: Works | None,
+) -> twostage.Sources:
+    """The two-stage sources of a run: the fitted artefacts with what ``cfg`` chose for them (content parameters,
+    item-CF's popularity prior). Evaluation and publishing both build them here, so neither misses a field."""
+    return twostage.Sources(
+        user_factors,
+        item_factors,
+        neighbours,
+        vectors,
+        cfg.content,
+        works,
+        itemcf_prior=cfg.itemcf.popularity_weight,
+    )
+
+
 HITS = (  # what the evaluation report counts as a hit, against what validation counts (tune.liked)
     "every held-out book (any shelf, read or not, whatever its stars); validation, which chose the model, counts "
     "the held-out books the user did not dislike (unrated, or 4-5 stars)"
@@ -531,9 +552,7 @@ def evaluate_model(
             timings["content"] = time.perf_counter() - t
     if cfg.model == "ranker" and items is not None and neighbours is not None:
         t = time.perf_counter()
-        sources = twostage.Sources(
-            ufs, items, neighbours, vectors, cfg.content, works, itemcf_prior=cfg.itemcf.popularity_weight
-        )
+        sources = sources_of(cfg, ufs, items, neighbours, vectors, works)
         test = s.test.select(C.USER_IDX).distinct()
         recs = twostage.ranked_lists(
             spark, fit_on, sources, test, books_of(lake), load_ranker(cfg), max_k, cfg.ranker.n_candidates
@@ -1201,15 +1220,7 @@ def model_lists(
     if model == "ranker":
         ufs, items = load_factors(lake, run_id)
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)
-        sources = twostage.Sources(
-            ufs,
-            items,
-            load_neighbours(lake, run_id),
-            vectors,
-            cfg.content,
-            works,
-            itemcf_prior=cfg.itemcf.popularity_weight,
-        )
+        sources = sources_of(cfg, ufs, items, load_neighbours(lake, run_id), vectors, works)
         wanted = users if users is not None else interactions.select(C.USER_IDX).distinct()
         recs = twostage.ranked_lists(
             spark, interactions, sources, wanted, books_of(lake), load_ranker(cfg), k, cfg.ranker.n_candidates

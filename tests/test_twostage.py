@@ -272,9 +272,12 @@ def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(
 def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark):
     """User 0 shelved book 0, whose neighbours are book 1 (0.9) and book 2 (0.4); books 2 has 3 readers (users 1-3),
     book 1 none. Without a prior item-CF proposes 1 then 2; with β 1, by hand 1: 0.9 / 0.9 + 0 = 1.0 and 2:
-    0.4 / 0.9 + 1 · 3 / 3 = 1.44, so 2 comes first: the two-stage source is item-CF as it was tuned."""
+    0.4 / 0.9 + 1 · 3 / 3 = 1.44, so 2 comes first: the two-stage source is item-CF as it was tuned, also when the
+    run builds its sources from a configuration the search's record set (``pipeline.sources_of``)."""
     from recspark import twostage
     from recspark.content import ContentParams
+    from recspark.itemcf import ItemCfParams
+    from recspark.pipeline import RunConfig, sources_of, with_tuned
 
     neighbours = spark.createDataFrame(
         [(0, 1, 1, 0.9), (0, 2, 2, 0.4)], "book_idx int, rank int, neighbour_idx int, score float"
@@ -292,6 +295,10 @@ def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark)
 
     assert itemcf_books(0.0) == [1, 2]
     assert itemcf_books(1.0) == [2, 1]
+    tuned = with_tuned(RunConfig(), {"itemcf": {**vars(ItemCfParams()), "popularity_weight": 1.0}})
+    from_cfg = sources_of(tuned, None, None, neighbours, None, None)
+    found = twostage.source_lists(spark, train, from_cfg, users, 2)["itemcf"]
+    assert [r["book_idx"] for r in found.orderBy("rank").collect()] == [2, 1]
 
 
 def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above_every_single_model(spark):
