@@ -52,6 +52,7 @@ from pyspark.sql import functions as F
 
 from recspark import columns as C
 from recspark.columns import RANK, SCORE
+from recspark.frames import from_arrow
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,7 @@ def neighbours(pairs: DataFrame, sums: DataFrame, n: int, l2: float, max_books: 
         t2 - t1,
         f"{table.num_rows:,}",
     )
-    spark = pairs.sparkSession
-    return spark.createDataFrame(table).select(
+    return from_arrow(pairs.sparkSession, table).select(
         F.col(C.BOOK_IDX).cast("int"),
         F.col(RANK).cast("int"),
         F.col(C.NEIGHBOUR_IDX).cast("int"),

@@ -174,3 +174,27 @@ def test_item_cf_recommends_with_ease_weights(spark):
 def test_ease_l2_must_be_positive():
     with pytest.raises(ValueError, match="ease_l2"):
         ItemCfParams(similarity="ease", ease_l2=0.0)
+
+
+def test_the_weight_table_reaches_spark_as_arrow_batches_not_as_a_constant_in_the_plan(spark):
+    """``frames.from_arrow`` (how EASE hands its driver-made weight table to Spark): the rows come back whole, the
+    plan reads an RDD (a local relation would travel inside every task), and the session setting it lowers for
+    the call is restored, whether it had been set or not."""
+    import pyarrow as pa
+
+    from recspark.frames import ARROW_LOCAL_RELATION_THRESHOLD, from_arrow
+
+    table = pa.table(
+        {C.BOOK_IDX: pa.array([3, 1, 2], pa.int32()), "score": pa.array([0.5, -1.0, 2.0], pa.float32())}
+    )
+    for before in (None, "1234b"):
+        if before is None:
+            spark.conf.unset(ARROW_LOCAL_RELATION_THRESHOLD)
+        else:
+            spark.conf.set(ARROW_LOCAL_RELATION_THRESHOLD, before)
+        default = spark.conf.get(ARROW_LOCAL_RELATION_THRESHOLD)
+        df = from_arrow(spark, table)
+        assert df._jdf.queryExecution().logical().getClass().getSimpleName() == "LogicalRDD"
+        assert sorted((r[C.BOOK_IDX], r["score"]) for r in df.collect()) == [(1, -1.0), (2, 2.0), (3, 0.5)]
+        assert spark.conf.get(ARROW_LOCAL_RELATION_THRESHOLD) == default
+    spark.conf.unset(ARROW_LOCAL_RELATION_THRESHOLD)
