@@ -225,8 +225,9 @@ def with_ranker(cfg: RunConfig, tuning: dict | None) -> RunConfig:
 
 
 def input_key(versions: dict) -> str:
-    """What a tuning result is keyed by: the silver input versions."""
-    return json.dumps(versions, sort_keys=True)
+    """What a tuning result is keyed by: the silver input versions and the holdout's per-user cap (a search on a
+    split made under another rule is not reused: its validation books could be the evaluation's now)."""
+    return json.dumps({**versions, "max_held_out": split.MAX_HELD_OUT}, sort_keys=True)
 
 
 @after_ingest
@@ -591,7 +592,10 @@ def evaluate_model(
     )
     details = {
         "run": run_id,
-        "split": f"{s.kind}, {cfg.test_fraction:.0%} of each user's books held out (seed {cfg.seed})",
+        "split": (
+            f"{s.kind}, {cfg.test_fraction:.0%} of each user's books held out, at most {split.MAX_HELD_OUT} "
+            f"(seed {cfg.seed})"
+        ),
         "hits": HITS,
         "published model": cfg.model,
         "ALS": json.dumps(cfg.als.as_dict()),

@@ -149,6 +149,29 @@ def test_sparse_users_are_held_out_once_by_evaluation_or_by_validation(spark, fr
     assert 0.3 < in_evaluation / len(sparse_users) < 0.7  # about half each way (126 users)
 
 
+def test_a_holdout_takes_at_most_max_held_out_books_from_a_user(spark):
+    # users of 50, 100, 101, 150 and 400 books: ceil(0.2 n) = 10, 20, 21, 30, 80, capped at 20 (by hand: 10, 20,
+    # 20, 20, 20); without the cap the fifth each. Both kinds, and both holdouts in a row (400 keeps 360 = 90%)
+    sizes = {0: 50, 1: 100, 2: 101, 3: 150, 4: 400}
+    rows = [(u, b, 0) for u, n in sizes.items() for b in range(n)]
+    df = spark.createDataFrame(rows, "user_idx int, book_idx int, rating int").withColumn(
+        "date_added", F.timestamp_seconds(F.col("book_idx") * 3600)
+    )
+
+    def held(s: split.Split) -> dict[int, int]:
+        split.check_split(s)
+        return {r[0]: r[1] for r in s.test.groupBy("user_idx").count().collect()}
+
+    assert split.MAX_HELD_OUT == 20
+    first = split.holdout(df, 0.2, seed=3)
+    assert held(first) == {0: 10, 1: 20, 2: 20, 3: 20, 4: 20}
+    assert held(split.temporal(df, 0.2, seed=3)) == {0: 10, 1: 20, 2: 20, 3: 20, 4: 20}
+    assert held(split.holdout(df, 0.2, seed=3, max_held_out=None)) == {0: 10, 1: 20, 2: 21, 3: 30, 4: 80}
+    assert held(split.holdout(first.train, 0.2, seed=1003)) == {0: 8, 1: 16, 2: 17, 3: 20, 4: 20}
+    assert [split.left_after_holdout(n, 0.2) for n in (50, 101, 400)] == [40, 81, 380]
+    assert split.left_after_holdout(400, 0.2, max_held_out=None) == 320
+
+
 def test_the_validation_threshold_follows_the_evaluation_fraction():
     # by hand: at 0.2 a user of 10 keeps 8, one of 9 keeps 7 -> n' < 8; at 0.5: 5 and 4 -> n' < 5; at 0.11 both
     # keep 8 (ceil(1.1) = 2, ceil(0.99) = 1): the threshold moves to 9, so a user of 9 is never held out twice
