@@ -41,9 +41,8 @@ from recspark import columns as C
 _H = "_h"
 KINDS = ("holdout", "temporal")
 SPARSE_BOOKS = 10  # users with fewer books are held out by evaluation or by validation, never both
-MAX_HELD_OUT = (
-    20  # books a holdout takes from one user at most (2 x NDCG@10's 10: some held-out books are unliked)
-)
+# books a holdout takes from one user at most (2 x NDCG@10's 10: some held-out books are not liked)
+MAX_HELD_OUT = 20
 
 
 def _hash(seed: int, *cols: str) -> F.Column:
