@@ -67,7 +67,7 @@ def persisted_holdout(lake, seed: int = 42):
     from recspark import split
     from recspark.tune import liked
 
-    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=seed)
+    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=seed, max_held_out=None)
     lake.write(s.train, "model", "split_train")
     lake.write(s.test, "model", "split_test")
     train = lake.read("model", "split_train").cache()

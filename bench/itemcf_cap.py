@@ -33,7 +33,7 @@ def main() -> None:
 
     spark = get_spark(master="local[2]", checkpoint_dir=str(HERE / "data" / "checkpoints"))
     lake = Lakehouse(spark, a.lakehouse)
-    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=7)
+    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=7, max_held_out=None)
     train = s.train.cache()
     n_train = train.count()
     truth = tune.liked(s.test).select(C.USER_IDX, C.BOOK_IDX).cache()

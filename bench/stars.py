@@ -39,7 +39,7 @@ def main() -> None:
 
     spark = get_spark(master="local[2]", checkpoint_dir=str(HERE / "data" / "checkpoints"))
     lake = Lakehouse(spark, a.lakehouse)
-    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=42)
+    s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=42, max_held_out=None)
     train, test = s.train.cache(), s.test.cache()
     rows = {}
     for reg, prior in stars.GRID:

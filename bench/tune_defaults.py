@@ -53,7 +53,7 @@ def main() -> None:
     table: dict[str, dict[str, float]] = {}
     for name, root in datasets.items():
         lake = Lakehouse(spark, root)
-        s = split.holdout(lake.read("silver", "interactions"), 0.2, 42)
+        s = split.holdout(lake.read("silver", "interactions"), 0.2, 42, max_held_out=None)
         lake.write(s.train, "model", "defaults_train")
         lake.write(s.test, "model", "defaults_test")
         train = lake.read("model", "defaults_train").cache()
