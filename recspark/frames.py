@@ -26,9 +26,9 @@ def from_arrow(spark: SparkSession, table: pa.Table) -> DataFrame:
     ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows), not in a local relation embedded in the plan.
 
     Why: below 48 MB Spark keeps driver-made Arrow data in the plan, so every task of every stage that reads it
-    carries all of it (EASE's weight table, 1M rows, made 16 MB tasks and "Broadcasting large task binary" on
-    each join). The threshold is set to 0 for this one call and restored; a session that refuses the setting
-    (a managed one) gets the local relation."""
+    carries all of it (a table of 1M rows of four 4-byte columns made 16 MB tasks; EASE's weight table has up to
+    10,000 x 400 rows). The threshold is set to 0 for this one call and restored; a session that refuses the
+    setting (a managed one) gets the local relation."""
     old = spark.conf.get(ARROW_LOCAL_RELATION_THRESHOLD, None)
     try:
         spark.conf.set(ARROW_LOCAL_RELATION_THRESHOLD, "0")
