@@ -198,10 +198,11 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
         print(f"  gold.{name:<22} {n:>10,} rows  {lake.path(C.GOLD, name)}")
     ev = summary.get("evaluation")
     if ev is not None and summary["config"].model in ev.results:
-        from recspark.split import MAX_HELD_OUT
+        from recspark import split
 
-        held = f"{summary['config'].test_fraction:.0%} of each user's books, at most {MAX_HELD_OUT}"
-        print(f"\n== offline evaluation (per-user holdout: {held}) ==")
+        print(
+            f"\n== offline evaluation (per-user holdout: {split.describe(summary['config'].test_fraction)}) =="
+        )
         print(ev.table(10))
         model, label = summary["config"].model, summary["config"].published_label
         ratio = ev.value(model, "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)

@@ -592,10 +592,7 @@ def evaluate_model(
     )
     details = {
         "run": run_id,
-        "split": (
-            f"{s.kind}, {cfg.test_fraction:.0%} of each user's books held out, at most {split.MAX_HELD_OUT} "
-            f"(seed {cfg.seed})"
-        ),
+        "split": f"{s.kind}, held out: {split.describe(cfg.test_fraction)} (seed {cfg.seed})",
         "hits": HITS,
         "published model": cfg.model,
         "ALS": json.dumps(cfg.als.as_dict()),

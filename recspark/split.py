@@ -77,6 +77,11 @@ def for_evaluation(seed: int) -> Sparse:
     return Sparse(seed, first=True)
 
 
+def describe(fraction: float) -> str:
+    """The per-user holdout rule in words, as reports and the CLI state it."""
+    return f"{fraction:.0%} of each user's books, at most {MAX_HELD_OUT}"
+
+
 def left_after_holdout(n: int, fraction: float, max_held_out: int | None = MAX_HELD_OUT) -> int:
     """Books a user with ``n`` books keeps in train after a holdout of ``fraction`` (as :func:`_per_user`)."""
     cap = n - 1 if max_held_out is None else min(n - 1, max_held_out)
