@@ -24,6 +24,7 @@
 
 # COMMAND ----------
 
+from recspark import columns as C
 from recspark import notebook as nb
 
 nb.define_common_widgets(dbutils)
@@ -68,7 +69,7 @@ summary = run_job(
     source,
     fmt,
     cfg,
-    Path(f"{lake.root}/_reports"),
+    Path(f"{lake.root}/{C.REPORTS}"),
     ingest_run_id,
     tuning=nb.tune_options(dbutils),
 )

@@ -10,6 +10,7 @@
 
 # COMMAND ----------
 
+from recspark import columns as C
 from recspark import notebook as nb
 
 nb.define_common_widgets(dbutils)
@@ -28,9 +29,9 @@ evaluation = evaluate_model(
     spark,
     lake,
     cfg,
-    make_split(spark, lake, lake.read("silver", "interactions"), cfg),
+    make_split(spark, lake, lake.read(C.SILVER, "interactions"), cfg),
     run_id,
-    Path(f"{lake.root}/_reports"),
+    Path(f"{lake.root}/{C.REPORTS}"),
 )
 for k in cfg.ks:
     print(evaluation.table(k), "\n")

@@ -58,6 +58,18 @@ def _abs(path: str) -> str:
     return path if "://" in path or path.startswith("dbfs:") else str(Path(path).resolve())
 
 
+def reports_dir(args: argparse.Namespace) -> Path:
+    """Where the evaluation report goes: ``--reports``, else ``_reports/`` in a local lakehouse (everything a run
+    writes under the one folder named), else ``data/reports`` under the working directory (a remote lakehouse:
+    the report is a local Markdown file and plot)."""
+    if args.reports:
+        return Path(args.reports)
+    lakehouse = args.lakehouse
+    if "://" in lakehouse or lakehouse.startswith("dbfs:"):
+        return Path("data/reports")
+    return Path(_abs(lakehouse)) / C.REPORTS
+
+
 def lakehouse_for(spark, args: argparse.Namespace):
     from recspark.tables import Lakehouse
 
@@ -156,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # latest stored tuning, if any (unless --no-tuned)
     use_stored = tuning.mode == "off" and not args.no_tuned
     cfg = _cfg(args, lake, evaluate=not args.no_evaluate, use_tuned=use_stored)
-    report_dir = Path(args.reports)
+    report_dir = reports_dir(args)
     summary = run_job(
         spark,
         lake,
@@ -435,11 +447,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = _cfg(args, lake)
     run_id = run_id_for(input_versions(lake), cfg)
     s = make_split(spark, lake, lake.read(C.SILVER, "interactions"), cfg)
-    ev = evaluate_model(spark, lake, cfg, s, run_id, Path(args.reports))
+    report_dir = reports_dir(args)
+    ev = evaluate_model(spark, lake, cfg, s, run_id, report_dir)
     for k in cfg.ks:
         print(ev.table(k) + "\n")
     print(
-        f"report: {Path(args.reports).resolve()}/evaluation-{run_id}.md; rows in {lake.path(C.GOLD, 'evaluations')}"
+        f"report: {report_dir.resolve()}/evaluation-{run_id}.md; rows in {lake.path(C.GOLD, 'evaluations')}"
     )
     return 0
 
@@ -623,7 +636,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--no-mlflow", action="store_true", help="do not track the run in MLflow even if installed"
     )
-    r.add_argument("--reports", default="data/reports", help="folder for the evaluation report")
+    r.add_argument(
+        "--reports",
+        default=None,
+        help="folder for the evaluation report (default: _reports/ in a local lakehouse)",
+    )
     spark_opts(r)
     model_opts(r)
     split_opts(r)
@@ -645,7 +662,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=int, default=42)
     ev.add_argument("--no-tuned", action="store_true")
-    ev.add_argument("--reports", default="data/reports")
+    ev.add_argument(
+        "--reports",
+        default=None,
+        help="folder for the evaluation report (default: _reports/ in a local lakehouse)",
+    )
     spark_opts(ev)
     model_opts(ev)
     split_opts(ev)

@@ -84,3 +84,6 @@ SILVER = "silver"
 MODEL = "model"
 GOLD = "gold"
 META = "meta"
+# the evaluation reports (Markdown and a plot, not Delta tables) in a local lakehouse: `recspark run`/`evaluate`
+# and the notebooks write them there unless told otherwise (a leading "_" keeps Spark from reading it as data)
+REPORTS = "_reports"

@@ -558,7 +558,7 @@ def evaluate_model(
         recs = twostage.ranked_lists(
             spark, fit_on, sources, test, books_of(lake), load_ranker(cfg), max_k, cfg.ranker.n_candidates
         )
-        lists["ranker"] = evaluate.materialise(recs)
+        lists["ranker"] = recs  # already cached and counted (ranked_lists): materialising again re-caches it
         timings["ranker"] = time.perf_counter() - t
     for df in (neighbours, vectors):
         if df is not None:
@@ -900,13 +900,15 @@ def publish_model(
         )
         pop_recs = series.in_series_order(pop_recs, interactions, books, works)
         recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
-        recs = with_predicted_stars(spark, interactions, recs, cfg.stars)
+        recs, stars_model = with_predicted_stars(spark, interactions, recs, cfg.stars)
         publish.write_run_rows(
             lake,
             "user_recommendations",
             publish.user_recommendation_rows(recs, users, books, run_id),
             run_id,
         )
+        if stars_model is not None:
+            stars_model.release()
     method = {"als": "als", "ranker": "als", "content": "content"}.get(model, "itemcf")
     with timer.step(f"similar books ({method}; new books: content)", first_step + 1, total):
         if model in ("als", "ranker"):
@@ -1067,14 +1069,16 @@ def load_ranker(cfg: RunConfig):
 
 def with_predicted_stars(
     spark: SparkSession, interactions: DataFrame, recs: DataFrame, params: StarsParams
-) -> DataFrame:
+) -> tuple[DataFrame, stars.StarsModel | None]:
     """``recs`` with ``predicted_rating`` from explicit ALS on every rated shelf (null when there are too few
-    ratings, or for a user or book without ratings)."""
+    ratings, or for a user or book without ratings), and the model (None without one): the caller releases it
+    (:meth:`recspark.stars.StarsModel.release`) once the lists are written."""
     ratings = stars.rated(interactions)
     if not stars.enough(ratings):
         log.info("fewer than %d ratings: no predicted stars", stars.MIN_RATINGS)
-        return recs.withColumn(stars.PREDICTED, F.lit(None).cast("float"))
-    return stars.predict(stars.fit(spark, ratings, params), recs)
+        return recs.withColumn(stars.PREDICTED, F.lit(None).cast("float")), None
+    model = stars.fit(spark, ratings, params)
+    return stars.predict(model, recs), model
 
 
 def well_read(interactions: DataFrame, min_readers: int) -> DataFrame:

@@ -263,10 +263,47 @@ def get_spark(
     return spark
 
 
+# Spark's own warnings that nothing a user can do clears, dropped from the driver's log by message (every other
+# message of the same logger still shows). Spark ML's ALS puts its input's SQL lineage (generated code included)
+# and, for implicit feedback, YᵀY (rank·(rank+1)/2 doubles: 257 KiB at rank 256, once per iteration) into the
+# closures of its stages; above 1,000 KiB Spark warns on every stage: 96 lines in one `make run`
+# (2026-12-04: the explicit "stars" ALS on the silver interactions alone made 31 warnings of 2.1 MiB; with its
+# input local-checkpointed, 1, but a local checkpoint does not survive a lost executor on a cluster).
+KNOWN_WARNINGS = {"org.apache.spark.scheduler.DAGScheduler": "Broadcasting large task binary.*"}
+
+
+def drop_log_messages(spark: SparkSession, logger: str, regex: str) -> bool:
+    """Drop the driver's log events of the log4j 2 logger ``logger`` whose message matches ``regex`` (a
+    ``RegexFilter`` on the logger's own configuration, created when it has none: its level and appenders are
+    still its parents'). Installed once however often it is called. False where log4j 2 cannot be reached
+    (Spark Connect, another logging backend): the messages then show, nothing else changes."""
+    try:
+        jvm = spark.sparkContext._jvm
+        core = jvm.org.apache.logging.log4j.core
+        context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
+        config = context.getConfiguration()
+        own = config.getLoggerConfig(logger)
+        if own.getName() != logger:
+            own = core.config.LoggerConfig(logger, None, True)
+            config.addLogger(logger, own)
+        elif regex in str(own.getFilter()):
+            return True
+        result = core.Filter.Result
+        own.addFilter(core.filter.RegexFilter.createFilter(regex, None, False, result.DENY, result.NEUTRAL))
+        context.updateLoggers()
+        return True
+    except Exception as exc:  # noqa: BLE001 -- no JVM gateway or no log4j 2 core: keep the messages
+        log.debug("could not filter %s's log: %s", logger, exc)
+        return False
+
+
 def _finish(spark: SparkSession, checkpoint_dir: str | None, log_level: str | None) -> None:
-    """Set the checkpoint directory (ALS silently skips checkpointing without one) and the log level."""
+    """Set the checkpoint directory (ALS silently skips checkpointing without one) and the log level, and drop
+    the :data:`KNOWN_WARNINGS`."""
     if log_level:
         spark.sparkContext.setLogLevel(log_level)
+    for logger, regex in KNOWN_WARNINGS.items():
+        drop_log_messages(spark, logger, regex)
     if checkpoint_dir:
         spark.sparkContext.setCheckpointDir(checkpoint_dir)
     elif spark.sparkContext.getCheckpointDir() is None:

@@ -67,9 +67,16 @@ class StarsModel:
     """Baseline predictors and the ALS model of their residuals."""
 
     mu: float
-    book_bias: DataFrame  # (book_idx, _bb)
-    user_bias: DataFrame  # (user_idx, _bu)
+    book_bias: DataFrame  # (book_idx, _bb), cached
+    user_bias: DataFrame  # (user_idx, _bu), cached
     als: ALSModel
+
+    def release(self) -> None:
+        """Unpersist the cached bias terms: call it once the predictions have been computed (written or
+        scored). Without it every fit left two cached frames behind, and a second fit on the same ratings
+        asked Spark to cache what was already cached."""
+        self.book_bias.unpersist()
+        self.user_bias.unpersist()
 
 
 def bias_terms(ratings: DataFrame, user_prior: float = PRIOR_RATINGS) -> tuple[float, DataFrame, DataFrame]:
@@ -164,7 +171,9 @@ def evaluate(spark: SparkSession, train: DataFrame, test: DataFrame, params: Sta
         model = fit(spark, tr, params)
         means, mu = book_means(tr)
         base = te.join(means, on=C.BOOK_IDX, how="left").fillna({PREDICTED: mu})
-        return {"stars": errors(predict(model, te)), "book_mean": errors(base)}
+        scored = errors(predict(model, te))
+        model.release()
+        return {"stars": scored, "book_mean": errors(base)}
     finally:
         tr.unpersist()
         te.unpersist()
@@ -178,6 +187,7 @@ def choose(spark: SparkSession, train: DataFrame, valid: DataFrame, params: Star
         for reg, prior in GRID:
             model = fit(spark, tr, replace(params, reg=reg, user_prior=prior))
             rmse = errors(predict(model, va))["rmse"]
+            model.release()
             log.info("stars regParam %g, user prior %g: validation RMSE %.4f", reg, prior, rmse)
             results.append((rmse, reg, prior))
         rmse, reg, prior = min(results)

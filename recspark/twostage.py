@@ -316,7 +316,7 @@ def ranked_lists(
     n: int,
 ) -> DataFrame:
     """Top-``k`` ``(user_idx, rank, book_idx, score)`` of the ranker (or a :class:`recspark.blend.Blend`) over every
-    source's top-``n`` candidates."""
+    source's top-``n`` candidates, cached and counted (the caller unpersists them)."""
     feats, lists = candidate_features(spark, train, sources, users, n, books)
     if isinstance(model, blend.Blend):
         out = blend.ranked(feats, model.weight, k, n).cache()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from recspark import cli
@@ -66,6 +68,17 @@ def test_a_lakehouse_that_is_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--lakehouse", str(not_a_folder)])
     assert exit_info.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_the_report_goes_into_the_lakehouse_named_unless_told_otherwise(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parse = cli.build_parser().parse_args
+    for verb in ("run", "evaluate"):
+        assert cli.reports_dir(parse([verb, "--lakehouse", "lakes/a"])) == tmp_path / "lakes/a/_reports"
+        assert cli.reports_dir(parse([verb])) == tmp_path / "data/lakehouse/_reports"  # make run's default
+        assert cli.reports_dir(parse([verb, "--reports", "elsewhere"])) == Path("elsewhere")
+        remote = parse([verb, "--lakehouse", "s3://bucket/lake"])
+        assert cli.reports_dir(remote) == Path("data/reports")  # a local file, not written to the bucket
 
 
 def test_keep_runs_reaches_the_run_configuration_and_no_key(tmp_path):

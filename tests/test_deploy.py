@@ -203,3 +203,36 @@ def test_the_test_session_jvm_runs_with_the_tiny_frame_jit_setting(spark):
     started_with = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     wanted = TINY_FRAME_JVM_OPTIONS.split()
     assert wanted and all(option in started_with for option in wanted), started_with
+
+
+def _filtered(spark, logger: str, message: str) -> bool:
+    """Whether the driver's log4j 2 configuration of ``logger`` drops a WARN event carrying ``message``."""
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    event = (
+        log4j.core.impl.Log4jLogEvent.newBuilder()
+        .setLoggerName(logger)
+        .setLevel(log4j.Level.WARN)
+        .setMessage(log4j.message.SimpleMessage(message))
+        .build()
+    )
+    config = log4j.LogManager.getContext(False).getConfiguration().getLoggerConfig(logger)
+    return config.getName() == logger and config.isFiltered(event)
+
+
+def test_known_warnings_are_dropped_by_message_and_the_logger_keeps_its_level(spark):
+    from recspark.spark import KNOWN_WARNINGS, drop_log_messages, logger_level
+
+    scheduler = "org.apache.spark.scheduler.DAGScheduler"
+    assert scheduler in KNOWN_WARNINGS  # installed by the session builder (get_spark)
+    assert _filtered(spark, scheduler, "Broadcasting large task binary with size 2.1 MiB")
+    assert not _filtered(spark, scheduler, "Failed to update accumulator 7")
+
+    name = "recspark.test.dropped"  # a logger of its own: installing twice keeps one filter
+    parent_level = logger_level(spark, "recspark.test")
+    assert not _filtered(spark, name, "noise 1")
+    assert drop_log_messages(spark, name, "noise.*") and drop_log_messages(spark, name, "noise.*")
+    assert _filtered(spark, name, "noise 1") and not _filtered(spark, name, "a real problem")
+    config = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
+    assert "CompositeFilter" not in str(config.getLoggerConfig(name).getFilter().getClass().getName())
+    assert logger_level(spark, name) == parent_level  # its level is still inherited

@@ -59,6 +59,20 @@ def test_predictions_are_clipped_and_unknown_ids_get_the_terms_that_exist(spark)
     assert 1.0 <= got[(0, 2)] <= 1.5 and 4.5 <= got[(0, 1)] <= 5.0  # the checkerboard is learnt, in [1, 5]
 
 
+def test_release_unpersists_the_bias_terms_a_fit_cached(spark):
+    ratings = stars.rated(
+        spark.createDataFrame([(u, b, 1 + (u + b) % 5) for u in range(6) for b in range(5)], SCHEMA)
+    )
+    model = stars.fit(spark, ratings, StarsParams(rank=2, max_iter=2))
+    assert model.book_bias.storageLevel.useMemory and model.user_bias.storageLevel.useMemory
+    model.release()
+    assert not model.book_bias.storageLevel.useMemory and not model.user_bias.storageLevel.useMemory
+    # a second fit on the same ratings caches its own terms again (nothing was left cached to collide with)
+    again = stars.fit(spark, ratings, StarsParams(rank=2, max_iter=2))
+    assert again.book_bias.storageLevel.useMemory
+    again.release()
+
+
 def test_evaluate_scores_model_and_baseline_on_the_same_rows(spark):
     rows = [(u, b, 5 if (u + b) % 2 else 1) for u in range(12) for b in range(10)]
     df = spark.createDataFrame(rows, SCHEMA)
