@@ -23,7 +23,6 @@ import argparse
 import itertools
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import quality  # noqa: E402  (bench/quality.py: the split and the scoring of the hidden checks)
-from common import append_result, goodbooks_rows  # noqa: E402
+from common import append_result  # noqa: E402
 from ease import ease_weights, positive_top  # noqa: E402  (bench/ease.py: the same B and positive cut)
 
 
@@ -93,25 +92,10 @@ def main() -> None:
         "ItemCfParams.max_user_books on undated CSV input); 0: every shelf. Scoring uses every shelf.",
     )
     a = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "input"
-        truth = quality.prepare(a.source.resolve(), a.format, src, a.seed)
-        pop = quality.score(quality.popularity_lists(src, a.format), truth)
-        if a.format == "goodbooks":
-            name = goodbooks_rows(src)
-            train = pd.read_csv(src / name)
-            user_key = lambda ids: ids.astype(str)  # noqa: E731
-            book_key = pd.read_csv(src / "books.csv").set_index("book_id")["goodreads_book_id"]
-        else:
-            name = "goodreads_interactions.csv"
-            train = pd.read_csv(src / name)
-            users_map = pd.read_csv(src / "user_id_map.csv").set_index("user_id_csv")["user_id"]
-            user_key = lambda ids: users_map.reindex(ids).to_numpy().astype(str)  # noqa: E731
-            book_key = pd.read_csv(src / "book_id_map.csv").set_index("book_id_csv")["book_id"]
-    users, u = np.unique(train["user_id"].to_numpy(), return_inverse=True)
-    book_ids = train["book_id"].to_numpy()
-    codes, uniques = pd.factorize(book_ids)
-    order = uniques[np.argsort(-np.bincount(codes), kind="stable")]
+    side = quality.training_side(a.source, a.format, a.seed)
+    truth, pop, name, train = side["truth"], side["popularity"], side["name"], side["train"]
+    users, u, book_ids, order = side["users"], side["user_pos"], side["book_ids"], side["by_readers"]
+    user_key, book_key = side["user_key"], side["book_key"]
     books = np.sort(order[: a.max_books])  # the catalogue, as ease.catalogue keeps it (ties: any)
     inside = np.isin(book_ids, books)
     b = np.searchsorted(books, book_ids[inside])

@@ -84,6 +84,44 @@ def prepare(src: Path, fmt: str, out: Path, seed: int) -> pd.DataFrame:
     )
 
 
+def training_side(source: Path, fmt: str, seed: int) -> dict:
+    """This bench's split of ``source`` read back as the numpy benches use it (``bench/ease_gap.py``,
+    ``bench/ease_dual.py``): ``truth`` (the held-out rows), ``popularity`` (its score), ``name`` (the interaction
+    file), ``train`` (its training rows, a pandas frame), ``user_key`` / ``book_key``, which map the file's user
+    and book ids to the ids the scoring compares (a function of an id array, and a Series indexed by book id), and
+    the rows indexed (``users``, ``user_pos``, ``book_ids``, ``by_readers``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "input"
+        truth = prepare(source.resolve(), fmt, src, seed)
+        popularity = score(popularity_lists(src, fmt), truth)
+        if fmt == "goodbooks":
+            name = goodbooks_rows(src)
+            train = pd.read_csv(src / name)
+            user_key = lambda ids: ids.astype(str)  # noqa: E731
+            book_key = pd.read_csv(src / "books.csv").set_index("book_id")["goodreads_book_id"]
+        else:
+            name = "goodreads_interactions.csv"
+            train = pd.read_csv(src / name)
+            users_map = pd.read_csv(src / "user_id_map.csv").set_index("user_id_csv")["user_id"]
+            user_key = lambda ids: users_map.reindex(ids).to_numpy().astype(str)  # noqa: E731
+            book_key = pd.read_csv(src / "book_id_map.csv").set_index("book_id_csv")["book_id"]
+    users, user_pos = np.unique(train["user_id"].to_numpy(), return_inverse=True)
+    book_ids = train["book_id"].to_numpy()
+    codes, uniques = pd.factorize(book_ids)
+    return {
+        "truth": truth,
+        "popularity": popularity,
+        "name": name,
+        "train": train,
+        "user_key": user_key,
+        "book_key": book_key,
+        "users": users,  # the training side's user ids, ascending
+        "user_pos": user_pos,  # each training row's position in ``users``
+        "book_ids": book_ids,  # each training row's book id
+        "by_readers": uniques[np.argsort(-np.bincount(codes), kind="stable")],  # book ids, most-read first
+    }
+
+
 def prepare_next(src: Path, fmt: str, out: Path, n: int, seed: int) -> pd.DataFrame:
     """The "next shelves" shape: every user with at least ``2n`` rows keeps ``n`` of them (in a random, seeded
     order) as the whole input and the next ``n`` are the truth (all relevant). Written as the three UCSD CSVs with
