@@ -339,10 +339,37 @@ def successive_halving(
     return Search(results, best, runner_up, budget or 0.0, clock() - start)
 
 
+SETTLE_S = 10.0  # after a cancellation, wait at most this long for the killed tasks to end
+
+
+def settle(spark: SparkSession, group: str, timeout_s: float = SETTLE_S) -> bool:
+    """Wait until no task of the job group ``group`` is running (True), or ``timeout_s`` passed (False). Cancelling
+    a job group returns before its tasks end, and each killed task logs its WARNs when it does ("Lost task ...
+    TaskKilled", "Putting block ... failed"): waiting keeps them inside the quiet window of :func:`cancel_after`."""
+    tracker = spark.sparkContext.statusTracker()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy = False  # a job still running (between two stages no task may be), or a task not yet ended
+        for job in tracker.getJobIdsForGroup(group):
+            info = tracker.getJobInfo(job)
+            if info is None:
+                continue
+            busy |= info.status == "RUNNING"
+            for stage in info.stageIds:
+                stage_info = tracker.getStageInfo(stage)
+                busy |= stage_info is not None and stage_info.numActiveTasks > 0
+        if not busy:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 @contextmanager
 def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
     """Run the block's Spark jobs in a job group that is cancelled after ``limit_s`` seconds; the block then
-    raises :class:`TrialTimeout`. None: no limit."""
+    raises :class:`TrialTimeout`. None: no limit. The loggers of :data:`QUIET_WHILE_CANCELLING` are off from the
+    cancellation until its tasks have ended (:func:`settle`)."""
     if limit_s is None:
         yield
         return
@@ -375,6 +402,8 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
+        if fired.is_set() and not settle(spark, group):
+            log.debug("tasks of the cancelled trial still running after %.0f s", SETTLE_S)
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
         for name, level in quieted.items():

@@ -191,6 +191,41 @@ def test_cancel_after_stops_a_running_spark_job(spark):
     assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
 
 
+def test_settle_waits_for_the_running_tasks_of_a_job_group(spark):
+    """What keeps a cancelled trial's task WARNs inside the quiet window: ``settle`` returns once no task of the
+    group runs, and gives up (False) at its timeout."""
+    import threading
+    import time as _time
+
+    def slow(batches):
+        for b in batches:
+            _time.sleep(4)
+            yield b
+
+    group = "recspark-test-settle"
+
+    def job() -> None:
+        spark.sparkContext.setJobGroup(group, "settle test")
+        spark.range(2).repartition(2).mapInPandas(slow, "id long").collect()
+
+    worker = threading.Thread(target=job, daemon=True)
+    worker.start()
+    tracker = spark.sparkContext.statusTracker()
+    deadline = _time.monotonic() + 30
+    while not any(  # until the group's tasks run
+        (info := tracker.getStageInfo(stage)) is not None and info.numActiveTasks > 0
+        for job_id in tracker.getJobIdsForGroup(group)
+        for stage in tracker.getJobInfo(job_id).stageIds
+    ):
+        assert _time.monotonic() < deadline, "the job never started"
+        _time.sleep(0.05)
+    assert tune.settle(spark, group, timeout_s=0.5) is False  # still sleeping
+    assert tune.settle(spark, group, timeout_s=30) is True
+    worker.join(5)
+    assert not worker.is_alive()  # the job had finished
+    assert tune.settle(spark, "recspark-test-no-such-group", timeout_s=0) is True
+
+
 def test_binary_scheme_and_signal_presets(spark):
     df = spark.createDataFrame(
         [(0, 0, True, 5, True, None), (0, 1, False, 0, False, None)],
