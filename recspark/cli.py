@@ -54,8 +54,13 @@ def session(args: argparse.Namespace, app: str):
     return get_spark(app_name=f"recspark-{app}", master=master, checkpoint_dir=checkpoint)
 
 
+def _remote(path: str) -> bool:
+    """A URI (``s3://``, ``abfss://``, ``dbfs:``), not a local path."""
+    return "://" in path or path.startswith("dbfs:")
+
+
 def _abs(path: str) -> str:
-    return path if "://" in path or path.startswith("dbfs:") else str(Path(path).resolve())
+    return path if _remote(path) else str(Path(path).resolve())
 
 
 def reports_dir(args: argparse.Namespace) -> Path:
@@ -64,10 +69,9 @@ def reports_dir(args: argparse.Namespace) -> Path:
     the report is a local Markdown file and plot)."""
     if args.reports:
         return Path(args.reports)
-    lakehouse = args.lakehouse
-    if "://" in lakehouse or lakehouse.startswith("dbfs:"):
+    if _remote(args.lakehouse):
         return Path("data/reports")
-    return Path(_abs(lakehouse)) / C.REPORTS
+    return Path(_abs(args.lakehouse)) / C.REPORTS
 
 
 def lakehouse_for(spark, args: argparse.Namespace):
