@@ -509,7 +509,7 @@ def _positive_int(text: str) -> int:
 
 def _lakehouse(text: str) -> str:
     """A lakehouse root: a URI, or a local folder (existing or not), never an existing file."""
-    if "://" not in text and os.path.exists(text) and not os.path.isdir(text):
+    if not _remote(text) and os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder for the lakehouse")
     return text
 

@@ -210,13 +210,8 @@ def test_settle_waits_for_the_running_tasks_of_a_job_group(spark):
 
     worker = threading.Thread(target=job, daemon=True)
     worker.start()
-    tracker = spark.sparkContext.statusTracker()
     deadline = _time.monotonic() + 30
-    while not any(  # until the group's tasks run
-        (info := tracker.getStageInfo(stage)) is not None and info.numActiveTasks > 0
-        for job_id in tracker.getJobIdsForGroup(group)
-        for stage in tracker.getJobInfo(job_id).stageIds
-    ):
+    while tune.settle(spark, group, timeout_s=0):  # idle until the group's job is submitted
         assert _time.monotonic() < deadline, "the job never started"
         _time.sleep(0.05)
     assert tune.settle(spark, group, timeout_s=0.5) is False  # still sleeping
