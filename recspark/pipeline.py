@@ -2,7 +2,9 @@
 similar -> publish. ``run_pipeline`` chains them with step timings (``recspark run``).
 
 Model tables (``<lakehouse>/model/...``): ``split_train``/``split_test`` (the persisted split),
-``user_factors``/``item_factors`` (``run_id, user_idx|book_idx, features``) and ``params``.
+``user_factors``/``item_factors`` (``run_id, user_idx|book_idx, features``), ``neighbours`` (item-CF),
+``content_vectors``, ``stars`` (the predicted-stars model: ``run_id, term, idx, bias, features``) and ``params``
+(written last: a model run is trained once its params row exists).
 """
 
 from __future__ import annotations
@@ -385,13 +387,28 @@ def fit_and_save(
     """Fit what the published family needs on ``interactions`` and save it under ``run_id``: ALS factors for
     ``als``; the item-CF neighbour table for ``itemcf`` and for ``popularity`` (whose similar-books lists come
     from item-CF). ``cfg.item_level == "work"``: fitted on the interactions moved to works."""
+    fit_and_save_stars(spark, lake, interactions, cfg.stars, run_id)  # of editions: the lists cite editions
     works = works_of(lake, interactions)
     interactions = training_view(interactions, works, cfg)
     try:
-        _fit_and_save(spark, lake, interactions, cfg, run_id)
+        _fit_and_save(spark, lake, interactions, cfg, run_id)  # writes the params row, last
     finally:
         if works is not None:
             works.release()
+
+
+def fit_and_save_stars(
+    spark: SparkSession, lake: Lakehouse, interactions: DataFrame, params: stars.StarsParams, run_id: str
+) -> None:
+    """The predicted-stars model of every rated shelf, saved as ``model/stars`` (:func:`recspark.stars.terms`)
+    for the publishes of this trained model; nothing is saved with too few ratings."""
+    ratings = stars.rated(interactions)
+    if not stars.enough(ratings):
+        log.info("fewer than %d ratings: no predicted stars", stars.MIN_RATINGS)
+        return
+    model = stars.fit(spark, ratings, params)
+    write_keyed(lake, MODEL, "stars", stars.terms(model), run_id)
+    model.release()
 
 
 def works_of(lake: Lakehouse, interactions: DataFrame) -> Works | None:
@@ -900,7 +917,7 @@ def publish_model(
         )
         pop_recs = series.in_series_order(pop_recs, interactions, books, works)
         recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
-        recs, stars_model = with_predicted_stars(spark, interactions, recs, cfg.stars)
+        recs, stars_model = with_predicted_stars(spark, lake, model_run, interactions, recs, cfg.stars)
         publish.write_run_rows(
             lake,
             "user_recommendations",
@@ -1068,17 +1085,33 @@ def load_ranker(cfg: RunConfig):
 
 
 def with_predicted_stars(
-    spark: SparkSession, interactions: DataFrame, recs: DataFrame, params: StarsParams
+    spark: SparkSession,
+    lake: Lakehouse,
+    model_run: str,
+    interactions: DataFrame,
+    recs: DataFrame,
+    params: stars.StarsParams,
 ) -> tuple[DataFrame, stars.StarsModel | None]:
-    """``recs`` with ``predicted_rating`` from explicit ALS on every rated shelf (null when there are too few
-    ratings, or for a user or book without ratings), and the model (None without one): the caller releases it
-    (:meth:`recspark.stars.StarsModel.release`) once the lists are written."""
-    ratings = stars.rated(interactions)
-    if not stars.enough(ratings):
-        log.info("fewer than %d ratings: no predicted stars", stars.MIN_RATINGS)
-        return recs.withColumn(stars.PREDICTED, F.lit(None).cast("float")), None
-    model = stars.fit(spark, ratings, params)
+    """``recs`` with ``predicted_rating`` from the stars model trained with ``model_run`` (``model/stars``; null
+    when there are too few ratings, or for a user or book without ratings), and the model (None without one): the
+    caller releases it (:meth:`recspark.stars.StarsModel.release`) once the lists are written. A model trained
+    before the stars were saved with it has them fitted here, on ``interactions``."""
+    model = load_stars(lake, model_run)
+    if model is None:
+        ratings = stars.rated(interactions)
+        if not stars.enough(ratings):
+            log.info("fewer than %d ratings: no predicted stars", stars.MIN_RATINGS)
+            return recs.withColumn(stars.PREDICTED, F.lit(None).cast("float")), None
+        log.info("model %s has no saved stars (trained before they were saved): fitting them", model_run)
+        model = stars.fit(spark, ratings, params)
     return stars.predict(model, recs), model
+
+
+def load_stars(lake: Lakehouse, model_run: str) -> stars.StarsModel | None:
+    """The predicted-stars model saved with ``model_run`` (None when none was)."""
+    if not lake.exists(MODEL, "stars"):
+        return None
+    return stars.from_terms(lake.read(MODEL, "stars").where(F.col(C.RUN_ID) == model_run).drop(C.RUN_ID))
 
 
 def well_read(interactions: DataFrame, min_readers: int) -> DataFrame:

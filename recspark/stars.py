@@ -18,6 +18,9 @@ the reader would probably give it.
   shrinkage of the user offsets matters where users have no rating habit of their own (generated ratings), weak
   where they do (real raters).
 * **Metrics**: RMSE and MAE on held-out rated shelves, for the model and for the baseline.
+* **Saved with the model**: a fitted :class:`StarsModel` is ``μ`` plus one table of user terms and one of book
+  terms (bias and ALS factors), so training saves it (:func:`terms`, model table ``stars``) and every publish of
+  that trained model predicts from the saved terms (:func:`from_terms`) instead of fitting explicit ALS again.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, replace
 
-from pyspark.ml.recommendation import ALS, ALSModel
+from pyspark.ml.recommendation import ALS
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -37,6 +40,8 @@ MIN_RATINGS = 100
 PRIOR_RATINGS = 5.0
 GRID = ((0.1, 5.0), (0.3, 5.0), (0.3, 100.0), (1.0, 100.0))  # (regParam, user_prior) tried on validation
 PREDICTED = C.PREDICTED_RATING
+TERM, IDX, BIAS = C.TERM, C.TERM_IDX, C.BIAS  # the saved model's table (:func:`terms`)
+TERMS_SCHEMA = f"{TERM} string, {IDX} int, {BIAS} double, {C.FEATURES} array<float>"
 
 
 @dataclass(frozen=True)
@@ -64,19 +69,20 @@ def enough(ratings: DataFrame) -> bool:
 
 @dataclass
 class StarsModel:
-    """Baseline predictors and the ALS model of their residuals."""
+    """``μ`` and the per-user and per-book terms, ``(user_idx, bias, features)`` and ``(book_idx, bias,
+    features)``: a bias from the baseline predictors and the explicit-ALS factors of the residuals (null for an
+    id ALS did not see)."""
 
     mu: float
-    book_bias: DataFrame  # (book_idx, _bb), cached
-    user_bias: DataFrame  # (user_idx, _bu), cached
-    als: ALSModel
+    users: DataFrame
+    books: DataFrame
 
     def release(self) -> None:
-        """Unpersist the cached bias terms: call it once the predictions have been computed (written or
-        scored). Without it every fit left two cached frames behind, and a second fit on the same ratings
-        asked Spark to cache what was already cached."""
-        self.book_bias.unpersist()
-        self.user_bias.unpersist()
+        """Unpersist the cached terms of a fit: call it once the predictions have been computed (written or
+        scored). Without it every fit left its frames behind, and a second fit on the same ratings asked Spark
+        to cache what was already cached. (Terms read back from the lakehouse are not cached: nothing to do.)"""
+        self.users.unpersist()
+        self.books.unpersist()
 
 
 def bias_terms(ratings: DataFrame, user_prior: float = PRIOR_RATINGS) -> tuple[float, DataFrame, DataFrame]:
@@ -93,7 +99,17 @@ def bias_terms(ratings: DataFrame, user_prior: float = PRIOR_RATINGS) -> tuple[f
     return mu, book.cache(), user.cache()
 
 
+def with_factors(bias: DataFrame, key: str, bias_col: str, factors: DataFrame) -> DataFrame:
+    """``(key, bias, features)``: every id with a bias, with its ALS factors (ALS's ``(id, features)``) or null."""
+    return bias.join(factors.withColumnRenamed("id", key), on=key, how="left").select(
+        F.col(key).cast("int").alias(key),
+        F.col(bias_col).cast("double").alias(BIAS),
+        F.col(C.FEATURES),
+    )
+
+
 def fit(spark: SparkSession, ratings: DataFrame, params: StarsParams) -> StarsModel:
+    """Bias terms, then explicit ALS on their residuals; the terms come back cached and counted."""
     mu, book, user = bias_terms(ratings, params.user_prior)
     residuals = (
         ratings.join(book, on=C.BOOK_IDX, how="inner")
@@ -112,29 +128,55 @@ def fit(spark: SparkSession, ratings: DataFrame, params: StarsParams) -> StarsMo
         seed=params.seed,
         numUserBlocks=blocks,
         numItemBlocks=blocks,
-        coldStartStrategy="nan",
     )
     log.info("explicit ALS (stars): rank=%d reg=%g iterations=%d", params.rank, params.reg, params.max_iter)
-    return StarsModel(mu, book, user, als.fit(residuals))
+    fitted = als.fit(residuals)
+    users = with_factors(user, C.USER_IDX, "_bu", fitted.userFactors).cache()
+    books = with_factors(book, C.BOOK_IDX, "_bb", fitted.itemFactors).cache()
+    users.count()
+    books.count()
+    book.unpersist()
+    user.unpersist()
+    return StarsModel(mu, users, books)
+
+
+def terms(model: StarsModel) -> DataFrame:
+    """The model as one table, ``(term, idx, bias, features)``: a ``mean`` row (``μ``; idx and features null),
+    then a ``user`` row per user and a ``book`` row per book. What training saves (model table ``stars``)."""
+    spark = model.users.sparkSession
+    mean = spark.createDataFrame([("mean", None, model.mu, None)], TERMS_SCHEMA)
+    users = model.users.select(F.lit("user").alias(TERM), F.col(C.USER_IDX).alias(IDX), BIAS, C.FEATURES)
+    books = model.books.select(F.lit("book").alias(TERM), F.col(C.BOOK_IDX).alias(IDX), BIAS, C.FEATURES)
+    return mean.unionByName(users).unionByName(books)
+
+
+def from_terms(table: DataFrame) -> StarsModel | None:
+    """The model :func:`terms` wrote (None when ``table`` has no ``mean`` row: nothing was saved)."""
+    mean = table.where(F.col(TERM) == "mean").select(BIAS).first()
+    if mean is None:
+        return None
+    side = {
+        name: table.where(F.col(TERM) == name).select(F.col(IDX).alias(key), BIAS, C.FEATURES)
+        for name, key in (("user", C.USER_IDX), ("book", C.BOOK_IDX))
+    }
+    return StarsModel(float(mean[BIAS]), side["user"], side["book"])
 
 
 def predict(model: StarsModel, pairs: DataFrame) -> DataFrame:
     """``pairs`` with ``predicted_rating``: ``μ + b_b + b_u + x_u·y_b`` with the missing terms 0, clipped to
     [1, 5], as float."""
-    p = F.col("prediction")
+    users = model.users.select(C.USER_IDX, F.col(BIAS).alias("_bu"), F.col(C.FEATURES).alias("_x"))
+    books = model.books.select(C.BOOK_IDX, F.col(BIAS).alias("_bb"), F.col(C.FEATURES).alias("_y"))
+    dot = F.aggregate(F.zip_with("_x", "_y", lambda x, y: x * y), F.lit(0.0), lambda acc, v: acc + v)
     raw = (
         F.lit(model.mu)
         + F.coalesce(F.col("_bb"), F.lit(0.0))
         + F.coalesce(F.col("_bu"), F.lit(0.0))
-        + F.when(F.isnan(p) | p.isNull(), F.lit(0.0)).otherwise(p)
+        + F.coalesce(dot, F.lit(0.0))  # null when ALS saw the user or the book but not both
     )
-    out = (
-        model.als.transform(pairs)
-        .join(model.book_bias, on=C.BOOK_IDX, how="left")
-        .join(model.user_bias, on=C.USER_IDX, how="left")
-    )
+    out = pairs.join(books, on=C.BOOK_IDX, how="left").join(users, on=C.USER_IDX, how="left")
     clipped = F.least(F.greatest(raw, F.lit(1.0)), F.lit(5.0)).cast("float")
-    return out.withColumn(PREDICTED, clipped).drop("prediction", "_bb", "_bu")
+    return out.withColumn(PREDICTED, clipped).drop("_bb", "_bu", "_x", "_y")
 
 
 def book_means(train: DataFrame) -> tuple[DataFrame, float]:

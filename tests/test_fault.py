@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from recspark import publish, serve
+from recspark import publish, serve, stars
 from recspark.ingest import IngestError, run_ingest
 from recspark.tables import Lakehouse, ShrinkGuard
 from tests.conftest import (
@@ -150,8 +150,13 @@ def test_rerun_sigkill_during_publish_failed_check_and_retention(spark, publishe
     assert publish.run_row(lake, run_id)["status"] == "failed"
 
     # the next attempt (`recspark run --k 3`) replaces the partial rows and publishes new lists from the same
-    # trained model without fitting it again; keep_runs=1 leaves only it
+    # trained model without fitting it again, its predicted stars included; keep_runs=1 leaves only it
+    def fitted_again(*args, **kwargs):
+        raise AssertionError("the predicted stars were fitted again, not read from the trained model")
+
+    monkeypatch.setattr(stars, "fit", fitted_again)
     summary = run_pipeline(spark, lake, replace(cfg, keep_runs=1), tmp_path)
+    monkeypatch.undo()
     assert summary["run_id"] == run_id and summary["model_run_id"] == model_run
     assert not summary["reused"] and summary["cleaned"] == [served]
     assert lake.read("model", "params").count() == n_trained  # nothing fitted
