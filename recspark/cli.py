@@ -653,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     tr = sub.add_parser(
         "train",
-        help="fit the chosen model on all silver interactions (ALS factors, item-CF neighbours or content vectors)",
+        help="fit the chosen model on all silver interactions (ALS factors, item-CF neighbours or content vectors; and the predicted stars)",
     )
     tr.add_argument("--seed", type=int, default=42)
     tr.add_argument("--no-tuned", action="store_true")

@@ -884,9 +884,9 @@ def publish_model(
     first_step: int = 1,
     guard: ShrinkGuard | None = None,
 ) -> dict[str, int]:
-    """From the saved model ``model_run`` (ALS factors, item-CF neighbours or content vectors): recommendations
-    with predicted stars, similar books, popular books -> gold, then the checks. Returns the row counts; the
-    caller marks the run published, then cleans old runs."""
+    """From the saved model ``model_run`` (ALS factors, item-CF neighbours or content vectors, and the predicted
+    stars): recommendations with predicted stars, similar books, popular books -> gold, then the checks. Returns
+    the row counts; the caller marks the run published, then cleans old runs."""
     total = first_step + 4
     interactions = lake.read(SILVER, "interactions")
     users = lake.read(SILVER, "users")
