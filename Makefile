@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 run: venv
 	$(BIN)/recspark run --lakehouse $(LAKEHOUSE) --scale $(SCALE) $(if $(SOURCE),--source $(SOURCE) --format $(FORMAT),)
 
-# Two pytest-xdist workers by default (8-11% faster on 2 cores than one process; README, Tests, "Two workers");
+# Two pytest-xdist workers by default (8-11% faster on 2 cores than one process; docs/testing.md, "Two workers");
 # TEST_WORKERS=0 runs them in this process, one after the other.
 TEST_WORKERS ?= 2
 

@@ -211,7 +211,7 @@ def main() -> None:
         type=float,
         default=None,
         help="keep a popularity share only when it beats the best blend without it by this many standard errors "
-        "of the per-user differences on validation (1 was tried in the product and withdrawn: README, Two-stage)",
+        "of the per-user differences on validation (1 was tried in the product and withdrawn: docs/quality.md, Two-stage)",
     )
     p.add_argument(
         "--candidates",

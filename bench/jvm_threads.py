@@ -8,7 +8,7 @@ every JVM thread read from ``/proc/<pid>/task/*/stat`` (Linux only), grouped by 
 Each ``--java-options`` value is one side (the empty string: the JVM's defaults, always measured first); the
 sides alternate ``--repeat`` times. ``TINY_FRAME_CONF``'s own JVM options are replaced by the side's, so every
 side names all of its options. Why: on small data the JIT compiler threads, not Spark's tasks, were the busiest
-threads of the JVM (README, Tests, "The JVM compiles less"); with two test workers on two cores, CPU is what
+threads of the JVM (docs/testing.md, "The JVM compiles less"); with two test workers on two cores, CPU is what
 sets the wall clock. Writes ``bench/results/jvm_threads.json``.
 """
 

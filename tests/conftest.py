@@ -17,7 +17,7 @@ GOODBOOKS = SHARED / "data" / "goodbooks-10k"
 
 # the JVM's own JIT: on a short run of tiny frames its C2 compiler thread is the busiest thread of the JVM (77 s of
 # 207 s of CPU for an ingest and a run of the small generated data); methods must run 5x as often before they are
-# compiled (bench/jvm_threads.py; README, Tests)
+# compiled (bench/jvm_threads.py; docs/testing.md)
 TINY_FRAME_JVM_OPTIONS = "-XX:CompileThresholdScaling=5"
 
 # the test session's settings for tiny frames (also used by bench/ingest_profile.py, which profiles a test's ingest)
@@ -31,7 +31,7 @@ TINY_FRAME_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     # ... nor for single expressions: interpreted projections instead of generated ones. A JFR profile of tiny
     # ingests put 31% of the JVM's samples in generating projection code (mostly for Delta's log schema, in every
-    # task); without it, three tiny ingests took 49 s against 60 s (bench/ingest_profile.py; README, Tests)
+    # task); without it, three tiny ingests took 49 s against 60 s (bench/ingest_profile.py; docs/testing.md)
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.driver.extraJavaOptions": TINY_FRAME_JVM_OPTIONS,
     "spark.executor.extraJavaOptions": TINY_FRAME_JVM_OPTIONS,
@@ -45,11 +45,11 @@ def tiny_frame_submit_args() -> str:
 
 
 # `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup --no-loadscope-reorder`): the
-# second uses the time one process leaves a core idle (README, Tests, "Two workers"). A group runs on one worker:
+# second uses the time one process leaves a core idle (docs/testing.md, "Two workers"). A group runs on one worker:
 # every test of a file with its file (module fixtures: the self-tuning run, the standalone cluster, the notebooks'
 # lakehouse) and every test that reads the `published` lakehouse together, wherever its file is, so no expensive
 # fixture is built twice.
-# The longest groups go first (durations of a serial run, README "Tests"), so the two workers finish together.
+# The longest groups go first (durations of a serial run, docs/testing.md), so the two workers finish together.
 LONGEST_FIRST = (
     "published",
     "test_tune.py",
