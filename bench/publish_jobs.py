@@ -38,7 +38,8 @@ from generated import add_conf_option, conf_settings  # noqa: E402
 def one_publish(lakehouse: str, k: int, conf: dict[str, str]) -> dict:
     """Run in a child process: publish the latest trained model of a copy of ``lakehouse``."""
     sys.path.insert(0, str(HERE.parent))
-    from recspark.pipeline import RunConfig, publish_stage
+    from recspark.config import RunConfig
+    from recspark.pipeline import publish_stage
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
 

@@ -40,8 +40,9 @@ def main() -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     from recspark import pipeline
+    from recspark.config import RunConfig
     from recspark.ingest import run_ingest
-    from recspark.pipeline import RunConfig, publish_stage, train_all
+    from recspark.pipeline import publish_stage, train_all
     from recspark.sources.synthetic import generate
     from recspark.spark import get_spark
     from recspark.tables import SILVER, Lakehouse

@@ -227,7 +227,8 @@ def main() -> None:
     extra = conf_settings(p, args.conf)
 
     from recspark.cli import setup_logging
-    from recspark.pipeline import RunConfig, TuneOptions, run_job
+    from recspark.config import RunConfig, TuneOptions
+    from recspark.pipeline import run_job
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
 

@@ -30,8 +30,9 @@ from generated import fresh_lakehouse  # noqa: E402
 
 
 def measure(scale: float, seed: int) -> dict:
+    from recspark.config import RunConfig, TuneOptions
     from recspark.ingest import run_ingest
-    from recspark.pipeline import RunConfig, TuneOptions, choose_parameters, evaluate_model, make_split
+    from recspark.pipeline import choose_parameters, evaluate_model, make_split
 
     spark, lake, raw = fresh_lakehouse(scale, seed, "tuning")
     ingested = run_ingest(spark, lake, str(raw), "goodreads", f"tuning-{scale}")

@@ -29,7 +29,8 @@ dbutils.widgets.dropdown("ranker", "auto", ["auto", "off"], "Two-stage ranker (a
 from dataclasses import replace
 
 from recspark import tune
-from recspark.pipeline import TuneOptions, make_config, make_split, tune_on
+from recspark.config import TuneOptions, make_config
+from recspark.pipeline import make_split, tune_on
 
 lake = nb.open_lakehouse(spark, dbutils)
 cfg = make_config(

@@ -158,7 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     spark = session(args, "run")
     timings["start Spark"] = time.perf_counter() - t
 
-    from recspark.pipeline import TuneOptions, run_job
+    from recspark.config import TuneOptions
+    from recspark.pipeline import run_job
     from recspark.tracking import tracker
 
     lake = lakehouse_for(spark, args)
@@ -320,7 +321,8 @@ def print_parameters(summary: dict) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from recspark.pipeline import TuneOptions, input_versions, make_split, tune_on
+    from recspark.config import TuneOptions
+    from recspark.pipeline import input_versions, make_split, tune_on
     from recspark.tracking import tracker
 
     spark = session(args, "tune")
@@ -350,7 +352,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def _cfg(args: argparse.Namespace, lake, evaluate: bool = True, use_tuned: bool | None = None):
     """Defaults, then the latest stored tuning unless --no-tuned or ``use_tuned`` is False (make_config logs
     which it used)."""
-    from recspark.pipeline import make_config
+    from recspark.config import make_config
 
     if use_tuned is None:
         use_tuned = not getattr(args, "no_tuned", False)

@@ -1,5 +1,5 @@
 """What the Databricks notebooks (``notebooks/*.py``) share: their common widgets, opening the lakehouse, and
-turning the model widgets into a :class:`~recspark.pipeline.RunConfig`.
+turning the model widgets into a :class:`~recspark.config.RunConfig`.
 
 ``dbutils`` is the notebook's own object (on Databricks) or any stand-in with the same ``widgets`` methods
 (``text``, ``dropdown``, ``get``), as in ``tests/test_notebooks.py``. The SparkSession is the notebook's
@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from recspark import columns as C
-from recspark import pipeline, tune
+from recspark import config, tune
 from recspark.spark import get_spark
 from recspark.tables import Lakehouse
 
@@ -94,18 +94,18 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def tune_options(dbutils: Any) -> pipeline.TuneOptions:
+def tune_options(dbutils: Any) -> config.TuneOptions:
     """The ``tune`` and ``tune_budget`` widgets; off when ``use_tuned`` is false or an ALS parameter is given."""
     explicit = any(dbutils.widgets.get(n).strip() for n in ("rank", "reg", "alpha", "scheme"))
     mode = dbutils.widgets.get("tune")
     if explicit or dbutils.widgets.get("use_tuned") != "true":
         mode = "off"
-    return pipeline.TuneOptions(mode=mode, budget_s=_number(dbutils, "tune_budget", float))
+    return config.TuneOptions(mode=mode, budget_s=_number(dbutils, "tune_budget", float))
 
 
-def run_config(dbutils: Any, lake: Lakehouse, evaluate: bool = True) -> pipeline.RunConfig:
+def run_config(dbutils: Any, lake: Lakehouse, evaluate: bool = True) -> config.RunConfig:
     """Defaults, then ``tune``'s best parameters (when ``use_tuned``), then any non-empty model widget."""
-    return pipeline.make_config(
+    return config.make_config(
         lake,
         k=_or(_number(dbutils, "k", int), 10),
         seed=_or(_number(dbutils, "seed", int), 42),

@@ -176,7 +176,7 @@ E2E_K = 5
 def e2e_cfg(**kw):
     """The small, fast run configuration of the end-to-end tests (k=5, rank 16, 6 iterations)."""
     from recspark.als import AlsParams
-    from recspark.pipeline import RunConfig
+    from recspark.config import RunConfig
 
     base = dict(k=E2E_K, ks=[5, 10], als=AlsParams(rank=16, max_iter=6, reg=0.1), similar_k=5, min_readers=2)
     base.update(kw)

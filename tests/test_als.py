@@ -67,7 +67,8 @@ def test_default_als_beats_popularity_on_generated_data(spark, generated, tmp_pa
 
     from recspark import columns as C
     from recspark import evaluate, metrics, topk
-    from recspark.pipeline import RunConfig, make_split, train
+    from recspark.config import RunConfig
+    from recspark.pipeline import make_split, train
     from recspark.tables import Lakehouse
 
     out, _ = generated

@@ -82,7 +82,8 @@ def test_the_report_goes_into_the_lakehouse_named_unless_told_otherwise(tmp_path
 
 
 def test_keep_runs_reaches_the_run_configuration_and_no_key(tmp_path):
-    from recspark.pipeline import RunConfig, model_run_id, publication_id
+    from recspark.config import RunConfig
+    from recspark.pipeline import model_run_id, publication_id
 
     args = cli.build_parser().parse_args(["run", "--keep-runs", "2", "--lakehouse", str(tmp_path / "lake")])
     cfg = cli._cfg(args, None, use_tuned=False)

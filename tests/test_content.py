@@ -137,7 +137,8 @@ def test_a_book_nobody_read_gets_content_neighbours(spark):
 
 
 def test_pipeline_skips_the_content_model_with_a_message_when_books_have_no_metadata(spark, lake, caplog):
-    from recspark.pipeline import RunConfig, content_vectors
+    from recspark.config import RunConfig
+    from recspark.pipeline import content_vectors
 
     rows = [(i, None, None, None, None, None, None, None) for i in range(4)]
     lake.write(books_df(spark, rows), "silver", "books")

@@ -284,7 +284,8 @@ def test_a_header_only_interactions_file_never_empties_silver(spark, tiny_ingest
     # --force accepts it, and the pipeline then refuses to train on nothing with a message (no Py4J traceback)
     run_ingest(spark, lake, str(empty), "goodreads", "run3", force=True)
     assert lake.read("silver", "interactions").count() == 0
-    from recspark.pipeline import NotFound, RunConfig, run_pipeline
+    from recspark.config import RunConfig
+    from recspark.pipeline import NotFound, run_pipeline
 
     with pytest.raises(NotFound, match="silver.interactions .* is empty"):
         run_pipeline(spark, lake, RunConfig(), tmp_path / "reports")

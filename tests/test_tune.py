@@ -12,8 +12,9 @@ from chispa import assert_df_equality
 
 from recspark import ranker, stars, tracking, tune, twostage
 from recspark.als import AlsParams
+from recspark.config import RunConfig, TuneOptions
 from recspark.features import PREFERENCE, Weights, preference
-from recspark.pipeline import HITS, RunConfig, TuneOptions, make_split, run_pipeline
+from recspark.pipeline import HITS, make_split, run_pipeline
 from recspark.tune import Trial
 from tests.conftest import copy_of
 

@@ -275,9 +275,10 @@ def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark)
     0.4 / 0.9 + 1 · 3 / 3 = 1.44, so 2 comes first: the two-stage source is item-CF as it was tuned, also when the
     run builds its sources from a configuration the search's record set (``pipeline.sources_of``)."""
     from recspark import twostage
+    from recspark.config import RunConfig, with_tuned
     from recspark.content import ContentParams
     from recspark.itemcf import ItemCfParams
-    from recspark.pipeline import RunConfig, sources_of, with_tuned
+    from recspark.pipeline import sources_of
 
     neighbours = spark.createDataFrame(
         [(0, 1, 1, 0.9), (0, 2, 2, 0.4)], "book_idx int, rank int, neighbour_idx int, score float"
@@ -352,7 +353,8 @@ def test_a_tuning_that_publishes_the_blend_configures_a_ranker_run_with_its_weig
     """The tuning record decides what a "ranker" run publishes: the blend (its weight, no model file), the learned
     ranker (its saved path), or, for records from before the blend, the ranker when it won."""
     from recspark import blend
-    from recspark.pipeline import RunConfig, load_ranker, model_run_id, with_tuned
+    from recspark.config import RunConfig, with_tuned
+    from recspark.pipeline import load_ranker, model_run_id
 
     cfg = RunConfig()
     rk = {"path": "/lake/model/_ranker/x", "wins": False, "blend": {"weight": 0.35, "wins": True}}
