@@ -2,14 +2,14 @@
 training since 2026-12-04) against fitted again at publish (what every publish did before), side by side in one
 Spark session on the same lakehouse.
 
-    PYSPARK_PYTHON=.venv/bin/python .venv/bin/python bench/publish_stars.py --scale 0.005 --repeat 2
+    PYSPARK_PYTHON=.venv/bin/python .venv/bin/python bench/publish_stars.py --scale 0.005 --repeat 3
 
 Generates UCSD-format data at ``--scale`` (seed 5), ingests it and trains the default model once (``--tune off``
 values: the built-in ALS), then publishes it once to warm up (``k`` 9, not counted) and ``2 * --repeat`` times,
-alternating the sides (saved first), each with another ``k`` (10, 11, ...) so no publish is served as an earlier one. The "fitted again" side is the code
-path a model trained before the stars were saved still takes (``pipeline.load_stars`` finding nothing). Per
-publish: the seconds of its recommend step (where the stars are predicted) and of the whole publish. Appends to
-``bench/results/publish_stars.json``.
+alternating the sides (saved first), each with another ``k`` (10, 11, ...) so no publish is served as an
+earlier one. The "fitted again" side is the code path a model trained before the stars were saved still takes
+(``pipeline.load_stars`` finding nothing). Per publish: the seconds of its recommend step (where the stars are
+predicted) and of the whole publish. Appends to ``bench/results/publish_stars.json``.
 """
 
 from __future__ import annotations
@@ -65,9 +65,8 @@ def main() -> None:
 
     saved_loader = pipeline.load_stars
     t = time.perf_counter()
-    publish_stage(
-        spark, lake, RunConfig(k=9), model_run
-    )  # a warm-up, not counted: the first publish is slower
+    # a warm-up, not counted: the first publish of a session is slower
+    publish_stage(spark, lake, RunConfig(k=9), model_run)
     print(f"warm-up publish (k 9, saved): {time.perf_counter() - t:.1f} s", flush=True)
     runs = []
     k = 10

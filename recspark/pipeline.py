@@ -243,13 +243,10 @@ def fit_and_save_stars(
 ) -> None:
     """The predicted-stars model of every rated shelf, saved as ``model/stars`` (:func:`recspark.stars.terms`)
     for the publishes of this trained model; nothing is saved with too few ratings."""
-    ratings = stars.rated(interactions)
-    if not stars.enough(ratings):
-        log.info("fewer than %d ratings: no predicted stars", stars.MIN_RATINGS)
-        return
-    model = stars.fit(spark, ratings, params)
-    write_keyed(lake, MODEL, "stars", stars.terms(model), run_id)
-    model.release()
+    model = stars.fit_if_enough(spark, interactions, params)
+    if model is not None:
+        write_keyed(lake, MODEL, "stars", stars.terms(model), run_id)
+        model.release()
 
 
 def works_of(lake: Lakehouse, interactions: DataFrame) -> Works | None:
@@ -939,12 +936,12 @@ def with_predicted_stars(
     before the stars were saved with it has them fitted here, on ``interactions``."""
     model = load_stars(lake, model_run)
     if model is None:
-        ratings = stars.rated(interactions)
-        if not stars.enough(ratings):
-            log.info("fewer than %d ratings: no predicted stars", stars.MIN_RATINGS)
-            return recs.withColumn(stars.PREDICTED, F.lit(None).cast("float")), None
-        log.info("model %s has no saved stars (trained before they were saved): fitting them", model_run)
-        model = stars.fit(spark, ratings, params)
+        log.info(
+            "model %s has no saved stars (too few ratings, or trained before they were saved)", model_run
+        )
+        model = stars.fit_if_enough(spark, interactions, params)
+    if model is None:
+        return recs.withColumn(stars.PREDICTED, F.lit(None).cast("float")), None
     return stars.predict(model, recs), model
 
 

@@ -140,6 +140,16 @@ def fit(spark: SparkSession, ratings: DataFrame, params: StarsParams) -> StarsMo
     return StarsModel(mu, users, books)
 
 
+def fit_if_enough(spark: SparkSession, interactions: DataFrame, params: StarsParams) -> StarsModel | None:
+    """:func:`fit` on the rated shelves of ``interactions``, or None (with a message) when there are fewer than
+    :data:`MIN_RATINGS`."""
+    ratings = rated(interactions)
+    if not enough(ratings):
+        log.info("fewer than %d ratings: no predicted stars", MIN_RATINGS)
+        return None
+    return fit(spark, ratings, params)
+
+
 def terms(model: StarsModel) -> DataFrame:
     """The model as one table, ``(term, idx, bias, features)``: a ``mean`` row (``μ``; idx and features null),
     then a ``user`` row per user and a ``book`` row per book. What training saves (model table ``stars``)."""
