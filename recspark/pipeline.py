@@ -239,7 +239,7 @@ def fit_and_save(
 
 
 def fit_and_save_stars(
-    spark: SparkSession, lake: Lakehouse, interactions: DataFrame, params: stars.StarsParams, run_id: str
+    spark: SparkSession, lake: Lakehouse, interactions: DataFrame, params: StarsParams, run_id: str
 ) -> None:
     """The predicted-stars model of every rated shelf, saved as ``model/stars`` (:func:`recspark.stars.terms`)
     for the publishes of this trained model; nothing is saved with too few ratings."""
@@ -928,7 +928,7 @@ def with_predicted_stars(
     model_run: str,
     interactions: DataFrame,
     recs: DataFrame,
-    params: stars.StarsParams,
+    params: StarsParams,
 ) -> tuple[DataFrame, stars.StarsModel | None]:
     """``recs`` with ``predicted_rating`` from the stars model trained with ``model_run`` (``model/stars``; null
     when there are too few ratings, or for a user or book without ratings), and the model (None without one): the
