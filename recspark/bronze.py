@@ -17,7 +17,8 @@ For each source file described by a :class:`~recspark.sources.spec.FileSpec`:
 5. counts per file are checked and stored: ``read = ingested + quarantined + duplicates``.
 
 Stops with :class:`IngestError` and commits nothing (tables written by the failed run are rolled back) when a
-required file is missing, a CSV header does not match, or a gzip stream is truncated or corrupt.
+required file is missing, a CSV header lacks an expected column (columns are matched by name, in any order), or a
+gzip stream is truncated or corrupt.
 """
 
 from __future__ import annotations
@@ -131,18 +132,62 @@ def first_line(spark: SparkSession, path: str) -> str | None:
     return row[0][0] if row else None
 
 
-def check_header(spark: SparkSession, path: str, spec: FileSpec) -> str:
-    """The exact header text of a CSV file; raises IngestError when it differs from the spec's header."""
+@dataclass(frozen=True)
+class CsvHeader:
+    """A CSV file's first line and what each of its columns is: the spec field of that name, or ``None`` for a
+    column the spec does not know (parsed, then dropped)."""
+
+    line: str
+    fields: tuple[str | None, ...]
+
+    @property
+    def ignored(self) -> list[int]:
+        return [i for i, f in enumerate(self.fields) if f is None]
+
+
+def _column_name(text: str) -> str:
+    """A header cell as a name: surrounding whitespace and quotes removed, lower case."""
+    return text.strip().strip('"').strip().lower()
+
+
+def read_header(line: str, spec: FileSpec, path: str) -> CsvHeader:
+    """Map a CSV header onto the spec's fields by name. The columns may come in any order (goodbooks-10k's first
+    release wrote ``book_id,user_id,rating``) and may be quoted; a column the spec does not know is ignored with a
+    warning. A header without one of the spec's columns, or naming a column twice, raises :class:`IngestError`:
+    mapping such a file by position would silently mix columns up."""
+    expected = spec.header or ()
+    got = [_column_name(c) for c in line.lstrip("\ufeff").rstrip("\r").split(",")]
+    wanted = {name.lower(): name for name in expected}
+    missing = [name for name in expected if name.lower() not in got]
+    twice = sorted({c for c in got if c in wanted and got.count(c) > 1})
+    if missing or twice:
+        problem = (
+            f"missing {', '.join(missing)}" if missing else f"the column(s) {', '.join(twice)} appear twice"
+        )
+        raise IngestError(
+            f"{path}: CSV header does not match ({problem}).\n  expected: {','.join(expected)}\n  found:    {line}\n"
+            "Columns are matched by name (in any order); every expected column must be there exactly once."
+        )
+    header = CsvHeader(line, tuple(wanted.get(c) for c in got))
+    if header.ignored:
+        log.warning(
+            "%s: ignoring column(s) %s (not part of the %s format)",
+            path,
+            ", ".join(got[i] or f"#{i + 1}" for i in header.ignored),
+            spec.table,
+        )
+    if tuple(f for f in header.fields if f is not None) != tuple(expected):
+        log.info("%s: columns in the order %s (matched by name)", path, ",".join(got))
+    return header
+
+
+def check_header(spark: SparkSession, path: str, spec: FileSpec) -> CsvHeader:
+    """A CSV file's header, matched to the spec's fields by name (:func:`read_header`); raises IngestError when
+    the file is empty or lacks an expected column."""
     line = first_line(spark, path)
     if line is None:
         raise IngestError(f"{path}: the file is empty (expected the header {','.join(spec.header or ())})")
-    got = tuple(c.strip() for c in line.lstrip("\ufeff").rstrip("\r").split(","))
-    if got != spec.header:
-        raise IngestError(
-            f"{path}: CSV header does not match.\n  expected: {','.join(spec.header or ())}\n  found:    {line}\n"
-            "CSV columns are mapped by position, so a different header would silently mix columns up."
-        )
-    return line
+    return read_header(line, spec, path)
 
 
 def _present(field: Field) -> Column:
@@ -174,15 +219,19 @@ def _typed(field: Field, spec: FileSpec, done: Column | None = None) -> tuple[Co
 
 
 def _reasons(
-    spec: FileSpec, typed: dict[str, tuple[Column, Column | None]], first: list[Column] | None = None
+    spec: FileSpec,
+    typed: dict[str, tuple[Column, Column | None]],
+    first: list[Column] | None = None,
+    n_fields: int | None = None,
 ) -> Column:
-    """Why a line is rejected ('; '-joined, the ``first`` checks first), or null when it is valid."""
+    """Why a line is rejected ('; '-joined, the ``first`` checks first), or null when it is valid. ``n_fields``:
+    how many fields a CSV line must have (the spec's, unless the file has columns the spec ignores)."""
     checks: list[Column] = [*(first or []), F.when(F.trim(F.col(_RAW)) == "", F.lit("empty line"))]
     if spec.kind == "csv":
         checks.append(
             F.when(
                 F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull(),
-                F.lit(f"wrong number of fields (expected {len(spec.fields)})"),
+                F.lit(f"wrong number of fields (expected {n_fields or len(spec.fields)})"),
             )
         )
         structural = F.col(f"{_PARSED}.{C.CORRUPT}").isNotNull()
@@ -240,10 +289,26 @@ def _reasons(
 HEADER_AGAIN = "a repeated CSV header line"
 
 
-def parse(lines: DataFrame, spec: FileSpec, header: str | None = None) -> DataFrame:
-    """Lines (``_raw``) -> typed spec fields + ``_raw`` + ``_reason`` (null for valid rows). Lines equal to the
-    CSV ``header`` get the reason :data:`HEADER_AGAIN` (the caller drops the file's own first one)."""
-    schema = T.StructType(list(spec.source_schema().fields) + [T.StructField(C.CORRUPT, STRING)])
+def csv_schema(spec: FileSpec, header: CsvHeader | None) -> T.StructType:
+    """The schema ``from_csv`` parses a line with: the spec's fields in the file's column order (the spec's own
+    order without a header), a column the spec does not know as a string that is dropped after the parse."""
+    if header is None:
+        return spec.source_schema()
+    source = {f.name: f.source for f in spec.fields}
+    return T.StructType(
+        [
+            T.StructField(name, source[name], True) if name else T.StructField(f"_ignored_{i}", STRING, True)
+            for i, name in enumerate(header.fields)
+        ]
+    )
+
+
+def parse(lines: DataFrame, spec: FileSpec, header: CsvHeader | None = None) -> DataFrame:
+    """Lines (``_raw``) -> typed spec fields + ``_raw`` + ``_reason`` (null for valid rows). A CSV ``header``
+    gives the column order; lines equal to its text get the reason :data:`HEADER_AGAIN` (the caller drops the
+    file's own first one)."""
+    fields = csv_schema(spec, header) if spec.kind == "csv" else spec.source_schema()
+    schema = T.StructType(list(fields.fields) + [T.StructField(C.CORRUPT, STRING)])
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": C.CORRUPT}
     if spec.kind == "csv":
         # RFC 4180: a quote inside a quoted field is doubled (Spark's default escape is a backslash)
@@ -272,9 +337,9 @@ def parse(lines: DataFrame, spec: FileSpec, header: str | None = None) -> DataFr
         checks.append(
             F.when(F.size(F.array_distinct(keys)) < F.size(keys), F.lit("duplicate key in the object"))
         )
-    reason = _reasons(spec, typed, checks)
+    reason = _reasons(spec, typed, checks, n_fields=len(fields.fields))
     if header is not None:
-        reason = F.when(F.col(_RAW) == header, F.lit(HEADER_AGAIN)).otherwise(reason)
+        reason = F.when(F.col(_RAW) == header.line, F.lit(HEADER_AGAIN)).otherwise(reason)
     return df.select(
         *[F.col(f"{f.name}__typed").alias(f.name) for f in spec.fields],
         F.col(_RAW),
@@ -360,10 +425,10 @@ def ingest_file(
     size: int,
     run_id: str,
     ingested_at: Column,
-    header: str | None = None,
+    header: CsvHeader | None = None,
 ) -> tuple[DataFrame, DataFrame, FileCounts, DataFrame]:
     """Parse one file. Returns (bronze rows, quarantine rows, counts, persisted frame to unpersist later).
-    ``header``: a CSV file's header text when :func:`check_header` already read it (else it is read here)."""
+    ``header``: a CSV file's header when :func:`check_header` already read it (else it is read here)."""
     lines = read_lines(spark, path, size)
     if spec.kind == "csv" and header is None:
         header = check_header(spark, path, spec)

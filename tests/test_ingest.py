@@ -291,11 +291,70 @@ def test_a_header_only_interactions_file_never_empties_silver(spark, tiny_ingest
         run_pipeline(spark, lake, RunConfig(), tmp_path / "reports")
 
 
-def test_header_mismatch_stops_before_writing(spark, lake, tmp_path):
-    src = tiny_ucsd(tmp_path / "src", header=["user_id", "book_id", "rating", "is_read", "is_reviewed"])
-    with pytest.raises(IngestError, match="CSV header does not match"):
-        run_ingest(spark, lake, str(src), "goodreads", "r")
+def test_csv_header_is_matched_by_name_in_any_order():
+    """Columns are found by name: in any order, quoted, with a BOM, in any case; a column the format does not
+    know is ignored; a missing or repeated column is refused (mapping by position would mix columns up)."""
+    from recspark.bronze import read_header
+    from recspark.sources import goodbooks
+
+    spec = goodbooks.RATINGS
+    assert read_header("user_id,book_id,rating", spec, "f").fields == ("user_id", "book_id", "rating")
+    assert read_header("book_id,user_id,rating", spec, "f").fields == ("book_id", "user_id", "rating")
+    assert read_header('\ufeff"Rating", "USER_ID" ,book_id\r', spec, "f").fields == (
+        "rating",
+        "user_id",
+        "book_id",
+    )
+    h = read_header("user_id,timestamp,book_id,rating", spec, "f")
+    assert h.fields == ("user_id", None, "book_id", "rating") and h.ignored == [1]
+    with pytest.raises(IngestError, match=r"missing rating"):
+        read_header("user_id,book_id,stars", spec, "f")
+    with pytest.raises(IngestError, match=r"user_id appear twice"):
+        read_header("user_id,book_id,rating,user_id", spec, "f")
+
+
+def test_csv_lines_are_parsed_in_the_header_order(spark):
+    """goodbooks-10k's first release wrote ``book_id,user_id,rating``: each value lands in its named column, an
+    unknown column is dropped, and the field count follows the file's header."""
+    from recspark.bronze import read_header
+    from recspark.sources import goodbooks
+
+    header = read_header("book_id,timestamp,user_id,rating", goodbooks.RATINGS, "f")
+    df = spark.createDataFrame(
+        [(x,) for x in ["7,1500000000,3,5", "8,x,4,2", "9,0,5", header.line]], "_raw string"
+    )
+    rows = {r["_raw"]: r.asDict() for r in parse(df, goodbooks.RATINGS, header).collect()}
+    assert set(rows["7,1500000000,3,5"]) == {"user_id", "book_id", "rating", "_raw", "_reason"}
+    assert [
+        rows[k][c] for k in ("7,1500000000,3,5", "8,x,4,2") for c in ("user_id", "book_id", "rating")
+    ] == [
+        3,
+        7,
+        5,
+        4,
+        8,
+        2,
+    ]
+    assert rows["7,1500000000,3,5"]["_reason"] is None and rows["8,x,4,2"]["_reason"] is None
+    assert rows["9,0,5"]["_reason"] == "wrong number of fields (expected 4)"
+    assert rows[header.line]["_reason"] == "a repeated CSV header line"
+
+
+def test_header_mismatch_stops_before_writing_and_a_reordered_header_ingests(spark, lake, tmp_path):
+    bad = tiny_ucsd(tmp_path / "bad", header=["user_id", "book", "is_read", "rating", "is_reviewed"])
+    with pytest.raises(IngestError, match="CSV header does not match .missing book_id"):
+        run_ingest(spark, lake, str(bad), "goodreads", "r")
     assert not lake.exists("bronze", "user_id_map") and not lake.exists("bronze", "quarantine")
+    # the same rows written in another column order land exactly where the usual order puts them
+    order = ["rating", "is_reviewed", "book_id", "user_id", "is_read"]
+    cols = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
+    rows = [
+        [dict(zip(cols, r))[c] for c in order] for r in [[0, 0, 1, 5, 1], [0, 1, 0, 0, 0], [1, 2, 1, 4, 0]]
+    ]
+    src = tiny_ucsd(tmp_path / "src", rows=rows, header=order)
+    run_ingest(spark, lake, str(src), "goodreads", "r2")
+    got = sorted(tuple(r) for r in lake.read("bronze", "interactions_csv").select(*cols).collect())
+    assert got == [(0, 0, 1, 5, 1), (0, 1, 0, 0, 0), (1, 2, 1, 4, 0)]
 
 
 def test_truncated_gzip_commits_nothing(spark, lake, tmp_path):

@@ -52,7 +52,7 @@ class FileSpec:
     prefer: tuple[
         str, ...
     ] = ()  # among duplicates keep the row with the largest of these (then the first raw)
-    header: tuple[str, ...] | None = None  # CSV header that must match exactly
+    header: tuple[str, ...] | None = None  # CSV columns, found by name in the file's header
     description: str = ""
     extra_fields_ok: bool = True  # JSON: unknown fields are ignored (real files gain fields over time)
 
