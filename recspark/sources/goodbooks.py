@@ -15,8 +15,8 @@ RATINGS = FileSpec(
     kind="csv",
     header=("user_id", "book_id", "rating"),
     fields=(
-        Field("user_id", target=INT, required=True, check="{c} > 0"),
-        Field("book_id", target=INT, required=True, check="{c} > 0"),
+        Field("user_id", target=INT, required=True, check="{c} >= 0"),
+        Field("book_id", target=INT, required=True, check="{c} >= 0"),
         Field("rating", target=INT, required=True, check="{c} BETWEEN 1 AND 5"),
     ),
     key=("user_id", "book_id"),
@@ -29,8 +29,8 @@ TO_READ = FileSpec(
     kind="csv",
     header=("user_id", "book_id"),
     fields=(
-        Field("user_id", target=INT, required=True, check="{c} > 0"),
-        Field("book_id", target=INT, required=True, check="{c} > 0"),
+        Field("user_id", target=INT, required=True, check="{c} >= 0"),
+        Field("book_id", target=INT, required=True, check="{c} >= 0"),
     ),
     key=("user_id", "book_id"),
 )
@@ -83,7 +83,7 @@ BOOKS = FileSpec(
             c,
             target=_BOOK_TYPES.get(c),
             required=c in ("book_id", "goodreads_book_id"),
-            check="{c} > 0" if c in ("book_id", "goodreads_book_id") else None,
+            check="{c} >= 0" if c in ("book_id", "goodreads_book_id") else None,
         )
         for c in BOOK_COLUMNS
     ),

@@ -47,7 +47,7 @@ BOOK_ID_MAP = FileSpec(
     header=("book_id_csv", "book_id"),
     fields=(
         Field("book_id_csv", target=INT, required=True, check="{c} >= 0"),
-        Field("book_id", target=LONG, required=True, check="{c} > 0"),
+        Field("book_id", target=LONG, required=True, check="{c} >= 0"),
     ),
     key=("book_id_csv",),
 )
@@ -63,7 +63,7 @@ INTERACTIONS_JSON = FileSpec(
     kind="json",
     fields=(
         Field("user_id", required=True),
-        Field("book_id", target=LONG, required=True, check="{c} > 0"),
+        Field("book_id", target=LONG, required=True, check="{c} >= 0"),
         Field("review_id"),
         Field("is_read", BOOL, required=True),
         Field("rating", LONG, target=INT, required=True, check="{c} BETWEEN 0 AND 5"),
@@ -115,7 +115,7 @@ BOOKS = FileSpec(
         Field("publication_year", target=INT),
         Field("url"),
         Field("image_url"),
-        Field("book_id", target=LONG, required=True, check="{c} > 0"),
+        Field("book_id", target=LONG, required=True, check="{c} >= 0"),
         Field("ratings_count", target=INT),
         Field("work_id", target=LONG),
         Field("title"),
