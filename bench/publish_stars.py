@@ -59,7 +59,7 @@ def main() -> None:
     n = interactions.count()
     rated = interactions.where("rating > 0").count()
     t = time.perf_counter()
-    model_run = train_all(spark, lake, RunConfig())
+    model_run, _ = train_all(spark, lake, RunConfig())
     train_s = round(time.perf_counter() - t, 1)
     print(f"{n:,} interactions, {rated:,} rated; trained {model_run} in {train_s} s", flush=True)
 

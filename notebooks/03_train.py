@@ -19,8 +19,9 @@ from recspark.pipeline import train_all
 
 lake = nb.open_lakehouse(spark, dbutils)
 cfg = nb.run_config(dbutils, lake)
-run_id = train_all(spark, lake, cfg)
+run_id, fitted = train_all(spark, lake, cfg)
 print(
-    f"trained {run_id}: rank {cfg.als.rank}, reg {cfg.als.reg}, alpha {cfg.als.alpha}, {cfg.weights.scheme}"
+    f"{'trained' if fitted else 'already trained (not fitted again)'} {run_id}: rank {cfg.als.rank}, "
+    f"reg {cfg.als.reg}, alpha {cfg.als.alpha}, {cfg.weights.scheme}"
 )
 print("->", lake.identifier("model", "item_factors"))

@@ -440,8 +440,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     spark = session(args, "train")
     lake = lakehouse_for(spark, args)
     t = time.perf_counter()
-    run_id = train_all(spark, lake, _cfg(args, lake))
-    print(f"trained {run_id} in {time.perf_counter() - t:.1f} s -> {lake.path(C.MODEL, 'item_factors')}")
+    run_id, fitted = train_all(spark, lake, _cfg(args, lake), force=args.force)
+    if fitted:
+        print(f"trained {run_id} in {time.perf_counter() - t:.1f} s -> {lake.path(C.MODEL, 'item_factors')}")
+    else:
+        print(f"{run_id} is already trained on these inputs with these parameters (--force fits it again)")
     return 0
 
 
@@ -659,6 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--seed", type=int, default=42)
     tr.add_argument("--no-tuned", action="store_true")
+    tr.add_argument("--force", action="store_true", help="fit again a model already trained on these inputs")
     spark_opts(tr)
     model_opts(tr)
     tr.set_defaults(func=cmd_train)

@@ -1048,11 +1048,16 @@ def load_factors(lake: Lakehouse, run_id: str) -> tuple[DataFrame, DataFrame]:
 
 
 @after_ingest
-def train_all(spark: SparkSession, lake: Lakehouse, cfg: RunConfig) -> str:
-    """Fit on every silver interaction and save the model under its model run id (returned)."""
+def train_all(spark: SparkSession, lake: Lakehouse, cfg: RunConfig, force: bool = False) -> tuple[str, bool]:
+    """Fit on every silver interaction and save the model under its model run id. Returns ``(model run id,
+    fitted)``: a model already trained on these inputs with these parameters is not fitted again unless
+    ``force``."""
     model_run = model_run_id(input_versions(lake), cfg)
+    if trained(lake, model_run) and not force:
+        log.info("model %s is already trained on these inputs with these parameters", model_run)
+        return model_run, False
     fit_and_save(spark, lake, lake.read(SILVER, "interactions"), cfg, model_run)
-    return model_run
+    return model_run, True
 
 
 def model_lists(

@@ -242,14 +242,27 @@ def test_post_recommendations_and_every_bad_request(published):
 
 
 @pytest.mark.slow
-def test_single_stage_verbs(spark, published, tmp_path):
+def test_single_stage_verbs(spark, published, tmp_path, monkeypatch):
     from pyspark.sql import functions as F
 
+    from recspark import pipeline
+    from recspark.als import AlsParams
     from recspark.pipeline import latest_model_run, recommend_stage, similar_stage, train_all
 
     lake = copy_of(published[0], tmp_path / "lake")
-    run_id = train_all(spark, lake, cfg())
+    small = cfg(als=AlsParams(rank=8, max_iter=3, reg=0.1))
+    run_id, fitted = train_all(spark, lake, small)
+    assert fitted and run_id != published[1]["model_run_id"]
     assert latest_model_run(lake) == run_id
+
+    def refit(*args, **kwargs):
+        raise AssertionError("an already trained model was fitted again")
+
+    monkeypatch.setattr(pipeline, "fit_and_save", refit)
+    assert train_all(spark, lake, small) == (run_id, False)  # `recspark train` twice fits once
+    with pytest.raises(AssertionError, match="fitted again"):
+        train_all(spark, lake, small, force=True)
+    monkeypatch.undo()
     user = lake.read("silver", "users").orderBy("user_idx").first()
     recs = recommend_stage(spark, lake, run_id, 3, [user["user_id"]]).collect()
     assert sorted(r["rank"] for r in recs) == [1, 2, 3] and {r["user_idx"] for r in recs} == {
