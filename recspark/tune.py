@@ -18,8 +18,7 @@ iterations, and so on until the survivors run the full ``max_iter``. The cost is
 worth of iterations per surviving configuration instead of ``n`` full fits. A time budget ends the search early:
 no new trial starts after it, and one trial may use at most a quarter of it (a slower one is cancelled through
 its Spark job group). The configurations promoted to a rung run cheapest first (by their seconds on the rung
-before), so a budget that ends during a rung has scored as many of them as fit; one whose seconds on the rung
-before, scaled to the new iterations, exceed its share is not started (it would be cancelled). The best configuration of the
+before), so a budget that ends during a rung has scored as many of them as fit. The best configuration of the
 highest rung reached wins; a smaller rank within 1% of its validation score is preferred (the difference is
 noise, the cost is not).
 
@@ -291,7 +290,6 @@ def successive_halving(
     finished: list[dict] = []  # results of the last rung that ran, best first
     budget = budget_s
     stopped = False
-    last: dict[Trial, tuple[float, int]] = {}  # each trial's seconds and iterations on the rung before
     for level, (n_keep, iters) in enumerate(plan):
         alive = alive[:n_keep]
         rung_results = []
@@ -299,15 +297,8 @@ def successive_halving(
             if budget is not None and clock() - start > budget and (rung_results or finished):
                 stopped = True
                 break
-            limit = None if budget is None else budget * MAX_TRIAL_SHARE
-            if limit is not None and t in last and last[t][0] * iters / last[t][1] > limit:
-                log.warning(
-                    "trial not started: about %.0f s at %d iterations (%.0f s at %d), over its share of the "
-                    "budget (%.0f s): %s",
-                    last[t][0] * iters / last[t][1], iters, last[t][0], last[t][1], limit, t,
-                )  # fmt: skip
-                continue
             t0 = clock()
+            limit = None if budget is None else budget * MAX_TRIAL_SHARE
             try:
                 value: float | None = float(score(t, iters, limit))
             except TrialTimeout:
@@ -317,7 +308,6 @@ def successive_halving(
             row["ndcg"] = round(value, 5) if value is not None else None
             row["seconds"] = round(clock() - t0, 1)
             results.append(row)
-            last[t] = (row["seconds"], iters)
             if value is not None:
                 rung_results.append((value, t, row))
             if on_trial:
