@@ -17,10 +17,8 @@ Halton sequence over the space (seeded, so a rerun samples the same) -- are each
 iterations, and so on until the survivors run the full ``max_iter``. The cost is about ``log_3(n) + 1`` full fits'
 worth of iterations per surviving configuration instead of ``n`` full fits. A time budget ends the search early:
 no new trial starts after it, and one trial may use at most a quarter of it (a slower one is cancelled through
-its Spark job group). The configurations promoted to a rung run cheapest first (by their seconds on the rung
-before), so a budget that ends during a rung has scored as many of them as fit. The best configuration of the
-highest rung reached wins; a smaller rank within 1% of its validation score is preferred (the difference is
-noise, the cost is not).
+its Spark job group). The best configuration of the highest rung reached wins; a smaller rank within 1% of its
+validation score is preferred (the difference is noise, the cost is not).
 
 Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
 the evaluation holdout), with its own seed; a sparse user is held out here only when the evaluation split did not
@@ -317,12 +315,8 @@ def successive_halving(
         if rung_results:
             rung_results.sort(key=lambda r: -r[0])
             finished = [r[2] for r in rung_results]
-            if level < len(plan) - 1:
-                n_next = min(plan[level + 1][0], max(1, len(rung_results) // eta))
-                # promoted by score, run cheapest first (this rung's seconds): when the budget ends during the
-                # next rung, it has scored as many configurations as fit, not one expensive one (rank 256 on a
-                # large catalogue) that is then cancelled, leaving only this rung's fewer iterations to choose from
-                alive = [r[1] for r in sorted(rung_results[:n_next], key=lambda r: r[2]["seconds"])]
+            alive = [r[1] for r in rung_results]
+            alive = alive[: max(1, len(alive) // eta)] if level < len(plan) - 1 else alive
         if stopped:
             log.warning("tuning budget of %.0f s reached: keeping the best of rung %d", budget, level)
             break
