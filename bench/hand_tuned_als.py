@@ -25,7 +25,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import append_result  # noqa: E402
-from quality import training_side  # noqa: E402
+from quality import score, training_side  # noqa: E402
 
 RANK = 64
 REGS = (0.01, 0.1, 1.0, 10.0)
@@ -55,8 +55,6 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=15)
     a = p.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from quality import score
-
     from recspark.spark import get_spark
 
     side = training_side(a.source, a.format, a.seed)
