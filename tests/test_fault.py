@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from recspark import publish, serve, stars
-from recspark.ingest import IngestError, run_ingest
+from recspark.ingest import run_ingest
 from recspark.tables import Lakehouse, ShrinkGuard
 from tests.conftest import (
     TINY_ROWS,
@@ -206,21 +206,25 @@ def json_line(user: str, book: str, **extra) -> str:
     return json.dumps(row)
 
 
-def test_schema_drift_is_refused_or_quarantined_never_merged(spark, lake, tmp_path):
-    """An added CSV column is refused (CSV maps columns by position); a changed type is quarantined with its
-    reason; an added JSON key is outside the explicit schema and never becomes a column. Silver keeps its
-    schema in every case (Delta refuses a schema change on write: nothing is auto-merged)."""
+def test_schema_drift_is_dropped_or_quarantined_never_merged(spark, lake, tmp_path):
+    """An added CSV column is dropped with a warning (columns are matched by the header's names) and its rows
+    ingest unchanged; a changed type is quarantined with its reason; an added JSON key is outside the explicit
+    schema and never becomes a column. Silver keeps its schema in every case (Delta refuses a schema change on
+    write: nothing is auto-merged)."""
     run_ingest(spark, lake, str(tiny_ucsd(tmp_path / "v1")), "goodreads", "r1")
-    before, versions = schemas(lake), lake.version("silver", "interactions")
+    before = schemas(lake)
+    rows = sorted(tuple(r) for r in lake.read("silver", "interactions").collect())
 
     added = tiny_ucsd(
         tmp_path / "added-column",
         header=[*UCSD_INTERACTION_COLS, "shelf"],
         rows=[[*r, "x"] for r in TINY_ROWS],
     )
-    with pytest.raises(IngestError, match="CSV header does not match"):
-        run_ingest(spark, lake, str(added), "goodreads", "r2")
-    assert lake.version("silver", "interactions") == versions
+    result = run_ingest(spark, lake, str(added), "goodreads", "r2")
+    csv_counts = {c.table: c for c in result.counts}["interactions_csv"]
+    assert (csv_counts.read, csv_counts.ingested, csv_counts.quarantined) == (4, 4, 0)
+    assert schemas(lake) == before
+    assert sorted(tuple(r) for r in lake.read("silver", "interactions").collect()) == rows
 
     retyped = tiny_ucsd(
         tmp_path / "changed-type",
