@@ -10,17 +10,22 @@ it, :class:`recspark.twostage.Sources`):
 2. **Fill.** A book a source did not propose gets that source's lowest proposed score for the user: an upper
    bound of what the source gives it; 0 when the source proposed fewer than ``n`` books (item-CF lists books
    with a positive sum only, so an unproposed book has at most 0).
-3. **Blend.** ``score = (1 - w) · als / top_als + w · itemcf / top_itemcf``; each user's best ``k`` by score
-   (ties to the smaller book index).
+3. **Blend.** ``score = (1 - w) · als / top_als + w · itemcf / top_itemcf + γ · liked``; each user's best ``k``
+   by score (ties to the smaller book index). ``liked`` is the book's liked share (``book_liked_share`` of
+   :mod:`recspark.candidates`: how much its raters like it, shrunk towards the overall share). ALS and item-CF
+   rank what a user will shelve; on rated data a shelved book is relevant only when the user likes it, and books
+   differ in that (on goodbooks-10k's real histograms the share of 4-5 stars is 0.54 at the 5th percentile of
+   books and 0.86 at the 95th). Without ratings every book has the same share and γ changes nothing.
 
-``w`` is chosen on the validation split from :data:`WEIGHTS` (:func:`recspark.twostage.blend_check`), like any
-other hyper-parameter of the search: the blend is kept only when, cross-fitted (each half of the validation users
+``w`` and ``γ`` are chosen on the validation split from :data:`WEIGHTS` x :data:`PRIORS` (:data:`PRIORS` only
+when the liked share differs between the candidates; :func:`recspark.twostage.blend_check`), like any other
+hyper-parameter of the search: the blend is kept only when, cross-fitted (each half of the validation users
 ranked with the weight best on the other half), it scores higher than every single model on those users. Why it is here: in plain numpy beside the product's split
 (``bench/blend.py``), the weight chosen on validation beat the better of ALS and EASE on the held-out test of
 every data set tried (README, "Two-stage").
 
 Bounds: per user at most ``2n`` candidate rows; one aggregation per user for the scales and fills, then one
-window per ``(weight, user)`` over those rows (``len(weights) · 2n`` rows per user when several weights are
+window per ``(setting, user)`` over those rows (``len(settings) · 2n`` rows per user when several settings are
 scored at once). No stage runs in one task.
 """
 
@@ -36,15 +41,32 @@ from recspark.candidates import top_k
 
 SOURCES = ("als", "itemcf")  # (1 - w) · the first + w · the second
 WEIGHTS = (0.2, 0.35, 0.5, 0.65, 0.8)  # item-CF's share; 0 and 1 are the single models themselves
-WEIGHT = "blend_weight"
+# γ, the weight of the book's liked share. Both scores are scaled to 1 at the user's top candidate, and the
+# liked shares of the middle half of books span about 0.13 (0.66-0.79 on goodbooks-10k): γ 0.3 moves a book by
+# a few hundredths (a nudge among near ties), γ 3 by about 0.4 (the share ranks the candidates)
+PRIORS = (0.0, 0.3, 1.0, 3.0)
+LIKED = "book_liked_share"
+WEIGHT = "blend_weight"  # the group column of several settings scored at once (their labels)
 BLEND = "blend"
 
 
 @dataclass(frozen=True)
 class Blend:
-    """A fitted blend: item-CF's share ``weight`` (what a ranker run publishes with instead of a learned model)."""
+    """A fitted blend: item-CF's share ``weight`` and the liked share's weight ``prior`` (γ), what a ranker run
+    publishes with instead of a learned model."""
 
     weight: float
+    prior: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """``"0.5"`` (no liked share), ``"0.5+0.3"`` (γ 0.3): the key of its scores in a tuning record."""
+        return f"{self.weight:g}" if self.prior == 0 else f"{self.weight:g}+{self.prior:g}"
+
+
+def grid(with_prior: bool) -> tuple[Blend, ...]:
+    """The settings the search scores: every weight, with every γ of :data:`PRIORS` when ``with_prior``."""
+    return tuple(Blend(w, p) for p in (PRIORS if with_prior else (0.0,)) for w in WEIGHTS)
 
 
 def _scaled(source: str, n: int) -> tuple[Column, Column, Column]:
@@ -59,8 +81,9 @@ def _scaled(source: str, n: int) -> tuple[Column, Column, Column]:
 
 
 def normalised(cands: DataFrame, n: int) -> DataFrame:
-    """``(user_idx, book_idx, als, itemcf)``: each source's score of every candidate, filled and scaled (steps 1
-    and 2 of the module docstring)."""
+    """``(user_idx, book_idx, als, itemcf, book_liked_share)``: each source's score of every candidate, filled
+    and scaled (steps 1 and 2 of the module docstring), and the book's liked share (0 when the candidates lack
+    it)."""
     stats = cands.groupBy(C.USER_IDX).agg(*[agg for s in SOURCES for agg in _scaled(s, n)])
     cols = []
     for s in SOURCES:
@@ -69,14 +92,21 @@ def normalised(cands: DataFrame, n: int) -> DataFrame:
         value = F.when(F.col(f"{s}_rank") <= n, F.col(f"{s}_score")).otherwise(fill)
         scale = F.when(F.coalesce(F.abs(top), F.lit(0.0)) > 0, F.abs(top)).otherwise(F.lit(1.0))
         cols.append((F.coalesce(value, F.lit(0.0)) / scale).cast("double").alias(s))
-    return cands.join(stats, on=C.USER_IDX, how="inner").select(C.USER_IDX, C.BOOK_IDX, *cols)
+    liked = F.col(LIKED) if LIKED in cands.columns else F.lit(0.0)
+    return cands.join(stats, on=C.USER_IDX, how="inner").select(
+        C.USER_IDX, C.BOOK_IDX, *cols, F.coalesce(liked, F.lit(0.0)).cast("double").alias(LIKED)
+    )
 
 
-def ranked_by_weight(cands: DataFrame, weights: tuple[float, ...], k: int, n: int) -> DataFrame:
-    """``(blend_weight, user_idx, rank, book_idx, score)``: each user's top ``k`` under every weight, at once
-    (``blend_weight`` as a string, the group column of :func:`recspark.metrics.ranking_metrics_by`)."""
+def ranked_by_setting(cands: DataFrame, settings: tuple[Blend, ...], k: int, n: int) -> DataFrame:
+    """``(blend_weight, user_idx, rank, book_idx, score)``: each user's top ``k`` under every setting, at once
+    (``blend_weight`` the setting's :attr:`Blend.label`, the group column of
+    :func:`recspark.metrics.ranking_metrics_by`)."""
     spark = cands.sparkSession
-    ws = spark.createDataFrame([(str(w), float(w)) for w in weights], f"{WEIGHT} string, _w double")
+    ws = spark.createDataFrame(
+        [(b.label, float(b.weight), float(b.prior)) for b in settings],
+        f"{WEIGHT} string, _w double, _p double",
+    )
     first, second = SOURCES
     scored = (
         normalised(cands, n)
@@ -85,12 +115,19 @@ def ranked_by_weight(cands: DataFrame, weights: tuple[float, ...], k: int, n: in
             WEIGHT,
             C.USER_IDX,
             C.BOOK_IDX,
-            ((1 - F.col("_w")) * F.col(first) + F.col("_w") * F.col(second)).alias(BLEND),
+            (
+                (1 - F.col("_w")) * F.col(first) + F.col("_w") * F.col(second) + F.col("_p") * F.col(LIKED)
+            ).alias(BLEND),
         )
     )
     return top_k(scored, k, BLEND, by=(WEIGHT,))
 
 
-def ranked(cands: DataFrame, weight: float, k: int, n: int) -> DataFrame:
-    """``(user_idx, rank, book_idx, score)``: each user's top ``k`` candidates under the blend of ``weight``."""
-    return ranked_by_weight(cands, (weight,), k, n).drop(WEIGHT)
+def ranked_by_weight(cands: DataFrame, weights: tuple[float, ...], k: int, n: int) -> DataFrame:
+    """:func:`ranked_by_setting` for blends without the liked share (labelled by their weight)."""
+    return ranked_by_setting(cands, tuple(Blend(w) for w in weights), k, n)
+
+
+def ranked(cands: DataFrame, setting: Blend, k: int, n: int) -> DataFrame:
+    """``(user_idx, rank, book_idx, score)``: each user's top ``k`` candidates under the blend ``setting``."""
+    return ranked_by_setting(cands, (setting,), k, n).drop(WEIGHT)

@@ -10,7 +10,9 @@ Features (:data:`FEATURES`, one explicit schema, all float):
 * per source: ``<source>_score``, ``<source>_rank``; ``n_sources`` (how many sources proposed the book);
 * book: ``book_log_readers`` (ln(1 + readers)), ``book_recent_share`` (share of its readers who shelved it in
   the last :data:`RECENT_DAYS` days of the data; 0 without dates), ``book_mean_rating`` and
-  ``book_log_ratings`` (over ratings > 0; NaN when unrated);
+  ``book_log_ratings`` (over ratings > 0; NaN when unrated), ``book_liked_share`` (how much its raters like
+  it: the share of its ratings that are 4 or 5, shrunk towards the share over all books by
+  :data:`LIKED_PRIOR_RATINGS` pseudo-ratings; that overall share for an unrated book, 0 when nothing is rated);
 * user: ``user_log_shelves``, ``user_mean_rating`` (NaN when the user rated nothing);
 * affinity, from the user's shelves and the book metadata (0 without metadata): ``author_share`` (share of
   the user's shelves by an author of the book), ``genre_share`` (share of the user's shelves whose main genre is
@@ -30,7 +32,17 @@ from recspark.frames import union_all
 
 SOURCES = ("als", "itemcf", "content", "popularity")
 RECENT_DAYS = 90
-BOOK_FEATURES = ("book_log_readers", "book_recent_share", "book_mean_rating", "book_log_ratings")
+BOOK_FEATURES = (
+    "book_log_readers",
+    "book_recent_share",
+    "book_mean_rating",
+    "book_log_ratings",
+    "book_liked_share",
+)
+LIKED_PRIOR_RATINGS = (
+    10.0  # pseudo-ratings at the overall liked share: a book's own share counts past ~10 ratings
+)
+LIKED_STARS = 4  # a rating of this or more is "liked", the same notion the offline checks use
 USER_FEATURES = ("user_log_shelves", "user_mean_rating")
 AFFINITY_FEATURES = ("author_share", "genre_share", "series_read")
 SOURCE = "_source"
@@ -79,21 +91,35 @@ def candidate_union(lists: dict[str, DataFrame], n: int) -> DataFrame:
     return wide.select(C.USER_IDX, C.BOOK_IDX, *filled, F.col("n_sources"))
 
 
-def book_features(train: DataFrame) -> DataFrame:
-    """``(book_idx, book_log_readers, book_recent_share, book_mean_rating, book_log_ratings)`` from shelves."""
-    latest = train.agg(F.max(C.DATE_ADDED)).first()[0]
+def _liked() -> Column:
+    """1.0 for a rating of :data:`LIKED_STARS` or more, 0.0 for a lower one, null when unrated."""
+    return F.when(F.col(C.RATING) > 0, F.when(F.col(C.RATING) >= LIKED_STARS, 1.0).otherwise(0.0))
+
+
+def book_features(train: DataFrame) -> tuple[DataFrame, float]:
+    """``(book_idx, book_log_readers, book_recent_share, book_mean_rating, book_log_ratings, book_liked_share)``
+    from shelves, and the liked share over all rated shelves (0 when nothing is rated: what a book without
+    ratings gets)."""
+    rated = F.col(C.RATING) > 0
+    liked = _liked()
+    latest, overall = train.agg(F.max(C.DATE_ADDED), F.avg(liked)).first()
+    overall = float(overall) if overall is not None else 0.0
     recent = (
         F.col(C.DATE_ADDED) >= F.lit(latest) - F.expr(f"INTERVAL {RECENT_DAYS} DAYS")
         if latest is not None
         else F.lit(False)
     )
-    rated = F.col(C.RATING) > 0
-    return train.groupBy(C.BOOK_IDX).agg(
+    m = LIKED_PRIOR_RATINGS
+    per_book = train.groupBy(C.BOOK_IDX).agg(
         F.log1p(F.count(F.lit(1))).cast("float").alias("book_log_readers"),
         F.avg(F.when(recent, 1.0).otherwise(0.0)).cast("float").alias("book_recent_share"),
         F.coalesce(F.avg(F.when(rated, F.col(C.RATING))), nan()).cast("float").alias("book_mean_rating"),
         F.log1p(F.count(F.when(rated, 1))).cast("float").alias("book_log_ratings"),
+        ((F.coalesce(F.sum(liked), F.lit(0.0)) + m * overall) / (F.count(liked) + m))
+        .cast("float")
+        .alias("book_liked_share"),
     )
+    return per_book, overall
 
 
 def user_features(train: DataFrame) -> DataFrame:
@@ -154,8 +180,9 @@ def features(
 ) -> DataFrame:
     """``(user_idx, book_idx, <feature_names(sources)>)``: candidates with every feature (the schema contract)."""
     book_cols = [F.coalesce(F.col(c), F.lit(0.0)).cast("float").alias(c) for c in BOOK_FEATURES[:2]]
+    per_book, overall = book_features(train)
     return (
-        cands.join(book_features(train), on=C.BOOK_IDX, how="left")
+        cands.join(per_book, on=C.BOOK_IDX, how="left")
         .join(user_features(train), on=C.USER_IDX, how="left")
         .join(affinity(cands, train, books), on=[C.USER_IDX, C.BOOK_IDX], how="left")
         .select(
@@ -166,6 +193,7 @@ def features(
             *book_cols,
             F.coalesce(F.col("book_mean_rating"), nan()).cast("float").alias("book_mean_rating"),
             F.coalesce(F.col("book_log_ratings"), F.lit(0.0)).cast("float").alias("book_log_ratings"),
+            F.coalesce(F.col("book_liked_share"), F.lit(overall)).cast("float").alias("book_liked_share"),
             *USER_FEATURES,
             *AFFINITY_FEATURES,
         )

@@ -298,8 +298,9 @@ def print_parameters(summary: dict) -> None:
         else:  # records from before the cross-fitting
             how = "chosen on the fit users"
             against = f"the best single model's {max((rk.get('single') or {0: 0}).values())}"
+        liked = f", liked share's weight {b['prior']:g}" if b.get("prior") else ""
         print(
-            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g} ({how}), validation NDCG@10 "
+            f"  two-stage blend of ALS and item-CF: weight {b['weight']:g}{liked} ({how}), validation NDCG@10 "
             f"{b['ndcg']} against {against} (paired z {b['z']}): {won}"
         )
     p, w = cfg.als, cfg.weights

@@ -42,6 +42,7 @@ class RunConfig:
     ranker: RankerParams = field(default_factory=RankerParams)  # the two-stage ranker (model "ranker")
     ranker_model: str | None = None  # where the ranker a "ranker" run publishes with is saved (by its tuning)
     blend: float | None = None  # item-CF's share when a "ranker" run publishes the blend (recspark.blend)
+    blend_prior: float = 0.0  # the blend's weight of the book's liked share (γ of recspark.blend)
     diversity: float = 0.0  # MMR weight of the published lists (0: the model's order; see recspark.diversity)
     item_level: str = "edition"  # what the models learn from: editions, or works (recspark.works)
 
@@ -70,7 +71,8 @@ class RunConfig:
         if self.model != "ranker":
             return self.model
         if self.blend is not None:
-            return f"ranker: blend of ALS and item-CF, weight {self.blend:g}"
+            liked = f", liked share {self.blend_prior:g}" if self.blend_prior else ""
+            return f"ranker: blend of ALS and item-CF, weight {self.blend:g}{liked}"
         return "ranker: learned"
 
     def as_dict(self) -> dict:
@@ -168,9 +170,16 @@ def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
     rk = found.get("ranker") or {}
     two_stage = chosen == "ranker" and {"als", "itemcf"} <= set(cfg.models)
     if two_stage and rk.get("publish") == "blend":
-        cfg = replace(cfg, model="ranker", ranker_model=None, blend=rk["blend"]["weight"])
+        chosen_blend = rk["blend"]
+        cfg = replace(
+            cfg,
+            model="ranker",
+            ranker_model=None,
+            blend=chosen_blend["weight"],
+            blend_prior=chosen_blend.get("prior", 0.0),
+        )
     elif two_stage and rk.get("path"):
-        cfg = replace(cfg, model="ranker", ranker_model=rk["path"], blend=None)
+        cfg = replace(cfg, model="ranker", ranker_model=rk["path"], blend=None, blend_prior=0.0)
     elif chosen in (*cfg.models, "popularity"):
         cfg = replace(cfg, model=chosen)
     elif chosen:  # e.g. the search chose item-CF, this run is limited to --models als: the best of the rest

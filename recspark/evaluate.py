@@ -208,8 +208,9 @@ def blend_line(rk: dict) -> str:
         else f"not published ({best} is as good or better)"
     )
     head = (
-        "Blend of ALS and item-CF, `(1 - w) · ALS + w · item-CF` over the same candidates (each scaled by the "
-        "user's top score)"
+        "Blend of ALS and item-CF, `(1 - w) · ALS + w · item-CF + γ · liked` over the same candidates (each "
+        "scaled by the user's top score; liked: the book's share of 4-5 star ratings, γ searched only when the "
+        "books differ in it)"
     )
     if "ndcg_by_weight" not in b:  # records from before the cross-fitting: chosen on the fit users
         return (
@@ -219,7 +220,8 @@ def blend_line(rk: dict) -> str:
             f"published when higher): {verdict}."
         )
     return (
-        f"{head}: w = {b['weight']:g} (NDCG by w on the validation users: {json.dumps(b['ndcg_by_weight'])}). "
+        f"{head}: w = {b['weight']:g}, γ = {b.get('prior', 0.0):g} (NDCG by setting `w` or `w+γ` on the "
+        f"validation users: {json.dumps(b['ndcg_by_weight'])}). "
         f"Cross-fitted (each half of the users ranked with the weight best on the other half; best by half: "
         f"{json.dumps(b['weight_best_on_half'])}): NDCG {b['ndcg']} vs the best single model's "
         f"{b['single'][best]} ({best}) on the same users (paired z {b['z']}; published when higher): {verdict}."

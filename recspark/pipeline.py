@@ -64,7 +64,7 @@ def with_ranker(cfg: RunConfig, tuning: dict | None) -> RunConfig:
             "skipped"
         ) or "the search trained no ranker (--tune off?)"
         raise NotFound(f"--model ranker: no trained ranker for these inputs: {why}")
-    return replace(cfg, model="ranker", ranker_model=path, blend=None)
+    return replace(cfg, model="ranker", ranker_model=path, blend=None, blend_prior=0.0)
 
 
 def input_key(versions: dict) -> str:
@@ -158,6 +158,7 @@ MODEL_FIELDS = (
     "ranker",
     "ranker_model",
     "blend",
+    "blend_prior",
     "item_level",
 )  # what a trained model depends on
 PUBLISH_FIELDS = (
@@ -862,6 +863,7 @@ def as_trained(cfg: RunConfig, trained: dict) -> RunConfig:
         ranker=RankerParams(**trained["ranker"]) if "ranker" in trained else cfg.ranker,
         ranker_model=trained.get("ranker_model"),
         blend=trained.get("blend"),
+        blend_prior=trained.get("blend_prior", 0.0),
         item_level=trained.get("item_level", "edition"),
     )
 
@@ -909,7 +911,7 @@ def clean_old_rankers(spark: SparkSession, lake: Lakehouse) -> list[str]:
 def load_ranker(cfg: RunConfig):
     """The ranker model a ranker run publishes with (saved by its tuning), or its blend (:mod:`recspark.blend`)."""
     if cfg.blend is not None:
-        return Blend(cfg.blend)
+        return Blend(cfg.blend, cfg.blend_prior)
     if not cfg.ranker_model:
         raise NotFound(
             "this run publishes the ranker, but no trained ranker is recorded: run with --tune full"

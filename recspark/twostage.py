@@ -226,19 +226,21 @@ def blend_check(
     params: ranker.RankerParams,
 ) -> dict | None:
     """The blend of ALS and item-CF (:mod:`recspark.blend`), judged by cross-fitting on every validation user:
-    ``users`` are cut in two halves by a hash; the weight chosen on each half (every weight scored in one job)
-    ranks the other half's candidates, and those lists together are compared with the best single model on all
-    of ``users`` (with the paired z of the difference). Every user's blend score is thus out of sample, while
-    the single models' configurations were chosen on these users: the comparison leans towards the single
-    models. The weight published is the one best on all of ``users``. ``ndcg_on_check_users`` is the same
-    cross-fitted lists scored on ``check_truth``, where the learned ranker is judged. None without both
-    sources."""
+    ``users`` are cut in two halves by a hash; the setting (weight, and the liked share's weight γ when the
+    candidates' liked shares differ) chosen on each half (every setting scored in one job) ranks the other
+    half's candidates, and those lists together are compared with the best single model on all of ``users``
+    (with the paired z of the difference). Every user's blend score is thus out of sample, while the single
+    models' configurations were chosen on these users: the comparison leans towards the single models. The
+    setting published is the one best on all of ``users``. ``ndcg_on_check_users`` is the same cross-fitted
+    lists scored on ``check_truth``, where the learned ranker is judged. None without both sources."""
     if not set(blend.SOURCES) <= set(lists):
         return None
     n = params.n_candidates
-    groups = [str(w) for w in blend.WEIGHTS]
+    settings = blend.grid(with_prior=liked_shares_differ(feats))
+    by_label = {b.label: b for b in settings}
+    groups = list(by_label)
     truth = truth.join(users, on=C.USER_IDX, how="left_semi").cache()
-    by_weight = blend.ranked_by_weight(feats, blend.WEIGHTS, k, n).cache()  # feats: of ``users`` only
+    by_weight = blend.ranked_by_setting(feats, settings, k, n).cache()  # feats: of ``users`` only
     first = ranker.user_share(users, 0.5, params.seed + 2).select(C.USER_IDX).withColumn(_HALF, F.lit(1))
     halves = {
         1: truth.join(first, on=C.USER_IDX, how="left_semi"),
@@ -250,11 +252,12 @@ def blend_check(
         return {g: round(found[g][k]["ndcg"], 5) for g in groups}
 
     def best(scores: dict[str, float]) -> str:
-        return max(groups, key=lambda g: (scores[g], -abs(float(g) - 0.5)))  # ties: nearer an even mix
+        # ties: nearer an even mix, then the smaller γ
+        return max(groups, key=lambda g: (scores[g], -abs(by_label[g].weight - 0.5), -by_label[g].prior))
 
     on_all = by_weight_on(truth)
     on_half = {h: by_weight_on(part) for h, part in halves.items()}
-    chosen = {1: best(on_half[2]), 2: best(on_half[1])}  # each half ranked with the other half's weight
+    chosen = {1: best(on_half[2]), 2: best(on_half[1])}  # each half ranked with the other half's setting
     half = F.coalesce(F.col(_HALF), F.lit(2))
     crossed = (
         by_weight.join(F.broadcast(first), on=C.USER_IDX, how="left")
@@ -269,10 +272,12 @@ def blend_check(
     _, z = metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k)
     for df in (crossed, by_weight, truth):
         df.unpersist()
+    chosen_all = by_label[best(on_all)]
     return {
-        "weight": float(best(on_all)),
+        "weight": float(chosen_all.weight),
+        "prior": float(chosen_all.prior),
         "ndcg_by_weight": on_all,
-        "weight_best_on_half": {str(h): float(best(on_half[h])) for h in halves},
+        "weight_best_on_half": {str(h): by_label[best(on_half[h])].label for h in halves},
         "ndcg": round(score, 5),
         "single": singles,
         "best_single": best_single,
@@ -280,6 +285,15 @@ def blend_check(
         "wins": bool(score > singles[best_single]),
         "ndcg_on_check_users": round(on_check, 5),
     }
+
+
+def liked_shares_differ(feats: DataFrame) -> bool:
+    """Whether the candidates' books differ in their liked share (they do not without ratings: then the
+    blend's γ changes nothing and is not searched)."""
+    if blend.LIKED not in feats.columns:
+        return False
+    low, high = feats.agg(F.min(blend.LIKED), F.max(blend.LIKED)).first()
+    return low is not None and high - low > 1e-6
 
 
 def single_ndcg(lists: dict[str, DataFrame], truth: DataFrame, k: int) -> dict[str, float]:
@@ -319,7 +333,7 @@ def ranked_lists(
     source's top-``n`` candidates, cached and counted (the caller unpersists them)."""
     feats, lists = candidate_features(spark, train, sources, users, n, books)
     if isinstance(model, blend.Blend):
-        out = blend.ranked(feats, model.weight, k, n).cache()
+        out = blend.ranked(feats, model, k, n).cache()
     else:
         expected = model.getOrDefault("features_cols")
         got = candidates.feature_names(tuple(lists))

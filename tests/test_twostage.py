@@ -69,6 +69,10 @@ def test_candidate_features_by_hand(spark):
     want[(0, 3)].update(
         book_log_readers=0.0, book_recent_share=0.0, book_log_ratings=0.0, book_mean_rating=nan
     )
+    # liked share: of the two ratings (book 0: 5 and 3) one is 4+, so 0.5 overall; books 1 and 2 are unrated and
+    # book 3 unshelved, so all three get the overall share (10 pseudo-ratings at 0.5 and nothing of their own)
+    for key in want:
+        want[key].update(book_liked_share=0.5)
     # users: both shelved 2 books; user 0 rated 5, user 1 rated 3
     for key in want:
         want[key].update(user_log_shelves=math.log(3), user_mean_rating=5.0 if key[0] == 0 else 3.0)
@@ -93,6 +97,23 @@ def test_candidate_features_by_hand(spark):
         "popularity": 0.5,
         "union": 0.5,
     }
+
+
+def test_the_liked_share_is_shrunk_towards_the_overall_share(spark):
+    """Book 0 rated 5, 5, 4, 2 (3 of 4 liked), book 1 rated 1 (0 of 1), book 2 shelved unrated: 3 of the 5
+    ratings are 4+, so overall 0.6 and, with 10 pseudo-ratings at 0.6, book 0 (3 + 6) / (4 + 10), book 1
+    (0 + 6) / (1 + 10), book 2 0.6. Without any rating, the overall share and every book's is 0."""
+    rows = [(u, 0, r) for u, r in enumerate((5, 5, 4, 2))] + [(0, 1, 1), (1, 2, 0)]
+    train = spark.createDataFrame(rows, "user_idx int, book_idx int, rating int").withColumn(
+        "date_added", F.lit(None).cast("timestamp")
+    )
+    per_book, overall = candidates.book_features(train)
+    got = {r["book_idx"]: r["book_liked_share"] for r in per_book.collect()}
+    assert overall == pytest.approx(0.6)
+    assert got == pytest.approx({0: 9 / 14, 1: 6 / 11, 2: 0.6}, rel=1e-6)
+    unrated = train.withColumn("rating", F.lit(0))
+    per_book, overall = candidates.book_features(unrated)
+    assert overall == 0.0 and {r["book_liked_share"] for r in per_book.collect()} == {0.0}
 
 
 def test_without_metadata_affinities_are_zero(spark):
@@ -188,8 +209,14 @@ def test_blend_scores_by_hand(spark):
     # scaled and filled: user 0 -> 10: (1.0, 0.5), 11: (0.5, 1.0), 12: (0.5, 0.5); user 1 -> 10: (1.0, 0.0),
     # 13: (0.5, 1.0)
     want = spark.createDataFrame(
-        [(0, 10, 1.0, 0.5), (0, 11, 0.5, 1.0), (0, 12, 0.5, 0.5), (1, 10, 1.0, 0.0), (1, 13, 0.5, 1.0)],
-        "user_idx int, book_idx int, als double, itemcf double",
+        [
+            (0, 10, 1.0, 0.5, 0.0),
+            (0, 11, 0.5, 1.0, 0.0),
+            (0, 12, 0.5, 0.5, 0.0),
+            (1, 10, 1.0, 0.0, 0.0),
+            (1, 13, 0.5, 1.0, 0.0),
+        ],
+        "user_idx int, book_idx int, als double, itemcf double, book_liked_share double",
     )
     got = blend.normalised(cands, N).orderBy("user_idx", "book_idx")
     assert_approx_df_equality(got, want, 1e-9, ignore_nullable=True)
@@ -211,26 +238,45 @@ def test_blend_scores_by_hand(spark):
     )
     got = blend.ranked_by_weight(cands, (0.5, 0.8), 2, N).orderBy("blend_weight", "user_idx", "rank")
     assert_approx_df_equality(got, want, 1e-6, ignore_nullable=True)
-    one = blend.ranked(cands, 0.8, 2, N).orderBy("user_idx", "rank")
+    one = blend.ranked(cands, blend.Blend(0.8), 2, N).orderBy("user_idx", "rank")
     assert [tuple(r) for r in one.select("user_idx", "rank", "book_idx").collect()] == [
         (0, 1, 11),
         (0, 2, 10),
         (1, 1, 13),
         (1, 2, 10),
     ]
+    # with liked shares 10: 0.6, 11: 0.9, 12: 0.9, 13: 0.5, w 0.5 and γ 1, user 0 -> 11 0.75 + 0.9 = 1.65,
+    # 12 0.5 + 0.9 = 1.4, 10 0.75 + 0.6 = 1.35; user 1 -> 13 0.75 + 0.5 = 1.25, 10 0.5 + 0.6 = 1.1
+    liked = spark.createDataFrame(
+        [(10, 0.6), (11, 0.9), (12, 0.9), (13, 0.5)], "book_idx int, book_liked_share float"
+    )
+    with_liked = cands.join(liked, on="book_idx", how="left")
+    got = blend.ranked(with_liked, blend.Blend(0.5, 1.0), 2, N).orderBy("user_idx", "rank")
+    assert [(r["user_idx"], r["book_idx"], round(r["score"], 5)) for r in got.collect()] == [
+        (0, 11, 1.65),
+        (0, 12, 1.4),
+        (1, 13, 1.25),
+        (1, 10, 1.1),
+    ]
+    assert blend.Blend(0.5).label == "0.5" and blend.Blend(0.35, 0.3).label == "0.35+0.3"
 
 
-def crossfit_frames(spark, n_users: int, relevant):
+def crossfit_frames(spark, n_users: int, relevant, extra: bool = False):
     """Three candidates per user, ranked by hand. Scaled: book 10 (ALS 1.0, item-CF 0.1), 11 (0.1, 1.0), 12 (0.8,
     0.8); blended with item-CF's share w: 10 scores 1 - 0.9w, 11 0.1 + 0.9w, 12 0.8, so the top book is 10 at
-    w 0.2, 12 at 0.35 / 0.5 / 0.65 and 11 at 0.8. ``relevant(user)`` is each user's one held-out book."""
-    rows = [
-        (u, b, als_s, als_r, cf_s, cf_r)
-        for u in range(n_users)
-        for b, als_s, als_r, cf_s, cf_r in ((10, 1.0, 1, 0.1, 3), (11, 0.1, 3, 1.0, 1), (12, 0.8, 2, 0.8, 2))
-    ]
-    schema = "user_idx int, book_idx int, als_score float, als_rank int, itemcf_score float, itemcf_rank int"
+    w 0.2, 12 at 0.35 / 0.5 / 0.65 and 11 at 0.8. ``relevant(user)`` is each user's one held-out book. With
+    ``extra`` a fourth, book 13 (0.5, 0.5), and liked shares: 1 for book 13, 0 for the others."""
+    books = [(10, 1.0, 1, 0.1, 3), (11, 0.1, 3, 1.0, 1), (12, 0.8, 2, 0.8, 2)]
+    if extra:
+        books.append((13, 0.5, 4, 0.5, 4))
+    rows = [(u, *book, 1.0 if book[0] == 13 else 0.0) for u in range(n_users) for book in books]
+    schema = (
+        "user_idx int, book_idx int, als_score float, als_rank int, itemcf_score float, itemcf_rank int, "
+        "book_liked_share float"
+    )
     feats = spark.createDataFrame(rows, schema)
+    if not extra:
+        feats = feats.drop("book_liked_share")
     lists = {
         s: feats.select(
             "user_idx", F.col(f"{s}_rank").alias("rank"), "book_idx", F.col(f"{s}_score").alias("score")
@@ -256,7 +302,7 @@ def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 11 if u in first else 10)
     b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
     share = len(first) / 30
-    assert b["weight_best_on_half"] == {"1": 0.8, "2": 0.2}
+    assert b["weight_best_on_half"] == {"1": "0.8", "2": "0.2"}
     assert b["ndcg"] == 0.0 and b["ndcg_on_check_users"] == 0.0 and not b["wins"]
     assert b["single"] == pytest.approx({"als": 1 - share, "itemcf": share}, abs=1e-5)
     by_weight = {"0.2": 1 - share, "0.35": 0.0, "0.5": 0.0, "0.65": 0.0, "0.8": share}
@@ -265,8 +311,30 @@ def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(
 
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 12)
     b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
-    assert b["weight_best_on_half"] == {"1": 0.5, "2": 0.5} and b["weight"] == 0.5
+    assert b["weight_best_on_half"] == {"1": "0.5", "2": "0.5"} and (b["weight"], b["prior"]) == (0.5, 0.0)
     assert (b["ndcg"], b["single"], b["wins"]) == (1.0, {"als": 0.0, "itemcf": 0.0}, True)
+
+
+def test_the_blend_searches_the_liked_share_only_when_books_differ_in_it(spark):
+    """Book 13 (ALS 0.5, item-CF 0.5 scaled; liked share 1, the others 0) scores at most 0.5 + γ and the others at
+    most 0.82 under any weight, so only γ 1 or 3 ranks it first: when every user wants it, both halves choose
+    w 0.5 with γ 1 (ties: nearer an even mix, then the smaller γ) and the blend scores 1 against 0. With equal
+    liked shares γ is not searched (the grid is the five weights)."""
+    from recspark import twostage
+
+    params = ranker.RankerParams(n_candidates=4)
+    users = spark.createDataFrame([(u,) for u in range(30)], "user_idx int")
+    feats, lists, truth = crossfit_frames(spark, 30, lambda u: 13, extra=True)
+    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    assert len(b["ndcg_by_weight"]) == 20 and b["ndcg_by_weight"]["0.5+1"] == 1.0
+    assert b["weight_best_on_half"] == {"1": "0.5+1", "2": "0.5+1"} and (b["weight"], b["prior"]) == (
+        0.5,
+        1.0,
+    )
+    assert (b["ndcg"], b["wins"]) == (1.0, True)
+    same = feats.withColumn("book_liked_share", F.lit(0.7))
+    b = twostage.blend_check(same, lists, users, truth, truth, 1, params)
+    assert set(b["ndcg_by_weight"]) == {"0.2", "0.35", "0.5", "0.65", "0.8"} and b["prior"] == 0.0
 
 
 def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark):
@@ -339,9 +407,9 @@ def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above
     assert set(summary["recall"]) == {"als", "itemcf", "popularity", "union"}
     assert b["weight"] in blend.WEIGHTS and set(b["ndcg_by_weight"]) == {str(w) for w in blend.WEIGHTS}
     assert b["ndcg_by_weight"][str(b["weight"])] == max(b["ndcg_by_weight"].values())
-    assert set(b["weight_best_on_half"]) == {"1", "2"} and set(b["weight_best_on_half"].values()) <= set(
-        blend.WEIGHTS
-    )
+    assert set(b["weight_best_on_half"]) == {"1", "2"} and set(b["weight_best_on_half"].values()) <= {
+        str(w) for w in blend.WEIGHTS
+    }
     assert 0.0 <= b["ndcg"] <= 1.0 and 0.0 <= b["ndcg_on_check_users"] <= 1.0
     # judged on all 40 validation users, not the ranker's check part: the single models scored there too
     assert set(b["single"]) == set(summary["single"])
@@ -361,6 +429,11 @@ def test_a_tuning_that_publishes_the_blend_configures_a_ranker_run_with_its_weig
     as_blend = with_tuned(cfg, {"model": "ranker", "ranker": {**rk, "publish": "blend"}})
     assert (as_blend.model, as_blend.blend, as_blend.ranker_model) == ("ranker", 0.35, None)
     assert load_ranker(as_blend) == blend.Blend(0.35)
+    liked = with_tuned(
+        cfg, {"model": "ranker", "ranker": {**rk, "blend": {**rk["blend"], "prior": 1.0}, "publish": "blend"}}
+    )
+    assert load_ranker(liked) == blend.Blend(0.35, 1.0)
+    assert liked.published_label == "ranker: blend of ALS and item-CF, weight 0.35, liked share 1"
     assert as_blend.published_label == "ranker: blend of ALS and item-CF, weight 0.35"
     as_ranker = with_tuned(cfg, {"model": "ranker", "ranker": {**rk, "wins": True, "publish": "ranker"}})
     assert (as_ranker.model, as_ranker.blend, as_ranker.ranker_model) == ("ranker", None, rk["path"])

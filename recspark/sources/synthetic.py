@@ -38,7 +38,10 @@ The model (planted structure)
 * **Flags.** read with p=0.49; rated with p=0.92 if read, 0.0127 if not (overall 0.457);
   reviewed with p=0.15 if rated, 0.0042 if not (overall 0.071) -- the real shares.
   Ratings follow the real mix (5: 0.339, 4: 0.359, 3: 0.223, 2: 0.059, 1: 0.020), tilted up for taste and
-  author draws and down for popularity draws, so ratings carry the taste signal too.
+  author draws and down for popularity draws, so ratings carry the taste signal too. Books differ in how much
+  their readers like them: each work shifts its rating draws on the logit scale by a normal amount (sd
+  ``QUALITY_SD``), so the share of 4-5 stars per book spans 0.53-0.86 from the 5th to the 95th percentile at scale
+  0.01 (books with 500+ ratings; goodbooks-10k's real histograms: 0.54-0.86), the overall mix unchanged.
 * **Time.** Each user joins between 2007 and 2017; ``date_added`` falls between joining and 2017-11-01, and the
   user's rows are written newest first; ``date_updated``, ``read_at`` and ``started_at`` follow ``date_added``.
 * **Metadata carries the same signal.** Books' ``popular_shelves`` name their genre and topic (e.g. ``dragons``),
@@ -332,6 +335,12 @@ TZ_P = np.array([0.3, 0.2, 0.2, 0.1, 0.08, 0.07, 0.03, 0.02])
 
 RATING_MIX = np.array([0.020, 0.059, 0.223, 0.359, 0.339])  # ratings 1..5 among rated rows (real)
 RATING_TASTE = np.array([0.018, 0.055, 0.218, 0.360, 0.349])
+# books differ in how much their readers like them: a work's ratings are drawn with a per-work shift on the logit
+# scale of the rating draw. On goodbooks-10k's books.csv (real Goodreads rating histograms, millions of ratings)
+# the share of 4-5 stars per book is 0.54 / 0.66 / 0.73 / 0.79 / 0.86 at the 5 / 25 / 50 / 75 / 95th
+# percentile; a normal shift with this standard deviation spreads the generated shares about as widely
+QUALITY_SD = 0.5
+QUALITY_SCALE = float(np.sqrt(1.0 + QUALITY_SD**2 * 3.0 / np.pi**2))  # keeps the overall rating mix
 # chosen so that ALS beats popularity about as clearly as on real Goodreads shelves (see README)
 P_TASTE, P_AUTHOR, P_POP = 0.82, 0.13, 0.05
 ZIPF_WORKS = 1.0  # work popularity ~ rank^-1: the top 1% of books hold >= 10x their share from scale 0.01
@@ -490,6 +499,8 @@ class Catalogue:
         for sid, (s, c) in enumerate(zip(starts[in_series], counts[in_series], strict=True)):
             self.work_series[order[s : s + c]] = sid
         self.n_series = int(in_series.sum())
+        # how much readers like each work (its own stream: the draws above do not change with it)
+        self.work_quality = np.random.default_rng([seed, 0x9A1]).normal(0.0, QUALITY_SD, nw)
         # ids as Goodreads would have them
         self.book_ids = _bijection(np.arange(nb), BOOK_ID_P, seed)
         self.work_ids = _bijection(np.arange(nw), WORK_ID_P, seed + 1)
@@ -565,6 +576,14 @@ def user_activity(sizes: Sizes, seed: int) -> np.ndarray:
     return n.astype(np.int64)
 
 
+def liked_draw(u: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Uniform draws ``u`` shifted by each book's ``quality`` on the logit scale (higher: more 4 and 5 stars),
+    rescaled so that, over books, the draws stay close to uniform and the overall rating mix unchanged."""
+    with np.errstate(divide="ignore"):
+        logit = np.log(u) - np.log1p(-u)
+    return 1.0 / (1.0 + np.exp(-(logit + quality) / QUALITY_SCALE))
+
+
 def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: int, chunk_no: int) -> Chunk:
     rng = np.random.default_rng([seed, 0xC4, chunk_no])
     sizes = cat.sizes
@@ -617,7 +636,7 @@ def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: 
     is_read = rng.random(n) < P_READ
     rated = rng.random(n) < np.where(is_read, P_RATED_IF_READ, P_RATED_IF_UNREAD)
     reviewed = rng.random(n) < np.where(rated, P_REVIEWED_IF_RATED, P_REVIEWED_IF_UNRATED)
-    u = rng.random(n)
+    u = liked_draw(rng.random(n), cat.work_quality[cat.book_work[book]])
     r_taste = np.searchsorted(np.cumsum(RATING_TASTE), u * RATING_TASTE.sum(), side="right") + 1
     # popularity draws get the mix that makes this chunk's overall mix equal the real one (de-duplication
     # changes the share of each source a little, so the share is measured rather than assumed)
