@@ -332,6 +332,7 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     assert recorded["model"] == used.model == chosen
     if recorded["ranker"].get("publish") == "blend":  # the blend's weight is the run's, no model file
         assert used.blend == recorded["ranker"]["blend"]["weight"] and used.ranker_model is None
+        assert used.blend_prior == recorded["ranker"]["blend"]["prior"]
     assert recorded["itemcf"]["similarity"] == used.itemcf.similarity
     assert recorded["content"]["popularity_weight"] == used.content.popularity_weight
     chosen_stars = (recorded["stars"]["reg"], recorded["stars"]["user_prior"])  # chosen on validation RMSE
