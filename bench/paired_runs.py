@@ -13,29 +13,15 @@ and prints each run's NDCG@10 and the mean of the per-user differences (after - 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from quality import prepare, prepare_next, published_lists  # noqa: E402
-
-
-def per_user_ndcg(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> pd.Series:
-    """NDCG@k of every user with a relevant held-out book (0 for a user without a list), as ``score`` counts it."""
-    rel = truth[truth["relevant"]].groupby("user_id")["book_id"].apply(set)
-    lists = recs.sort_values(["user_id", "rank"]).groupby("user_id")["book_id"].apply(list)
-    out = {}
-    for user, books in rel.items():
-        hits = [1.0 if b in books else 0.0 for b in lists.get(user, [])[:k]]
-        dcg = sum(h / math.log2(i + 2) for i, h in enumerate(hits))
-        out[user] = dcg / sum(1 / math.log2(i + 2) for i in range(min(len(books), k)))
-    return pd.Series(out)
+from quality import per_user, prepare, prepare_next, published_lists  # noqa: E402
 
 
 def main() -> None:
@@ -55,7 +41,7 @@ def main() -> None:
     scores = {}
     for name, work in (("before", a.before), ("after", a.after)):
         _, recs = published_lists(work / "lakehouse")[-1]
-        scores[name] = per_user_ndcg(recs, truth)
+        scores[name] = per_user(recs, truth)["ndcg"]
         print(f"{name}: NDCG@10 {scores[name].mean():.4f} over {len(scores[name])} users ({work})")
     d = (scores["after"] - scores["before"]).to_numpy()
     z = d.mean() / (d.std(ddof=1) / np.sqrt(len(d))) if d.std() > 0 else 0.0

@@ -184,21 +184,27 @@ def popularity_lists(train_dir: Path, fmt: str, k: int = 10) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["user_id", "rank", "book_id"])
 
 
-def score(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> dict[str, float]:
+def per_user(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> pd.DataFrame:
+    """``(ndcg, recall)`` at ``k`` indexed by ``user_id``, for every user with a relevant held-out book (0 for a
+    user without a list)."""
     rel = truth[truth["relevant"]].groupby("user_id")["book_id"].apply(set)
     lists = recs.sort_values(["user_id", "rank"]).groupby("user_id")["book_id"].apply(list)
-    ndcgs, recalls = [], []
+    rows = {}
     for user, books in rel.items():
         got = lists.get(user, [])[:k]
         hits = [1.0 if b in books else 0.0 for b in got]
         dcg = sum(h / math.log2(i + 2) for i, h in enumerate(hits))
         idcg = sum(1 / math.log2(i + 2) for i in range(min(len(books), k)))
-        ndcgs.append(dcg / idcg)
-        recalls.append(sum(hits) / len(books))
+        rows[user] = (dcg / idcg, sum(hits) / len(books))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["ndcg", "recall"])
+
+
+def score(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> dict[str, float]:
+    found = per_user(recs, truth, k)
     return {
-        f"ndcg@{k}": round(float(np.mean(ndcgs)), 4),
-        f"recall@{k}": round(float(np.mean(recalls)), 4),
-        "users": len(ndcgs),
+        f"ndcg@{k}": round(float(found["ndcg"].mean()), 4),
+        f"recall@{k}": round(float(found["recall"].mean()), 4),
+        "users": len(found),
     }
 
 
