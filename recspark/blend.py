@@ -37,7 +37,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from recspark import columns as C
-from recspark.candidates import top_k
+from recspark.candidates import LIKED_SHARE, top_k
 
 SOURCES = ("als", "itemcf")  # (1 - w) · the first + w · the second
 WEIGHTS = (0.2, 0.35, 0.5, 0.65, 0.8)  # item-CF's share; 0 and 1 are the single models themselves
@@ -45,7 +45,6 @@ WEIGHTS = (0.2, 0.35, 0.5, 0.65, 0.8)  # item-CF's share; 0 and 1 are the single
 # liked shares of the middle half of books span about 0.13 (0.66-0.79 on goodbooks-10k): γ 0.3 moves a book by
 # a few hundredths (a nudge among near ties), γ 3 by about 0.4 (the share ranks the candidates)
 PRIORS = (0.0, 0.3, 1.0, 3.0)
-LIKED = "book_liked_share"
 WEIGHT = "blend_weight"  # the group column of several settings scored at once (their labels)
 BLEND = "blend"
 
@@ -92,9 +91,9 @@ def normalised(cands: DataFrame, n: int) -> DataFrame:
         value = F.when(F.col(f"{s}_rank") <= n, F.col(f"{s}_score")).otherwise(fill)
         scale = F.when(F.coalesce(F.abs(top), F.lit(0.0)) > 0, F.abs(top)).otherwise(F.lit(1.0))
         cols.append((F.coalesce(value, F.lit(0.0)) / scale).cast("double").alias(s))
-    liked = F.col(LIKED) if LIKED in cands.columns else F.lit(0.0)
+    liked = F.col(LIKED_SHARE) if LIKED_SHARE in cands.columns else F.lit(0.0)
     return cands.join(stats, on=C.USER_IDX, how="inner").select(
-        C.USER_IDX, C.BOOK_IDX, *cols, F.coalesce(liked, F.lit(0.0)).cast("double").alias(LIKED)
+        C.USER_IDX, C.BOOK_IDX, *cols, F.coalesce(liked, F.lit(0.0)).cast("double").alias(LIKED_SHARE)
     )
 
 
@@ -116,7 +115,9 @@ def ranked_by_setting(cands: DataFrame, settings: tuple[Blend, ...], k: int, n: 
             C.USER_IDX,
             C.BOOK_IDX,
             (
-                (1 - F.col("_w")) * F.col(first) + F.col("_w") * F.col(second) + F.col("_p") * F.col(LIKED)
+                (1 - F.col("_w")) * F.col(first)
+                + F.col("_w") * F.col(second)
+                + F.col("_p") * F.col(LIKED_SHARE)
             ).alias(BLEND),
         )
     )

@@ -32,17 +32,11 @@ from recspark.frames import union_all
 
 SOURCES = ("als", "itemcf", "content", "popularity")
 RECENT_DAYS = 90
-BOOK_FEATURES = (
-    "book_log_readers",
-    "book_recent_share",
-    "book_mean_rating",
-    "book_log_ratings",
-    "book_liked_share",
-)
-LIKED_PRIOR_RATINGS = (
-    10.0  # pseudo-ratings at the overall liked share: a book's own share counts past ~10 ratings
-)
-LIKED_STARS = 4  # a rating of this or more is "liked", the same notion the offline checks use
+LIKED_SHARE = "book_liked_share"  # how much a book's raters like it (also a term of recspark.blend)
+BOOK_FEATURES = ("book_log_readers", "book_recent_share", "book_mean_rating", "book_log_ratings", LIKED_SHARE)
+# pseudo-ratings at the overall liked share: a book's own share counts past about 10 ratings
+LIKED_PRIOR_RATINGS = 10.0
+LIKED_STARS = 4  # a rating of this or more is "liked" (validation's relevant books too: recspark.tune.liked)
 USER_FEATURES = ("user_log_shelves", "user_mean_rating")
 AFFINITY_FEATURES = ("author_share", "genre_share", "series_read")
 SOURCE = "_source"
@@ -117,7 +111,7 @@ def book_features(train: DataFrame) -> tuple[DataFrame, float]:
         F.log1p(F.count(F.when(rated, 1))).cast("float").alias("book_log_ratings"),
         ((F.coalesce(F.sum(liked), F.lit(0.0)) + m * overall) / (F.count(liked) + m))
         .cast("float")
-        .alias("book_liked_share"),
+        .alias(LIKED_SHARE),
     )
     return per_book, overall
 
@@ -193,7 +187,7 @@ def features(
             *book_cols,
             F.coalesce(F.col("book_mean_rating"), nan()).cast("float").alias("book_mean_rating"),
             F.coalesce(F.col("book_log_ratings"), F.lit(0.0)).cast("float").alias("book_log_ratings"),
-            F.coalesce(F.col("book_liked_share"), F.lit(overall)).cast("float").alias("book_liked_share"),
+            F.coalesce(F.col(LIKED_SHARE), F.lit(overall)).cast("float").alias(LIKED_SHARE),
             *USER_FEATURES,
             *AFFINITY_FEATURES,
         )

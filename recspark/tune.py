@@ -49,7 +49,19 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, content, itemcf, metrics, ranker, split, stars, topk, twostage
+from recspark import (
+    als,
+    baselines,
+    candidates,
+    content,
+    itemcf,
+    metrics,
+    ranker,
+    split,
+    stars,
+    topk,
+    twostage,
+)
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
 from recspark.spark import set_logger_level
@@ -426,7 +438,8 @@ def _trial_of(row: dict) -> Trial:
 # -- on Spark -------------------------------------------------------------------------------------------------
 def liked(df: DataFrame) -> DataFrame:
     """Held-out books that count as relevant: unrated (0) or rated 4 or 5."""
-    return df.where((F.col(C.RATING) == 0) | (F.col(C.RATING) >= 4) | F.col(C.RATING).isNull())
+    rating = F.col(C.RATING)
+    return df.where((rating == 0) | (rating >= candidates.LIKED_STARS) | rating.isNull())
 
 
 def user_sample(train: DataFrame, max_interactions: int, seed: int) -> tuple[DataFrame, float]:

@@ -290,9 +290,9 @@ def blend_check(
 def liked_shares_differ(feats: DataFrame) -> bool:
     """Whether the candidates' books differ in their liked share (they do not without ratings: then the
     blend's γ changes nothing and is not searched)."""
-    if blend.LIKED not in feats.columns:
+    if candidates.LIKED_SHARE not in feats.columns:
         return False
-    low, high = feats.agg(F.min(blend.LIKED), F.max(blend.LIKED)).first()
+    low, high = feats.agg(F.min(candidates.LIKED_SHARE), F.max(candidates.LIKED_SHARE)).first()
     return low is not None and high - low > 1e-6
 
 
