@@ -124,11 +124,6 @@ def ranked_by_setting(cands: DataFrame, settings: tuple[Blend, ...], k: int, n: 
     return top_k(scored, k, BLEND, by=(WEIGHT,))
 
 
-def ranked_by_weight(cands: DataFrame, weights: tuple[float, ...], k: int, n: int) -> DataFrame:
-    """:func:`ranked_by_setting` for blends without the liked share (labelled by their weight)."""
-    return ranked_by_setting(cands, tuple(Blend(w) for w in weights), k, n)
-
-
 def ranked(cands: DataFrame, setting: Blend, k: int, n: int) -> DataFrame:
     """``(user_idx, rank, book_idx, score)``: each user's top ``k`` candidates under the blend ``setting``."""
     return ranked_by_setting(cands, (setting,), k, n).drop(WEIGHT)

@@ -236,7 +236,8 @@ def test_blend_scores_by_hand(spark):
         ],
         schema,
     )
-    got = blend.ranked_by_weight(cands, (0.5, 0.8), 2, N).orderBy("blend_weight", "user_idx", "rank")
+    settings = (blend.Blend(0.5), blend.Blend(0.8))
+    got = blend.ranked_by_setting(cands, settings, 2, N).orderBy("blend_weight", "user_idx", "rank")
     assert_approx_df_equality(got, want, 1e-6, ignore_nullable=True)
     one = blend.ranked(cands, blend.Blend(0.8), 2, N).orderBy("user_idx", "rank")
     assert [tuple(r) for r in one.select("user_idx", "rank", "book_idx").collect()] == [
