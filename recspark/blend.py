@@ -45,7 +45,7 @@ WEIGHTS = (0.2, 0.35, 0.5, 0.65, 0.8)  # item-CF's share; 0 and 1 are the single
 # liked shares of the middle half of books span about 0.13 (0.66-0.79 on goodbooks-10k): γ 0.3 moves a book by
 # a few hundredths (a nudge among near ties), γ 3 by about 0.4 (the share ranks the candidates)
 PRIORS = (0.0, 0.3, 1.0, 3.0)
-WEIGHT = "blend_weight"  # the group column of several settings scored at once (their labels)
+SETTING = "blend_setting"  # the group column of several settings scored at once (their labels)
 BLEND = "blend"
 
 
@@ -98,20 +98,20 @@ def normalised(cands: DataFrame, n: int) -> DataFrame:
 
 
 def ranked_by_setting(cands: DataFrame, settings: tuple[Blend, ...], k: int, n: int) -> DataFrame:
-    """``(blend_weight, user_idx, rank, book_idx, score)``: each user's top ``k`` under every setting, at once
-    (``blend_weight`` the setting's :attr:`Blend.label`, the group column of
+    """``(blend_setting, user_idx, rank, book_idx, score)``: each user's top ``k`` under every setting, at once
+    (``blend_setting`` the setting's :attr:`Blend.label`, the group column of
     :func:`recspark.metrics.ranking_metrics_by`)."""
     spark = cands.sparkSession
     ws = spark.createDataFrame(
         [(b.label, float(b.weight), float(b.prior)) for b in settings],
-        f"{WEIGHT} string, _w double, _p double",
+        f"{SETTING} string, _w double, _p double",
     )
     first, second = SOURCES
     scored = (
         normalised(cands, n)
         .crossJoin(F.broadcast(ws))
         .select(
-            WEIGHT,
+            SETTING,
             C.USER_IDX,
             C.BOOK_IDX,
             (
@@ -121,9 +121,9 @@ def ranked_by_setting(cands: DataFrame, settings: tuple[Blend, ...], k: int, n: 
             ).alias(BLEND),
         )
     )
-    return top_k(scored, k, BLEND, by=(WEIGHT,))
+    return top_k(scored, k, BLEND, by=(SETTING,))
 
 
 def ranked(cands: DataFrame, setting: Blend, k: int, n: int) -> DataFrame:
     """``(user_idx, rank, book_idx, score)``: each user's top ``k`` candidates under the blend ``setting``."""
-    return ranked_by_setting(cands, (setting,), k, n).drop(WEIGHT)
+    return ranked_by_setting(cands, (setting,), k, n).drop(SETTING)

@@ -240,28 +240,28 @@ def blend_check(
     by_label = {b.label: b for b in settings}
     groups = list(by_label)
     truth = truth.join(users, on=C.USER_IDX, how="left_semi").cache()
-    by_weight = blend.ranked_by_setting(feats, settings, k, n).cache()  # feats: of ``users`` only
+    by_setting = blend.ranked_by_setting(feats, settings, k, n).cache()  # feats: of ``users`` only
     first = ranker.user_share(users, 0.5, params.seed + 2).select(C.USER_IDX).withColumn(_HALF, F.lit(1))
     halves = {
         1: truth.join(first, on=C.USER_IDX, how="left_semi"),
         2: truth.join(first, on=C.USER_IDX, how="left_anti"),
     }
 
-    def by_weight_on(part: DataFrame) -> dict[str, float]:
-        found = metrics.ranking_metrics_by(by_weight, part, [k], groups, by=blend.WEIGHT)
+    def by_setting_on(part: DataFrame) -> dict[str, float]:
+        found = metrics.ranking_metrics_by(by_setting, part, [k], groups, by=blend.SETTING)
         return {g: round(found[g][k]["ndcg"], 5) for g in groups}
 
     def best(scores: dict[str, float]) -> str:
         # ties: nearer an even mix, then the smaller γ
         return max(groups, key=lambda g: (scores[g], -abs(by_label[g].weight - 0.5), -by_label[g].prior))
 
-    on_all = by_weight_on(truth)
-    on_half = {h: by_weight_on(part) for h, part in halves.items()}
+    on_all = by_setting_on(truth)
+    on_half = {h: by_setting_on(part) for h, part in halves.items()}
     chosen = {1: best(on_half[2]), 2: best(on_half[1])}  # each half ranked with the other half's setting
     half = F.coalesce(F.col(_HALF), F.lit(2))
     crossed = (
-        by_weight.join(F.broadcast(first), on=C.USER_IDX, how="left")
-        .where(F.col(blend.WEIGHT) == F.when(half == 1, chosen[1]).otherwise(chosen[2]))
+        by_setting.join(F.broadcast(first), on=C.USER_IDX, how="left")
+        .where(F.col(blend.SETTING) == F.when(half == 1, chosen[1]).otherwise(chosen[2]))
         .select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
         .cache()
     )
@@ -270,13 +270,13 @@ def blend_check(
     score = metrics.ranking_metrics(crossed, truth, [k])[k]["ndcg"]
     on_check = metrics.ranking_metrics(crossed, check_truth, [k])[k]["ndcg"]
     _, z = metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k)
-    for df in (crossed, by_weight, truth):
+    for df in (crossed, by_setting, truth):
         df.unpersist()
     chosen_all = by_label[best(on_all)]
     return {
         "weight": float(chosen_all.weight),
         "prior": float(chosen_all.prior),
-        "ndcg_by_weight": on_all,
+        "ndcg_by_weight": on_all,  # by setting label (the key older records have)
         "weight_best_on_half": {str(h): by_label[best(on_half[h])].label for h in halves},
         "ndcg": round(score, 5),
         "single": singles,

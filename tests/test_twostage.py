@@ -222,7 +222,7 @@ def test_blend_scores_by_hand(spark):
     assert_approx_df_equality(got, want, 1e-9, ignore_nullable=True)
     # w 0.5: user 0 -> 10 and 11 tie at 0.75 (the smaller book first), 12 0.5; user 1 -> 13 0.75, 10 0.5
     # w 0.8: user 0 -> 11 0.9, 10 0.6; user 1 -> 13 0.9, 10 0.2
-    schema = "blend_weight string, user_idx int, rank int, book_idx int, score float"
+    schema = "blend_setting string, user_idx int, rank int, book_idx int, score float"
     want = spark.createDataFrame(
         [
             ("0.5", 0, 1, 10, 0.75),
@@ -237,7 +237,7 @@ def test_blend_scores_by_hand(spark):
         schema,
     )
     settings = (blend.Blend(0.5), blend.Blend(0.8))
-    got = blend.ranked_by_setting(cands, settings, 2, N).orderBy("blend_weight", "user_idx", "rank")
+    got = blend.ranked_by_setting(cands, settings, 2, N).orderBy("blend_setting", "user_idx", "rank")
     assert_approx_df_equality(got, want, 1e-6, ignore_nullable=True)
     one = blend.ranked(cands, blend.Blend(0.8), 2, N).orderBy("user_idx", "rank")
     assert [tuple(r) for r in one.select("user_idx", "rank", "book_idx").collect()] == [
