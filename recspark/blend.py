@@ -12,10 +12,12 @@ it, :class:`recspark.twostage.Sources`):
    with a positive sum only, so an unproposed book has at most 0).
 3. **Blend.** ``score = (1 - w) · als / top_als + w · itemcf / top_itemcf + γ · liked``; each user's best ``k``
    by score (ties to the smaller book index). ``liked`` is the book's liked share (``book_liked_share`` of
-   :mod:`recspark.candidates`: how much its raters like it, shrunk towards the overall share). ALS and item-CF
-   rank what a user will shelve; on rated data a shelved book is relevant only when the user likes it, and books
-   differ in that (on goodbooks-10k's real histograms the share of 4-5 stars is 0.54 at the 5th percentile of
-   books and 0.86 at the 95th). Without ratings every book has the same share and γ changes nothing.
+   :mod:`recspark.candidates`: how often a shelf of it is liked, shrunk towards the overall share). ALS and
+   item-CF rank what a user will shelve; a shelved book is relevant only when it is liked (not rated below 4
+   stars, and read where the data records reading), and books differ in that: on goodbooks-10k's real
+   histograms the share of 4-5 stars is 0.54 at the 5th percentile of books and 0.86 at the 95th, and to-read
+   shelves against ratings put the standard deviation of a book's logit read share near 1. On unrated to-read
+   shelves every book has the same share and γ changes nothing.
 
 ``w`` and ``γ`` are chosen on the validation split from :data:`WEIGHTS` x :data:`PRIORS` (:data:`PRIORS` only
 when the liked share differs between the candidates; :func:`recspark.twostage.blend_check`), like any other
@@ -41,9 +43,10 @@ from recspark.candidates import LIKED_SHARE, top_k
 
 SOURCES = ("als", "itemcf")  # (1 - w) · the first + w · the second
 WEIGHTS = (0.2, 0.35, 0.5, 0.65, 0.8)  # item-CF's share; 0 and 1 are the single models themselves
-# γ, the weight of the book's liked share. Both scores are scaled to 1 at the user's top candidate, and the
-# liked shares of the middle half of books span about 0.13 (0.66-0.79 on goodbooks-10k): γ 0.3 moves a book by
-# a few hundredths (a nudge among near ties), γ 3 by about 0.4 (the share ranks the candidates)
+# γ, the weight of the book's liked share. Both scores are scaled to 1 at the user's top candidate, and on rated
+# data the liked shares of the middle half of books span about 0.13 (0.66-0.79 on goodbooks-10k): γ 0.3 moves a
+# book by a few hundredths (a nudge among near ties), γ 3 by about 0.4 (the share ranks the candidates); where
+# reading is recorded the shares spread wider (their logits by about 1), and the same γ weighs them more
 PRIORS = (0.0, 0.3, 1.0, 3.0)
 SETTING = "blend_setting"  # the group column of several settings scored at once (their labels)
 BLEND = "blend"

@@ -10,9 +10,10 @@ Features (:data:`FEATURES`, one explicit schema, all float):
 * per source: ``<source>_score``, ``<source>_rank``; ``n_sources`` (how many sources proposed the book);
 * book: ``book_log_readers`` (ln(1 + readers)), ``book_recent_share`` (share of its readers who shelved it in
   the last :data:`RECENT_DAYS` days of the data; 0 without dates), ``book_mean_rating`` and
-  ``book_log_ratings`` (over ratings > 0; NaN when unrated), ``book_liked_share`` (how much its raters like
-  it: the share of its ratings that are 4 or 5, shrunk towards the share over all books by
-  :data:`LIKED_PRIOR_RATINGS` pseudo-ratings; that overall share for an unrated book, 0 when nothing is rated);
+  ``book_log_ratings`` (over ratings > 0; NaN when unrated), ``book_liked_share`` (how often a shelf of
+  the book turns out *liked*, what validation counts relevant (:func:`liked`): the share of its shelves that are
+  not rated below 4 stars and, where the data records reading (:func:`reads_recorded`), are read; shrunk
+  towards the share over all shelves by :data:`LIKED_PRIOR_SHELVES` pseudo-shelves);
 * user: ``user_log_shelves``, ``user_mean_rating`` (NaN when the user rated nothing);
 * affinity, from the user's shelves and the book metadata (0 without metadata): ``author_share`` (share of
   the user's shelves by an author of the book), ``genre_share`` (share of the user's shelves whose main genre is
@@ -32,11 +33,14 @@ from recspark.frames import union_all
 
 SOURCES = ("als", "itemcf", "content", "popularity")
 RECENT_DAYS = 90
-LIKED_SHARE = "book_liked_share"  # how much a book's raters like it (also a term of recspark.blend)
+LIKED_SHARE = "book_liked_share"  # how often a book's shelves are liked (also a term of recspark.blend)
 BOOK_FEATURES = ("book_log_readers", "book_recent_share", "book_mean_rating", "book_log_ratings", LIKED_SHARE)
-# pseudo-ratings at the overall liked share: a book's own share counts past about 10 ratings
-LIKED_PRIOR_RATINGS = 10.0
-LIKED_STARS = 4  # a rating of this or more is "liked" (validation's relevant books too: recspark.tune.liked)
+# pseudo-shelves at the overall liked share: a book's own share counts past about 10 shelves
+LIKED_PRIOR_SHELVES = 10.0
+LIKED_STARS = 4  # a rating below this is "disliked"; unrated or this or more can be liked
+# the data records reading when at least this share of shelves is read and at least this share is not: UCSD
+# shelves (49% read) do; goodbooks ratings (all read) and to_read shelves (none read) do not
+READ_RECORDED_SHARE = 0.05
 USER_FEATURES = ("user_log_shelves", "user_mean_rating")
 AFFINITY_FEATURES = ("author_share", "genre_share", "series_read")
 SOURCE = "_source"
@@ -85,33 +89,43 @@ def candidate_union(lists: dict[str, DataFrame], n: int) -> DataFrame:
     return wide.select(C.USER_IDX, C.BOOK_IDX, *filled, F.col("n_sources"))
 
 
-def _liked() -> Column:
-    """1.0 for a rating of :data:`LIKED_STARS` or more, 0.0 for a lower one, null when unrated."""
-    return F.when(F.col(C.RATING) > 0, F.when(F.col(C.RATING) >= LIKED_STARS, 1.0).otherwise(0.0))
+def reads_recorded(shelves: DataFrame) -> bool:
+    """Whether ``shelves`` tell read books from unread ones: at least :data:`READ_RECORDED_SHARE` of them are
+    read and as many are not (False without an ``is_read`` column)."""
+    if C.IS_READ not in shelves.columns:
+        return False
+    share = shelves.agg(F.avg(F.col(C.IS_READ).cast("double"))).first()[0]
+    return share is not None and READ_RECORDED_SHARE <= share <= 1.0 - READ_RECORDED_SHARE
+
+
+def liked(reads: bool) -> Column:
+    """Whether a shelf is *liked*, what validation counts relevant: not rated below :data:`LIKED_STARS` (unrated
+    counts) and, when the data records reading (``reads``, :func:`reads_recorded`), read. A book on a reader's
+    to-read shelf is not yet a success where the data can say so: a shelf read is."""
+    rating = F.col(C.RATING)
+    not_disliked = rating.isNull() | (rating == 0) | (rating >= LIKED_STARS)
+    return not_disliked & F.col(C.IS_READ) if reads else not_disliked
 
 
 def book_features(train: DataFrame) -> tuple[DataFrame, float]:
     """``(book_idx, book_log_readers, book_recent_share, book_mean_rating, book_log_ratings, book_liked_share)``
-    from shelves, and the liked share over all rated shelves (0 when nothing is rated: what a book without
-    ratings gets)."""
+    from shelves, and the liked share over all shelves (what a book without shelves gets)."""
     rated = F.col(C.RATING) > 0
-    liked = _liked()
-    latest, overall = train.agg(F.max(C.DATE_ADDED), F.avg(liked)).first()
+    liked_ = liked(reads_recorded(train)).cast("double")
+    latest, overall = train.agg(F.max(C.DATE_ADDED), F.avg(liked_)).first()
     overall = float(overall) if overall is not None else 0.0
     recent = (
         F.col(C.DATE_ADDED) >= F.lit(latest) - F.expr(f"INTERVAL {RECENT_DAYS} DAYS")
         if latest is not None
         else F.lit(False)
     )
-    m = LIKED_PRIOR_RATINGS
+    m = LIKED_PRIOR_SHELVES
     per_book = train.groupBy(C.BOOK_IDX).agg(
         F.log1p(F.count(F.lit(1))).cast("float").alias("book_log_readers"),
         F.avg(F.when(recent, 1.0).otherwise(0.0)).cast("float").alias("book_recent_share"),
         F.coalesce(F.avg(F.when(rated, F.col(C.RATING))), nan()).cast("float").alias("book_mean_rating"),
         F.log1p(F.count(F.when(rated, 1))).cast("float").alias("book_log_ratings"),
-        ((F.coalesce(F.sum(liked), F.lit(0.0)) + m * overall) / (F.count(liked) + m))
-        .cast("float")
-        .alias(LIKED_SHARE),
+        ((F.sum(liked_) + m * overall) / (F.count(F.lit(1)) + m)).cast("float").alias(LIKED_SHARE),
     )
     return per_book, overall
 

@@ -259,8 +259,9 @@ def print_parameters(summary: dict) -> None:
     scores = (tuning or {}).get("models") or {}
     shown = ", ".join(f"{m} {v:.4f}" for m, v in scores.items())
     print(f"\n== published model: {cfg.published_label} ==")
+    relevant = f" (relevant: held-out books {tuning['relevant']})" if (tuning or {}).get("relevant") else ""
     print(
-        f"  validation NDCG@10 by model: {shown}"
+        f"  validation NDCG@10 by model{relevant}: {shown}"
         if shown
         else "  (no validation scores: tuning off or skipped)"
     )

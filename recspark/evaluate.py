@@ -209,8 +209,8 @@ def blend_line(rk: dict) -> str:
     )
     head = (
         "Blend of ALS and item-CF, `(1 - w) · ALS + w · item-CF + γ · liked` over the same candidates (each "
-        "scaled by the user's top score; liked: the book's share of 4-5 star ratings, γ searched only when the "
-        "books differ in it)"
+        "scaled by the user's top score; liked: the book's share of shelves not rated below 4 stars, and read "
+        "where the data records reading; γ searched only when the books differ in it)"
     )
     if "ndcg_by_weight" not in b:  # records from before the cross-fitting: chosen on the fit users
         return (

@@ -337,7 +337,7 @@ def sources_of(
 
 HITS = (  # what the evaluation report counts as a hit, against what validation counts (tune.liked)
     "every held-out book (any shelf, read or not, whatever its stars); validation, which chose the model, counts "
-    "the held-out books the user did not dislike (unrated, or 4-5 stars)"
+    "the held-out books the user did not dislike (unrated, or 4-5 stars) and, where the data records reading, read"
 )
 
 

@@ -23,7 +23,9 @@ validation score is preferred (the difference is noise, the cost is not).
 Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
 the evaluation holdout), with its own seed; a sparse user is held out here only when the evaluation split did not
 hold them out (the other half, :class:`recspark.split.Sparse`). Relevant validation books are the held-out ones the user did not
-dislike (``rating`` 0 = unrated, or >= 4), the same notion of "liked" the offline checks use. When the training
+dislike (``rating`` 0 = unrated, or >= 4) and, where the data records reading (UCSD shelves: read and unread
+ones), that they read (:func:`recspark.candidates.liked`): a book waiting on a to-read shelf is not yet a
+success where the data can tell. When the training
 data is large, a hashed sample of users (all of each sampled user's books, so the activity distribution that
 ``regParam`` depends on is kept) bounds the tuning cost. With fewer than :data:`MIN_USERS` validation users the
 search is skipped and the built-in defaults are used, with a message.
@@ -253,6 +255,7 @@ class Search:
     ranker: dict | None = (
         None  # the two-stage check: ranker vs every single model on held-out validation users
     )
+    relevant: str | None = None  # which held-out validation books counted (candidates.liked, in words)
 
     def summary(self) -> dict:
         return {
@@ -269,6 +272,7 @@ class Search:
             "notes": self.notes,
             "stars": self.stars,
             "ranker": self.ranker,
+            "relevant": self.relevant,
         }
 
 
@@ -436,10 +440,12 @@ def _trial_of(row: dict) -> Trial:
 
 
 # -- on Spark -------------------------------------------------------------------------------------------------
-def liked(df: DataFrame) -> DataFrame:
-    """Held-out books that count as relevant: unrated (0) or rated 4 or 5."""
-    rating = F.col(C.RATING)
-    return df.where((rating == 0) | (rating >= candidates.LIKED_STARS) | rating.isNull())
+def liked(df: DataFrame, reads: bool | None = None) -> DataFrame:
+    """Held-out books that count as relevant (:func:`recspark.candidates.liked`): unrated or rated 4 or 5, and
+    read when ``reads`` (by default, when ``df`` itself records reading: :func:`recspark.candidates.reads_recorded`)."""
+    if reads is None:
+        reads = candidates.reads_recorded(df)
+    return df.where(candidates.liked(reads))
 
 
 def user_sample(train: DataFrame, max_interactions: int, seed: int) -> tuple[DataFrame, float]:
@@ -501,14 +507,17 @@ def tune(
     t0 = time.perf_counter()
     s, fraction = validation_split(lake, train, seed, evaluation_fraction)
     tune_train = s.train.cache()
-    truth = liked(s.test).select(C.USER_IDX, C.BOOK_IDX).cache()
+    reads = candidates.reads_recorded(tune_train)
+    truth = liked(s.test, reads).select(C.USER_IDX, C.BOOK_IDX).cache()
+    relevant = f"{'read and ' if reads else ''}not rated below {candidates.LIKED_STARS} stars"
+    log.info("validation counts the held-out books %s", relevant)
     n_users = truth.select(C.USER_IDX).distinct().count()
     if n_users < MIN_USERS:
         msg = f"only {n_users} validation users (< {MIN_USERS}): too few to tune; using the built-in defaults"
         log.warning(msg)
         tune_train.unpersist()
         truth.unpersist()
-        search = Search([], None, None, 0.0, time.perf_counter() - t0, skipped=msg)
+        search = Search([], None, None, 0.0, time.perf_counter() - t0, skipped=msg, relevant=relevant)
         save(spark, lake, search, input_key, k)  # stored too, so `--tune auto` does not try again
         return search
     log.info(
@@ -569,6 +578,7 @@ def tune(
     if stars.enough(stars.rated(tune_train)):
         search.stars = stars.choose(spark, tune_train, s.test, stars.StarsParams(seed=seed))
     search.models = scores
+    search.relevant = relevant
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
     checking = ranker_params is not None and search.best is not None and "itemcf" in models

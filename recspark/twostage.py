@@ -288,8 +288,8 @@ def blend_check(
 
 
 def liked_shares_differ(feats: DataFrame) -> bool:
-    """Whether the candidates' books differ in their liked share (they do not without ratings: then the
-    blend's γ changes nothing and is not searched)."""
+    """Whether the candidates' books differ in their liked share (they do not on unrated to-read shelves: then
+    the blend's γ changes nothing and is not searched)."""
     if candidates.LIKED_SHARE not in feats.columns:
         return False
     low, high = feats.agg(F.min(candidates.LIKED_SHARE), F.max(candidates.LIKED_SHARE)).first()

@@ -224,16 +224,20 @@ def test_realistic_shape_at_scale_0_01():
     user at least 20x the median), nobody shelves two editions of one work, and books differ in how much their
     readers like them as real books do: among books with 200+ ratings the share of 4-5 stars spans about
     0.54-0.86 from the 5th to the 95th percentile on goodbooks-10k's real histograms (0.66-0.75 without the
-    per-work shift: sampling noise alone)."""
+    per-work shift: sampling noise alone), and in how often their shelvers have read them: among books with 200+
+    shelves the logit of the read share has a standard deviation near goodbooks-10k's 0.97 (to-read shelves
+    against ratings; about 0.15 without the per-work shift), the overall read share the real 0.49."""
     sizes = S.Sizes.for_scale(0.01)
     cat = S.Catalogue(sizes, 42)
     activity = S.user_activity(sizes, 42)
     books = np.zeros(sizes.books, dtype=np.int64)
     stars = np.zeros((sizes.books, 6), dtype=np.int64)
+    read = np.zeros(sizes.books, dtype=np.int64)
     per_user, doubled = [], 0
     for ch in S.iter_chunks(cat, activity, 42):
         books += np.bincount(ch.book, minlength=sizes.books)
         np.add.at(stars, (ch.book, ch.rating), 1)
+        read += np.bincount(ch.book, weights=ch.is_read, minlength=sizes.books).astype(np.int64)
         per_user.append(np.bincount(ch.user - ch.user.min())[np.unique(ch.user - ch.user.min())])
         pairs = np.unique(ch.user * sizes.works + cat.book_work[ch.book])
         doubled += len(ch.book) - len(pairs)
@@ -248,6 +252,11 @@ def test_realistic_shape_at_scale_0_01():
     liked = stars[many, 4:].sum(axis=1) / rated[many]
     low, high = np.quantile(liked, [0.05, 0.95])
     assert 0.45 <= low <= 0.6 and 0.8 <= high <= 0.9, (low, high)
+    assert abs(read.sum() / books.sum() - 0.49) < 0.02
+    shelved = books >= 200
+    share = (read[shelved] + 0.5) / (books[shelved] + 1.0)
+    spread = np.std(np.log(share) - np.log1p(-share))
+    assert 0.8 <= spread <= 1.2, spread
 
 
 def test_sizes_scale_linearly():

@@ -250,6 +250,17 @@ def test_liked_keeps_unrated_and_four_or_five_stars(spark):
     assert sorted(r["rating"] for r in tune.liked(df).collect()) == [0, 4, 5]
 
 
+def test_liked_keeps_read_books_only_where_the_data_records_reading(spark):
+    """3 of 5 held-out shelves read: relevant are the read ones not rated below 4 (unrated 0 and 4 stars); told
+    that reading is not recorded, the unread ones count too."""
+    df = spark.createDataFrame(
+        [(0, 0, 0, True), (0, 1, 0, False), (0, 2, 4, True), (0, 3, 4, False), (0, 4, 2, True)],
+        "user_idx int, book_idx int, rating int, is_read boolean",
+    )
+    assert sorted(r["book_idx"] for r in tune.liked(df).collect()) == [0, 2]
+    assert sorted(r["book_idx"] for r in tune.liked(df, reads=False).collect()) == [0, 1, 2, 3]
+
+
 @pytest.fixture(scope="module")
 def tuned(spark, ingested, tmp_path_factory):
     lake = copy_of(ingested[0], tmp_path_factory.mktemp("tune") / "lakehouse")

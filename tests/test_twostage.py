@@ -69,10 +69,12 @@ def test_candidate_features_by_hand(spark):
     want[(0, 3)].update(
         book_log_readers=0.0, book_recent_share=0.0, book_log_ratings=0.0, book_mean_rating=nan
     )
-    # liked share: of the two ratings (book 0: 5 and 3) one is 4+, so 0.5 overall; books 1 and 2 are unrated and
-    # book 3 unshelved, so all three get the overall share (10 pseudo-ratings at 0.5 and nothing of their own)
-    for key in want:
-        want[key].update(book_liked_share=0.5)
+    # liked share (no is_read column: reading not recorded): of the 4 shelves all but book 0's 3 stars are liked,
+    # 3/4 overall; books 1 and 2 have one unrated (liked) shelf each, (1 + 10 · 3/4) / (1 + 10) = 17/22; book 3 is
+    # unshelved and gets the overall share
+    want[(0, 2)].update(book_liked_share=17 / 22)
+    want[(1, 1)].update(book_liked_share=17 / 22)
+    want[(0, 3)].update(book_liked_share=0.75)
     # users: both shelved 2 books; user 0 rated 5, user 1 rated 3
     for key in want:
         want[key].update(user_log_shelves=math.log(3), user_mean_rating=5.0 if key[0] == 0 else 3.0)
@@ -100,20 +102,56 @@ def test_candidate_features_by_hand(spark):
 
 
 def test_the_liked_share_is_shrunk_towards_the_overall_share(spark):
-    """Book 0 rated 5, 5, 4, 2 (3 of 4 liked), book 1 rated 1 (0 of 1), book 2 shelved unrated: 3 of the 5
-    ratings are 4+, so overall 0.6 and, with 10 pseudo-ratings at 0.6, book 0 (3 + 6) / (4 + 10), book 1
-    (0 + 6) / (1 + 10), book 2 0.6. Without any rating, the overall share and every book's is 0."""
+    """Without reading recorded: book 0 rated 5, 5, 4, 2 (3 of 4 liked), book 1 rated 1 (0 of 1), book 2 shelved
+    unrated (1 of 1: unrated is not disliked): 4 of the 6 shelves liked, so overall 2/3 and, with 10 pseudo-shelves
+    at 2/3, book 0 (3 + 20/3) / (4 + 10) = 29/42, book 1 (0 + 20/3) / 11 = 20/33, book 2 (1 + 20/3) / 11 = 23/33.
+    Unrated shelves only (to_read): every shelf is liked, every share 1."""
     rows = [(u, 0, r) for u, r in enumerate((5, 5, 4, 2))] + [(0, 1, 1), (1, 2, 0)]
     train = spark.createDataFrame(rows, "user_idx int, book_idx int, rating int").withColumn(
         "date_added", F.lit(None).cast("timestamp")
     )
     per_book, overall = candidates.book_features(train)
     got = {r["book_idx"]: r["book_liked_share"] for r in per_book.collect()}
-    assert overall == pytest.approx(0.6)
-    assert got == pytest.approx({0: 9 / 14, 1: 6 / 11, 2: 0.6}, rel=1e-6)
+    assert overall == pytest.approx(2 / 3)
+    assert got == pytest.approx({0: 29 / 42, 1: 20 / 33, 2: 23 / 33}, rel=1e-6)
     unrated = train.withColumn("rating", F.lit(0))
     per_book, overall = candidates.book_features(unrated)
-    assert overall == 0.0 and {r["book_liked_share"] for r in per_book.collect()} == {0.0}
+    assert overall == 1.0 and {r["book_liked_share"] for r in per_book.collect()} == {1.0}
+
+
+def test_where_reading_is_recorded_a_liked_shelf_is_a_read_one(spark):
+    """UCSD-like shelves, 5 of 6 read: book 0 (read 5 stars, read unrated, unread unrated, read 2 stars) has 2
+    liked of 4 (the unread shelf is not yet liked, the 2 stars disliked), book 1 (read 4, read 5) 2 of 2: overall
+    4/6 = 2/3, book 0 (2 + 20/3) / 14 = 13/21, book 1 (2 + 20/3) / 12 = 13/18."""
+    rows = [
+        (0, 0, True, 5),
+        (1, 0, True, 0),
+        (2, 0, False, 0),
+        (3, 0, True, 2),
+        (0, 1, True, 4),
+        (1, 1, True, 5),
+    ]
+    train = spark.createDataFrame(rows, "user_idx int, book_idx int, is_read boolean, rating int").withColumn(
+        "date_added", F.lit(None).cast("timestamp")
+    )
+    assert candidates.reads_recorded(train)
+    per_book, overall = candidates.book_features(train)
+    got = {r["book_idx"]: r["book_liked_share"] for r in per_book.collect()}
+    assert overall == pytest.approx(2 / 3)
+    assert got == pytest.approx({0: 13 / 21, 1: 13 / 18}, rel=1e-6)
+
+
+def test_reading_is_recorded_only_when_both_read_and_unread_shelves_are_common(spark):
+    """At least 5% read and 5% unread: 1 read of 20 is recorded, 1 of 21 is not; all read (goodbooks ratings) or
+    none read (to_read) is not; no is_read column is not."""
+
+    def shelves(n_read: int, n: int):
+        return spark.createDataFrame([(i < n_read,) for i in range(n)], "is_read boolean")
+
+    assert candidates.reads_recorded(shelves(1, 20)) and candidates.reads_recorded(shelves(19, 20))
+    assert not candidates.reads_recorded(shelves(1, 21)) and not candidates.reads_recorded(shelves(20, 21))
+    assert not candidates.reads_recorded(shelves(20, 20)) and not candidates.reads_recorded(shelves(0, 20))
+    assert not candidates.reads_recorded(spark.createDataFrame([(1,)], "rating int"))
 
 
 def test_without_metadata_affinities_are_zero(spark):

@@ -35,7 +35,10 @@ The model (planted structure)
   (p=0.13: a book of one of the user's favourite authors by weight), or global popularity (p=0.05).
   A collaborative model can recover tastes and authors; popularity explains only the global draws and the
   popularity of books within each topic.
-* **Flags.** read with p=0.49; rated with p=0.92 if read, 0.0127 if not (overall 0.457);
+* **Flags.** read with p=0.49 overall, but books differ in how often their shelvers have read them (a classic
+  is mostly read, a new release mostly waiting on a to-read shelf): each work shifts the read draw on the logit
+  scale by a normal amount (sd ``READ_SD``, its own random stream), so the logit of the read share per book has
+  about that spread; rated with p=0.92 if read, 0.0127 if not (overall 0.457);
   reviewed with p=0.15 if rated, 0.0042 if not (overall 0.071) -- the real shares.
   Ratings follow the real mix (5: 0.339, 4: 0.359, 3: 0.223, 2: 0.059, 1: 0.020), tilted up for taste and
   author draws and down for popularity draws, so ratings carry the taste signal too. Books differ in how much
@@ -341,6 +344,13 @@ RATING_TASTE = np.array([0.018, 0.055, 0.218, 0.360, 0.349])
 # percentile; a normal shift with this standard deviation spreads the generated shares about as widely
 QUALITY_SD = 0.5
 QUALITY_SCALE = float(np.sqrt(1.0 + QUALITY_SD**2 * 3.0 / np.pi**2))  # keeps the overall rating mix
+# books differ in how often their shelvers have read them: a work's read draws are shifted on the logit scale.
+# On goodbooks-10k, a book's real to-read shelves (to_read.csv) against its real ratings (books.csv
+# ratings_count, expected from its share of all ratings) give ln(to-read / read), which is -logit(read share):
+# standard deviation 0.97 over the 714 books published up to 2010 with 20+ expected shelves (Poisson noise
+# 0.16; later books are rarer in to_read.csv by when it was collected, so they are left out)
+READ_SD = 1.0
+READ_SCALE = float(np.sqrt(1.0 + READ_SD**2 * 3.0 / np.pi**2))  # keeps the overall read share
 # chosen so that ALS beats popularity about as clearly as on real Goodreads shelves (see README)
 P_TASTE, P_AUTHOR, P_POP = 0.82, 0.13, 0.05
 ZIPF_WORKS = 1.0  # work popularity ~ rank^-1: the top 1% of books hold >= 10x their share from scale 0.01
@@ -501,6 +511,8 @@ class Catalogue:
         self.n_series = int(in_series.sum())
         # how much readers like each work (its own stream: the draws above do not change with it)
         self.work_quality = np.random.default_rng([seed, 0x9A1]).normal(0.0, QUALITY_SD, nw)
+        # how often each work's shelvers have read it (its own stream too)
+        self.work_read = np.random.default_rng([seed, 0x9A2]).normal(0.0, READ_SD, nw)
         # ids as Goodreads would have them
         self.book_ids = _bijection(np.arange(nb), BOOK_ID_P, seed)
         self.work_ids = _bijection(np.arange(nw), WORK_ID_P, seed + 1)
@@ -576,12 +588,18 @@ def user_activity(sizes: Sizes, seed: int) -> np.ndarray:
     return n.astype(np.int64)
 
 
-def liked_draw(u: np.ndarray, quality: np.ndarray) -> np.ndarray:
-    """Uniform draws ``u`` shifted by each book's ``quality`` on the logit scale (higher: more 4 and 5 stars),
-    rescaled so that, over books, the draws stay close to uniform and the overall rating mix unchanged."""
+def shifted_draw(u: np.ndarray, shift: np.ndarray, scale: float) -> np.ndarray:
+    """Uniform draws ``u`` shifted by each book's ``shift`` on the logit scale (higher: larger draws), rescaled
+    by ``scale`` (``sqrt(1 + sd² · 3 / π²)`` for shifts of standard deviation ``sd``) so that, over books, the
+    draws stay close to uniform: overall shares drawn from them do not change."""
     with np.errstate(divide="ignore"):
         logit = np.log(u) - np.log1p(-u)
-    return 1.0 / (1.0 + np.exp(-(logit + quality) / QUALITY_SCALE))
+    return 1.0 / (1.0 + np.exp(-(logit + shift) / scale))
+
+
+def liked_draw(u: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Rating draws: higher ``quality``, more 4 and 5 stars; the overall rating mix unchanged."""
+    return shifted_draw(u, quality, QUALITY_SCALE)
 
 
 def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: int, chunk_no: int) -> Chunk:
@@ -633,10 +651,11 @@ def generate_chunk(cat: Catalogue, activity: np.ndarray, first_user: int, seed: 
         have = np.bincount(owner, minlength=n_users)
     n = len(owner)
     # flags
-    is_read = rng.random(n) < P_READ
+    works = cat.book_work[book]
+    is_read = shifted_draw(rng.random(n), cat.work_read[works], READ_SCALE) > 1.0 - P_READ
     rated = rng.random(n) < np.where(is_read, P_RATED_IF_READ, P_RATED_IF_UNREAD)
     reviewed = rng.random(n) < np.where(rated, P_REVIEWED_IF_RATED, P_REVIEWED_IF_UNRATED)
-    u = liked_draw(rng.random(n), cat.work_quality[cat.book_work[book]])
+    u = liked_draw(rng.random(n), cat.work_quality[works])
     r_taste = np.searchsorted(np.cumsum(RATING_TASTE), u * RATING_TASTE.sum(), side="right") + 1
     # popularity draws get the mix that makes this chunk's overall mix equal the real one (de-duplication
     # changes the share of each source a little, so the share is measured rather than assumed)
