@@ -94,8 +94,11 @@ def reads_recorded(shelves: DataFrame) -> bool:
     read and as many are not (False without an ``is_read`` column)."""
     if C.IS_READ not in shelves.columns:
         return False
-    share = shelves.agg(F.avg(F.col(C.IS_READ).cast("double"))).first()[0]
-    return share is not None and READ_RECORDED_SHARE <= share <= 1.0 - READ_RECORDED_SHARE
+    return _recorded(shelves.agg(F.avg(F.col(C.IS_READ).cast("double"))).first()[0])
+
+
+def _recorded(read_share: float | None) -> bool:
+    return read_share is not None and READ_RECORDED_SHARE <= read_share <= 1.0 - READ_RECORDED_SHARE
 
 
 def liked(reads: bool) -> Column:
@@ -111,8 +114,13 @@ def book_features(train: DataFrame) -> tuple[DataFrame, float]:
     """``(book_idx, book_log_readers, book_recent_share, book_mean_rating, book_log_ratings, book_liked_share)``
     from shelves, and the liked share over all shelves (what a book without shelves gets)."""
     rated = F.col(C.RATING) > 0
-    liked_ = liked(reads_recorded(train)).cast("double")
-    latest, overall = train.agg(F.max(C.DATE_ADDED), F.avg(liked_)).first()
+    has_reads = C.IS_READ in train.columns
+    read_share = F.avg(F.col(C.IS_READ).cast("double")) if has_reads else F.lit(None).cast("double")
+    either = [F.avg(liked(reads).cast("double")) for reads in ((False, True) if has_reads else (False,))]
+    latest, share, *overall_by_reads = train.agg(F.max(C.DATE_ADDED), read_share, *either).first()  # one pass
+    reads = _recorded(share)
+    liked_ = liked(reads).cast("double")
+    overall = overall_by_reads[int(reads)]
     overall = float(overall) if overall is not None else 0.0
     recent = (
         F.col(C.DATE_ADDED) >= F.lit(latest) - F.expr(f"INTERVAL {RECENT_DAYS} DAYS")
