@@ -320,6 +320,14 @@ def print_parameters(summary: dict) -> None:
         )
         if second:
             print(f"  runner-up: {describe(second)}")
+        check = tuning.get("default_check") or {}
+        if check.get("z") is not None:
+            kept = "kept" if check["chosen"] == "winner" else "not kept: the built-in configuration wins"
+            print(
+                f"  against the built-in configuration at {check['iterations']} iterations: "
+                f"{check['winner_ndcg']:.4f} vs {check['default_ndcg']:.4f}, paired z {check['z']} "
+                f"(needs {check['min_z']:g}): the search's best {kept}"
+            )
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -343,6 +351,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"{len(search.trials)} trials in {search.seconds:.0f} s (budget {search.budget_s:.0f} s)")
     print(f"best:      {search.best}")
     print(f"runner-up: {search.runner_up}")
+    print(f"against the built-in configuration: {search.default_check}")
     print(f"validation NDCG by model: {search.models} -> publish {search.model}; item-CF {search.itemcf}")
     print(
         f"stored in {lake.path(C.MODEL, 'best_params')} for inputs {input_versions(lake)}; "

@@ -149,6 +149,22 @@ def baseline_lists(
     }
 
 
+def default_check_lines(check: dict | None) -> list[str]:
+    """The report's line on the search's best against the built-in configuration (none when they are one)."""
+    if not check or check.get("z") is None:
+        return []
+    verdict = (
+        "the search's best is kept"
+        if check["chosen"] == "winner"
+        else "the built-in configuration is chosen (the search's best is the runner-up)"
+    )
+    return [
+        f"- **against the built-in configuration** ({check['iterations']} iterations, the same validation users): "
+        f"{check['winner_ndcg']} vs {check['default_ndcg']}, paired z {check['z']} (needs {check['min_z']}): "
+        f"{verdict}"
+    ]
+
+
 def tuning_section(tuning: dict) -> str:
     """The report's account of how the ALS parameters were chosen."""
 
@@ -163,6 +179,7 @@ def tuning_section(tuning: dict) -> str:
         lines += [
             f"- **chosen** ({how}): {fmt(tuning.get('best'))}",
             f"- **runner-up**: {fmt(tuning.get('runner_up'))}",
+            *default_check_lines(tuning.get("default_check")),
             f"- **search**: {tuning.get('trials')} trials in {tuning.get('seconds')} s "
             f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only",
         ]

@@ -22,6 +22,7 @@ Averaged over evaluated users. Beyond accuracy, over the recommendation lists cu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, Window
@@ -134,7 +135,21 @@ def paired_difference(a: DataFrame, b: DataFrame, truth: DataFrame, k: int) -> t
     db = per_user_ndcg(b, truth, k).withColumnRenamed("ndcg", "_b")
     d = da.join(db, on=C.USER_IDX, how="inner").select((F.col("_a") - F.col("_b")).alias("_d"))
     row = d.agg(F.avg("_d").alias("m"), F.stddev_samp("_d").alias("s"), F.count(F.lit(1)).alias("n")).first()
-    mean, sd, n = float(row["m"] or 0.0), float(row["s"] or 0.0), int(row["n"] or 0)
+    return _mean_z(float(row["m"] or 0.0), float(row["s"] or 0.0), int(row["n"] or 0))
+
+
+def paired_z(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """:func:`paired_difference` of two per-user score arrays already collected in one user order (the search's
+    trials, :func:`recspark.tune.keep_the_default_unless_beaten`): ``(mean, z)`` of ``a - b``."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    n = len(d)
+    mean = sum(d) / n if n else 0.0
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1)) if n > 1 else 0.0
+    return _mean_z(mean, sd, n)
+
+
+def _mean_z(mean: float, sd: float, n: int) -> tuple[float, float]:
+    """``(mean, mean / standard error)``; z is 0 for fewer than two users or no spread."""
     if n < 2 or sd == 0.0:
         return mean, 0.0
     return mean, mean / (sd / math.sqrt(n))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from chispa import assert_df_equality
 
@@ -108,6 +109,45 @@ def test_parsimony_prefers_a_smaller_rank_within_one_percent():
 
     s = tune.successive_halving(configs, lambda t, i, lim: scores[t.rank], max_iter=4, budget_s=1e9)
     assert s.best["rank"] == 64 and s.runner_up["rank"] == 256
+
+
+def test_the_default_is_kept_unless_the_winner_is_ahead_by_a_standard_error():
+    """The one-standard-error rule: the winner and the default compared user by user at the default's last
+    rung. Hand-made per-user scores: differences (0.1, 0, 0, 0) are a mean of 0.025 with standard error 0.025
+    (z = 1.0, kept); (0.1, 0, 0, -0.05) have mean 0.0125, standard error 0.0315 (z = 0.40, the default wins)."""
+    default, other, weak = (
+        Trial(rank=r, reg=0.5, alpha=5.0, scheme="log", signals="all") for r in (64, 128, 16)
+    )
+    base = np.array([0.2, 0.1, 0.0, 0.3])
+
+    def searched(winner_scores):
+        per_user = {
+            (default, 3): base,
+            (other, 3): winner_scores,
+            (weak, 3): base * 0,
+            (other, 6): winner_scores + 0.05,
+        }
+        scores = {(t, i): float(v.mean()) for (t, i), v in per_user.items()}
+        s = tune.successive_halving(  # rungs: 3 trials at 3 iterations, the best at 6
+            [default, other, weak], lambda t, i, lim: scores[(t, i)], max_iter=6, budget_s=1e9, eta=2
+        )
+        assert s.best["rank"] == 128 and s.best["iterations"] == 6  # the search's own choice
+        return tune.keep_the_default_unless_beaten(s, default, per_user)
+
+    kept = searched(base + np.array([0.1, 0.0, 0.0, 0.0]))
+    assert kept.best["rank"] == 128 and kept.default_check["chosen"] == "winner"
+    assert kept.default_check["z"] == pytest.approx(1.0) and kept.default_check["iterations"] == 3
+    lucky = searched(base + np.array([0.1, 0.0, 0.0, -0.05]))
+    assert lucky.default_check["chosen"] == "default" and lucky.default_check["z"] == pytest.approx(
+        0.4, abs=0.01
+    )
+    assert lucky.best["rank"] == 64 and lucky.best["iterations"] == 3  # the default's own trial
+    assert lucky.runner_up["rank"] == 128 and lucky.runner_up["iterations"] == 6
+    assert lucky.default_check["default_ndcg"] == pytest.approx(base.mean())
+    # the default as the search's winner: nothing to compare
+    same = tune.successive_halving([default], lambda t, i, lim: 0.1, max_iter=6, budget_s=1e9)
+    same = tune.keep_the_default_unless_beaten(same, default, {})
+    assert same.best["rank"] == 64 and same.default_check["chosen"] == "default"
 
 
 def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():

@@ -1,0 +1,121 @@
+"""Fixed ALS configurations scored on the held-out test of ``bench/quality.py``'s split, the way the product fits them.
+
+    python bench/als_configs.py --name generated-heavy-users-300 --source /tmp/heavy/heavy300 --format goodreads \
+        --config 64,0.5,5,log,all --config 64,0.00954,0.26,linear,all --config 64,0.1,1,binary,shelved
+
+What a search's choice is worth against the built-in default on data where validation is noisy: each
+``--config rank,regParam,alpha,scheme,signals`` gets its preferences from ``recspark.features.preference`` and is
+fitted with ``recspark.als.fit`` (12 iterations, seed 42) on the training side of ``bench/quality.py``'s split
+(``--seed``), then each user's top 10 of ``u . v`` over every book, shelved books excluded (numpy), is scored
+from outside as the hidden checks score (``quality.score``). Popularity beside them. Appends to
+``bench/results/als_configs.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from common import append_result  # noqa: E402
+from hand_tuned_als import lists  # noqa: E402
+from quality import score, training_side  # noqa: E402
+
+
+def parse(text: str) -> tuple[int, float, float, str, str]:
+    rank, reg, alpha, scheme, signals = text.split(",")
+    return int(rank), float(reg), float(alpha), scheme, signals
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--name", required=True)
+    p.add_argument("--source", type=Path, required=True)
+    p.add_argument("--format", choices=["goodbooks", "goodreads"], required=True)
+    p.add_argument(
+        "--config", action="append", type=parse, required=True, help="rank,reg,alpha,scheme,signals"
+    )
+    p.add_argument("--seed", type=int, default=1, help="the split's seed (bench/quality.py's --seed)")
+    p.add_argument("--iterations", type=int, default=12)
+    a = p.parse_args()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from recspark import als
+    from recspark import columns as C
+    from recspark.features import Weights, preference
+    from recspark.spark import get_spark
+
+    side = training_side(a.source, a.format, a.seed)
+    train, truth = side["train"], side["truth"]
+    users, user_pos = side["users"], side["user_pos"]
+    books, book_pos = np.unique(side["book_ids"], return_inverse=True)
+    n = len(train)
+
+    def column(name: str, default: float) -> np.ndarray:
+        return train[name].to_numpy().astype("int32") if name in train else np.full(n, default, dtype="int32")
+
+    rated = "rating" in train and a.format == "goodbooks"  # goodbooks ratings: every rated book was read
+    rows = pd.DataFrame(
+        {
+            C.USER_IDX: user_pos.astype("int32"),
+            C.BOOK_IDX: book_pos.astype("int32"),
+            C.IS_READ: column("is_read", 1 if rated else 0),
+            C.RATING: column("rating", 0),
+            C.IS_REVIEWED: column("is_reviewed", 0),
+        }
+    )
+    seen = np.split(book_pos[np.argsort(user_pos, kind="stable")], np.cumsum(np.bincount(user_pos))[:-1])
+    user_ids = side["user_key"](users)
+    book_ids = side["book_key"].reindex(books).to_numpy().astype("int64")
+
+    spark = get_spark(master="local[2]", checkpoint_dir=tempfile.mkdtemp(prefix="als-configs-"))
+    frame = spark.createDataFrame(rows).persist()
+    frame.count()
+    trials = []
+    for rank, reg, alpha, scheme, signals in a.config:
+        t = time.perf_counter()
+        prefs = frame.transform(preference(Weights.preset(signals, scheme))).persist()
+        params = als.AlsParams(rank=rank, reg=reg, alpha=alpha, max_iter=a.iterations)
+        model = als.fit(spark, prefs, params)
+        uf = np.zeros((len(users), rank), dtype=np.float32)
+        vf = np.zeros((len(books), rank), dtype=np.float32)
+        for r in model.userFactors.collect():
+            uf[r["id"]] = r["features"]
+        for r in model.itemFactors.collect():
+            vf[r["id"]] = r["features"]
+        prefs.unpersist()
+        top = lists(uf, vf, seen)
+        recs = pd.DataFrame(
+            {
+                "user_id": np.repeat(user_ids, 10),
+                "rank": np.tile(np.arange(1, 11), len(users)),
+                "book_id": book_ids[top.ravel()],
+            }
+        )
+        got = {"rank": rank, "reg": reg, "alpha": alpha, "scheme": scheme, "signals": signals}
+        got = {**got, **score(recs, truth), "seconds": round(time.perf_counter() - t, 1)}
+        print(got, flush=True)
+        trials.append(got)
+    result = {
+        "name": a.name,
+        "command": "python bench/als_configs.py " + " ".join(sys.argv[1:]),
+        "measured": time.strftime("%Y-%m-%d"),
+        "held_out_rows": len(truth),
+        "popularity": side["popularity"],
+        "trials": trials,
+    }
+    print({k: v for k, v in result.items() if k != "trials"})
+    append_result("als_configs", result, replace_key="name")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
