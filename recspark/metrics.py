@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -127,6 +128,14 @@ def per_user_ndcg(recs: DataFrame, truth: DataFrame, k: int) -> DataFrame:
     )
 
 
+def per_user_scores(recs: DataFrame, truth: DataFrame, k: int) -> np.ndarray:
+    """:func:`per_user_ndcg` collected: NDCG@k of every user in ``truth`` in ascending user order (their mean is
+    :func:`ranking_metrics`' NDCG), for comparisons made on the driver (:func:`paired_z`)."""
+    rows = per_user_ndcg(recs, truth, k).collect()
+    order = np.argsort(np.array([r[C.USER_IDX] for r in rows], dtype=np.int64), kind="stable")
+    return np.array([r["ndcg"] for r in rows], dtype=float)[order]
+
+
 def paired_difference(a: DataFrame, b: DataFrame, truth: DataFrame, k: int) -> tuple[float, float]:
     """``(mean, z)`` of the per-user NDCG@k difference of lists ``a`` minus lists ``b`` over the users in
     ``truth``: a paired comparison on the same users, ``z`` = mean / standard error (0 when every difference is
@@ -141,11 +150,9 @@ def paired_difference(a: DataFrame, b: DataFrame, truth: DataFrame, k: int) -> t
 def paired_z(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """:func:`paired_difference` of two per-user score arrays already collected in one user order (the search's
     trials, :func:`recspark.tune.keep_the_default_unless_beaten`): ``(mean, z)`` of ``a - b``."""
-    d = [x - y for x, y in zip(a, b, strict=True)]
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     n = len(d)
-    mean = sum(d) / n if n else 0.0
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1)) if n > 1 else 0.0
-    return _mean_z(mean, sd, n)
+    return _mean_z(float(d.mean()) if n else 0.0, float(d.std(ddof=1)) if n > 1 else 0.0, n)
 
 
 def _mean_z(mean: float, sd: float, n: int) -> tuple[float, float]:

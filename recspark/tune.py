@@ -426,14 +426,6 @@ def keep_the_default_unless_beaten(
     return search
 
 
-def per_user_scores(recs: DataFrame, truth: DataFrame, k: int) -> np.ndarray:
-    """NDCG@k of every user in ``truth``, in ascending user order (their mean is
-    :func:`recspark.metrics.ranking_metrics`' NDCG)."""
-    rows = metrics.per_user_ndcg(recs, truth, k).collect()
-    order = np.argsort(np.array([r[C.USER_IDX] for r in rows], dtype=np.int64), kind="stable")
-    return np.array([r["ndcg"] for r in rows], dtype=float)[order]
-
-
 SETTLE_S = 10.0  # after a cancellation, wait at most this long for the killed tasks to end
 
 
@@ -620,7 +612,7 @@ def tune(
             model = als.fit(spark, prefs_cache[key], t.als_params(iters, seed))
             users = als.user_factors(model).join(valid_users, on=C.USER_IDX, how="left_semi")
             recs = topk.recommend(spark, users, als.item_factors(model), k, seen=tune_train)
-            scores = per_user_scores(recs, truth, k)
+            scores = metrics.per_user_scores(recs, truth, k)
         per_user[(t, iters)] = scores
         if iters == max_iter:
             full_fits[t] = model

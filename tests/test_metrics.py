@@ -114,8 +114,7 @@ def test_paired_difference_by_hand(spark):
     assert m == pytest.approx(mean) and z == pytest.approx(mean / (sd / math.sqrt(3)))
     assert paired_difference(a, a, truth, 10) == (0.0, 0.0)  # identical lists: no evidence either way
     # the same comparison on collected per-user scores (the search's trials), users in ascending order
-    from recspark.metrics import paired_z, ranking_metrics
-    from recspark.tune import per_user_scores
+    from recspark.metrics import paired_z, per_user_scores, ranking_metrics
 
     sa, sb = per_user_scores(a, truth, 10), per_user_scores(b, truth, 10)
     assert list(sa) == pytest.approx([1.0, g, 0.0]) and list(sb) == pytest.approx([g, 0.0, g])
