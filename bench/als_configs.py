@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from common import append_result  # noqa: E402
-from hand_tuned_als import lists  # noqa: E402
-from quality import score, training_side  # noqa: E402
+from hand_tuned_als import Layout  # noqa: E402
+from quality import training_side  # noqa: E402
 
 
 def parse(text: str) -> tuple[int, float, float, str, str]:
@@ -55,8 +55,7 @@ def main() -> None:
 
     side = training_side(a.source, a.format, a.seed)
     train, truth = side["train"], side["truth"]
-    users, user_pos = side["users"], side["user_pos"]
-    books, book_pos = np.unique(side["book_ids"], return_inverse=True)
+    at = Layout(side)
     n = len(train)
 
     def column(name: str, default: float) -> np.ndarray:
@@ -65,17 +64,13 @@ def main() -> None:
     rated = "rating" in train and a.format == "goodbooks"  # goodbooks ratings: every rated book was read
     rows = pd.DataFrame(
         {
-            C.USER_IDX: user_pos.astype("int32"),
-            C.BOOK_IDX: book_pos.astype("int32"),
+            C.USER_IDX: at.user_pos.astype("int32"),
+            C.BOOK_IDX: at.book_pos.astype("int32"),
             C.IS_READ: column("is_read", 1 if rated else 0),
             C.RATING: column("rating", 0),
             C.IS_REVIEWED: column("is_reviewed", 0),
         }
     )
-    seen = np.split(book_pos[np.argsort(user_pos, kind="stable")], np.cumsum(np.bincount(user_pos))[:-1])
-    user_ids = side["user_key"](users)
-    book_ids = side["book_key"].reindex(books).to_numpy().astype("int64")
-
     spark = get_spark(master="local[2]", checkpoint_dir=tempfile.mkdtemp(prefix="als-configs-"))
     frame = spark.createDataFrame(rows).persist()
     frame.count()
@@ -85,23 +80,9 @@ def main() -> None:
         prefs = frame.transform(preference(Weights.preset(signals, scheme))).persist()
         params = als.AlsParams(rank=rank, reg=reg, alpha=alpha, max_iter=a.iterations)
         model = als.fit(spark, prefs, params)
-        uf = np.zeros((len(users), rank), dtype=np.float32)
-        vf = np.zeros((len(books), rank), dtype=np.float32)
-        for r in model.userFactors.collect():
-            uf[r["id"]] = r["features"]
-        for r in model.itemFactors.collect():
-            vf[r["id"]] = r["features"]
-        prefs.unpersist()
-        top = lists(uf, vf, seen)
-        recs = pd.DataFrame(
-            {
-                "user_id": np.repeat(user_ids, 10),
-                "rank": np.tile(np.arange(1, 11), len(users)),
-                "book_id": book_ids[top.ravel()],
-            }
-        )
         got = {"rank": rank, "reg": reg, "alpha": alpha, "scheme": scheme, "signals": signals}
-        got = {**got, **score(recs, truth), "seconds": round(time.perf_counter() - t, 1)}
+        got = {**got, **at.scored(model, rank, truth), "seconds": round(time.perf_counter() - t, 1)}
+        prefs.unpersist()
         print(got, flush=True)
         trials.append(got)
     result = {

@@ -46,6 +46,37 @@ def lists(user_f: np.ndarray, item_f: np.ndarray, seen: list[np.ndarray], k: int
     return out
 
 
+class Layout:
+    """The split's training side indexed for numpy: each row's user and book position, each user's shelved book
+    positions (``seen``), and the ids the scoring compares for each position (``user_ids``, ``book_ids``)."""
+
+    def __init__(self, side: dict) -> None:
+        self.users, self.user_pos = side["users"], side["user_pos"]
+        self.books, self.book_pos = np.unique(side["book_ids"], return_inverse=True)
+        by_user = np.argsort(self.user_pos, kind="stable")
+        self.seen = np.split(self.book_pos[by_user], np.cumsum(np.bincount(self.user_pos))[:-1])
+        self.user_ids = side["user_key"](self.users)
+        self.book_ids = side["book_key"].reindex(self.books).to_numpy().astype("int64")
+
+    def scored(self, model, rank: int, truth: pd.DataFrame) -> dict:
+        """``quality.score`` of a fitted Spark ALS model's top 10 per user (``u . v``, shelved books excluded)."""
+        uf = np.zeros((len(self.users), rank), dtype=np.float32)
+        vf = np.zeros((len(self.books), rank), dtype=np.float32)
+        for r in model.userFactors.collect():
+            uf[r["id"]] = r["features"]
+        for r in model.itemFactors.collect():
+            vf[r["id"]] = r["features"]
+        top = lists(uf, vf, self.seen)
+        recs = pd.DataFrame(
+            {
+                "user_id": np.repeat(self.user_ids, 10),
+                "rank": np.tile(np.arange(1, 11), len(self.users)),
+                "book_id": self.book_ids[top.ravel()],
+            }
+        )
+        return score(recs, truth)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", required=True)
@@ -59,24 +90,19 @@ def main() -> None:
 
     side = training_side(a.source, a.format, a.seed)
     train, truth = side["train"], side["truth"]
-    users, user_pos = side["users"], side["user_pos"]
-    books, book_pos = np.unique(side["book_ids"], return_inverse=True)
+    at = Layout(side)
     if a.format == "goodbooks" and "rating" in train:
         strength = train["rating"].to_numpy().astype(float)
     elif "is_read" in train:
         strength = 1.0 + train["is_read"].to_numpy().astype(float)
     else:
         strength = np.ones(len(train))
-    seen = np.split(book_pos[np.argsort(user_pos, kind="stable")], np.cumsum(np.bincount(user_pos))[:-1])
-    user_ids = side["user_key"](users)
-    book_ids = side["book_key"].reindex(books).to_numpy().astype("int64")
-
     work = Path(tempfile.mkdtemp(prefix="hand-tuned-als-"))
     spark = get_spark(master="local[2]", checkpoint_dir=str(work / "checkpoints"))
     from pyspark.ml.recommendation import ALS
 
     frame = spark.createDataFrame(
-        pd.DataFrame({"u": user_pos.astype("int32"), "i": book_pos.astype("int32"), "r": strength})
+        pd.DataFrame({"u": at.user_pos.astype("int32"), "i": at.book_pos.astype("int32"), "r": strength})
     ).persist()
     frame.count()
 
@@ -87,21 +113,7 @@ def main() -> None:
             rank=rank, regParam=reg, alpha=alpha, maxIter=a.iterations, implicitPrefs=True, userCol="u",
             itemCol="i", ratingCol="r", seed=42, coldStartStrategy="drop",
         ).fit(data)  # fmt: skip
-        uf = np.zeros((len(users), rank), dtype=np.float32)
-        vf = np.zeros((len(books), rank), dtype=np.float32)
-        for r in model.userFactors.collect():
-            uf[r["id"]] = r["features"]
-        for r in model.itemFactors.collect():
-            vf[r["id"]] = r["features"]
-        top = lists(uf, vf, seen)
-        recs = pd.DataFrame(
-            {
-                "user_id": np.repeat(user_ids, 10),
-                "rank": np.tile(np.arange(1, 11), len(users)),
-                "book_id": book_ids[top.ravel()],
-            }
-        )
-        got = {"rank": rank, "reg": reg, "alpha": alpha, "confidence": conf, **score(recs, truth)}
+        got = {"rank": rank, "reg": reg, "alpha": alpha, "confidence": conf, **at.scored(model, rank, truth)}
         got["seconds"] = round(time.perf_counter() - t, 1)
         print(got, flush=True)
         return got
