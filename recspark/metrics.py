@@ -140,23 +140,17 @@ def paired_difference(a: DataFrame, b: DataFrame, truth: DataFrame, k: int) -> t
     """``(mean, z)`` of the per-user NDCG@k difference of lists ``a`` minus lists ``b`` over the users in
     ``truth``: a paired comparison on the same users, ``z`` = mean / standard error (0 when every difference is
     0). ``z >= 2`` says the difference is unlikely to be noise of which users happened to be held out."""
-    da = per_user_ndcg(a, truth, k).withColumnRenamed("ndcg", "_a")
-    db = per_user_ndcg(b, truth, k).withColumnRenamed("ndcg", "_b")
-    d = da.join(db, on=C.USER_IDX, how="inner").select((F.col("_a") - F.col("_b")).alias("_d"))
-    row = d.agg(F.avg("_d").alias("m"), F.stddev_samp("_d").alias("s"), F.count(F.lit(1)).alias("n")).first()
-    return _mean_z(float(row["m"] or 0.0), float(row["s"] or 0.0), int(row["n"] or 0))
+    return paired_z(per_user_scores(a, truth, k), per_user_scores(b, truth, k))
 
 
 def paired_z(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """:func:`paired_difference` of two per-user score arrays already collected in one user order (the search's
-    trials, :func:`recspark.tune.keep_the_default_unless_beaten`): ``(mean, z)`` of ``a - b``."""
+    """``(mean, z)`` of ``a - b``, two per-user score arrays in one user order (:func:`per_user_scores`; the
+    search's trials, :func:`recspark.tune.keep_the_default_unless_beaten`); z is 0 for fewer than two users or
+    no spread."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     n = len(d)
-    return _mean_z(float(d.mean()) if n else 0.0, float(d.std(ddof=1)) if n > 1 else 0.0, n)
-
-
-def _mean_z(mean: float, sd: float, n: int) -> tuple[float, float]:
-    """``(mean, mean / standard error)``; z is 0 for fewer than two users or no spread."""
+    mean = float(d.mean()) if n else 0.0
+    sd = float(d.std(ddof=1)) if n > 1 else 0.0
     if n < 2 or sd == 0.0:
         return mean, 0.0
     return mean, mean / (sd / math.sqrt(n))

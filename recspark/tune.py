@@ -396,12 +396,7 @@ def keep_the_default_unless_beaten(
         search.default_check = {"chosen": "default", "z": None, "min_z": min_z}
         return search
     at = max(scored, key=lambda r: r["iterations"])
-    ours, theirs = (
-        per_user.get((_trial_of(best), at["iterations"])),
-        per_user.get((default, at["iterations"])),
-    )
-    if ours is None or theirs is None:  # not scored side by side (cannot happen in successive_halving)
-        return search
+    ours, theirs = per_user[(_trial_of(best), at["iterations"])], per_user[(default, at["iterations"])]
     _, z = metrics.paired_z(ours, theirs)
     check = {
         "iterations": at["iterations"],
