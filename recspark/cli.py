@@ -348,7 +348,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if search.best is None:
         print(f"no search: {search.skipped}")
         return 0
-    print(f"{len(search.trials)} trials in {search.seconds:.0f} s (budget {search.budget_s:.0f} s)")
+    skipped = f", {search.n_skipped} more skipped as too slow" if search.n_skipped else ""
+    print(
+        f"{len(search.trials) - search.n_skipped} trials{skipped} in {search.seconds:.0f} s "
+        f"(budget {search.budget_s:.0f} s)"
+    )
     print(f"best:      {search.best}")
     print(f"runner-up: {search.runner_up}")
     print(f"against the built-in configuration: {search.default_check}")

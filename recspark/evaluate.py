@@ -180,7 +180,9 @@ def tuning_section(tuning: dict) -> str:
             f"- **chosen** ({how}): {fmt(tuning.get('best'))}",
             f"- **runner-up**: {fmt(tuning.get('runner_up'))}",
             *default_check_lines(tuning.get("default_check")),
-            f"- **search**: {tuning.get('trials')} trials in {tuning.get('seconds')} s "
+            f"- **search**: {tuning.get('trials')} trials"
+            + (f" ({n} more skipped as too slow)" if (n := tuning.get("trials_skipped")) else "")
+            + f" in {tuning.get('seconds')} s "
             f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only",
         ]
     rk = tuning.get("ranker")

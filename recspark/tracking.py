@@ -62,14 +62,17 @@ class MlflowTracker:
 
     def trial(self, row: dict) -> None:
         """A tuning trial: a nested run with its parameters and validation NDCG (a trial cancelled by the
-        per-trial cap has no score: it is tagged ``cancelled`` and logs only its seconds)."""
+        per-trial cap has no score: it is tagged ``cancelled`` and logs only its seconds; one skipped as bound to be
+        cancelled is tagged ``skipped`` with the reason)."""
         self._ensure_parent("recspark-tuning")
         with self.mlflow.start_run(run_name=f"trial-{row.get('rung')}-{row.get('rank')}", nested=True):
             self.mlflow.log_params(
                 {k: row[k] for k in ("rank", "reg", "alpha", "scheme", "signals", "iterations")}
             )
             scores = {"seconds": float(row["seconds"])}
-            if row.get("ndcg") is None:
+            if row.get("skipped"):
+                self.mlflow.set_tag("skipped", row["skipped"])
+            elif row.get("ndcg") is None:
                 self.mlflow.set_tag("cancelled", "true")
             else:
                 scores["validation_ndcg"] = float(row["ndcg"])

@@ -88,9 +88,9 @@ def test_budget_stops_the_search_and_keeps_the_best_so_far():
         now[0] += 10.0  # every trial takes 10 fake seconds
         return t.reg
 
-    s = tune.successive_halving(_trials(9), score, max_iter=12, budget_s=35, clock=clock)
-    assert len(s.trials) == 4  # started at 0, 10, 20, 30 s; none after 35 s
-    assert s.best["reg"] == 0.04 and s.runner_up["reg"] == 0.03
+    s = tune.successive_halving(_trials(9), score, max_iter=12, budget_s=45, clock=clock)
+    assert len(s.trials) == 5  # started at 0, 10, 20, 30, 40 s; none after 45 s
+    assert s.best["reg"] == 0.05 and s.runner_up["reg"] == 0.04
     auto = tune.successive_halving(_trials(3), score, max_iter=12, budget_s=None, clock=clock)
     assert auto.budget_s == tune.BUDGET_PER_FIRST_TRIAL * 10.0  # 40 x the first trial's 10 s
     now[0] = 0.0
@@ -166,6 +166,40 @@ def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
     assert limits == [100 * tune.MAX_TRIAL_SHARE] * 3
     assert [r["ndcg"] for r in s.trials] == [0.01, None, 0.03]
     assert s.best["reg"] == 0.03 and s.runner_up["reg"] == 0.01
+
+
+def test_a_trial_bound_to_be_cancelled_is_skipped_and_the_next_best_runs_in_its_place():
+    """Budget 1000 fake seconds: a trial may take 250. Rank 256 takes 30 s per iteration (180 s at rung 0's 6
+    iterations, 360 at 12), rank 128 100 s (cancelled at 6 iterations, after 251 s with the settling), rank 16
+    one. Rung 0: the rank-128 trial after the cancelled one is skipped; 7 scores, so the best two go on. Rung 1
+    (12 iterations): rank 256, the best so far, would need 360 s: skipped, and the third best runs in its
+    place."""
+    now = [0.0]
+    pace = {256: 30.0, 128: 100.0, 16: 1.0}
+    calls = []
+
+    def score(t: Trial, iters: int, limit_s) -> float:
+        calls.append((t.rank, t.reg, iters))
+        if pace[t.rank] * iters > limit_s:
+            now[0] += limit_s + 1.0
+            raise tune.TrialTimeout("cancelled")
+        now[0] += pace[t.rank] * iters
+        return t.reg
+
+    def trial(rank: int, reg: float) -> Trial:
+        return Trial(rank=rank, reg=reg, alpha=1.0, scheme="binary", signals="all")
+
+    configs = [trial(16, 0.01), trial(256, 0.09), trial(128, 0.08), trial(128, 0.07)]
+    configs += [trial(16, reg) for reg in (0.02, 0.03, 0.04, 0.05, 0.06)]
+    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=lambda: now[0])
+    assert (128, 0.07, 6) not in calls and (256, 0.09, 12) not in calls
+    assert calls[-2:] == [(16, 0.06, 12), (16, 0.05, 12)]
+    skipped = [(r["rank"], r["iterations"], r["ndcg"]) for r in s.trials if r.get("skipped")]
+    assert skipped == [(128, 6, None), (256, 12, None)]
+    assert "360 s, more than the 250 s one trial may take" in s.trials[-3]["skipped"]
+    assert s.best["rank"] == 16 and s.best["iterations"] == 12 and s.best["reg"] == 0.06
+    assert s.runner_up["reg"] == 0.05 and s.runner_up["iterations"] == 12
+    assert s.n_skipped == 2 and s.summary()["trials"] == len(s.trials) - 2 == 10
 
 
 def scorer(peak: float, top: float = 3.0):
