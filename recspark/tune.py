@@ -17,10 +17,10 @@ Halton sequence over the space (seeded, so a rerun samples the same) -- are each
 iterations, and so on until the survivors run the full ``max_iter``. The cost is about ``log_3(n) + 1`` full fits'
 worth of iterations per surviving configuration instead of ``n`` full fits. A time budget ends the search early:
 no new trial starts after it, and one trial may use at most a quarter of it (a slower one is cancelled through
-its Spark job group). A trial bound to pass that share -- at the pace per iteration its rank has shown, a
-cancelled trial's included -- is not started: the next best of its rung runs in its place (on ~50k books one
-rank-256 fit at 3 iterations takes minutes, and three such cancellations once took most of a budget). The best
-configuration of the highest rung reached wins; a smaller rank within 1% of its
+its Spark job group). A trial bound to pass that share -- at the pace per iteration it or its rank has shown --
+is not started: the next best of its rung runs in its place (on ~50k books three rank-256 trials were once
+cancelled in turn, 360 s of a 440-s budget), or, when it is the best so far, the search stops with the rung
+before. The best configuration of the highest rung reached wins; a smaller rank within 1% of its
 validation score is preferred (the difference is noise, the cost is not). It then has to beat the built-in
 default by one standard error, user by user at the same iterations, or the default wins
 (:func:`keep_the_default_unless_beaten`).
@@ -301,14 +301,14 @@ class TrialTimeout(RuntimeError):
 
 def unaffordable(pace_s: float | None, iters: int, limit_s: float | None) -> str | None:
     """Why a trial of ``iters`` iterations is not worth starting, or None: at ``pace_s`` seconds per iteration
-    (the fastest trial of its rank so far, a cancelled one's included) it would run past ``limit_s`` and be
-    cancelled. The pace includes a trial's fixed costs (scoring the validation users), so it overstates the
-    longer trials a little: a trial close to the limit may be skipped that would just have fitted."""
+    it would run past ``limit_s`` and be cancelled. The pace includes a trial's fixed costs (scoring the
+    validation users), so it overstates longer trials a little: a trial close to the limit may be skipped that
+    would just have fitted."""
     if pace_s is None or limit_s is None or pace_s * iters <= limit_s:
         return None
     return (
-        f"{iters} iterations at {pace_s:.1f} s each (its rank's fastest trial so far) would take about "
-        f"{pace_s * iters:.0f} s, more than the {limit_s:.0f} s one trial may take"
+        f"{iters} iterations at {pace_s:.1f} s each would take about {pace_s * iters:.0f} s, more than the "
+        f"{limit_s:.0f} s one trial may take"
     )
 
 
@@ -328,9 +328,13 @@ def successive_halving(
     the first rung's iterations, about ten full fits of it), at least :data:`MIN_BUDGET_S`. No trial starts
     after the budget is spent, and each may take at most :data:`MAX_TRIAL_SHARE` of it (an expensive
     configuration, e.g. rank 256 on a large catalogue, is cancelled rather than eating the search), so the
-    search ends within ``(1 + MAX_TRIAL_SHARE)`` times the budget. A trial that its rank's pace says would pass
-    that share is recorded as skipped (``"skipped"``: why) without running, and the next best configuration of
-    the rung runs in its place."""
+    search ends within ``(1 + MAX_TRIAL_SHARE)`` times the budget.
+
+    A trial bound to pass that share is not started (:func:`unaffordable`; recorded with ``"skipped"``: why).
+    Its pace per iteration is its own at the rung before, or on the first rung the fastest of its rank so far
+    (a cancelled trial's included). A skipped configuration's place in the rung goes to the next best, except
+    the rung's leader (the best of the rung before): when it cannot go on, the search stops and the rung
+    before stands, as the others' scores at more iterations are not comparable with its own."""
     start = clock()
     plan = rungs(max_iter, len(configs), eta)
     alive = list(configs)  # this rung's candidates, best first from the second rung on
@@ -338,26 +342,34 @@ def successive_halving(
     results: list[dict] = []
     finished: list[dict] = []  # results of the last rung that ran, best first
     budget = budget_s
-    stopped = False
-    pace: dict[int, float] = {}  # rank -> the fewest seconds per iteration a trial of that rank took
+    stopped = None  # why the search ended early
+    rank_pace: dict[int, float] = {}  # rank -> the fewest seconds per iteration a trial of that rank took
+    own_pace: dict[Trial, float] = {}  # configuration -> its seconds per iteration at its latest rung
+
+    def record(row: dict) -> None:
+        results.append(row)
+        if on_trial:
+            on_trial(row)
+
     for level, (n_keep, iters) in enumerate(plan):
         quota = min(quota, n_keep)
         rung_results = []
         ran = 0
-        for t in alive:
+        for position, t in enumerate(alive):
             if ran >= quota:
                 break
             if budget is not None and clock() - start > budget and (rung_results or finished):
-                stopped = True
+                stopped = f"tuning budget of {budget:.0f} s reached"
                 break
+            leader = level > 0 and position == 0
             limit = None if budget is None else budget * MAX_TRIAL_SHARE
             row = {**t.as_dict(), "rung": level, "iterations": iters}
-            if too_slow := unaffordable(pace.get(t.rank), iters, limit):
-                # a trial bound to be cancelled: not run, and the next best takes its place in the rung
-                results.append({**row, "ndcg": None, "seconds": 0.0, "skipped": too_slow})
+            if too_slow := unaffordable(own_pace.get(t, rank_pace.get(t.rank)), iters, limit):
+                record({**row, "ndcg": None, "seconds": 0.0, "skipped": too_slow})
                 log.info("trial skipped: %s: %s", t, too_slow)
-                if on_trial:
-                    on_trial(results[-1])
+                if leader:
+                    stopped = f"the best configuration so far is too slow for rung {level} ({too_slow})"
+                    break
                 continue
             ran += 1
             t0 = clock()
@@ -368,13 +380,15 @@ def successive_halving(
                 log.warning("trial cancelled after %.0f s (its share of the budget): %s", clock() - t0, t)
             row["ndcg"] = round(value, 5) if value is not None else None
             row["seconds"] = round(clock() - t0, 1)
-            results.append(row)
-            # a cancelled trial's pace is a lower bound of its rank's, which is all the skipping needs
-            pace[t.rank] = min(pace.get(t.rank, math.inf), (clock() - t0) / iters)
+            record(row)
+            # a cancelled trial's pace is a lower bound of its true one, which is all the skipping needs
+            own_pace[t] = (clock() - t0) / iters
+            rank_pace[t.rank] = min(rank_pace.get(t.rank, math.inf), own_pace[t])
             if value is not None:
                 rung_results.append((value, t, row))
-            if on_trial:
-                on_trial(row)
+            elif leader:
+                stopped = f"the best configuration so far was cancelled at rung {level}"
+                break
             if budget is None:
                 budget = max(MIN_BUDGET_S, BUDGET_PER_FIRST_TRIAL * row["seconds"])
         if rung_results:
@@ -383,7 +397,7 @@ def successive_halving(
             alive = [r[1] for r in rung_results]
             quota = max(1, len(alive) // eta)
         if stopped:
-            log.warning("tuning budget of %.0f s reached: keeping the best of rung %d", budget, level)
+            log.warning("%s: keeping the best of rung %d", stopped, level if rung_results else level - 1)
             break
     if (
         finished

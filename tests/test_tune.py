@@ -168,14 +168,11 @@ def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
     assert s.best["reg"] == 0.03 and s.runner_up["reg"] == 0.01
 
 
-def test_a_trial_bound_to_be_cancelled_is_skipped_and_the_next_best_runs_in_its_place():
-    """Budget 1000 fake seconds: a trial may take 250. Rank 256 takes 30 s per iteration (180 s at rung 0's 6
-    iterations, 360 at 12), rank 128 100 s (cancelled at 6 iterations, after 251 s with the settling), rank 16
-    one. Rung 0: the rank-128 trial after the cancelled one is skipped; 7 scores, so the best two go on. Rung 1
-    (12 iterations): rank 256, the best so far, would need 360 s: skipped, and the third best runs in its
-    place."""
+def _paced(pace: dict[int, float]):
+    """A fake clock and a score for successive_halving: a trial of rank r takes ``pace[r]`` fake seconds per
+    iteration and scores its reg; past its limit it is cancelled one second after the limit (the settling).
+    Returns (clock, score, calls)."""
     now = [0.0]
-    pace = {256: 30.0, 128: 100.0, 16: 1.0}
     calls = []
 
     def score(t: Trial, iters: int, limit_s) -> float:
@@ -186,20 +183,43 @@ def test_a_trial_bound_to_be_cancelled_is_skipped_and_the_next_best_runs_in_its_
         now[0] += pace[t.rank] * iters
         return t.reg
 
-    def trial(rank: int, reg: float) -> Trial:
-        return Trial(rank=rank, reg=reg, alpha=1.0, scheme="binary", signals="all")
+    return (lambda: now[0]), score, calls
 
-    configs = [trial(16, 0.01), trial(256, 0.09), trial(128, 0.08), trial(128, 0.07)]
-    configs += [trial(16, reg) for reg in (0.02, 0.03, 0.04, 0.05, 0.06)]
-    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=lambda: now[0])
-    assert (128, 0.07, 6) not in calls and (256, 0.09, 12) not in calls
-    assert calls[-2:] == [(16, 0.06, 12), (16, 0.05, 12)]
+
+def _trial(rank: int, reg: float) -> Trial:
+    return Trial(rank=rank, reg=reg, alpha=1.0, scheme="binary", signals="all")
+
+
+def test_a_trial_bound_to_be_cancelled_is_skipped_and_the_next_best_runs_in_its_place():
+    """Budget 1000 fake seconds: a trial may take 250. Rank 256 takes 30 s per iteration (180 s at rung 0's 6
+    iterations, 360 at 12), rank 128 100 s (cancelled at 6 iterations, after 251 s), rank 16 one. Rung 0: the
+    rank-128 trial after the cancelled one is skipped; 7 scores, so the best two go on. Rung 1 (12 iterations):
+    the leader (rank 16, reg 0.09) runs; the rank-256 second would need 360 s: skipped, and the third best
+    (reg 0.05) runs in its place."""
+    clock, score, calls = _paced({256: 30.0, 128: 100.0, 16: 1.0})
+    configs = [_trial(16, 0.01), _trial(16, 0.09), _trial(256, 0.08), _trial(128, 0.07), _trial(128, 0.065)]
+    configs += [_trial(16, reg) for reg in (0.02, 0.03, 0.04, 0.05)]
+    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=clock)
+    assert (128, 0.065, 6) not in calls and (256, 0.08, 12) not in calls
+    assert calls[-2:] == [(16, 0.09, 12), (16, 0.05, 12)]
     skipped = [(r["rank"], r["iterations"], r["ndcg"]) for r in s.trials if r.get("skipped")]
     assert skipped == [(128, 6, None), (256, 12, None)]
-    assert "360 s, more than the 250 s one trial may take" in s.trials[-3]["skipped"]
-    assert s.best["rank"] == 16 and s.best["iterations"] == 12 and s.best["reg"] == 0.06
+    assert "about 360 s, more than the 250 s one trial may take" in s.trials[-2]["skipped"]
+    assert s.best["reg"] == 0.09 and s.best["iterations"] == 12
     assert s.runner_up["reg"] == 0.05 and s.runner_up["iterations"] == 12
     assert s.n_skipped == 2 and s.summary()["trials"] == len(s.trials) - 2 == 10
+
+
+def test_a_leader_too_slow_for_the_next_rung_ends_the_search_with_its_rung():
+    """The rank-256 configuration leads rung 0 (180 s at 6 iterations) but would need 360 s at 12: the others'
+    scores at 12 iterations are not comparable with its own at 6, so the search stops and rung 0 stands."""
+    clock, score, calls = _paced({256: 30.0, 16: 1.0})
+    configs = [_trial(16, 0.01), _trial(256, 0.09), _trial(16, 0.02), _trial(16, 0.03)]
+    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=clock)
+    assert [c[2] for c in calls] == [6] * 4  # nothing ran at 12 iterations
+    assert s.best["rank"] == 256 and s.best["iterations"] == 6
+    assert s.runner_up["reg"] == 0.03 and s.runner_up["iterations"] == 6
+    assert s.trials[-1]["skipped"] and s.trials[-1]["iterations"] == 12
 
 
 def scorer(peak: float, top: float = 3.0):
