@@ -325,8 +325,9 @@ def print_parameters(summary: dict) -> None:
             kept = "kept" if check["chosen"] == "winner" else "not kept: the built-in configuration wins"
             print(
                 f"  against the built-in configuration at {check['iterations']} iterations: "
-                f"{check['winner_ndcg']:.4f} vs {check['default_ndcg']:.4f}, paired z {check['z']} "
-                f"(needs {check['min_z']:g}): the search's best {kept}"
+                f"{check['winner_ndcg']:.4f} vs {check['default_ndcg']:.4f}, paired z {check['z']}, "
+                f"cross-fitted {check.get('z_cross_fitted', 'n/a')} (each needs {check['min_z']:g}): "
+                f"the search's best {kept}"
             )
 
 

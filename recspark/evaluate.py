@@ -160,8 +160,13 @@ def default_check_lines(check: dict | None) -> list[str]:
     )
     return [
         f"- **against the built-in configuration** ({check['iterations']} iterations, the same validation users): "
-        f"{check['winner_ndcg']} vs {check['default_ndcg']}, paired z {check['z']} (needs {check['min_z']}): "
-        f"{verdict}"
+        f"{check['winner_ndcg']} vs {check['default_ndcg']}, paired z {check['z']}"
+        + (
+            f", cross-fitted over {check['configurations']} configurations {check['z_cross_fitted']}"
+            if "z_cross_fitted" in check  # older records have the direct z only
+            else ""
+        )
+        + f" (each needs {check['min_z']}): {verdict}"
     ]
 
 

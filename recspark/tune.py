@@ -366,7 +366,7 @@ def successive_halving(
             row = {**t.as_dict(), "rung": level, "iterations": iters}
             if too_slow := unaffordable(own_pace.get(t, rank_pace.get(t.rank)), iters, limit):
                 record({**row, "ndcg": None, "seconds": 0.0, "skipped": too_slow})
-                log.info("trial skipped: %s: %s", t, too_slow)
+                log.debug("trial skipped: %s: %s", t, too_slow)
                 if leader:
                     stopped = f"the best configuration so far is too slow for rung {level} ({too_slow})"
                     break
@@ -418,6 +418,21 @@ def successive_halving(
     return Search(results, best, runner_up, budget or 0.0, clock() - start)
 
 
+def chosen_on_the_other_half(scores: dict[Trial, np.ndarray]) -> np.ndarray:
+    """Per-user scores of a selection made without the user: the validation users (one order, every array) are
+    split in two halves by position (even, odd); each half gets the scores of the configuration with the best
+    mean on the *other* half. Compared with the default, the result estimates what choosing among ``scores``
+    gains on users the choice did not see: the best of many configurations looks better on the users it was
+    chosen on than it is (the winner's curse), the more so the fewer the hits."""
+    arrays = list(scores.values())
+    half = np.arange(len(arrays[0])) % 2
+    out = np.empty(len(arrays[0]))
+    for h in (0, 1):
+        best = max(arrays, key=lambda v: float(v[half != h].mean()))
+        out[half == h] = best[half == h]
+    return out
+
+
 def keep_the_default_unless_beaten(
     search: Search,
     default: Trial,
@@ -438,9 +453,13 @@ def keep_the_default_unless_beaten(
 
     How: the two are compared at the highest rung the default reached, where the winner was scored with the
     same iterations (it passed every rung up to its own): user by user, ``z`` = the mean per-user difference
-    over its standard error (:func:`recspark.metrics.paired_z`). ``per_user[(trial, iterations)]`` holds each
-    scored trial's NDCG@K per validation user, in one user order. Sets ``default_check`` (the scores, ``z``, and
-    which was chosen)."""
+    over its standard error (:func:`recspark.metrics.paired_z`). The winner was chosen on those same users, so
+    the choice is also cross-fitted (:func:`chosen_on_the_other_half`): among every configuration scored at those
+    iterations, each half of the users gets the one that scored best on the other half, and that too must be
+    ahead of the default by ``min_z`` (``z_cross_fitted``). On 300 generated heavy shelvers a search that tried
+    all 18 configurations found one 1.01 standard errors ahead at 6 iterations that scored 0.123 on the test
+    against the default's 0.160. ``per_user[(trial, iterations)]`` holds each scored trial's NDCG@K per
+    validation user, in one user order. Sets ``default_check`` (the scores, both z, and which was chosen)."""
     best = search.best
     scored = [r for r in search.trials if r["ndcg"] is not None and _trial_of(r) == default]
     if best is None or not scored:
@@ -449,25 +468,32 @@ def keep_the_default_unless_beaten(
         search.default_check = {"chosen": "default", "z": None, "min_z": min_z}
         return search
     at = max(scored, key=lambda r: r["iterations"])
-    ours, theirs = per_user[(_trial_of(best), at["iterations"])], per_user[(default, at["iterations"])]
+    iters = at["iterations"]
+    ours, theirs = per_user[(_trial_of(best), iters)], per_user[(default, iters)]
     _, z = metrics.paired_z(ours, theirs)
+    rivals = {t: v for (t, i), v in per_user.items() if i == iters}
+    _, z_cross = metrics.paired_z(chosen_on_the_other_half(rivals), theirs)
     check = {
-        "iterations": at["iterations"],
+        "iterations": iters,
         "winner_ndcg": round(float(ours.mean()), 5),
         "default_ndcg": round(float(theirs.mean()), 5),
         "z": round(z, 2),
+        "z_cross_fitted": round(z_cross, 2),
+        "configurations": len(rivals),
         "min_z": min_z,
     }
-    if z >= min_z:
+    if z >= min_z and z_cross >= min_z:
         search.default_check = {**check, "chosen": "winner"}
         return search
     log.info(
-        "the search's winner (%s) is not ahead of the default by %.1f standard errors (z %.2f at %d "
-        "iterations): keeping the default",
+        "the search's winner (%s) is not ahead of the default by %.1f standard errors (z %.2f, cross-fitted "
+        "over %d configurations %.2f, at %d iterations): keeping the default",
         describe(best),
         min_z,
         z,
-        at["iterations"],
+        len(rivals),
+        z_cross,
+        iters,
     )
     search.default_check = {**check, "chosen": "default"}
     search.runner_up, search.best = best, at

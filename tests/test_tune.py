@@ -113,8 +113,10 @@ def test_parsimony_prefers_a_smaller_rank_within_one_percent():
 
 def test_the_default_is_kept_unless_the_winner_is_ahead_by_a_standard_error():
     """The one-standard-error rule: the winner and the default compared user by user at the default's last
-    rung. Hand-made per-user scores: differences (0.1, 0, 0, 0) are a mean of 0.025 with standard error 0.025
-    (z = 1.0, kept); (0.1, 0, 0, -0.05) have mean 0.0125, standard error 0.0315 (z = 0.40, the default wins)."""
+    rung. Hand-made per-user scores: differences (0.1, 0.1, 0, 0) are a mean of 0.05 with standard error 0.0289
+    (z = 1.73), and the winner is also the best on either half of the users (even positions 0, 2; odd 1, 3), so
+    the cross-fitted z is the same: kept. (0.1, 0, 0, -0.05) have mean 0.0125, standard error 0.0315 (z = 0.40,
+    the default wins)."""
     default, other, weak = (
         Trial(rank=r, reg=0.5, alpha=5.0, scheme="log", signals="all") for r in (64, 128, 16)
     )
@@ -134,9 +136,11 @@ def test_the_default_is_kept_unless_the_winner_is_ahead_by_a_standard_error():
         assert s.best["rank"] == 128 and s.best["iterations"] == 6  # the search's own choice
         return tune.keep_the_default_unless_beaten(s, default, per_user)
 
-    kept = searched(base + np.array([0.1, 0.0, 0.0, 0.0]))
+    kept = searched(base + np.array([0.1, 0.1, 0.0, 0.0]))
     assert kept.best["rank"] == 128 and kept.default_check["chosen"] == "winner"
-    assert kept.default_check["z"] == pytest.approx(1.0) and kept.default_check["iterations"] == 3
+    assert kept.default_check["z"] == pytest.approx(1.73, abs=0.01) and kept.default_check["iterations"] == 3
+    assert kept.default_check["z_cross_fitted"] == kept.default_check["z"]
+    assert kept.default_check["configurations"] == 3
     lucky = searched(base + np.array([0.1, 0.0, 0.0, -0.05]))
     assert lucky.default_check["chosen"] == "default" and lucky.default_check["z"] == pytest.approx(
         0.4, abs=0.01
@@ -148,6 +152,31 @@ def test_the_default_is_kept_unless_the_winner_is_ahead_by_a_standard_error():
     same = tune.successive_halving([default], lambda t, i, lim: 0.1, max_iter=6, budget_s=1e9)
     same = tune.keep_the_default_unless_beaten(same, default, {})
     assert same.best["rank"] == 64 and same.default_check["chosen"] == "default"
+
+
+def test_a_winner_whose_choice_does_not_hold_on_other_users_gives_way_to_the_default():
+    """The winner's curse, hand-made: one configuration is ahead of the default by 0.2 on the even users only,
+    another by 0.15 on the odd users only. The first wins the search: differences (0.2, 0, 0.2, 0, 0.2, 0),
+    mean 0.1, standard deviation 0.1095, z = 2.24. Cross-fitted, the even users get the choice made on the odd
+    ones (the second, no better than the default there) and the odd users the choice made on the even ones (the
+    first, likewise): every difference is 0, z 0, and the default is kept."""
+    default, even, odd = (
+        Trial(rank=r, reg=0.5, alpha=5.0, scheme="log", signals="all") for r in (64, 128, 32)
+    )
+    base = np.array([0.2, 0.1, 0.0, 0.3, 0.1, 0.2])
+    per_user = {
+        (default, 3): base,
+        (even, 3): base + np.array([0.2, 0.0, 0.2, 0.0, 0.2, 0.0]),
+        (odd, 3): base + np.array([0.0, 0.15, 0.0, 0.15, 0.0, 0.15]),
+    }
+    np.testing.assert_allclose(tune.chosen_on_the_other_half({t: v for (t, _), v in per_user.items()}), base)
+    scores = {t: float(v.mean()) for (t, _), v in per_user.items()}
+    s = tune.successive_halving([default, even, odd], lambda t, i, lim: scores[t], max_iter=3, budget_s=1e9)
+    assert s.best["rank"] == 128
+    s = tune.keep_the_default_unless_beaten(s, default, per_user)
+    assert s.default_check["z"] == pytest.approx(2.24, abs=0.01)
+    assert s.default_check["z_cross_fitted"] == 0.0 and s.default_check["chosen"] == "default"
+    assert s.best["rank"] == 64 and s.runner_up["rank"] == 128
 
 
 def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
