@@ -7,7 +7,8 @@ What a search's choice is worth against the built-in default on data where valid
 ``--config rank,regParam,alpha,scheme,signals`` gets its preferences from ``recspark.features.preference`` and is
 fitted with ``recspark.als.fit`` (12 iterations, seed 42) on the training side of ``bench/quality.py``'s split
 (``--seed``), then each user's top 10 of ``u . v`` over every book, shelved books excluded (numpy), is scored
-from outside as the hidden checks score (``quality.score``). Popularity beside them. Appends to
+from outside as the hidden checks score (``quality.score``); with ``--capped N`` also against at most N of each
+user's held-out rows, as the product's own holdouts take them. Popularity beside them. Appends to
 ``bench/results/als_configs.json``.
 """
 
@@ -46,6 +47,10 @@ def main() -> None:
     )
     p.add_argument("--seed", type=int, default=1, help="the split's seed (bench/quality.py's --seed)")
     p.add_argument("--iterations", type=int, default=12)
+    p.add_argument(
+        "--capped", type=int, default=0, help="also score against at most this many held-out rows per user "
+        "(drawn at random), as the product's own holdouts take (recspark.split.MAX_HELD_OUT)",
+    )  # fmt: skip
     a = p.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from recspark import als
@@ -56,6 +61,10 @@ def main() -> None:
     side = training_side(a.source, a.format, a.seed)
     train, truth = side["train"], side["truth"]
     at = Layout(side)
+    # the same held-out rows, at most --capped of each user's (a seeded shuffle, then each user's first ones)
+    capped = (
+        truth.sample(frac=1.0, random_state=a.seed).groupby("user_id").head(a.capped) if a.capped else None
+    )
     n = len(train)
 
     def column(name: str, default: float) -> np.ndarray:
@@ -82,6 +91,8 @@ def main() -> None:
         model = als.fit(spark, prefs, params)
         got = {"rank": rank, "reg": reg, "alpha": alpha, "scheme": scheme, "signals": signals}
         got = {**got, **at.scored(model, rank, truth), "seconds": round(time.perf_counter() - t, 1)}
+        if capped is not None:
+            got[f"capped_{a.capped}"] = at.scored(model, rank, capped)
         prefs.unpersist()
         print(got, flush=True)
         trials.append(got)
@@ -90,6 +101,7 @@ def main() -> None:
         "command": "python bench/als_configs.py " + " ".join(sys.argv[1:]),
         "measured": time.strftime("%Y-%m-%d"),
         "held_out_rows": len(truth),
+        **({f"capped_{a.capped}_rows": len(capped)} if capped is not None else {}),
         "popularity": side["popularity"],
         "trials": trials,
     }

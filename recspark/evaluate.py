@@ -162,7 +162,8 @@ def default_check_lines(check: dict | None) -> list[str]:
         f"- **against the built-in configuration** ({check['iterations']} iterations, the same validation users): "
         f"{check['winner_ndcg']} vs {check['default_ndcg']}, paired z {check['z']}"
         + (
-            f", cross-fitted over {check['configurations']} configurations {check['z_cross_fitted']}"
+            f"; a choice among the first rung's {check['configurations']} configurations, cross-fitted: z "
+            f"{check['z_cross_fitted']}"
             if "z_cross_fitted" in check  # older records have the direct z only
             else ""
         )

@@ -454,11 +454,12 @@ def keep_the_default_unless_beaten(
     How: the two are compared at the highest rung the default reached, where the winner was scored with the
     same iterations (it passed every rung up to its own): user by user, ``z`` = the mean per-user difference
     over its standard error (:func:`recspark.metrics.paired_z`). The winner was chosen on those same users, so
-    the choice is also cross-fitted (:func:`chosen_on_the_other_half`): among every configuration scored at those
-    iterations, each half of the users gets the one that scored best on the other half, and that too must be
-    ahead of the default by ``min_z`` (``z_cross_fitted``). On 300 generated heavy shelvers a search that tried
-    all 18 configurations found one 1.01 standard errors ahead at 6 iterations that scored 0.123 on the test
-    against the default's 0.160. ``per_user[(trial, iterations)]`` holds each scored trial's NDCG@K per
+    the search's choosing is also cross-fitted (:func:`chosen_on_the_other_half`) on the first rung, where every
+    configuration was scored and none chosen yet (a later rung holds only those promoted on every user's
+    scores): each half of the users gets the configuration that scored best on the other half, and that too must
+    be ahead of the default by ``min_z`` (``z_cross_fitted``). On 300 generated heavy shelvers a search that
+    tried all 18 configurations found one 1.01 standard errors ahead at 6 iterations (cross-fitted among the 4
+    configurations of that rung: also 1.01) that scored 0.123 on the test against the default's 0.160. ``per_user[(trial, iterations)]`` holds each scored trial's NDCG@K per
     validation user, in one user order. Sets ``default_check`` (the scores, both z, and which was chosen)."""
     best = search.best
     scored = [r for r in search.trials if r["ndcg"] is not None and _trial_of(r) == default]
@@ -471,10 +472,12 @@ def keep_the_default_unless_beaten(
     iters = at["iterations"]
     ours, theirs = per_user[(_trial_of(best), iters)], per_user[(default, iters)]
     _, z = metrics.paired_z(ours, theirs)
-    rivals = {t: v for (t, i), v in per_user.items() if i == iters}
-    _, z_cross = metrics.paired_z(chosen_on_the_other_half(rivals), theirs)
+    first = min(i for _, i in per_user)  # the first rung: every configuration, none chosen yet
+    rivals = {t: v for (t, i), v in per_user.items() if i == first}
+    _, z_cross = metrics.paired_z(chosen_on_the_other_half(rivals), per_user[(default, first)])
     check = {
         "iterations": iters,
+        "cross_fitted_iterations": first,
         "winner_ndcg": round(float(ours.mean()), 5),
         "default_ndcg": round(float(theirs.mean()), 5),
         "z": round(z, 2),
@@ -486,14 +489,14 @@ def keep_the_default_unless_beaten(
         search.default_check = {**check, "chosen": "winner"}
         return search
     log.info(
-        "the search's winner (%s) is not ahead of the default by %.1f standard errors (z %.2f, cross-fitted "
-        "over %d configurations %.2f, at %d iterations): keeping the default",
+        "the search's winner (%s) is not ahead of the default by %.1f standard errors (z %.2f at %d iterations; "
+        "a choice among the %d configurations of the first rung, cross-fitted: z %.2f): keeping the default",
         describe(best),
         min_z,
         z,
+        iters,
         len(rivals),
         z_cross,
-        iters,
     )
     search.default_check = {**check, "chosen": "default"}
     search.runner_up, search.best = best, at

@@ -140,7 +140,10 @@ def test_the_default_is_kept_unless_the_winner_is_ahead_by_a_standard_error():
     assert kept.best["rank"] == 128 and kept.default_check["chosen"] == "winner"
     assert kept.default_check["z"] == pytest.approx(1.73, abs=0.01) and kept.default_check["iterations"] == 3
     assert kept.default_check["z_cross_fitted"] == kept.default_check["z"]
-    assert kept.default_check["configurations"] == 3
+    assert (
+        kept.default_check["configurations"] == 3
+    )  # the first rung's (the winner's 6-iteration fit is not one)
+    assert kept.default_check["cross_fitted_iterations"] == 3
     lucky = searched(base + np.array([0.1, 0.0, 0.0, -0.05]))
     assert lucky.default_check["chosen"] == "default" and lucky.default_check["z"] == pytest.approx(
         0.4, abs=0.01
