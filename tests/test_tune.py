@@ -182,6 +182,36 @@ def test_a_winner_whose_choice_does_not_hold_on_other_users_gives_way_to_the_def
     assert s.best["rank"] == 64 and s.runner_up["rank"] == 128
 
 
+def test_the_default_is_compared_with_the_winners_iterations():
+    """The default converges slower: 0.10 at 6 iterations (behind three others there, so the search leaves it at
+    6), 0.21 at 12, where the winner has 0.12. It is scored again with 12, and the check compares the two there."""
+    default, fast, a, b = (
+        Trial(rank=r, reg=0.5, alpha=5.0, scheme="log", signals="all") for r in (64, 32, 16, 128)
+    )
+    users = np.array([0.0, 0.1, 0.2, 0.3])
+    per_user: dict = {}
+    calls = []
+
+    def score(t: Trial, iters: int, limit_s) -> float:
+        calls.append((t.rank, iters))
+        lift = {(64, 6): -0.05, (64, 12): 0.01 * np.array([5, 6, 7, 6]), (32, 6): -0.03, (32, 12): -0.03}
+        lift |= {(16, 6): -0.04, (128, 6): -0.045}
+        per_user[(t, iters)] = users + lift.get((t.rank, iters), -0.08)
+        return float(per_user[(t, iters)].mean())
+
+    s = tune.successive_halving([default, fast, a, b], score, max_iter=12, budget_s=1e9, eta=2)
+    assert s.best["rank"] == 32 and s.best["iterations"] == 12 and (64, 12) not in calls
+    tune.level_the_default(s, default, score)
+    assert calls[-1] == (64, 12) and s.trials[-1]["iterations"] == 12 and s.trials[-1]["ndcg"] == 0.21
+    s = tune.keep_the_default_unless_beaten(s, default, per_user)
+    assert s.default_check["iterations"] == 12 and s.default_check["chosen"] == "default"
+    assert s.best["rank"] == 64 and s.best["iterations"] == 12
+    # the default already at the winner's iterations: nothing more is fitted
+    before = len(calls)
+    tune.level_the_default(s, default, score)
+    assert len(calls) == before
+
+
 def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
     now = [0.0]
     limits = []
