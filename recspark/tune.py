@@ -312,6 +312,27 @@ def unaffordable(pace_s: float | None, iters: int, limit_s: float | None) -> str
     )
 
 
+def run_trial(
+    score: Callable[[Trial, int, float | None], float],
+    t: Trial,
+    rung: int,
+    iters: int,
+    limit: float | None,
+    clock: Callable[[], float],
+) -> dict:
+    """Fit and score one trial: its row (``ndcg`` None when it ran past ``limit`` and was cancelled)."""
+    t0 = clock()
+    try:
+        value: float | None = float(score(t, iters, limit))
+    except TrialTimeout:
+        value = None
+        log.warning("trial cancelled after %.0f s (its share of the budget): %s", clock() - t0, t)
+    row = {**t.as_dict(), "rung": rung, "iterations": iters}
+    row["ndcg"] = round(value, 5) if value is not None else None
+    row["seconds"] = round(clock() - t0, 1)
+    return row
+
+
 def successive_halving(
     configs: list[Trial],
     score: Callable[[Trial, int, float | None], float],
@@ -363,8 +384,8 @@ def successive_halving(
                 break
             leader = level > 0 and position == 0
             limit = None if budget is None else budget * MAX_TRIAL_SHARE
-            row = {**t.as_dict(), "rung": level, "iterations": iters}
             if too_slow := unaffordable(own_pace.get(t, rank_pace.get(t.rank)), iters, limit):
+                row = {**t.as_dict(), "rung": level, "iterations": iters}
                 record({**row, "ndcg": None, "seconds": 0.0, "skipped": too_slow})
                 log.debug("trial skipped: %s: %s", t, too_slow)
                 if leader:
@@ -372,17 +393,11 @@ def successive_halving(
                     break
                 continue
             ran += 1
-            t0 = clock()
-            try:
-                value: float | None = float(score(t, iters, limit))
-            except TrialTimeout:
-                value = None
-                log.warning("trial cancelled after %.0f s (its share of the budget): %s", clock() - t0, t)
-            row["ndcg"] = round(value, 5) if value is not None else None
-            row["seconds"] = round(clock() - t0, 1)
+            row = run_trial(score, t, level, iters, limit, clock)
             record(row)
+            value = row["ndcg"]
             # a cancelled trial's pace is a lower bound of its true one, which is all the skipping needs
-            own_pace[t] = (clock() - t0) / iters
+            own_pace[t] = row["seconds"] / iters
             rank_pace[t.rank] = min(rank_pace.get(t.rank, math.inf), own_pace[t])
             if value is not None:
                 rung_results.append((value, t, row))
@@ -453,17 +468,8 @@ def level_the_default(
     done = [r["iterations"] for r in search.trials if r["ndcg"] is not None and _trial_of(r) == default]
     if not done or max(done) >= best["iterations"]:
         return
-    iters = best["iterations"]
     limit = search.budget_s * MAX_TRIAL_SHARE if search.budget_s else None
-    t0 = clock()
-    try:
-        value: float | None = float(score(default, iters, limit))
-    except TrialTimeout:
-        value = None
-        log.warning("the default, refitted with %d iterations for the check, was cancelled", iters)
-    row = {**default.as_dict(), "rung": best["rung"], "iterations": iters}
-    row["ndcg"] = round(value, 5) if value is not None else None
-    row["seconds"] = round(clock() - t0, 1)
+    row = run_trial(score, default, best["rung"], best["iterations"], limit, clock)
     search.trials.append(row)
     if on_trial:
         on_trial(row)
@@ -489,15 +495,13 @@ def keep_the_default_unless_beaten(
 
     How: the two are compared at the highest rung the default reached (:func:`level_the_default` takes it to the
     winner's), where the winner was scored with the same iterations (it passed every rung up to its own): user
-    by user, ``z`` = the mean per-user difference
-    over its standard error (:func:`recspark.metrics.paired_z`). The winner was chosen on those same users, so
-    the search's choosing is also cross-fitted (:func:`chosen_on_the_other_half`) on the first rung, where every
-    configuration was scored and none chosen yet (a later rung holds only those promoted on every user's
-    scores): each half of the users gets the configuration that scored best on the other half, and that too must
-    be ahead of the default by ``min_z`` (``z_cross_fitted``). On 300 generated heavy shelvers a search that
-    tried all 18 configurations found one 1.01 standard errors ahead at 6 iterations (cross-fitted among the 4
-    configurations of that rung: also 1.01) that scored 0.123 on the test against the default's 0.160. ``per_user[(trial, iterations)]`` holds each scored trial's NDCG@K per
-    validation user, in one user order. Sets ``default_check`` (the scores, both z, and which was chosen)."""
+    by user, ``z`` = the mean per-user difference over its standard error (:func:`recspark.metrics.paired_z`).
+    The winner was chosen on those same users, so the search's choosing is also cross-fitted
+    (:func:`chosen_on_the_other_half`) on the first rung, where every configuration was scored and none chosen
+    yet (a later rung holds only those promoted on every user's scores): each half of the users gets the
+    configuration that scored best on the other half, and that too must be ahead of the default by ``min_z``
+    (``z_cross_fitted``). ``per_user[(trial, iterations)]`` holds each scored trial's NDCG@K per validation
+    user, in one user order. Sets ``default_check`` (the scores, both z, and which was chosen)."""
     best = search.best
     scored = [r for r in search.trials if r["ndcg"] is not None and _trial_of(r) == default]
     if best is None or not scored:
