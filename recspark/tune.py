@@ -319,8 +319,9 @@ def run_trial(
     iters: int,
     limit: float | None,
     clock: Callable[[], float],
-) -> dict:
-    """Fit and score one trial: its row (``ndcg`` None when it ran past ``limit`` and was cancelled)."""
+) -> tuple[float | None, dict]:
+    """Fit and score one trial: its score (None when it ran past ``limit`` and was cancelled) and its row (the
+    score rounded)."""
     t0 = clock()
     try:
         value: float | None = float(score(t, iters, limit))
@@ -330,7 +331,7 @@ def run_trial(
     row = {**t.as_dict(), "rung": rung, "iterations": iters}
     row["ndcg"] = round(value, 5) if value is not None else None
     row["seconds"] = round(clock() - t0, 1)
-    return row
+    return value, row
 
 
 def successive_halving(
@@ -385,17 +386,22 @@ def successive_halving(
             leader = level > 0 and position == 0
             limit = None if budget is None else budget * MAX_TRIAL_SHARE
             if too_slow := unaffordable(own_pace.get(t, rank_pace.get(t.rank)), iters, limit):
-                row = {**t.as_dict(), "rung": level, "iterations": iters}
-                record({**row, "ndcg": None, "seconds": 0.0, "skipped": too_slow})
+                skipped = {
+                    "rung": level,
+                    "iterations": iters,
+                    "ndcg": None,
+                    "seconds": 0.0,
+                    "skipped": too_slow,
+                }
+                record({**t.as_dict(), **skipped})
                 log.debug("trial skipped: %s: %s", t, too_slow)
                 if leader:
                     stopped = f"the best configuration so far is too slow for rung {level} ({too_slow})"
                     break
                 continue
             ran += 1
-            row = run_trial(score, t, level, iters, limit, clock)
+            value, row = run_trial(score, t, level, iters, limit, clock)
             record(row)
-            value = row["ndcg"]
             # a cancelled trial's pace is a lower bound of its true one, which is all the skipping needs
             own_pace[t] = row["seconds"] / iters
             rank_pace[t.rank] = min(rank_pace.get(t.rank, math.inf), own_pace[t])
@@ -469,7 +475,7 @@ def level_the_default(
     if not done or max(done) >= best["iterations"]:
         return
     limit = search.budget_s * MAX_TRIAL_SHARE if search.budget_s else None
-    row = run_trial(score, default, best["rung"], best["iterations"], limit, clock)
+    _, row = run_trial(score, default, best["rung"], best["iterations"], limit, clock)
     search.trials.append(row)
     if on_trial:
         on_trial(row)
