@@ -65,6 +65,7 @@ def persisted_holdout(lake, seed: int = 42):
     ``(user_idx, book_idx)`` pairs, cached."""
     from recspark import columns as C
     from recspark import split
+    from recspark.candidates import reads_recorded
     from recspark.tune import liked
 
     s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=seed, max_held_out=None)
@@ -72,4 +73,4 @@ def persisted_holdout(lake, seed: int = 42):
     lake.write(s.test, "model", "split_test")
     train = lake.read("model", "split_train").cache()
     test = lake.read("model", "split_test")
-    return train, test, liked(test).select(C.USER_IDX, C.BOOK_IDX).cache()
+    return train, test, liked(test, reads_recorded(train)).select(C.USER_IDX, C.BOOK_IDX).cache()

@@ -27,6 +27,7 @@ def main() -> None:
 
     from recspark import columns as C
     from recspark import itemcf, metrics, split, tune
+    from recspark.candidates import reads_recorded
     from recspark.itemcf import ItemCfParams
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
@@ -36,7 +37,7 @@ def main() -> None:
     s = split.holdout(lake.read("silver", "interactions"), fraction=0.2, seed=7, max_held_out=None)
     train = s.train.cache()
     n_train = train.count()
-    truth = tune.liked(s.test).select(C.USER_IDX, C.BOOK_IDX).cache()
+    truth = tune.liked(s.test, reads_recorded(train)).select(C.USER_IDX, C.BOOK_IDX).cache()
     users = truth.select(C.USER_IDX).distinct().cache()
     rows = []
     for cap in a.caps:

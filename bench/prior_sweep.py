@@ -32,6 +32,7 @@ def main() -> None:
 
     from recspark import columns as C
     from recspark import itemcf, metrics, tune
+    from recspark.candidates import reads_recorded
     from recspark.itemcf import ItemCfParams
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
@@ -40,7 +41,11 @@ def main() -> None:
     lake = Lakehouse(spark, a.lakehouse)
     train = lake.read("model", "tune_train").cache()
     n_train = train.count()
-    truth = tune.liked(lake.read("model", "tune_valid")).select(C.USER_IDX, C.BOOK_IDX).cache()
+    truth = (
+        tune.liked(lake.read("model", "tune_valid"), reads_recorded(train))
+        .select(C.USER_IDX, C.BOOK_IDX)
+        .cache()
+    )
     users = truth.select(C.USER_IDX).distinct().cache()
     n_users = users.count()
     table = itemcf.fit(train, ItemCfParams(similarity="jaccard", neighbours=400)).cache()

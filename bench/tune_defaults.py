@@ -44,6 +44,7 @@ CANDIDATES = [
 
 def main() -> None:
     from recspark import als, evaluate, metrics, split, topk, tune
+    from recspark.candidates import reads_recorded
     from recspark.features import Weights, preference
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
@@ -57,7 +58,11 @@ def main() -> None:
         lake.write(s.train, "model", "defaults_train")
         lake.write(s.test, "model", "defaults_test")
         train = lake.read("model", "defaults_train").cache()
-        truth = tune.liked(lake.read("model", "defaults_test")).select("user_idx", "book_idx").cache()
+        truth = (
+            tune.liked(lake.read("model", "defaults_test"), reads_recorded(train))
+            .select("user_idx", "book_idx")
+            .cache()
+        )
         users = truth.select("user_idx").distinct().cache()
         pop = evaluate.baseline_lists(spark, train, truth, 10, False)["popularity"]
         row = {"popularity": metrics.ranking_metrics(pop, truth, [10])[10]["ndcg"]}

@@ -38,6 +38,7 @@ def main() -> None:
 
     from recspark import als, content, itemcf, ranker, split, twostage
     from recspark import columns as C
+    from recspark.candidates import reads_recorded
     from recspark.content import ContentParams
     from recspark.features import Weights, preference
     from recspark.ingest import run_ingest
@@ -57,7 +58,7 @@ def main() -> None:
         lake, lake.read("model", "split_train"), seed=42, evaluation_fraction=0.2
     )
     train = tune_split.train.cache()
-    truth = liked(tune_split.test).select(C.USER_IDX, C.BOOK_IDX).cache()
+    truth = liked(tune_split.test, reads_recorded(train)).select(C.USER_IDX, C.BOOK_IDX).cache()
     users = truth.select(C.USER_IDX).distinct().cache()
     n_train, n_users = train.count(), users.count()
 
