@@ -68,9 +68,10 @@ def with_ranker(cfg: RunConfig, tuning: dict | None) -> RunConfig:
 
 
 def input_key(versions: dict) -> str:
-    """What a tuning result is keyed by: the silver input versions and the holdout's per-user cap (a search on a
+    """What a tuning result is keyed by: the silver input versions and the holdouts' per-user caps (a search on a
     split made under another rule is not reused: its validation books could be the evaluation's now)."""
-    return json.dumps({**versions, "max_held_out": split.MAX_HELD_OUT}, sort_keys=True)
+    rule = {"max_held_out": split.MAX_HELD_OUT, "min_validation_rows": split.MIN_VALIDATION_ROWS}
+    return json.dumps({**versions, **rule}, sort_keys=True)
 
 
 @after_ingest

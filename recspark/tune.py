@@ -268,6 +268,7 @@ class Search:
     default_check: dict | None = (
         None  # the winner against the built-in configuration (keep_the_default_unless_beaten)
     )
+    validation: dict | None = None  # how the validation split was made (validation_split)
 
     @property
     def n_skipped(self) -> int:
@@ -292,6 +293,7 @@ class Search:
             "ranker": self.ranker,
             "relevant": self.relevant,
             "default_check": self.default_check,
+            "validation": self.validation,
         }
 
 
@@ -659,17 +661,29 @@ def validation_split(
     seed: int,
     evaluation_fraction: float,
     max_interactions: int = MAX_TUNE_INTERACTIONS,
-) -> tuple[split.Split, float]:
+) -> tuple[split.Split, dict]:
     """Tuning train/validation from ``train`` (the training side of the evaluation split, which held out
-    ``evaluation_fraction`` with ``seed``), persisted and checked."""
+    ``evaluation_fraction`` with ``seed``), persisted and checked; and how it was made (users, the per-user cap of
+    :func:`recspark.split.validation_cap`, held-out rows, the share of users sampled)."""
     sampled, fraction = user_sample(train, max_interactions, seed)
     sparse = split.for_validation(seed, evaluation_fraction)
-    s = split.holdout(sampled, fraction=0.2, seed=seed + 1000, sparse=sparse)
+    n_users = sampled.select(C.USER_IDX).distinct().count()
+    cap = split.validation_cap(n_users)
+    if cap > split.MAX_HELD_OUT:
+        log.info(
+            "%d users: validation holds out up to %d books per user (not %d), at least %s in all",
+            n_users,
+            cap,
+            split.MAX_HELD_OUT,
+            f"{split.MIN_VALIDATION_ROWS:,}",
+        )
+    s = split.holdout(sampled, fraction=0.2, seed=seed + 1000, sparse=sparse, max_held_out=cap)
     lake.write(s.train, MODEL, "tune_train")
     lake.write(s.test, MODEL, "tune_valid")
     persisted = split.Split(lake.read(MODEL, "tune_train"), lake.read(MODEL, "tune_valid"), "holdout")
     split.check_split(persisted)
-    return persisted, fraction
+    made = {"users": n_users, "held_out_cap": cap, "held_out": persisted.test.count(), "sampled": fraction}
+    return persisted, made
 
 
 def tune(
@@ -700,7 +714,7 @@ def tune(
     it would refit ALS beyond what the budget allows (:func:`ranker_check_skipped`), unless ``ranker_required``
     (``--model ranker``)."""
     t0 = time.perf_counter()
-    s, fraction = validation_split(lake, train, seed, evaluation_fraction)
+    s, made = validation_split(lake, train, seed, evaluation_fraction)
     tune_train = s.train.cache()
     reads = candidates.reads_recorded(tune_train)
     truth = liked(s.test, reads).select(C.USER_IDX, C.BOOK_IDX).cache()
@@ -713,12 +727,13 @@ def tune(
         tune_train.unpersist()
         truth.unpersist()
         search = Search([], None, None, 0.0, time.perf_counter() - t0, skipped=msg, relevant=relevant)
+        search.validation = made
         save(spark, lake, search, input_key, k)  # stored too, so `--tune auto` does not try again
         return search
     log.info(
         "tuning on %s interactions of %.0f%% of users, %d validation users",
         f"{tune_train.count():,}",
-        100 * fraction,
+        100 * made["sampled"],
         n_users,
     )
     valid_users = truth.select(C.USER_IDX).distinct().cache()
@@ -779,6 +794,7 @@ def tune(
         search.stars = stars.choose(spark, tune_train, s.test, stars.StarsParams(seed=seed))
     search.models = scores
     search.relevant = relevant
+    search.validation = made
     search.model = max(scores, key=lambda m: (scores[m], m != "popularity"))
     log.info("validation NDCG@%d by model: %s -> %s", k, scores, search.model)
     checking = ranker_params is not None and search.best is not None and "itemcf" in models

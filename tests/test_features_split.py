@@ -172,6 +172,29 @@ def test_a_holdout_takes_at_most_max_held_out_books_from_a_user(spark):
     assert split.left_after_holdout(400, 0.2, max_held_out=None) == 320
 
 
+def test_validation_holds_out_more_books_per_user_where_users_are_few(spark, lake, monkeypatch):
+    from recspark import tune
+
+    # by hand: 12,000 rows over 300 users = 40 each; from 600 users on the usual 20; 599 users: ceil(20.03) = 21
+    assert [split.validation_cap(n) for n in (300, 599, 600, 5000)] == [40, 21, 20, 20]
+    assert split.validation_cap(5, min_rows=300) == 60
+    # 5 users of 400 books: ceil(0.2 * 400) = 80 each, capped at 60 when 300 rows are asked of 5 users; the
+    # fraction still bounds it when 12,000 are (a cap of 2,400)
+    rows = [(u, b, 0) for u in range(5) for b in range(400)]
+    df = spark.createDataFrame(rows, "user_idx int, book_idx int, rating int")
+
+    def held(s: split.Split) -> dict[int, int]:
+        return {r[0]: r[1] for r in s.test.groupBy("user_idx").count().collect()}
+
+    s, made = tune.validation_split(lake, df, seed=1, evaluation_fraction=0.2)
+    assert held(s) == dict.fromkeys(range(5), 80)
+    assert made == {"users": 5, "held_out_cap": 2400, "held_out": 400, "sampled": 1.0}
+    monkeypatch.setattr(split, "MIN_VALIDATION_ROWS", 300)
+    s, made = tune.validation_split(lake, df, seed=1, evaluation_fraction=0.2)
+    assert held(s) == dict.fromkeys(range(5), 60)
+    assert made == {"users": 5, "held_out_cap": 60, "held_out": 300, "sampled": 1.0}
+
+
 def test_the_validation_threshold_follows_the_evaluation_fraction():
     # by hand: at 0.2 a user of 10 keeps 8, one of 9 keeps 7 -> n' < 8; at 0.5: 5 and 4 -> n' < 5; at 0.11 both
     # keep 8 (ceil(1.1) = 2, ceil(0.99) = 1): the threshold moves to 9, so a user of 9 is never held out twice
