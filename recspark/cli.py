@@ -252,7 +252,7 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
 
 def print_parameters(summary: dict) -> None:
     """Which ALS parameters the run used and how they were chosen."""
-    from recspark.tune import describe
+    from recspark.tune import describe, describe_validation
     from recspark.twostage import published_kind
 
     cfg, tuning = summary["config"], summary.get("tuning")
@@ -260,6 +260,8 @@ def print_parameters(summary: dict) -> None:
     shown = ", ".join(f"{m} {v:.4f}" for m, v in scores.items())
     print(f"\n== published model: {cfg.published_label} ==")
     relevant = f" (relevant: held-out books {tuning['relevant']})" if (tuning or {}).get("relevant") else ""
+    if made := describe_validation((tuning or {}).get("validation")):
+        relevant += f" ({made})"
     print(
         f"  validation NDCG@10 by model{relevant}: {shown}"
         if shown

@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 from recspark import baselines, metrics, topk
 from recspark import columns as C
 from recspark.frames import union_all
-from recspark.tune import describe
+from recspark.tune import describe, describe_validation
 from recspark.twostage import published_kind
 from recspark.works import Works, candidates_of, seen_of
 
@@ -189,7 +189,8 @@ def tuning_section(tuning: dict) -> str:
             f"- **search**: {tuning.get('trials')} trials"
             + (f" ({n} more skipped as too slow)" if (n := tuning.get("trials_skipped")) else "")
             + f" in {tuning.get('seconds')} s "
-            f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only",
+            f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only"
+            + (f" ({made})" if (made := describe_validation(tuning.get("validation"))) else ""),
         ]
     rk = tuning.get("ranker")
     if rk:

@@ -632,6 +632,13 @@ def describe(row: dict) -> str:
     )
 
 
+def describe_validation(made: dict | None) -> str:
+    """The validation split in words (``Search.validation``), or "" for a record written before it was kept."""
+    if not made:
+        return ""
+    return f"{made['held_out']:,} books held out from {made['users']:,} users, at most {made['held_out_cap']:,} each"
+
+
 def _trial_of(row: dict) -> Trial:
     return Trial(**{k: row[k] for k in ("rank", "reg", "alpha", "scheme", "signals")})
 

@@ -189,6 +189,7 @@ def test_validation_holds_out_more_books_per_user_where_users_are_few(spark, lak
     s, made = tune.validation_split(lake, df, seed=1, evaluation_fraction=0.2)
     assert held(s) == dict.fromkeys(range(5), 80)
     assert made == {"users": 5, "held_out_cap": 2400, "held_out": 400, "sampled": 1.0}
+    assert tune.describe_validation(made) == "400 books held out from 5 users, at most 2,400 each"
     monkeypatch.setattr(split, "MIN_VALIDATION_ROWS", 300)
     s, made = tune.validation_split(lake, df, seed=1, evaluation_fraction=0.2)
     assert held(s) == dict.fromkeys(range(5), 60)

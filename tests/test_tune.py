@@ -4,6 +4,7 @@ clock and scores), and on Spark: validation carved from the training side only, 
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from chispa import assert_df_equality
 
-from recspark import ranker, stars, tracking, tune, twostage
+from recspark import ranker, split, stars, tracking, tune, twostage
 from recspark.als import AlsParams
 from recspark.config import RunConfig, TuneOptions
 from recspark.features import PREFERENCE, Weights, preference
@@ -510,6 +511,13 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
     report = (reports / f"evaluation-{first['run_id']}.md").read_text()
     assert "How the parameters were chosen" in report and "runner-up" in report
     assert f"- **hits**: {HITS}" in report  # what the metrics count, beside what validation counted
+    # the validation split as recorded and reported, counted from outside: no user gave more than the cap
+    made = recorded["validation"]
+    valid = DeltaTable(lake.path("model", "tune_valid")).to_pyarrow_table()
+    per_user = collections.Counter(valid.column("user_idx").to_pylist())
+    assert made["held_out"] == valid.num_rows and made["users"] >= len(per_user)
+    assert max(per_user.values()) <= made["held_out_cap"] == split.validation_cap(made["users"])
+    assert tune.describe_validation(made) in report
     assert (
         report.count(f"{used.model} / popularity NDCG@10") == 1
     )  # the published family against the baseline
