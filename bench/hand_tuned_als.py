@@ -84,7 +84,13 @@ def main() -> None:
     p.add_argument("--format", choices=["goodbooks", "goodreads"], required=True)
     p.add_argument("--seed", type=int, default=1, help="the split's seed (bench/quality.py's --seed)")
     p.add_argument("--iterations", type=int, default=15)
+    p.add_argument(
+        "--ranks",
+        default=",".join(map(str, RANKS)),
+        help="the other ranks the best setting is tried at, comma-separated (rank 256 over 60k books takes >6 min)",
+    )
     a = p.parse_args()
+    ranks = [int(r) for r in a.ranks.split(",") if r]
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from recspark.spark import get_spark
 
@@ -125,7 +131,7 @@ def main() -> None:
         for alpha in ALPHAS
     ]
     best = max(trials, key=lambda r: r["ndcg@10"])
-    trials += [evaluate(rank, best["reg"], best["alpha"], best["confidence"]) for rank in RANKS]
+    trials += [evaluate(rank, best["reg"], best["alpha"], best["confidence"]) for rank in ranks]
     best = max(trials, key=lambda r: r["ndcg@10"])
     result = {
         "name": a.name,
