@@ -79,7 +79,6 @@ def main() -> None:
         f"{len(keep)} of {len(pool)} users with {a.min}-{a.max} shelves: {n:,} rows, {len(readers):,} books, "
         f"{single:,} shelved by one user ({single / max(len(readers), 1):.0%})"
     )
-
     if added:
         print(
             f"  of them {added:,} rows of books added with one reader each (--single-share {a.single_share})"
