@@ -159,6 +159,8 @@ class Catalogue:
         self.authors = table.column("authors").combine_chunks()
         self.readers = table.column("readers").combine_chunks().fill_null(0).to_numpy().astype(np.float64)
         self.factors = _matrix(table.column("factors"))
+        # books ALS fitted (the rest: new books, and books of one reader, recspark.als.shared_books)
+        self.factored = None if self.factors is None else np.any(self.factors != 0, axis=1)
         self.vectors = _matrix(table.column("vector"))
         top = max(float(self.readers.max(initial=0.0)), 1.0)
         self.popularity = (np.log1p(self.readers) / np.log1p(top)).astype(np.float32)
@@ -402,10 +404,13 @@ class GoldReader:
                 return None, None
             return taste, lambda top: foldin.closest(cat.vectors, at, top)
         if info.model in ("als", "ranker") and cat.factors is not None:  # a ranker run: ALS fold-in
+            fitted = cat.factored[at]  # shelves of books without a factor count for nothing, as in the fit
+            if not fitted.any():
+                return None, None
             r = foldin.preference(items, info, cat.readers)
-            x = foldin.fold_in(cat.factors, self.yty, at, r, info.alpha, info.reg)
-            scores = cat.factors @ x.astype(np.float32)
-            explain = lambda top: foldin.closest(cat.factors, at, top)  # noqa: E731
+            x = foldin.fold_in(cat.factors, self.yty, at[fitted], r[fitted], info.alpha, info.reg)
+            scores = np.where(cat.factored, cat.factors @ x.astype(np.float32), -np.inf)
+            explain = lambda top: foldin.closest(cat.factors, at[fitted], top)  # noqa: E731
         elif info.model in ("itemcf", "popularity") and len(self.sim_neighbour):
             w = np.ones(len(at))
             scores, cand, contrib = foldin.neighbour_scores(
