@@ -1,14 +1,14 @@
-"""Spark ALS with every book against ALS without books of one reader (``recspark.als.shared_books``, what
-``als.fit`` does), the same settings, scored from outside with the split and scoring of ``bench/quality.py``.
+"""Spark ALS with every book against ALS without books of one reader (every row of a user none of whose books has
+two readers kept), the same settings, scored from outside with the split and scoring of ``bench/quality.py``.
 
     python bench/als_min_readers.py --name heavy-users-400-seed2-single60 \
         --source /tmp/heavy/heavy400s2-single60 --format goodreads
 
 Both fits use the built-in settings (rank 64, regParam 0.5, alpha 5, 12 iterations) and the confidence
-``1 + alpha * log(1 + s)`` with ``s`` the rating (goodbooks) or ``1 + is_read`` (UCSD); "every book" fits
-``als.build(...)`` on all training rows, "shared books" goes through ``als.fit``. Each list is the top 10 of
-``u . v`` in numpy over the books with a factor, shelved books excluded. Appends to
-``bench/results/als_min_readers.json``.
+``1 + alpha * log(1 + s)`` with ``s`` the rating (goodbooks) or ``1 + is_read`` (UCSD), through ``als.fit``.
+Tried in the product's ``als.fit`` and not adopted (docs/quality.md "ALS without books of one reader"). Each list is the top 10 of
+``u . v`` in numpy over the books with a factor, shelved books excluded; ``paired_z`` is the mean of the per-user
+NDCG@10 differences (shared - every) over its standard error. Appends to ``bench/results/als_min_readers.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import append_result  # noqa: E402
 from hand_tuned_als import Layout  # noqa: E402
-from quality import score, training_side  # noqa: E402
+from quality import per_user, score, training_side  # noqa: E402
 
 
 def top10(at: Layout, user_f: np.ndarray, item_f: np.ndarray, factored: np.ndarray) -> np.ndarray:
@@ -42,6 +42,12 @@ def top10(at: Layout, user_f: np.ndarray, item_f: np.ndarray, factored: np.ndarr
         order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
         out[lo : lo + 256] = np.take_along_axis(top, order, axis=1)
     return out
+
+
+def paired_z(d: pd.Series) -> float:
+    """Mean over standard error of per-user differences (0 when they are all equal)."""
+    sd = float(d.std(ddof=1))
+    return round(float(d.mean()) / (sd / np.sqrt(len(d))), 2) if sd > 0 else 0.0
 
 
 def main() -> None:
@@ -63,25 +69,25 @@ def main() -> None:
     spark = get_spark(
         master="local[2]", checkpoint_dir=str(Path(tempfile.mkdtemp(prefix="als-min-readers-")))
     )
-    frame = spark.createDataFrame(
-        pd.DataFrame(
-            {
-                "user_idx": at.user_pos.astype("int32"),
-                "book_idx": at.book_pos.astype("int32"),
-                "preference": np.log1p(s.to_numpy().astype(float)),
-            }
-        )
-    ).persist()
-    frame.count()
-    params = als.AlsParams()
-    fits = {
-        "every book": lambda: als.build(spark, params).fit(frame),
-        "shared books": lambda: als.fit(spark, frame, params),
+    rows = pd.DataFrame(
+        {
+            "user_idx": at.user_pos.astype("int32"),
+            "book_idx": at.book_pos.astype("int32"),
+            "preference": np.log1p(s.to_numpy().astype(float)),
+        }
+    )
+    shared = readers[at.book_pos] >= 2
+    shared |= ~pd.Series(shared).groupby(at.user_pos).transform("any").to_numpy()  # users with nothing else
+    frames = {
+        "every book": spark.createDataFrame(rows).persist(),
+        "shared books": spark.createDataFrame(rows[shared]).persist(),
     }
-    runs = []
-    for name, fit in fits.items():
+    params = als.AlsParams()
+    runs, ndcg = [], {}
+    for name, frame in frames.items():
+        frame.count()
         t = time.perf_counter()
-        model = fit()
+        model = als.fit(spark, frame, params)
         uf = np.zeros((len(at.users), params.rank), dtype=np.float32)
         vf = np.zeros((len(at.books), params.rank), dtype=np.float32)
         factored = np.zeros(len(at.books), dtype=bool)
@@ -99,6 +105,7 @@ def main() -> None:
             }
         )
         got = {"fit": name, "books_fitted": int(factored.sum()), **score(recs, truth)}
+        ndcg[name] = per_user(recs, truth)["ndcg"]
         got["seconds"] = round(time.perf_counter() - t, 1)
         print(got, flush=True)
         runs.append(got)
@@ -112,6 +119,7 @@ def main() -> None:
         "popularity": side["popularity"],
         "als": params.as_dict(),
         "runs": runs,
+        "paired_z": paired_z(ndcg["shared books"] - ndcg["every book"]),
     }
     append_result("als_min_readers", result, replace_key="name")
     spark.stop()

@@ -8,15 +8,7 @@ Settings chosen on purpose:
   shuffle less, more blocks than cores only add overhead);
 * intermediate and final storage ``MEMORY_AND_DISK`` (the default; spills instead of recomputing);
 * int ids (dense ``user_idx``/``book_idx``), persisted deterministic input (the caller writes splits to Delta
-  and reads them back), a fixed seed, and ``coldStartStrategy="drop"`` so unknown ids never yield NaN;
-* books shelved by fewer than :data:`MIN_READERS` users are left out of the fit (:func:`shared_books`), except
-  for a user who has no other book. A book with one reader reaches other users only through a factor that
-  reader alone shaped, yet it weighs in that reader's factor and in ``YᵀY`` against every user. With the
-  built-in settings (``bench/als_min_readers.py``, scored from outside), on generated heavy shelvers where 60% of
-  books have one reader NDCG@10 rose from 0.1532 to 0.1614 and from 0.1566 to 0.1669 and the fits took 36-41%
-  less time; where a third have one reader, 0.1644 to 0.1680; where few do, nothing changed (0.3512 / 0.3513,
-  0.1405 / 0.1409; docs/quality.md "ALS without books of one reader"). Such books get no factor: like new books
-  they are never in ALS's lists, their similar-books lists come from content, and fold-in passes over them.
+  and reads them back), a fixed seed, and ``coldStartStrategy="drop"`` so unknown ids never yield NaN.
 """
 
 from __future__ import annotations
@@ -26,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recspark import columns as C
@@ -34,8 +26,6 @@ from recspark import topk
 from recspark.features import PREFERENCE
 
 log = logging.getLogger(__name__)
-
-MIN_READERS = 2  # books with fewer readers (users) in the training data are left out of ALS's fit
 
 
 @dataclass(frozen=True)
@@ -81,30 +71,12 @@ def build(spark: SparkSession, params: AlsParams) -> ALS:
     )
 
 
-def shared_books(prefs: DataFrame, min_readers: int = MIN_READERS) -> DataFrame:
-    """``(user_idx, book_idx, preference)`` rows of books with at least ``min_readers`` users, and every row of a
-    user none of whose books has (so every user keeps a factor)."""
-    readers = prefs.groupBy(C.BOOK_IDX).agg(F.countDistinct(C.USER_IDX).alias("_readers"))
-    whole_user = Window.partitionBy(C.USER_IDX).rowsBetween(
-        Window.unboundedPreceding, Window.unboundedFollowing
-    )
-    shared = F.col("_readers") >= min_readers
-    return (
-        prefs.join(readers, on=C.BOOK_IDX, how="inner")
-        .withColumn("_user_shares", F.max(shared.cast("int")).over(whole_user))
-        .where(shared | (F.col("_user_shares") == 0))
-        .select(C.USER_IDX, C.BOOK_IDX, PREFERENCE)
-    )
-
-
-def fit(spark: SparkSession, prefs: DataFrame, params: AlsParams, shared: bool = False) -> ALSModel:
-    """Fit implicit ALS on ``(user_idx, book_idx, preference)``, books of one reader left out
-    (:func:`shared_books`; ``shared``: ``prefs`` is its output already, e.g. cached for many fits)."""
+def fit(spark: SparkSession, prefs: DataFrame, params: AlsParams) -> ALSModel:
+    """Fit implicit ALS on ``(user_idx, book_idx, preference)``."""
     log.info(
         "ALS: rank=%d reg=%g alpha=%g iterations=%d", params.rank, params.reg, params.alpha, params.max_iter
     )
-    prefs = prefs.select(C.USER_IDX, C.BOOK_IDX, PREFERENCE)
-    return build(spark, params).fit(prefs if shared else prefs.transform(shared_books))
+    return build(spark, params).fit(prefs.select(C.USER_IDX, C.BOOK_IDX, PREFERENCE))
 
 
 def user_factors(model: ALSModel) -> DataFrame:

@@ -776,9 +776,7 @@ def publish_model(
             sims = similar_from_neighbours(interactions, neighbours, cfg.similar_k, cfg.min_readers, works)
         rows = publish.similar_rows(sims, books, run_id, method)
         if vectors is not None and model != "content":  # books with too few readers: content neighbours
-            # (ALS fits no book of one reader, recspark.als.shared_books, whatever --min-readers says)
-            few = max(cfg.min_readers, als.MIN_READERS) if model in ("als", "ranker") else cfg.min_readers
-            cold = content.cold_similar(spark, interactions, vectors, cfg.similar_k, few, works)
+            cold = content.cold_similar(spark, interactions, vectors, cfg.similar_k, cfg.min_readers, works)
             rows = rows.unionByName(publish.similar_rows(cold, books, run_id, "content"))
         publish.write_run_rows(lake, "similar_books", rows, run_id)
     with timer.step("popular books (cold start)", first_step + 2, total):

@@ -159,7 +159,7 @@ class Catalogue:
         self.authors = table.column("authors").combine_chunks()
         self.readers = table.column("readers").combine_chunks().fill_null(0).to_numpy().astype(np.float64)
         self.factors = _matrix(table.column("factors"))
-        # books ALS fitted (the rest: new books, and books of one reader, recspark.als.shared_books)
+        # books with an ALS factor (the rest, e.g. books of the metadata no one shelved, get no fold-in score)
         self.factored = None if self.factors is None else np.any(self.factors != 0, axis=1)
         self.vectors = _matrix(table.column("vector"))
         top = max(float(self.readers.max(initial=0.0)), 1.0)
@@ -404,7 +404,7 @@ class GoldReader:
                 return None, None
             return taste, lambda top: foldin.closest(cat.vectors, at, top)
         if info.model in ("als", "ranker") and cat.factors is not None:  # a ranker run: ALS fold-in
-            fitted = cat.factored[at]  # shelves of books without a factor count for nothing, as in the fit
+            fitted = cat.factored[at]  # shelves of books without a factor count for nothing, as in ALS's fit
             if not fitted.any():
                 return None, None
             r = foldin.preference(items, info, cat.readers)

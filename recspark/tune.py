@@ -753,11 +753,9 @@ def tune(
     def score(t: Trial, iters: int, limit_s: float | None) -> float:
         key = (t.scheme, t.signals)
         if key not in prefs_cache:
-            prefs_cache[key] = (
-                tune_train.transform(preference(t.weights())).transform(als.shared_books).cache()
-            )
+            prefs_cache[key] = tune_train.transform(preference(t.weights())).cache()
         with cancel_after(spark, limit_s):
-            model = als.fit(spark, prefs_cache[key], t.als_params(iters, seed), shared=True)
+            model = als.fit(spark, prefs_cache[key], t.als_params(iters, seed))
             users = als.user_factors(model).join(valid_users, on=C.USER_IDX, how="left_semi")
             recs = topk.recommend(spark, users, als.item_factors(model), k, seen=tune_train)
             scores = metrics.per_user_scores(recs, truth, k)

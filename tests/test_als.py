@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from chispa import assert_df_equality
 
 from recspark import als
 from recspark.features import Weights, preference
@@ -42,29 +41,6 @@ def test_fit_is_deterministic(spark):
         (r[0], tuple(round(x, 5) for x in r[1])) for r in als.item_factors(als.fit(spark, prefs, p)).collect()
     )
     assert a == b
-
-
-def test_shared_books_leaves_out_books_of_one_reader_unless_a_user_has_nothing_else(spark):
-    """Book 10 has readers 0 and 1, book 11 only reader 0, books 12 and 13 only reader 2 (who has nothing
-    else): book 11's row goes, user 2 keeps both rows; user 1 keeps book 10."""
-    schema = "user_idx int, book_idx int, preference float"
-    prefs = spark.createDataFrame(
-        [(0, 10, 1.0), (0, 11, 2.0), (1, 10, 3.0), (2, 12, 1.0), (2, 13, 1.0)], schema
-    )
-    expected = spark.createDataFrame([(0, 10, 1.0), (1, 10, 3.0), (2, 12, 1.0), (2, 13, 1.0)], schema)
-    assert_df_equality(
-        prefs.transform(als.shared_books), expected, ignore_row_order=True, ignore_nullable=True
-    )
-
-
-def test_fit_gives_no_factor_to_a_book_of_one_reader(spark):
-    """Every book of :func:`tiny_prefs` has several readers; one extra book shelved by user 0 alone gets no
-    factor, and user 0 still gets one."""
-    extra = spark.createDataFrame([(0, 99, 1.0)], "user_idx int, book_idx int, preference float")
-    model = als.fit(spark, tiny_prefs(spark).unionByName(extra), als.AlsParams(rank=4, max_iter=2))
-    books = {r["book_idx"] for r in als.item_factors(model).collect()}
-    assert 99 not in books and len(books) == 30
-    assert 0 in {r["user_idx"] for r in als.user_factors(model).collect()}
 
 
 def test_preference_feeds_als(spark):
