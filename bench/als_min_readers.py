@@ -5,10 +5,11 @@ two readers kept), the same settings, scored from outside with the split and sco
         --source /tmp/heavy/heavy400s2-single60 --format goodreads
 
 Both fits use the built-in settings (rank 64, regParam 0.5, alpha 5, 12 iterations) and the confidence
-``1 + alpha * log(1 + s)`` with ``s`` the rating (goodbooks) or ``1 + is_read`` (UCSD), through ``als.fit``.
-Tried in the product's ``als.fit`` and not adopted (docs/quality.md "ALS without books of one reader"). Each list is the top 10 of
-``u . v`` in numpy over the books with a factor, shelved books excluded; ``paired_z`` is the mean of the per-user
-NDCG@10 differences (shared - every) over its standard error. Appends to ``bench/results/als_min_readers.json``.
+``1 + alpha * log(1 + s)`` with ``s`` the rating (goodbooks) or ``1 + is_read`` (UCSD), through ``als.fit``. Each
+list is the top 10 of ``u . v`` in numpy over the books with a factor, shelved books excluded; ``paired_z`` is the
+mean of the per-user NDCG@10 differences (shared - every) over its standard error. Appends to
+``bench/results/als_min_readers.json``. Tried in the product's ``als.fit`` and not adopted (docs/quality.md, "ALS
+without books of one reader").
 """
 
 from __future__ import annotations
