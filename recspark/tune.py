@@ -21,9 +21,7 @@ its Spark job group). A trial bound to pass that share -- at the pace per iterat
 is not started: the next best of its rung runs in its place (on ~50k books three rank-256 trials were once
 cancelled in turn, 360 s of a 440-s budget), or, when it is the best so far, the search stops with the rung
 before. The best configuration of the highest rung reached wins; a smaller rank within 1% of its
-validation score is preferred (the difference is noise, the cost is not). Its ``regParam`` is then tried a
-factor of 3 lower and higher at the same iterations, and the best of the three goes on (:func:`refine_reg`: the most
-sensitive parameter, which few of the quasi-random points land near). It then has to beat the built-in
+validation score is preferred (the difference is noise, the cost is not). It then has to beat the built-in
 default by one standard error, user by user at the same iterations, or the default wins
 (:func:`keep_the_default_unless_beaten`), compared with the winner's iterations (:func:`level_the_default`).
 
@@ -143,8 +141,6 @@ QUIET_WHILE_CANCELLING = (
 )
 BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
 MAX_TRIAL_SHARE = 0.25  # one trial may take at most this share of the budget
-# the winner's regParam is tried this factor lower and higher after the search (refine_reg)
-REG_STEP = 3.0
 PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (noise, not a real difference)
 # the search's winner replaces the built-in configuration only when its per-user validation NDCG is ahead of the
 # default's, at the same iterations, by at least this many standard errors of the paired difference (the
@@ -445,52 +441,6 @@ def successive_halving(
     return Search(results, best, runner_up, budget or 0.0, clock() - start)
 
 
-def refine_reg(
-    search: Search,
-    score: Callable[[Trial, int, float | None], float],
-    on_trial: Callable[[dict], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-    step: float = REG_STEP,
-) -> None:
-    """Try the winner's ``regParam`` one :data:`REG_STEP` down and one up (its other parameters, rung and
-    iterations the same), and make the best of the three the winner (the one it replaces becomes the runner-up).
-
-    Why: ``regParam`` moves the score more than any other parameter (Spark's ALS-WR scales it by each user's and
-    book's interactions, so its best value moves with the data's activity), and 18 quasi-random points in five
-    dimensions land few near the best value. On 3,000 generated goodbooks-like raters the search chose rank 256,
-    regParam 0.351, alpha 1.04, linear (0.0955 on the held-out test at 12 iterations); a third of that regParam
-    scored higher at 3 iterations (0.0904 against 0.0896, the fidelity the search compared at) and at 12
-    (rank 128: 0.1001 against 0.0965; ``bench/als_configs.py``, ``bench/results/als_configs.json``); regParam
-    1.05 fell to 0.0475. The neighbours may lie outside :data:`SPACE`'s bounds (the bounds are where sampling
-    starts, not what Spark accepts).
-
-    Two trials more (appended to ``search.trials``), each capped at its share of the budget like the others and
-    run after the budget was spent, as :func:`level_the_default`'s; a cancelled one is not chosen. The winner still
-    has to beat the built-in default afterwards (:func:`keep_the_default_unless_beaten`), which also guards
-    against choosing among three configurations on the same users."""
-    best = search.best
-    if best is None:
-        return
-    limit = search.budget_s * MAX_TRIAL_SHARE if search.budget_s else None
-    tried = {(_trial_of(r), r["iterations"]) for r in search.trials if r["ndcg"] is not None}
-    winner = _trial_of(best)
-    top, top_row = best["ndcg"], best
-    for factor in (1 / step, step):
-        t = replace(winner, reg=float(f"{winner.reg * factor:.3g}"))
-        if (t, best["iterations"]) in tried:
-            continue
-        value, row = run_trial(score, t, best["rung"], best["iterations"], limit, clock)
-        row["refined"] = "regParam"
-        search.trials.append(row)
-        if on_trial:
-            on_trial(row)
-        if value is not None and value > top:
-            top, top_row = value, row
-    if top_row is not best:
-        log.info("a step of regParam from the winner scored higher: %s", describe(top_row))
-        search.runner_up, search.best = best, top_row
-
-
 def chosen_on_the_other_half(scores: dict[Trial, np.ndarray]) -> np.ndarray:
     """Per-user scores of a selection made without the user: the validation users (one order, every array) are
     split in two halves by position (even, odd); each half gets the scores of the configuration with the best
@@ -569,11 +519,6 @@ def keep_the_default_unless_beaten(
         return search
     at = max(scored, key=lambda r: r["iterations"])
     iters = at["iterations"]
-    if (_trial_of(best), iters) not in per_user:  # a refined winner has scores at its own iterations only
-        log.info("the winner was not scored at the default's %d iterations: keeping the default", iters)
-        search.default_check = {"chosen": "default", "z": None, "min_z": min_z, "iterations": iters}
-        search.runner_up, search.best = best, at
-        return search
     ours, theirs = per_user[(_trial_of(best), iters)], per_user[(default, iters)]
     _, z = metrics.paired_z(ours, theirs)
     first = min(i for _, i in per_user)  # the first rung: every configuration, none chosen yet
@@ -829,7 +774,6 @@ def tune(
     if "als" in models:
         configs = sample(n_configs, seed, space)
         search = successive_halving(configs, score, max_iter, budget_s, on_trial=report)
-        refine_reg(search, score, on_trial=report)
         level_the_default(search, configs[0], score, on_trial=report)
         search = keep_the_default_unless_beaten(search, configs[0], per_user)
         per_user.clear()
