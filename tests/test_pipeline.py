@@ -167,6 +167,56 @@ def test_fold_in_equals_the_vector_als_computed(published):
     assert all(i["because_book_id"] in shelved for i in folded["items"])
 
 
+@pytest.mark.slow
+def test_fold_in_passes_over_books_without_a_factor(published):
+    """Books without an ALS factor (in a real catalogue: metadata books no one shelved): a shelf of one counts for
+    nothing (the fold-in equals the one without that shelf, which a zero factor alone would not give: ALS-WR scales
+    regParam by the number of shelves), such a book is never listed even when every scored book is asked for, and
+    a reader whose shelves all lack a factor gets the popular books they have not shelved."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    lake, summary, _ = published
+    reader = GoldReader(lake.root)
+    cat = reader.catalogue
+    user_idx = (
+        lake.read("silver", "interactions").groupBy("user_idx").count().where(F.col("count") >= 4).first()
+    )["user_idx"]
+    body = [
+        {**s, "date_added": None if s["date_added"] is None else s["date_added"].isoformat()}
+        for s in user_shelves(lake, user_idx)
+    ]
+    shelves = serve.parse_body(json.dumps({"shelves": body}).encode())[0]
+    before = reader.fold_in(shelves, n=K)
+    dropped = body[0]["book_id"]
+    unlisted = before["items"][0]["book_id"]  # the top book of the list before its factor goes
+    for book_id in (dropped, unlisted):
+        at = int(cat.positions(np.array([book_id]))[0])
+        cat.factors[at] = 0.0
+        cat.factored[at] = False
+    without = serve.parse_body(json.dumps({"shelves": body[1:]}).encode())[0]
+    got, want = reader.fold_in(shelves, n=K), reader.fold_in(without, n=K)
+    assert [(i["book_id"], i["score"]) for i in got["items"]] == [
+        (i["book_id"], i["score"]) for i in want["items"]
+    ]
+    every = reader.fold_in(shelves, n=serve.MAX_N)["items"]
+    listed = {i["book_id"] for i in every}
+    assert unlisted not in listed and dropped not in listed
+    # every other book with a factor: not an edition of a shelved work, not an edition standing for none
+    shown = cat.factored.copy()
+    shown[cat.same_works(cat.positions(np.array([s["book_id"] for s in body])))] = False
+    shown[cat.others] = False
+    assert len(every) == min(serve.MAX_N, int(shown.sum()))
+    assert all(i["because_book_id"] != dropped for i in every)
+
+    # every shelf without a factor: the popular books not shelved, as for a reader with no known book
+    alone = serve.parse_body(json.dumps({"shelves": body[:1]}).encode())[0]
+    cold = reader.fold_in(alone, n=K)
+    assert [i["book_id"] for i in cold["items"]] == [
+        i.book_id for i in reader.popular_items(K, exclude={dropped})
+    ]
+
+
 class Server:
     """The consumer's HTTP server on 127.0.0.1 (a free port) in a thread, for one test."""
 
