@@ -51,6 +51,10 @@ def main() -> None:
         "--capped", type=int, default=0, help="also score against at most this many held-out rows per user "
         "(drawn at random), as the product's own holdouts take (recspark.split.MAX_HELD_OUT)",
     )  # fmt: skip
+    p.add_argument(
+        "--negative-below", type=int, default=0, help="ratings from 1 to this minus 1 enter ALS as negative "
+        "preferences (Spark's implicit ALS: p = 0 with confidence 1 + alpha |r|); 0: off",
+    )  # fmt: skip
     a = p.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from recspark import als
@@ -86,10 +90,25 @@ def main() -> None:
     trials = []
     for rank, reg, alpha, scheme, signals in a.config:
         t = time.perf_counter()
-        prefs = frame.transform(preference(Weights.preset(signals, scheme))).persist()
+        prefs = frame.transform(preference(Weights.preset(signals, scheme)))
+        if a.negative_below:
+            from pyspark.sql import functions as F
+
+            from recspark.features import PREFERENCE
+
+            stars = frame.select(C.USER_IDX, C.BOOK_IDX, C.RATING)
+            disliked = F.col(C.RATING).between(1, a.negative_below - 1)
+            prefs = prefs.join(stars, on=[C.USER_IDX, C.BOOK_IDX], how="inner").select(
+                C.USER_IDX,
+                C.BOOK_IDX,
+                F.when(disliked, -F.abs(F.col(PREFERENCE))).otherwise(F.col(PREFERENCE)).alias(PREFERENCE),
+            )
+        prefs = prefs.persist()
         params = als.AlsParams(rank=rank, reg=reg, alpha=alpha, max_iter=a.iterations)
         model = als.fit(spark, prefs, params)
         got = {"rank": rank, "reg": reg, "alpha": alpha, "scheme": scheme, "signals": signals}
+        if a.negative_below:
+            got["negative_below"] = a.negative_below
         got = {**got, **at.scored(model, rank, truth), "seconds": round(time.perf_counter() - t, 1)}
         if capped is not None:
             got[f"capped_{a.capped}"] = at.scored(model, rank, capped)
