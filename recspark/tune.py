@@ -441,6 +441,55 @@ def successive_halving(
     return Search(results, best, runner_up, budget or 0.0, clock() - start)
 
 
+def at_the_default_rank(space: dict | None = None) -> tuple[dict, tuple[int, ...]]:
+    """The space the search samples (``space`` with its rank fixed at the built-in default's, or the nearest it
+    holds) and the larger ranks :func:`grow_rank` tries afterwards, smallest first."""
+    space = space or SPACE
+    base = min(space["rank"], key=lambda r: abs(math.log(r / default_trial().rank)))
+    return {**space, "rank": (base,)}, tuple(sorted(r for r in space["rank"] if r > base))
+
+
+def grow_rank(
+    search: Search,
+    ranks: tuple[int, ...],
+    score: Callable[[Trial, int, float | None], float],
+    on_trial: Callable[[dict], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> None:
+    """The winner at each of ``ranks`` in turn (its other parameters, rung and iterations the same), kept while
+    the larger rank scores more than :data:`PARSIMONY` higher; the one it replaces becomes the runner-up. Stops at
+    the first rank that is not ahead or is cancelled, and before a rank that cannot fit in a trial's share of the
+    budget (a rank twice as large takes at least twice as long per iteration).
+
+    Why rank last: at the first rungs' few iterations larger ranks and smaller regParams look better or worse than
+    they are at convergence (``bench/als_configs.py`` on the goodbooks-like ratings: rank 256 ahead of 128 by 1.8%
+    at 3 iterations and 1% behind at 12; on 300 heavy shelvers the default rose 0.104 / 0.132 / 0.160 at 3 / 6 / 12
+    and a rank-32 winner stood still), and rank-256 trials used most of a search's budget. Sampled at one rank, the
+    search reaches its last rung; the rank is then chosen with the iterations the winner was chosen with."""
+    best = search.best
+    if best is None:
+        return
+    limit = search.budget_s * MAX_TRIAL_SHARE if search.budget_s else None
+    pace = best["seconds"] / best["iterations"]
+    for r in ranks:
+        winner = search.best
+        pace *= r / winner["rank"]
+        if unaffordable(pace, winner["iterations"], limit):
+            log.info("rank %d not tried: %s", r, unaffordable(pace, winner["iterations"], limit))
+            break
+        t = replace(_trial_of(winner), rank=r)
+        value, row = run_trial(score, t, winner["rung"], winner["iterations"], limit, clock)
+        row["grown"] = True
+        search.trials.append(row)
+        if on_trial:
+            on_trial(row)
+        if value is None or value <= winner["ndcg"] * (1 + PARSIMONY):
+            break
+        pace = row["seconds"] / row["iterations"]
+        search.runner_up, search.best = winner, row
+        log.info("rank %d scored higher: %s", r, describe(row))
+
+
 def chosen_on_the_other_half(scores: dict[Trial, np.ndarray]) -> np.ndarray:
     """Per-user scores of a selection made without the user: the validation users (one order, every array) are
     split in two halves by position (even, odd); each half gets the scores of the configuration with the best
@@ -519,6 +568,11 @@ def keep_the_default_unless_beaten(
         return search
     at = max(scored, key=lambda r: r["iterations"])
     iters = at["iterations"]
+    if (_trial_of(best), iters) not in per_user:  # a grown winner has scores at its own iterations only
+        log.info("the winner was not scored at the default's %d iterations: keeping the default", iters)
+        search.default_check = {"chosen": "default", "z": None, "min_z": min_z, "iterations": iters}
+        search.runner_up, search.best = best, at
+        return search
     ours, theirs = per_user[(_trial_of(best), iters)], per_user[(default, iters)]
     _, z = metrics.paired_z(ours, theirs)
     first = min(i for _, i in per_user)  # the first rung: every configuration, none chosen yet
@@ -772,8 +826,10 @@ def tune(
 
     search_rows: list[dict] = []
     if "als" in models:
-        configs = sample(n_configs, seed, space)
+        sampled, larger = at_the_default_rank(space)
+        configs = sample(n_configs, seed, sampled)
         search = successive_halving(configs, score, max_iter, budget_s, on_trial=report)
+        grow_rank(search, larger, score, on_trial=report)
         level_the_default(search, configs[0], score, on_trial=report)
         search = keep_the_default_unless_beaten(search, configs[0], per_user)
         per_user.clear()
