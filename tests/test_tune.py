@@ -214,13 +214,14 @@ def test_the_default_is_compared_with_the_winners_iterations():
 
 
 def test_the_search_samples_at_the_default_rank_and_grows_the_winners_rank_while_it_gains():
-    """Sampled at rank 64 (the default's); afterwards the winner at 128 scores 3% higher and is kept, at 256 only
-    0.5% higher (within the parsimony margin) and is not; both fitted with the winner's iterations and rung."""
+    """Sampled at rank 64 (the default's); afterwards the winner at 128 scores 0.5% lower (a tie: kept, the larger
+    rank gains from the data validation leaves out), at 256 2% lower than that (not kept); both fitted with the
+    winner's iterations and rung."""
     space, larger = tune.at_the_default_rank()
     assert space["rank"] == (64,) and larger == (128, 256)
     assert {t.rank for t in tune.sample(18, 42, space)} == {64}
     assert tune.at_the_default_rank({**tune.SPACE, "rank": (4, 8)}) == ({**tune.SPACE, "rank": (8,)}, ())
-    gain = {64: 1.0, 128: 1.03, 256: 1.035}
+    gain = {64: 1.0, 128: 0.995, 256: 0.975}
     calls = []
 
     def score(t: Trial, iters: int, limit_s) -> float:
