@@ -2,14 +2,7 @@
 
 What is searched (:data:`SPACE`), chosen to span real data rather than one dataset:
 
-* ``rank`` in {64, 128, 256}, chosen last (:func:`grow_rank`): the configurations are sampled at the built-in
-  default's rank (64), and the winner is then fitted at 128, and at 256, each kept unless it scores more than 1%
-  lower with the same iterations (validation fits on less data than the published model, and larger ranks gain
-  more from the rest), as long as it fits in a trial's share of the budget. At a few iterations larger ranks look better
-  or worse than they are at convergence, and rank-256 trials used most of a search's budget
-  (:func:`at_the_default_rank`). Smaller ranks are not searched: at convergence ranks 16 and 32 scored below 64 on
-  every data set measured (the goodbooks-like ratings: 0.0586 / 0.0806 / 0.0976 at 16 / 32 / 64; on 300 heavy
-  shelvers a rank-32 winner scored 0.123 against the default's 0.160);
+* ``rank`` in {16, 32, 64, 128, 256};
 * ``reg`` (Spark's ``regParam``) log-uniform in [0.003, 10]. Spark's ALS is ALS-WR: the penalty of each user
   (book) is ``regParam`` times its number of interactions, so the best value moves with user activity (dense
   raters with ~100 ratings want a small value, a long tail of one-book shelvers a larger one) -- the search finds
@@ -27,8 +20,8 @@ no new trial starts after it, and one trial may use at most a quarter of it (a s
 its Spark job group). A trial bound to pass that share -- at the pace per iteration it or its rank has shown --
 is not started: the next best of its rung runs in its place (on ~50k books three rank-256 trials were once
 cancelled in turn, 360 s of a 440-s budget), or, when it is the best so far, the search stops with the rung
-before. The best configuration of the highest rung reached wins, and its rank grows as above. It then has to
-beat the built-in
+before. The best configuration of the highest rung reached wins; a smaller rank within 1% of its
+validation score is preferred (the difference is noise, the cost is not). It then has to beat the built-in
 default by one standard error, user by user at the same iterations, or the default wins
 (:func:`keep_the_default_unless_beaten`), compared with the winner's iterations (:func:`level_the_default`).
 
@@ -84,7 +77,7 @@ from recspark.tables import MODEL, Lakehouse
 log = logging.getLogger(__name__)
 
 SPACE = {
-    "rank": (64, 128, 256),  # sampled at the default's, the winner's grown afterwards (at_the_default_rank)
+    "rank": (16, 32, 64, 128, 256),
     "reg": (0.003, 10.0),  # log-uniform
     "alpha": (0.1, 100.0),  # log-uniform
     "scheme": SCHEMES,
@@ -148,9 +141,7 @@ QUIET_WHILE_CANCELLING = (
 )
 BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
 MAX_TRIAL_SHARE = 0.25  # one trial may take at most this share of the budget
-# grow_rank keeps a larger rank unless it scores more than 1% lower (it gains from the data validation leaves out);
-# within a rung a smaller rank within 1% of the best wins
-PARSIMONY = 0.01
+PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (noise, not a real difference)
 # the search's winner replaces the built-in configuration only when its per-user validation NDCG is ahead of the
 # default's, at the same iterations, by at least this many standard errors of the paired difference (the
 # one-standard-error rule; keep_the_default_unless_beaten)
@@ -450,61 +441,6 @@ def successive_halving(
     return Search(results, best, runner_up, budget or 0.0, clock() - start)
 
 
-def at_the_default_rank(space: dict | None = None) -> tuple[dict, tuple[int, ...]]:
-    """The space the search samples (``space`` with its rank fixed at the built-in default's, or the nearest it
-    holds) and the larger ranks :func:`grow_rank` tries afterwards, smallest first."""
-    space = space or SPACE
-    base = min(space["rank"], key=lambda r: abs(math.log(r / default_trial().rank)))
-    return {**space, "rank": (base,)}, tuple(sorted(r for r in space["rank"] if r > base))
-
-
-def grow_rank(
-    search: Search,
-    ranks: tuple[int, ...],
-    score: Callable[[Trial, int, float | None], float],
-    on_trial: Callable[[dict], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> None:
-    """The winner at each of ``ranks`` in turn (its other parameters, rung and iterations the same), kept unless
-    the larger rank scores more than :data:`PARSIMONY` lower; the one it replaces becomes the runner-up. Stops at
-    the first rank that scores lower or is cancelled, and before a rank that cannot fit in a trial's share of the
-    budget: an iteration's cost grows with the square of the rank (on the goodbooks-like ratings a 12-iteration
-    trial took 9.4 s at rank 64, 37.1 s at 128, and ran past 78 s at 256).
-
-    Why rank last: at the first rungs' few iterations larger ranks and smaller regParams look better or worse than
-    they are at convergence (``bench/als_configs.py`` on the goodbooks-like ratings: rank 256 ahead of 128 by 1.8%
-    at 3 iterations and 1% behind at 12; on 300 heavy shelvers the default rose 0.104 / 0.132 / 0.160 at 3 / 6 / 12
-    and a rank-32 winner stood still), and rank-256 trials used most of a search's budget. Sampled at one rank, the
-    search reaches its last rung; the rank is then chosen with the iterations the winner was chosen with.
-
-    Why a tie goes to the larger rank: validation fits on about two thirds of the interactions (two 20% holdouts)
-    and the published model on all of them, and capacity gains with data. On the real ``to_read`` shelves the
-    winner scored 0.05389 on validation at rank 64 and 0.05388 at 128, and on the held-out test, fitted on all the
-    training data, 0.0697 and 0.0743 (``bench/als_configs.py``, ``goodbooks-to_read-rank-of-the-leader``)."""
-    best = search.best
-    if best is None:
-        return
-    limit = search.budget_s * MAX_TRIAL_SHARE if search.budget_s else None
-    pace = best["seconds"] / best["iterations"]
-    for r in ranks:
-        winner = search.best
-        pace *= (r / winner["rank"]) ** 2
-        if unaffordable(pace, winner["iterations"], limit):
-            log.info("rank %d not tried: %s", r, unaffordable(pace, winner["iterations"], limit))
-            break
-        t = replace(_trial_of(winner), rank=r)
-        value, row = run_trial(score, t, winner["rung"], winner["iterations"], limit, clock)
-        row["grown"] = True
-        search.trials.append(row)
-        if on_trial:
-            on_trial(row)
-        if value is None or value < winner["ndcg"] * (1 - PARSIMONY):
-            break
-        pace = row["seconds"] / row["iterations"]
-        search.runner_up, search.best = winner, row
-        log.info("rank %d kept: %s", r, describe(row))
-
-
 def chosen_on_the_other_half(scores: dict[Trial, np.ndarray]) -> np.ndarray:
     """Per-user scores of a selection made without the user: the validation users (one order, every array) are
     split in two halves by position (even, odd); each half gets the scores of the configuration with the best
@@ -583,11 +519,6 @@ def keep_the_default_unless_beaten(
         return search
     at = max(scored, key=lambda r: r["iterations"])
     iters = at["iterations"]
-    if (_trial_of(best), iters) not in per_user:  # a grown winner has scores at its own iterations only
-        log.info("the winner was not scored at the default's %d iterations: keeping the default", iters)
-        search.default_check = {"chosen": "default", "z": None, "min_z": min_z, "iterations": iters}
-        search.runner_up, search.best = best, at
-        return search
     ours, theirs = per_user[(_trial_of(best), iters)], per_user[(default, iters)]
     _, z = metrics.paired_z(ours, theirs)
     first = min(i for _, i in per_user)  # the first rung: every configuration, none chosen yet
@@ -841,10 +772,8 @@ def tune(
 
     search_rows: list[dict] = []
     if "als" in models:
-        sampled, larger = at_the_default_rank(space)
-        configs = sample(n_configs, seed, sampled)
+        configs = sample(n_configs, seed, space)
         search = successive_halving(configs, score, max_iter, budget_s, on_trial=report)
-        grow_rank(search, larger, score, on_trial=report)
         level_the_default(search, configs[0], score, on_trial=report)
         search = keep_the_default_unless_beaten(search, configs[0], per_user)
         per_user.clear()

@@ -213,49 +213,6 @@ def test_the_default_is_compared_with_the_winners_iterations():
     assert len(calls) == before
 
 
-def test_the_search_samples_at_the_default_rank_and_grows_the_winners_rank_while_it_gains():
-    """Sampled at rank 64 (the default's); afterwards the winner at 128 scores 0.5% lower (a tie: kept, the larger
-    rank gains from the data validation leaves out), at 256 2% lower than that (not kept); both fitted with the
-    winner's iterations and rung."""
-    space, larger = tune.at_the_default_rank()
-    assert space["rank"] == (64,) and larger == (128, 256)
-    assert {t.rank for t in tune.sample(18, 42, space)} == {64}
-    assert tune.at_the_default_rank({**tune.SPACE, "rank": (4, 8)}) == ({**tune.SPACE, "rank": (8,)}, ())
-    gain = {64: 1.0, 128: 0.995, 256: 0.975}
-    calls = []
-
-    def score(t: Trial, iters: int, limit_s) -> float:
-        calls.append((t.rank, iters))
-        return t.reg * gain[t.rank]
-
-    s = tune.successive_halving([_trial(64, 0.1), _trial(64, 0.2)], score, max_iter=4, budget_s=1e9)
-    tune.grow_rank(s, larger, score)
-    assert calls[-2:] == [(128, 4), (256, 4)] and all(r["grown"] for r in s.trials[-2:])
-    assert (s.best["rank"], s.best["reg"], s.best["iterations"]) == (128, 0.2, 4)
-    assert (s.runner_up["rank"], s.runner_up["reg"]) == (64, 0.2)
-
-    # a rank that cannot fit in a trial's share (twice the rank, four times the seconds) is not tried
-    s = tune.successive_halving([_trial(64, 0.1)], score, max_iter=4, budget_s=1e9)
-    s.budget_s, s.best["seconds"] = 100.0, 8.0  # 2 s per iteration; rank 128: about 32 s > 25 s allowed
-    calls.clear()
-    tune.grow_rank(s, larger, score)
-    assert calls == [] and s.best["rank"] == 64
-
-
-def test_a_grown_winner_without_scores_at_the_defaults_iterations_keeps_the_default():
-    default, grown = _trial(64, 0.5), _trial(128, 0.1)
-    s = tune.Search(
-        [{**default.as_dict(), "rung": 1, "iterations": 12, "ndcg": 0.1, "seconds": 1.0}],
-        None,
-        None,
-        1.0,
-        1.0,
-    )
-    s.best = {**grown.as_dict(), "rung": 0, "iterations": 6, "ndcg": 0.2, "seconds": 1.0}
-    s = tune.keep_the_default_unless_beaten(s, default, {(default, 12): np.ones(4)})
-    assert s.default_check["chosen"] == "default" and s.best["rank"] == 64 and s.runner_up["rank"] == 128
-
-
 def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
     now = [0.0]
     limits = []
