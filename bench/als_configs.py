@@ -57,9 +57,11 @@ def main() -> None:
     )  # fmt: skip
     a = p.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import functions as F
+
     from recspark import als
     from recspark import columns as C
-    from recspark.features import Weights, preference
+    from recspark.features import PREFERENCE, Weights, preference
     from recspark.spark import get_spark
 
     side = training_side(a.source, a.format, a.seed)
@@ -92,10 +94,6 @@ def main() -> None:
         t = time.perf_counter()
         prefs = frame.transform(preference(Weights.preset(signals, scheme)))
         if a.negative_below:
-            from pyspark.sql import functions as F
-
-            from recspark.features import PREFERENCE
-
             stars = frame.select(C.USER_IDX, C.BOOK_IDX, C.RATING)
             disliked = F.col(C.RATING).between(1, a.negative_below - 1)
             prefs = prefs.join(stars, on=[C.USER_IDX, C.BOOK_IDX], how="inner").select(

@@ -176,7 +176,7 @@ def test_fold_in_passes_over_books_without_a_factor(published):
     import numpy as np
     from pyspark.sql import functions as F
 
-    lake, summary, _ = published
+    lake = published[0]
     reader = GoldReader(lake.root)
     cat = reader.catalogue
     user_idx = (
