@@ -45,12 +45,6 @@ def top10(at: Layout, user_f: np.ndarray, item_f: np.ndarray, factored: np.ndarr
     return out
 
 
-def paired_z(d: pd.Series) -> float:
-    """Mean over standard error of per-user differences (0 when they are all equal)."""
-    sd = float(d.std(ddof=1))
-    return round(float(d.mean()) / (sd / np.sqrt(len(d))), 2) if sd > 0 else 0.0
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--name", required=True)
@@ -59,7 +53,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1, help="the split's seed (bench/quality.py's --seed)")
     a = p.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from recspark import als
+    from recspark import als, metrics
     from recspark.spark import get_spark
 
     side = training_side(a.source, a.format, a.seed)
@@ -120,7 +114,7 @@ def main() -> None:
         "popularity": side["popularity"],
         "als": params.as_dict(),
         "runs": runs,
-        "paired_z": paired_z(ndcg["shared books"] - ndcg["every book"]),
+        "paired_z": round(metrics.paired_z(*ndcg["shared books"].align(ndcg["every book"]))[1], 2),
     }
     append_result("als_min_readers", result, replace_key="name")
     spark.stop()
