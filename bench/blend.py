@@ -32,8 +32,11 @@ from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from common import append_result, goodbooks_rows  # noqa: E402
 from ease import als_factors, ease_weights  # noqa: E402  (bench/ease.py: the same ALS and B)
+
+from recspark.metrics import paired_z  # noqa: E402
 
 K = 10
 DISC = 1 / np.log2(np.arange(2, K + 2))
@@ -190,11 +193,6 @@ def score_all(x, users, truth, als, ease, weights, candidates: int = 0, pops=(0.
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def paired_z(d: np.ndarray) -> float:
-    """Mean of the per-user differences ``d`` over its standard error (0 when every difference is the same)."""
-    return float(d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))) if d.std() > 0 else 0.0
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", type=Path, required=True)
@@ -263,7 +261,7 @@ def main() -> None:
     w_plain = max(weights, key=lambda w: on_val[key(w, 0.0)])
     share_z = None
     if p_best and a.popularity_min_z is not None:  # the one-standard-error rule
-        share_z = paired_z(val_per_user[key(w_best, p_best)] - val_per_user[key(w_plain, 0.0)])
+        share_z = paired_z(val_per_user[key(w_best, p_best)], val_per_user[key(w_plain, 0.0)])[1]
         if share_z < a.popularity_min_z:
             w_best, p_best = w_plain, 0.0
 
@@ -275,7 +273,7 @@ def main() -> None:
     on_test = {k: round(float(v.mean()), 4) for k, v in per_user.items()}
     best_single = max(("w 0", "w 1", "popularity"), key=lambda k: on_val[k])
     gain = per_user[key(w_best, p_best)] - per_user[best_single]
-    z = paired_z(gain)
+    z = paired_z(per_user[key(w_best, p_best)], per_user[best_single])[1]
     spark.stop()
     result = {
         "source": f"{a.source.name}/{name}",
