@@ -1,18 +1,16 @@
-"""Which BLAS makes Spark's ALS fastest here: the JVM's Vector-API BLAS or a native BLAS (OpenBLAS via JNI)?
+"""Spark's ALS on its Java BLAS against the OpenBLAS a local run fetches (``recspark.spark.native_blas``), side by side.
 
-    .venv/bin/python bench/blas.py --scale 0.002 --rank 64 --iterations 10
+    .venv/bin/python bench/blas.py --source /tmp/gbl/ratings --format goodbooks --ranks 64,256 --iterations 3
 
-Finding while writing this: Spark 4.2's launcher already starts every JVM with
-``--add-modules=jdk.incubator.vector`` (spark-launcher's JavaModuleOptions), so netlib loads
-``dev.ludovic.netlib.blas.VectorBLAS`` with or without recspark's own flag: that flag changes nothing. What can
-still differ is a native BLAS: netlib prefers ``JNIBLAS`` when ``libblas.so.3`` loads (Debian:
-``apt-get install libopenblas0-pthread``). Modes, alternated so machine noise hits both:
+The input (``--source`` in ``--format``, or generated at ``--scale``) is ingested once into ``bench/data``; then
+every measurement is one fresh Spark JVM (``local[N]``, N the machine's cores) that fits implicit ALS (the built-in
+regParam, alpha and preference; ``--iterations``) at each rank of ``--ranks`` and reports the seconds of each
+fit and the BLAS and LAPACK classes netlib loaded. Modes, alternated so that machine noise hits both:
 
-* ``vector``: native loading disabled (``-Ddev.ludovic.netlib.blas.nativeLib=<missing>``), so VectorBLAS;
-* ``native``: netlib's default choice, JNIBLAS when a system BLAS is installed.
+* ``java``: ``RECSPARK_NATIVE_BLAS=0``, so netlib's Vector-API BLAS and pure-Java (F2J) LAPACK;
+* ``openblas``: the product's default, OpenBLAS through JNI with one thread per task.
 
-The same ALS fit (same data, seed, blocks) runs in a fresh Spark JVM per measurement and records the class netlib
-loaded. Writes bench/results/blas.json.
+Appends to ``bench/results/blas.json``.
 """
 
 from __future__ import annotations
@@ -28,6 +26,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from common import append_result  # noqa: E402
+
+MODES = {"java": "0", "openblas": "1"}  # RECSPARK_NATIVE_BLAS
 
 
 def child(args) -> None:
@@ -38,92 +40,101 @@ def child(args) -> None:
 
     spark = get_spark(
         master=f"local[{os.cpu_count()}]",
-        vector_blas=args.mode == "vector",
         log_level="ERROR",
         checkpoint_dir=str(HERE / "data" / "checkpoints"),
     )
     jvm = spark.sparkContext._jvm
-    impl = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getName()
-    prop = jvm.java.lang.System.getProperty("dev.ludovic.netlib.blas.nativeLibPath")
-    lake = Lakehouse(spark, args.lakehouse)
-    prefs = lake.read("silver", "interactions").transform(preference(Weights())).cache()
-    prefs.count()
-    params = als.AlsParams(rank=args.rank, max_iter=args.iterations, reg=1.0)
-    t = time.perf_counter()
-    model = als.fit(spark, prefs, params)
-    model.itemFactors.count()
-    print(
-        json.dumps(
-            {"mode": args.mode, "impl": impl, "nativeLibPath": prop, "seconds": time.perf_counter() - t}
-        )
+    netlib = jvm.dev.ludovic.netlib
+    out = {
+        "mode": args.mode,
+        "blas": netlib.blas.BLAS.getInstance().getClass().getSimpleName(),
+        "lapack": netlib.lapack.LAPACK.getInstance().getClass().getSimpleName(),
+        "seconds": {},
+    }
+    prefs = (
+        Lakehouse(spark, args.lakehouse)
+        .read("silver", "interactions")
+        .transform(preference(Weights()))
+        .cache()
     )
+    prefs.count()
+    for rank in (int(r) for r in args.ranks.split(",")):
+        t = time.perf_counter()
+        model = als.fit(spark, prefs, als.AlsParams(rank=rank, max_iter=args.iterations))
+        model.itemFactors.count()
+        out["seconds"][str(rank)] = round(time.perf_counter() - t, 2)
+    print(json.dumps(out))
+
+
+def lakehouse(args) -> tuple[Path, str]:
+    """The ingested input (made once) and its description."""
+    from recspark.ingest import run_ingest
+    from recspark.spark import get_spark
+    from recspark.tables import Lakehouse
+
+    if args.source:
+        raw, fmt, what = args.source, args.format, f"{args.source} ({args.format})"
+    else:
+        from recspark.sources.synthetic import generate
+
+        raw, fmt, what = (
+            HERE / "data" / f"scale{args.scale}-seed42",
+            "goodreads",
+            f"generated, scale {args.scale}",
+        )
+        if not (raw / "goodreads_interactions.csv").exists():
+            generate(raw, scale=args.scale, seed=42)
+    lake_dir = HERE / "data" / f"lakehouse-blas-{Path(raw).name}"
+    if not (lake_dir / "silver" / "interactions").exists():
+        spark = get_spark(master=f"local[{os.cpu_count()}]", log_level="ERROR")
+        run_ingest(spark, Lakehouse(spark, str(lake_dir)), str(raw), fmt, "bench")
+        spark.stop()
+    return lake_dir, what
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", type=Path, help="an input folder (else generated data at --scale)")
+    p.add_argument("--format", choices=["goodreads", "goodbooks"], default="goodreads")
     p.add_argument("--scale", type=float, default=0.002)
-    p.add_argument("--rank", type=int, default=64)
-    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--ranks", default="64,256")
+    p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--mode")
-    p.add_argument("--lakehouse")
+    p.add_argument("--mode", choices=sorted(MODES), help=argparse.SUPPRESS)
+    p.add_argument("--lakehouse", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.mode:
         child(args)
         return
-    from recspark.ingest import run_ingest
-    from recspark.sources.synthetic import generate
-    from recspark.spark import get_spark
-    from recspark.tables import Lakehouse
-
-    raw = HERE / "data" / f"scale{args.scale}-seed42"
-    if not (raw / "goodreads_interactions.csv").exists():
-        generate(raw, scale=args.scale, seed=42)
-    lake_dir = HERE / "data" / f"lakehouse-blas-{args.scale}"
-    if not (lake_dir / "silver" / "interactions").exists():
-        spark = get_spark(master=f"local[{os.cpu_count()}]", log_level="ERROR")
-        run_ingest(spark, Lakehouse(spark, str(lake_dir)), str(raw), "goodreads", "bench")
-        spark.stop()
+    lake_dir, what = lakehouse(args)
     runs = []
     for _ in range(args.repeats):
-        for mode in ("vector", "native"):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--mode",
-                    mode,
-                    "--lakehouse",
-                    str(lake_dir),
-                    "--rank",
-                    str(args.rank),
-                    "--iterations",
-                    str(args.iterations),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+        for mode, native in MODES.items():
+            cmd = [sys.executable, __file__, "--mode", mode, "--lakehouse", str(lake_dir)]
+            cmd += ["--ranks", args.ranks, "--iterations", str(args.iterations)]
+            env = os.environ | {"RECSPARK_NATIVE_BLAS": native}
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
             runs.append(json.loads(out.strip().splitlines()[-1]))
             print(runs[-1], flush=True)
-    med = {m: statistics.median(r["seconds"] for r in runs if r["mode"] == m) for m in ("java", "vector")}
-    native = any(
-        Path(d, "libblas.so.3").exists() for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
-    )
-    result = {
-        "command": f"python bench/blas.py --scale {args.scale} --rank {args.rank} --iterations {args.iterations} --repeats {args.repeats}",
-        "als": {"rank": args.rank, "iterations": args.iterations, "scale": args.scale},
-        "runs": runs,
-        "median_seconds": med,
-        "vector_speedup": round(med["java"] / med["vector"], 3),
-        "native_blas": "available"
-        if native
-        else "not installed on this machine (no libblas.so.3); not measured",
-        "decision": "vector BLAS on" if med["vector"] < med["java"] else "vector BLAS off",
+    median = {
+        mode: {
+            r: statistics.median(x["seconds"][r] for x in runs if x["mode"] == mode)
+            for r in runs[0]["seconds"]
+        }
+        for mode in MODES
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "blas.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    result = {
+        "question": "How much faster does ALS fit on the OpenBLAS a local run fetches than on Spark's Java BLAS?",
+        "command": "python bench/blas.py " + " ".join(sys.argv[1:]),
+        "measured": time.strftime("%Y-%m-%d"),
+        "data": what,
+        "als": {"ranks": args.ranks, "iterations": args.iterations, "cores": os.cpu_count()},
+        "runs": runs,
+        "median_seconds": median,
+        "speedup": {r: round(median["java"][r] / median["openblas"][r], 2) for r in median["java"]},
+    }
+    print(json.dumps(result["median_seconds"]), json.dumps(result["speedup"]))
+    append_result("blas", result)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,18 @@ Jar version. The PyPI package is ``delta-spark==4.4.1`` but Maven Central publis
 ``delta-spark_4.2_2.13`` only as 4.4.0 (checked 2026-11-22: maven-metadata.xml lists 4.4.0 alone), so the jar
 is pinned to 4.4.0; the Python API of a patch release is the same. Override with ``$RECSPARK_DELTA_VERSION``.
 
-BLAS. ALS in Spark uses ``dev.ludovic.netlib``, which picks a native BLAS (JNI to ``libblas.so.3``) when one is
-installed, else the Vector-API BLAS, else pure Java. Spark 4.2's launcher already starts every JVM with
-``--add-modules=jdk.incubator.vector``, so the Vector-API BLAS is on by default and recspark adds no flag of its
-own. Measured here (``bench/results/blas.json``): OpenBLAS through JNI (Debian ``libopenblas0-pthread``) fits
-ALS about 1.7x faster than the Vector-API BLAS, and netlib uses it automatically once it is installed
-(``make native-blas``).
+BLAS and LAPACK. ALS in Spark uses ``dev.ludovic.netlib``: a native BLAS and LAPACK through JNI when it can load
+them (``libblas.so.3``, ``liblapack.so.3``), else the JVM's Vector-API BLAS and a pure-Java (F2J) LAPACK. Each ALS
+iteration solves one ``rank x rank`` system per user and per book (``dppsv``, ``rank³/3`` operations each), and
+in pure Java those solves dominate at large ranks. So a local run that finds no system LAPACK fetches OpenBLAS as
+JavaCPP packages it on Maven Central (``org.bytedeco:openblas``, linux-x86_64, 20 MB, once, into
+``$RECSPARK_CACHE/openblas-<version>``; :func:`native_blas`) and points netlib at it, with one OpenBLAS thread per
+task (:func:`native_blas_conf`; two tasks each threading OpenBLAS over both cores took 2.7x as long). Measured side
+by side (``bench/blas.py``, ``bench/results/blas.json``): an implicit ALS fit of 3 iterations on the goodbooks-like
+ratings took about 3.5x less time at rank 256 and 1.2x less at rank 64. Where the fetch fails, or on another
+platform, Spark's Java BLAS runs as before (slower, the same model) and a warning says so;
+``RECSPARK_NATIVE_BLAS=0`` turns the fetch off. spark-submit and Databricks keep their platform's BLAS: install a
+system OpenBLAS there (Debian ``libopenblas0-pthread``, ``make native-blas``), which netlib loads by itself.
 
 Adaptive execution. In local mode the steps after ingest run without Spark's adaptive query execution
 (:func:`after_ingest`); ingest keeps it (Spark's default). Measured back to back at scale 0.03 (README,
@@ -42,7 +48,12 @@ import fcntl
 import hashlib
 import logging
 import os
+import platform
+import shutil
 import sys
+import tempfile
+import urllib.request
+import zipfile
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import wraps
@@ -86,6 +97,14 @@ SHIPPED_WITH_PYSPARK = (
     "org.slf4j:slf4j-api",
     "org.xerial.snappy:snappy-java",
 )
+
+# OpenBLAS for netlib (BLAS and LAPACK in one library, with the runtime it links), as JavaCPP publishes it on Maven
+# Central: one jar per platform, the libraries under org/bytedeco/openblas/<platform>/ (RUNPATH $ORIGIN)
+OPENBLAS_VERSION = "0.3.31-1.5.13"
+OPENBLAS_PLATFORM = "linux-x86_64"
+OPENBLAS_LIBS = ("libopenblas.so.0", "libgfortran.so.5", "libquadmath.so.0", "libgcc_s.so.1")
+JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+SYSTEM_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -200,6 +219,96 @@ def delta_jar_conf() -> dict[str, str]:
     }
 
 
+def system_blas() -> bool:
+    """True when the system has a BLAS and a LAPACK netlib loads by itself (``libblas.so.3``, ``liblapack.so.3``)."""
+    return all(
+        any(Path(d, name).exists() for d in SYSTEM_LIB_DIRS) for name in ("libblas.so.3", "liblapack.so.3")
+    )
+
+
+def openblas_url() -> str:
+    """Where the OpenBLAS jar is fetched from: Maven Central, or ``$RECSPARK_MAVEN_REPO``."""
+    repo = os.environ.get("RECSPARK_MAVEN_REPO", MAVEN_CENTRAL).rstrip("/")
+    jar = f"openblas-{OPENBLAS_VERSION}-{OPENBLAS_PLATFORM}.jar"
+    return f"{repo}/org/bytedeco/openblas/{OPENBLAS_VERSION}/{jar}"
+
+
+def fetch_openblas(url: str, folder: Path) -> Path:
+    """Download the jar at ``url`` and unpack :data:`OPENBLAS_LIBS` into ``folder`` (written next to it and renamed,
+    so a reader never sees half a folder); the path of ``libopenblas.so.0``. OSError (or a ``zipfile`` error) when the
+    download fails or the jar lacks a library."""
+    inside = f"org/bytedeco/openblas/{OPENBLAS_PLATFORM}/"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+        jar = Path(tmp) / "openblas.jar"
+        with urllib.request.urlopen(url, timeout=120) as response, open(jar, "wb") as out:
+            shutil.copyfileobj(response, out)
+        staged = Path(tmp) / "libs"
+        staged.mkdir()
+        with zipfile.ZipFile(jar) as z:
+            names = set(z.namelist())
+            missing = [lib for lib in OPENBLAS_LIBS if inside + lib not in names]
+            if missing:
+                raise OSError(f"{url} has no {', '.join(missing)}")
+            for lib in OPENBLAS_LIBS:
+                (staged / lib).write_bytes(z.read(inside + lib))
+        staged.rename(folder)
+    return folder / OPENBLAS_LIBS[0]
+
+
+def native_blas() -> Path | None:
+    """The OpenBLAS library netlib should load in a local run (fetched at first use, then cached), or None: turned
+    off (``RECSPARK_NATIVE_BLAS=0``), not linux-x86_64, a system BLAS and LAPACK netlib loads by itself, or the
+    fetch failed (a warning: ALS then runs on Spark's Java BLAS, slower, the same model)."""
+    if os.environ.get("RECSPARK_NATIVE_BLAS", "1") == "0":
+        return None
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64") or system_blas():
+        return None
+    folder = cache_dir() / f"openblas-{OPENBLAS_VERSION}"
+    lib = folder / OPENBLAS_LIBS[0]
+    if lib.is_file():
+        return lib
+    lock = cache_dir() / "openblas.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # two processes starting at once fetch one after the other
+        try:
+            if lib.is_file():
+                return lib
+            log.info("fetching OpenBLAS %s for ALS (once, 20 MB): %s", OPENBLAS_VERSION, openblas_url())
+            return fetch_openblas(openblas_url(), folder)
+        except (OSError, zipfile.BadZipFile) as exc:
+            log.warning(
+                "no native BLAS: could not fetch OpenBLAS (%s); ALS runs on Spark's Java BLAS (slower, the same model)",
+                exc,
+            )
+            return None
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def native_blas_conf(lib: Path) -> dict[str, str]:
+    """The driver JVM's options that make netlib load ``lib`` as its BLAS and its LAPACK (in local mode the driver
+    JVM runs the tasks). The JVM must also start with ``OPENBLAS_NUM_THREADS=1`` (:func:`get_spark` sees to it):
+    each task is one thread already."""
+    return {
+        JAVA_OPTIONS: f"-Ddev.ludovic.netlib.blas.nativeLibPath={lib} "
+        f"-Ddev.ludovic.netlib.lapack.nativeLibPath={lib}"
+    }
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` added where unset, for the processes started inside (a JVM), then as before."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 def get_spark(
     app_name: str = "recspark",
     master: str | None = None,
@@ -228,6 +337,9 @@ def get_spark(
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(master)
         conf.update(delta_jar_conf())
+        blas = native_blas()
+        if blas is not None:
+            conf.update(native_blas_conf(blas))
         conf.update(
             {
                 "spark.driver.memory": local_driver_memory(),
@@ -247,7 +359,10 @@ def get_spark(
         conf.update(delta_jar_conf())
     if shuffle_partitions is not None:
         conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
-    conf.update(extra_conf or {})
+    for key, value in (extra_conf or {}).items():
+        # the caller's JVM options join ours (the native BLAS's paths) instead of replacing them
+        both = key == JAVA_OPTIONS and key in conf
+        conf[key] = f"{conf[key]} {value}" if both else value
     for key, value in conf.items():
         builder = builder.config(key, value)
     log.info(
@@ -255,7 +370,12 @@ def get_spark(
     )
     resolves = "spark.jars.packages" in conf
     # the first starts on a machine resolve the Delta jars one at a time (the second from the cache the first filled)
-    with resolution_lock() if resolves else nullcontext():
+    threads = (
+        {"OPENBLAS_NUM_THREADS": "1"}
+        if "nativeLibPath" in conf.get("spark.driver.extraJavaOptions", "")
+        else {}
+    )
+    with resolution_lock() if resolves else nullcontext(), environment(**threads):
         spark = builder.getOrCreate()
         if resolves:
             remember_jars(spark)

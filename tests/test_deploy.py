@@ -236,3 +236,82 @@ def test_known_warnings_are_dropped_by_message_and_the_logger_keeps_its_level(sp
     config = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
     assert "CompositeFilter" not in str(config.getLoggerConfig(name).getFilter().getClass().getName())
     assert logger_level(spark, name) == parent_level  # its level is still inherited
+
+
+def _openblas_repo(root: Path, libs: tuple[str, ...]) -> str:
+    """A Maven-layout folder holding a hand-made OpenBLAS jar with ``libs`` (each file's content is its name)."""
+    import zipfile
+
+    from recspark.spark import OPENBLAS_PLATFORM, OPENBLAS_VERSION
+
+    jar = (
+        root
+        / "org/bytedeco/openblas"
+        / OPENBLAS_VERSION
+        / f"openblas-{OPENBLAS_VERSION}-{OPENBLAS_PLATFORM}.jar"
+    )
+    jar.parent.mkdir(parents=True)
+    with zipfile.ZipFile(jar, "w") as z:
+        z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+        for lib in libs:
+            z.writestr(f"org/bytedeco/openblas/{OPENBLAS_PLATFORM}/{lib}", lib)
+    return root.as_uri()
+
+
+def test_openblas_is_fetched_once_into_the_cache_and_a_failed_fetch_falls_back_with_a_warning(
+    tmp_path, monkeypatch, caplog
+):
+    from recspark import spark as S
+
+    monkeypatch.setattr(S.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(S.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(S, "system_blas", lambda: False)
+    monkeypatch.delenv("RECSPARK_NATIVE_BLAS", raising=False)
+
+    # a jar that lacks one of the libraries: nothing is cached, a warning names what is missing, Java BLAS runs
+    monkeypatch.setenv("RECSPARK_CACHE", str(tmp_path / "cache-broken"))
+    monkeypatch.setenv("RECSPARK_MAVEN_REPO", _openblas_repo(tmp_path / "broken", S.OPENBLAS_LIBS[:-1]))
+    with caplog.at_level("WARNING", logger="recspark.spark"):
+        assert S.native_blas() is None
+    assert S.OPENBLAS_LIBS[-1] in caplog.text and "Java BLAS" in caplog.text
+    assert not (tmp_path / "cache-broken" / f"openblas-{S.OPENBLAS_VERSION}").exists()
+
+    # no repository at all: the same fallback
+    monkeypatch.setenv("RECSPARK_MAVEN_REPO", (tmp_path / "nowhere").as_uri())
+    assert S.native_blas() is None
+
+    # a whole jar: every library unpacked into the cache, the path of libopenblas returned
+    monkeypatch.setenv("RECSPARK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RECSPARK_MAVEN_REPO", _openblas_repo(tmp_path / "good", S.OPENBLAS_LIBS))
+    lib = S.native_blas()
+    folder = tmp_path / "cache" / f"openblas-{S.OPENBLAS_VERSION}"
+    assert lib == folder / "libopenblas.so.0"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(S.OPENBLAS_LIBS)
+    assert (folder / "libgfortran.so.5").read_text() == "libgfortran.so.5"
+
+    # later starts use the cache, with no repository
+    monkeypatch.setenv("RECSPARK_MAVEN_REPO", (tmp_path / "nowhere").as_uri())
+    assert S.native_blas() == lib
+    # turned off, or where netlib finds a system BLAS by itself: nothing to point it at
+    monkeypatch.setenv("RECSPARK_NATIVE_BLAS", "0")
+    assert S.native_blas() is None
+    monkeypatch.delenv("RECSPARK_NATIVE_BLAS")
+    monkeypatch.setattr(S, "system_blas", lambda: True)
+    assert S.native_blas() is None
+
+
+def test_the_local_session_runs_als_on_the_native_blas_with_one_thread_per_task(spark):
+    """Where a local run gets OpenBLAS (:func:`recspark.spark.native_blas`), the JVM loaded it as netlib's BLAS and
+    LAPACK and started with one OpenBLAS thread; the caller's JVM options (the tests' JIT setting) are kept too."""
+    from recspark.spark import native_blas, system_blas
+
+    jvm = spark.sparkContext._jvm
+    blas = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()
+    lapack = jvm.dev.ludovic.netlib.lapack.LAPACK.getInstance().getClass().getSimpleName()
+    if native_blas() is None and not system_blas():
+        pytest.skip("no native BLAS on this machine (fetch turned off or failed): the Java BLAS runs")
+    assert (blas, lapack) == ("JNIBLAS", "JNILAPACK")
+    if not system_blas():
+        assert jvm.java.lang.System.getenv("OPENBLAS_NUM_THREADS") == "1"
+        options = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions")
+        assert f"nativeLibPath={native_blas()}" in options and "-XX:" in options
