@@ -50,6 +50,6 @@ bench: venv
 clean:
 	rm -rf data/lakehouse data/raw spark-warehouse metastore_db
 
-# Optional: a native BLAS for ALS (netlib picks it up automatically; ~1.7x faster fits here, bench/results/blas.json).
+# Optional: a system OpenBLAS (netlib loads it by itself; local runs fetch one otherwise, recspark/spark.py::native_blas)
 native-blas:
 	apt-get install -y libopenblas0-pthread
