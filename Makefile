@@ -50,6 +50,6 @@ bench: venv
 clean:
 	rm -rf data/lakehouse data/raw spark-warehouse metastore_db
 
-# Optional: a system OpenBLAS (netlib loads it by itself; local runs fetch one otherwise, recspark/spark.py::native_blas)
+# Optional: a system OpenBLAS, which netlib loads by itself (RECSPARK_NATIVE_BLAS=1 fetches one instead; README, Dependencies)
 native-blas:
 	apt-get install -y libopenblas0-pthread

@@ -24,16 +24,20 @@ is pinned to 4.4.0; the Python API of a patch release is the same. Override with
 BLAS and LAPACK. ALS in Spark uses ``dev.ludovic.netlib``: a native BLAS and LAPACK through JNI when it can load
 them (``libblas.so.3``, ``liblapack.so.3``), else the JVM's Vector-API BLAS and a pure-Java (F2J) LAPACK. Each ALS
 iteration solves one ``rank x rank`` system per user and per book (``dppsv``, ``rank³/3`` operations each), and
-in pure Java those solves dominate at large ranks. So a local run that finds no system LAPACK fetches OpenBLAS as
-JavaCPP packages it on Maven Central (``org.bytedeco:openblas``, linux-x86_64, 20 MB, once, into
-``$RECSPARK_CACHE/openblas-<version>``; :func:`native_blas`) and points netlib at it, with one OpenBLAS thread per
-task (:func:`native_blas_conf`; two tasks each threading OpenBLAS over both cores took 2.7x as long). Measured side
-by side (``bench/blas.py``, ``bench/results/blas.json``): implicit ALS on the goodbooks-like ratings (3,000 users,
-8,000 books), 3 iterations, fitted in 16.4 s against 66.1 s at rank 256 (4.0x) and 4.5 s against 7.1 s at rank 64
-(1.56x). Where the fetch fails, or on another
-platform, Spark's Java BLAS runs as before (slower, the same model) and a warning says so;
-``RECSPARK_NATIVE_BLAS=0`` turns the fetch off. spark-submit and Databricks keep their platform's BLAS: install a
-system OpenBLAS there (Debian ``libopenblas0-pthread``, ``make native-blas``), which netlib loads by itself.
+in pure Java those solves dominate at large ranks. A local run started with ``RECSPARK_NATIVE_BLAS=1`` that finds
+no system LAPACK fetches OpenBLAS as JavaCPP packages it on Maven Central (``org.bytedeco:openblas``, linux-x86_64,
+20 MB, once, into ``$RECSPARK_CACHE/openblas-<version>``; :func:`native_blas`) and points netlib at it, with one
+OpenBLAS thread per task (:func:`native_blas_conf`). Measured side by side (``bench/blas.py``,
+``bench/results/blas.json``): implicit ALS on the goodbooks-like ratings (3,000 users, 8,000 books), 3 iterations,
+fitted in 16.4 s against 66.1 s at rank 256 (4.0x) and 4.5 s against 7.1 s at rank 64 (1.56x). Where the fetch
+fails, or on another platform, Spark's Java BLAS runs (slower, the same model) and a warning says so.
+
+Why it is not the default yet: the self-tuning search has a time budget, and with rank 256 four times cheaper it
+reaches its 12-iteration rung where it stopped at 3 before. On the real goodbooks-10k ``to_read`` shelves the
+blend check then saw a converged ALS tie the blend on validation and published ALS alone: NDCG@10 0.0756 from
+outside against 0.0909 (docs/quality.md, "Native BLAS and the search"). spark-submit and Databricks keep their
+platform's BLAS (a system OpenBLAS, Debian ``libopenblas0-pthread`` or ``make native-blas``, is loaded by netlib
+by itself, with the same effect on the search).
 
 Adaptive execution. In local mode the steps after ingest run without Spark's adaptive query execution
 (:func:`after_ingest`); ingest keeps it (Spark's default). Measured back to back at scale 0.03 (README,
@@ -258,10 +262,10 @@ def fetch_openblas(url: str, folder: Path) -> Path:
 
 
 def native_blas() -> Path | None:
-    """The OpenBLAS library netlib should load in a local run (fetched at first use, then cached), or None: turned
-    off (``RECSPARK_NATIVE_BLAS=0``), not linux-x86_64, a system BLAS and LAPACK netlib loads by itself, or the
-    fetch failed (a warning: ALS then runs on Spark's Java BLAS, slower, the same model)."""
-    if os.environ.get("RECSPARK_NATIVE_BLAS", "1") == "0":
+    """The OpenBLAS library netlib should load in a local run (fetched at first use, then cached), or None: not
+    asked for (``RECSPARK_NATIVE_BLAS=1`` asks), not linux-x86_64, a system BLAS and LAPACK netlib loads by itself,
+    or the fetch failed (a warning: ALS then runs on Spark's Java BLAS, slower, the same model)."""
+    if os.environ.get("RECSPARK_NATIVE_BLAS", "0") != "1":
         return None
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64") or system_blas():
         return None

@@ -104,17 +104,22 @@ def tiny_frame_spark(app_name: str, checkpoint_dir: str, conf: dict[str, str]):
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
+    from recspark.spark import environment
+
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
-    session = tiny_frame_spark(
-        "recspark-tests",
-        str(tmp_path_factory.mktemp("checkpoints")),
-        {
-            **TINY_FRAME_CONF,
-            # managed (catalog) tables of the notebook tests: a fresh warehouse per test session
-            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
-            "spark.driver.memory": "4g",
-        },
-    )
+    # the session's ALS runs on the OpenBLAS a local run fetches when asked (recspark.spark.native_blas; tested in
+    # test_deploy); the runs tests start in processes of their own keep the default, Spark's Java BLAS
+    with environment(RECSPARK_NATIVE_BLAS="1"):
+        session = tiny_frame_spark(
+            "recspark-tests",
+            str(tmp_path_factory.mktemp("checkpoints")),
+            {
+                **TINY_FRAME_CONF,
+                # managed (catalog) tables of the notebook tests: a fresh warehouse per test session
+                "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
+                "spark.driver.memory": "4g",
+            },
+        )
     yield session
     session.stop()
 

@@ -266,7 +266,7 @@ def test_openblas_is_fetched_once_into_the_cache_and_a_failed_fetch_falls_back_w
     monkeypatch.setattr(S.platform, "system", lambda: "Linux")
     monkeypatch.setattr(S.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(S, "system_blas", lambda: False)
-    monkeypatch.delenv("RECSPARK_NATIVE_BLAS", raising=False)
+    monkeypatch.setenv("RECSPARK_NATIVE_BLAS", "1")
 
     # a jar that lacks one of the libraries: nothing is cached, a warning names what is missing, Java BLAS runs
     monkeypatch.setenv("RECSPARK_CACHE", str(tmp_path / "cache-broken"))
@@ -292,26 +292,30 @@ def test_openblas_is_fetched_once_into_the_cache_and_a_failed_fetch_falls_back_w
     # later starts use the cache, with no repository
     monkeypatch.setenv("RECSPARK_MAVEN_REPO", (tmp_path / "nowhere").as_uri())
     assert S.native_blas() == lib
-    # turned off, or where netlib finds a system BLAS by itself: nothing to point it at
+    # not asked for (the default), or where netlib finds a system BLAS by itself: nothing to point it at
+    monkeypatch.delenv("RECSPARK_NATIVE_BLAS")
+    assert S.native_blas() is None
     monkeypatch.setenv("RECSPARK_NATIVE_BLAS", "0")
     assert S.native_blas() is None
-    monkeypatch.delenv("RECSPARK_NATIVE_BLAS")
+    monkeypatch.setenv("RECSPARK_NATIVE_BLAS", "1")
     monkeypatch.setattr(S, "system_blas", lambda: True)
     assert S.native_blas() is None
 
 
-def test_the_local_session_runs_als_on_the_native_blas_with_one_thread_per_task(spark):
-    """Where a local run gets OpenBLAS (:func:`recspark.spark.native_blas`), the JVM loaded it as netlib's BLAS and
-    LAPACK and started with one OpenBLAS thread; the caller's JVM options (the tests' JIT setting) are kept too."""
+def test_the_local_session_runs_als_on_the_native_blas_with_one_thread_per_task(spark, monkeypatch):
+    """The test session asks for OpenBLAS (conftest), as ``RECSPARK_NATIVE_BLAS=1`` does for a run: the JVM loaded it
+    as netlib's BLAS and LAPACK (fetched from Maven Central like the Delta jars, or a system one) and started with
+    one OpenBLAS thread; the caller's JVM options (the tests' JIT setting) are kept too."""
     from recspark.spark import native_blas, system_blas
 
     jvm = spark.sparkContext._jvm
     blas = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()
     lapack = jvm.dev.ludovic.netlib.lapack.LAPACK.getInstance().getClass().getSimpleName()
-    if native_blas() is None and not system_blas():
-        pytest.skip("no native BLAS on this machine (fetch turned off or failed): the Java BLAS runs")
     assert (blas, lapack) == ("JNIBLAS", "JNILAPACK")
     if not system_blas():
+        monkeypatch.setenv("RECSPARK_NATIVE_BLAS", "1")
+        lib = native_blas()  # the cached library the session start fetched
+        assert lib is not None and lib.is_file()
         assert jvm.java.lang.System.getenv("OPENBLAS_NUM_THREADS") == "1"
         options = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions")
-        assert f"nativeLibPath={native_blas()}" in options and "-XX:" in options
+        assert f"nativeLibPath={lib}" in options and "-XX:" in options
