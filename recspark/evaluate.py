@@ -231,7 +231,7 @@ def blend_line(rk: dict) -> str:
         if published_kind(rk) == "blend"
         else "not published (the ranker above scored higher)"
         if b.get("wins")
-        else f"not published ({best} is as good or better)"
+        else f"not published ({best} is ahead by a standard error or more)"
     )
     head = (
         "Blend of ALS and item-CF, `(1 - w) · ALS + w · item-CF + γ · liked` over the same candidates (each "

@@ -354,6 +354,37 @@ def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(
     assert (b["ndcg"], b["single"], b["wins"]) == (1.0, {"als": 0.0, "itemcf": 0.0}, True)
 
 
+def test_the_blend_keeps_an_even_mix_and_is_kept_unless_beaten_by_a_standard_error(spark):
+    """In each half of the users (the hash of blend_check) one more user wants book 10 (only w 0.2 and ALS rank it
+    first) than book 12 (w 0.35 / 0.5 / 0.65): w 0.2 is best on every half and on all, but by less than a standard
+    error over the even mix, so w 0.5 is chosen everywhere. Cross-fitted, the blend then trails ALS by two users of
+    30: z about -0.37 (by hand below), inside one standard error, so the blend is kept. Before these rules: w 0.2,
+    and ALS kept."""
+    from recspark import twostage
+
+    params = ranker.RankerParams(n_candidates=3)
+    users = spark.createDataFrame([(u,) for u in range(30)], "user_idx int")
+    first = sorted(r["user_idx"] for r in ranker.user_share(users, 0.5, params.seed + 2).collect())
+    second = sorted(set(range(30)) - set(first))
+    wants_10 = {u for half in (first, second) for u in half[: len(half) // 2 + 1]}
+    feats, lists, truth = crossfit_frames(spark, 30, lambda u: 10 if u in wants_10 else 12)
+    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+
+    def z(ahead: int, behind: int) -> float:
+        """+1 for ``ahead`` users, -1 for ``behind``: the mean over its standard error."""
+        n = ahead + behind
+        mean = (ahead - behind) / n
+        return mean / math.sqrt(n / (n - 1) * (1 - mean**2) / n)
+
+    n10 = len(wants_10)
+    assert b["ndcg_by_weight"]["0.2"] == pytest.approx(n10 / 30, abs=1e-5) and n10 > 15
+    assert b["even_mix_z"]["all"] == {"0.2": pytest.approx(z(n10, 30 - n10), abs=0.01)}
+    assert 0 < b["even_mix_z"]["all"]["0.2"] < 1 and set(b["even_mix_z"]["1"]) == {"0.2"}
+    assert b["weight_best_on_half"] == {"1": "0.5", "2": "0.5"} and b["weight"] == 0.5
+    assert b["best_single"] == "als" and b["ndcg"] == pytest.approx((30 - n10) / 30, abs=1e-5)
+    assert b["z"] == pytest.approx(-z(n10, 30 - n10), abs=0.01) and b["wins"]
+
+
 def test_the_blend_searches_the_liked_share_only_when_books_differ_in_it(spark):
     """Book 13 (ALS 0.5, item-CF 0.5 scaled; liked share 1, the others 0) scores at most 0.5 + γ and the others at
     most 0.82 under any weight, so only γ 1 or 3 ranks it first: when every user wants it, both halves choose
