@@ -21,8 +21,10 @@ it, :class:`recspark.twostage.Sources`):
 
 ``w`` and ``γ`` are chosen on the validation split from :data:`WEIGHTS` x :data:`PRIORS` (:data:`PRIORS` only
 when the liked share differs between the candidates; :func:`recspark.twostage.blend_check`), like any other
-hyper-parameter of the search: the blend is kept only when, cross-fitted (each half of the validation users
-ranked with the weight best on the other half), it scores higher than every single model on those users. Why it is here: in plain numpy beside the product's split
+hyper-parameter of the search, with an even mix (w 0.5) kept unless another weight is a standard error ahead; the
+blend is kept unless, cross-fitted (each half of the validation users ranked with the weight chosen on the other
+half), the best single model is a standard error ahead of it on those users (:data:`recspark.twostage.BLEND_MARGIN_Z`).
+Why it is here: in plain numpy beside the product's split
 (``bench/blend.py``), the weight chosen on validation beat the better of ALS and EASE on the held-out test of
 every data set tried (README, "Two-stage").
 

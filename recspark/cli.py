@@ -296,7 +296,12 @@ def print_parameters(summary: dict) -> None:
         won = "published" if published_kind(rk) == "blend" else "not published"
         if "single" in b:  # cross-fitted on every validation user
             best = b["best_single"]
-            how = "best on the validation users; cross-fitted: each half ranked with the other half's best"
+            how = (
+                "an even mix unless another weight is a standard error ahead on the validation users; cross-fitted: "
+                "each half ranked with the other half's choice"
+                if "even_mix_z" in b
+                else "best on the validation users; cross-fitted: each half ranked with the other half's best"
+            )
             against = f"{best}'s {b['single'][best]} on the same users"
         else:  # records from before the cross-fitting
             how = "chosen on the fit users"

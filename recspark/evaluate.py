@@ -245,12 +245,20 @@ def blend_line(rk: dict) -> str:
             f"vs the best single model's {max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}; "
             f"published when higher): {verdict}."
         )
+    if "even_mix_z" in b:  # since the one-standard-error rules
+        rules = (
+            "an even mix w 0.5 unless another weight is a standard error ahead, z of the best against it: "
+            f"{json.dumps(b['even_mix_z'])}"
+        )
+        kept = "published unless the best single model is a standard error ahead"
+    else:
+        rules, kept = "the best", "published when higher"
     return (
         f"{head}: w = {b['weight']:g}, γ = {b.get('prior', 0.0):g} (NDCG by setting `w` or `w+γ` on the "
-        f"validation users: {json.dumps(b['ndcg_by_weight'])}). "
-        f"Cross-fitted (each half of the users ranked with the weight best on the other half; best by half: "
+        f"validation users: {json.dumps(b['ndcg_by_weight'])}; chosen: {rules}). "
+        f"Cross-fitted (each half of the users ranked with the weight chosen on the other half; by half: "
         f"{json.dumps(b['weight_best_on_half'])}): NDCG {b['ndcg']} vs the best single model's "
-        f"{b['single'][best]} ({best}) on the same users (paired z {b['z']}; published when higher): {verdict}."
+        f"{b['single'][best]} ({best}) on the same users (paired z {b['z']}; {kept}): {verdict}."
     )
 
 
