@@ -306,8 +306,12 @@ def test_the_local_session_runs_als_on_the_native_blas_with_one_thread_per_task(
     """The test session asks for OpenBLAS (conftest), as ``RECSPARK_NATIVE_BLAS=1`` does for a run: the JVM loaded it
     as netlib's BLAS and LAPACK (fetched from Maven Central like the Delta jars, or a system one) and started with
     one OpenBLAS thread; the caller's JVM options (the tests' JIT setting) are kept too."""
+    import os
+
     from recspark.spark import native_blas, system_blas
 
+    if os.environ.get("RECSPARK_NATIVE_BLAS") == "0":
+        pytest.skip("RECSPARK_NATIVE_BLAS=0 in this environment: the session runs the Java BLAS")
     jvm = spark.sparkContext._jvm
     blas = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()
     lapack = jvm.dev.ludovic.netlib.lapack.LAPACK.getInstance().getClass().getSimpleName()
