@@ -375,11 +375,7 @@ def get_spark(
     )
     resolves = "spark.jars.packages" in conf
     # the first starts on a machine resolve the Delta jars one at a time (the second from the cache the first filled)
-    threads = (
-        {"OPENBLAS_NUM_THREADS": "1"}
-        if "nativeLibPath" in conf.get("spark.driver.extraJavaOptions", "")
-        else {}
-    )
+    threads = {"OPENBLAS_NUM_THREADS": "1"} if "nativeLibPath" in conf.get(JAVA_OPTIONS, "") else {}
     with resolution_lock() if resolves else nullcontext(), environment(**threads):
         spark = builder.getOrCreate()
         if resolves:

@@ -270,8 +270,7 @@ def blend_check(
         even = blend.Blend(EVEN_MIX, by_label[top].prior).label
         if top == even or even not in by_label:
             return top
-        mean, z = metrics.paired_difference(setting_lists(top), setting_lists(even), part, k)
-        z = math.inf if z == 0 and mean > 0 else z  # ahead for every user alike: no noise at all
+        z = _signed_z(*metrics.paired_difference(setting_lists(top), setting_lists(even), part, k))
         zs[top] = round(z, 2) if math.isfinite(z) else None  # None: ahead for every user alike
         return top if z >= BLEND_MARGIN_Z else even
 
@@ -294,7 +293,7 @@ def blend_check(
     best_single = max(singles, key=singles.get)
     score = metrics.ranking_metrics(crossed, truth, [k])[k]["ndcg"]
     on_check = metrics.ranking_metrics(crossed, check_truth, [k])[k]["ndcg"]
-    _, z = metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k)
+    z = _signed_z(*metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k))
     chosen_all = by_label[best(on_all, truth, even_z["all"])]
     for df in (crossed, by_setting, truth):
         df.unpersist()
@@ -308,11 +307,17 @@ def blend_check(
         "ndcg": round(score, 5),
         "single": singles,
         "best_single": best_single,
-        "z": round(z, 2),
+        "z": round(z, 2) if math.isfinite(z) else None,  # None: the same difference for every user
         # kept unless the best single model is ahead by BLEND_MARGIN_Z standard errors
         "wins": bool(z > -BLEND_MARGIN_Z),
         "ndcg_on_check_users": round(on_check, 5),
     }
+
+
+def _signed_z(mean: float, z: float) -> float:
+    """The paired z of :func:`recspark.metrics.paired_difference`, infinite (with the sign of the mean) where every
+    user differs by the same amount: there z is 0 for want of a spread, yet the difference is certain."""
+    return math.copysign(math.inf, mean) if z == 0 and mean != 0 else z
 
 
 def liked_shares_differ(feats: DataFrame) -> bool:

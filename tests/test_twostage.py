@@ -352,6 +352,7 @@ def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(
     b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
     assert b["weight_best_on_half"] == {"1": "0.5", "2": "0.5"} and (b["weight"], b["prior"]) == (0.5, 0.0)
     assert (b["ndcg"], b["single"], b["wins"]) == (1.0, {"als": 0.0, "itemcf": 0.0}, True)
+    assert b["z"] is None  # ahead by the same for every user: no spread, a certain difference
 
 
 def test_the_blend_keeps_an_even_mix_and_is_kept_unless_beaten_by_a_standard_error(spark):
