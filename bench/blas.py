@@ -1,4 +1,4 @@
-"""Spark's ALS on its Java BLAS against the OpenBLAS a local run fetches (``recspark.spark.native_blas``), side by side.
+"""Spark's ALS on its Java BLAS against the OpenBLAS a local run fetches when asked (``recspark.spark.native_blas``).
 
     .venv/bin/python bench/blas.py --source /tmp/gbl/ratings --format goodbooks --ranks 64,256 --iterations 3
 
@@ -7,8 +7,8 @@ every measurement is one fresh Spark JVM (``local[N]``, N the machine's cores) t
 regParam, alpha and preference; ``--iterations``) at each rank of ``--ranks`` and reports the seconds of each
 fit and the BLAS and LAPACK classes netlib loaded. Modes, alternated so that machine noise hits both:
 
-* ``java``: ``RECSPARK_NATIVE_BLAS=0``, so netlib's Vector-API BLAS and pure-Java (F2J) LAPACK;
-* ``openblas``: the product's default, OpenBLAS through JNI with one thread per task;
+* ``java``: ``RECSPARK_NATIVE_BLAS=0`` (the product's default), so netlib's Vector-API BLAS and pure-Java (F2J) LAPACK;
+* ``openblas``: ``RECSPARK_NATIVE_BLAS=1``, OpenBLAS through JNI with one thread per task;
 * ``openblas-threaded`` (with ``--threaded``): the same with as many OpenBLAS threads as cores in every task.
 
 Appends to ``bench/results/blas.json``.
@@ -128,13 +128,13 @@ def main() -> None:
             print(runs[-1], flush=True)
     median = {
         mode: {
-            r: statistics.median(x["seconds"][r] for x in runs if x["mode"] == mode)
+            r: round(statistics.median(x["seconds"][r] for x in runs if x["mode"] == mode), 2)
             for r in runs[0]["seconds"]
         }
         for mode in dict.fromkeys(x["mode"] for x in runs)
     }
     result = {
-        "question": "How much faster does ALS fit on the OpenBLAS a local run fetches than on Spark's Java BLAS?",
+        "question": "How much faster does ALS fit on the OpenBLAS a local run fetches when asked than on Spark's Java BLAS?",
         "command": "python bench/blas.py " + " ".join(sys.argv[1:]),
         "measured": time.strftime("%Y-%m-%d"),
         "data": what,
