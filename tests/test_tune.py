@@ -112,12 +112,13 @@ def test_parsimony_prefers_a_smaller_rank_within_one_percent():
     assert s.best["rank"] == 64 and s.runner_up["rank"] == 256
 
 
-def test_the_default_is_kept_unless_the_winner_is_ahead_by_a_standard_error():
-    """The one-standard-error rule: the winner and the default compared user by user at the default's last
-    rung. Hand-made per-user scores: differences (0.1, 0.1, 0, 0) are a mean of 0.05 with standard error 0.0289
-    (z = 1.73), and the winner is also the best on either half of the users (even positions 0, 2; odd 1, 3), so
-    the cross-fitted z is the same: kept. (0.1, 0, 0, -0.05) have mean 0.0125, standard error 0.0315 (z = 0.40,
-    the default wins)."""
+def test_the_default_is_kept_unless_the_winner_is_ahead_by_two_standard_errors():
+    """The winner and the default compared user by user at the default's last rung. Hand-made per-user scores:
+    differences (0.1, 0.1, 0.1, 0) are a mean of 0.075 with standard deviation 0.05, standard error 0.025
+    (z = 3.0), and the winner is also the best on either half of the users (even positions 0, 2; odd 1, 3), so
+    the cross-fitted z is the same: kept. (0.1, 0.1, 0, 0) have mean 0.05, standard error 0.0289 (z = 1.73:
+    ahead by one standard error but not two, the default wins); (0.1, 0, 0, -0.05) mean 0.0125, standard error
+    0.0315 (z = 0.40, the default wins)."""
     default, other, weak = (
         Trial(rank=r, reg=0.5, alpha=5.0, scheme="log", signals="all") for r in (64, 128, 16)
     )
@@ -137,14 +138,19 @@ def test_the_default_is_kept_unless_the_winner_is_ahead_by_a_standard_error():
         assert s.best["rank"] == 128 and s.best["iterations"] == 6  # the search's own choice
         return tune.keep_the_default_unless_beaten(s, default, per_user)
 
-    kept = searched(base + np.array([0.1, 0.1, 0.0, 0.0]))
+    kept = searched(base + np.array([0.1, 0.1, 0.1, 0.0]))
     assert kept.best["rank"] == 128 and kept.default_check["chosen"] == "winner"
-    assert kept.default_check["z"] == pytest.approx(1.73, abs=0.01) and kept.default_check["iterations"] == 3
+    assert kept.default_check["z"] == pytest.approx(3.0, abs=0.01) and kept.default_check["iterations"] == 3
+    assert kept.default_check["min_z"] == 2.0
     assert kept.default_check["z_cross_fitted"] == kept.default_check["z"]
     assert (
         kept.default_check["configurations"] == 3
     )  # the first rung's (the winner's 6-iteration fit is not one)
     assert kept.default_check["cross_fitted_iterations"] == 3
+    one_se = searched(base + np.array([0.1, 0.1, 0.0, 0.0]))
+    assert one_se.default_check["chosen"] == "default" and one_se.best["rank"] == 64
+    assert one_se.default_check["z"] == pytest.approx(1.73, abs=0.01)
+    assert one_se.default_check["z_cross_fitted"] == one_se.default_check["z"]
     lucky = searched(base + np.array([0.1, 0.0, 0.0, -0.05]))
     assert lucky.default_check["chosen"] == "default" and lucky.default_check["z"] == pytest.approx(
         0.4, abs=0.01
