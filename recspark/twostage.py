@@ -243,8 +243,9 @@ def blend_check(
     wins unless the best single model is ahead of it by :data:`BLEND_MARGIN_Z` standard errors. The setting
     published is the one best on all of ``users``, and on each half the one that half chooses, each with the weight
     of an even mix (:data:`EVEN_MIX`, the same γ) unless the best weight is ahead of it by :data:`BLEND_MARGIN_Z`
-    (the one-standard-error rules, as the search's default check). ``ndcg_on_check_users`` is the same
-    cross-fitted lists scored on ``check_truth``, where the learned ranker is judged. None without both sources."""
+    (the one-standard-error rules; the search's default check asks for two against the best of 18).
+    ``ndcg_on_check_users`` is the same cross-fitted lists scored on ``check_truth``, where the learned ranker is
+    judged. None without both sources."""
     if not set(blend.SOURCES) <= set(lists):
         return None
     n = params.n_candidates
