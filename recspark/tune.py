@@ -145,8 +145,8 @@ PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (
 # the search's winner replaces the built-in configuration only when its per-user validation NDCG is ahead of the
 # default's, at the same iterations, by at least this many standard errors of the paired difference
 # (keep_the_default_unless_beaten). 2, not 1: the winner is the best of 18, and the expected largest of 18
-# independent standard normals is about 1.8; every winner measured at z 0.7-1.25 scored lower out of sample, every
-# one at z 5-7 higher (docs/quality.md, "Self-tuning: two standard errors against the default")
+# independent standard normals is about 1.8; every winner measured at z 0.7-1.25 scored lower out of sample, those
+# at z 5-7 higher as ALS alone (docs/quality.md, "Self-tuning: two standard errors against the default")
 DEFAULT_MARGIN_Z = 2.0
 
 
