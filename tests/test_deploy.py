@@ -4,6 +4,7 @@ parameter is a widget of that notebook); each spark-submit entry point names a r
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tomllib
@@ -306,8 +307,6 @@ def test_the_local_session_runs_als_on_the_native_blas_with_one_thread_per_task(
     """The test session asks for OpenBLAS (conftest), as ``RECSPARK_NATIVE_BLAS=1`` does for a run: the JVM loaded it
     as netlib's BLAS and LAPACK (fetched from Maven Central like the Delta jars, or a system one) and started with
     one OpenBLAS thread; the caller's JVM options (the tests' JIT setting) are kept too."""
-    import os
-
     from recspark.spark import native_blas, system_blas
 
     if os.environ.get("RECSPARK_NATIVE_BLAS") == "0":
