@@ -252,6 +252,7 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
 
 def print_parameters(summary: dict) -> None:
     """Which ALS parameters the run used and how they were chosen."""
+    from recspark import metrics
     from recspark.tune import describe, describe_validation
     from recspark.twostage import published_kind
 
@@ -283,7 +284,7 @@ def print_parameters(summary: dict) -> None:
             if published_kind(rk) == "ranker"
             else "beats the single models, but the blend scored higher"
             if rk.get("wins")
-            else f"not published: {rk.get('best_single')} is as good (paired z {rk.get('z')} < 2)"
+            else f"not published: {rk.get('best_single')} is as good (paired z {metrics.z_text(rk.get('z'))} < 2)"
             if rk.get("ranker") is not None and rk["ranker"] > max((rk.get("single") or {0: 0}).values())
             else f"loses to {rk.get('best_single')}"
         )
@@ -309,7 +310,7 @@ def print_parameters(summary: dict) -> None:
         liked = f", liked share's weight {b['prior']:g}" if b.get("prior") else ""
         print(
             f"  two-stage blend of ALS and item-CF: weight {b['weight']:g}{liked} ({how}), validation NDCG@10 "
-            f"{b['ndcg']} against {against} (paired z {b['z']}): {won}"
+            f"{b['ndcg']} against {against} (paired z {metrics.z_text(b['z'])}): {won}"
         )
     p, w = cfg.als, cfg.weights
     used = f"rank {p.rank}, regParam {p.reg:g}, alpha {p.alpha:g}, scheme {w.scheme}, {p.max_iter} iterations"
@@ -328,13 +329,13 @@ def print_parameters(summary: dict) -> None:
         if second:
             print(f"  runner-up: {describe(second)}")
         check = tuning.get("default_check") or {}
-        if check.get("z") is not None:
+        if "winner_ndcg" in check:  # else the search's best is the built-in configuration itself
             kept = "kept" if check["chosen"] == "winner" else "not kept: the built-in configuration wins"
+            crossed = metrics.z_text(check["z_cross_fitted"]) if "z_cross_fitted" in check else "n/a"
             print(
                 f"  against the built-in configuration at {check['iterations']} iterations: "
-                f"{check['winner_ndcg']:.4f} vs {check['default_ndcg']:.4f}, paired z {check['z']}, "
-                f"cross-fitted {check.get('z_cross_fitted', 'n/a')} (each needs {check['min_z']:g}): "
-                f"the search's best {kept}"
+                f"{check['winner_ndcg']:.4f} vs {check['default_ndcg']:.4f}, paired z {metrics.z_text(check['z'])}, "
+                f"cross-fitted {crossed} (each needs {check['min_z']:g}): the search's best {kept}"
             )
 
 

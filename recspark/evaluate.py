@@ -151,7 +151,7 @@ def baseline_lists(
 
 def default_check_lines(check: dict | None) -> list[str]:
     """The report's line on the search's best against the built-in configuration (none when they are one)."""
-    if not check or check.get("z") is None:
+    if not check or "winner_ndcg" not in check:  # the search's best is the built-in configuration itself
         return []
     verdict = (
         "the search's best is kept"
@@ -160,10 +160,10 @@ def default_check_lines(check: dict | None) -> list[str]:
     )
     return [
         f"- **against the built-in configuration** ({check['iterations']} iterations, the same validation users): "
-        f"{check['winner_ndcg']} vs {check['default_ndcg']}, paired z {check['z']}"
+        f"{check['winner_ndcg']} vs {check['default_ndcg']}, paired z {metrics.z_text(check['z'])}"
         + (
             f"; a choice among the first rung's {check['configurations']} configurations, cross-fitted: z "
-            f"{check['z_cross_fitted']}"
+            f"{metrics.z_text(check['z_cross_fitted'])}"
             if "z_cross_fitted" in check  # older records have the direct z only
             else ""
         )
@@ -207,8 +207,8 @@ def tuning_section(tuning: dict) -> str:
             )
             lines.append(
                 f"Validation NDCG: ranker {rk.get('ranker')} vs single models {json.dumps(rk.get('single'))} "
-                f"on held-out validation users ({rk.get('lift')}x the best, paired z {rk.get('z')}; published "
-                f"when z >= 2): {verdict}."
+                f"on held-out validation users ({rk.get('lift')}x the best, paired z "
+                f"{metrics.z_text(rk.get('z'))}; published when z >= 2): {verdict}."
             )
         if rk.get("blend"):  # also when the learned ranker was not trained
             lines.append(blend_line(rk))
@@ -242,8 +242,8 @@ def blend_line(rk: dict) -> str:
         return (
             f"{head}: w = {b['weight']:g} chosen on the fit users (NDCG by w: "
             f"{json.dumps(b['ndcg_by_weight_on_fit_users'])}); on the held-out validation users NDCG {b['ndcg']} "
-            f"vs the best single model's {max((rk.get('single') or {0: 0}).values())} (paired z {b['z']}; "
-            f"published when higher): {verdict}."
+            f"vs the best single model's {max((rk.get('single') or {0: 0}).values())} (paired z "
+            f"{metrics.z_text(b['z'])}; published when higher): {verdict}."
         )
     if "even_mix_z" in b:  # since the one-standard-error rules
         rules = (
@@ -258,7 +258,7 @@ def blend_line(rk: dict) -> str:
         f"validation users: {json.dumps(b['ndcg_by_weight'])}; chosen: {rules}). "
         f"Cross-fitted (each half of the users ranked with the weight chosen on the other half; by half: "
         f"{json.dumps(b['weight_best_on_half'])}): NDCG {b['ndcg']} vs the best single model's "
-        f"{b['single'][best]} ({best}) on the same users (paired z {b['z']}; {kept}): {verdict}."
+        f"{b['single'][best]} ({best}) on the same users (paired z {metrics.z_text(b['z'])}; {kept}): {verdict}."
     )
 
 

@@ -145,15 +145,32 @@ def paired_difference(a: DataFrame, b: DataFrame, truth: DataFrame, k: int) -> t
 
 def paired_z(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """``(mean, z)`` of ``a - b``, two per-user score arrays in one user order (:func:`per_user_scores`; the
-    search's trials, :func:`recspark.tune.keep_the_default_unless_beaten`); z is 0 for fewer than two users or
-    no spread."""
+    search's trials, :func:`recspark.tune.keep_the_default_unless_beaten`; the two-stage checks). z is 0 for fewer
+    than two users or no difference at all, and infinite with the sign of the mean where every user differs by
+    the same non-zero amount: there is no spread to divide by, yet the difference is certain (the checks that
+    ask for ``z >= 2`` must not read it as no evidence). :func:`recorded_z` is how a z is stored."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     n = len(d)
     mean = float(d.mean()) if n else 0.0
     sd = float(d.std(ddof=1)) if n > 1 else 0.0
-    if n < 2 or sd == 0.0:
+    if n < 2 or mean == 0.0:
         return mean, 0.0
+    if sd == 0.0:
+        return mean, math.copysign(math.inf, mean)
     return mean, mean / (sd / math.sqrt(n))
+
+
+def recorded_z(z: float) -> float | None:
+    """A z as run records and reports keep it: rounded to 2 decimals, ``None`` where it is infinite (every user
+    differs by the same amount, :func:`paired_z`; strict JSON has no infinity). The decision it led to is recorded
+    beside it."""
+    return round(z, 2) if math.isfinite(z) else None
+
+
+def z_text(z: float | None) -> str:
+    """A recorded z (:func:`recorded_z`) for reports and the printed summary: ``None`` is the same difference for
+    every user, which no z can express."""
+    return "n/a (the same difference for every user)" if z is None else f"{z:g}"
 
 
 @dataclass

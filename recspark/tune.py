@@ -531,8 +531,8 @@ def keep_the_default_unless_beaten(
         "cross_fitted_iterations": first,
         "winner_ndcg": round(float(ours.mean()), 5),
         "default_ndcg": round(float(theirs.mean()), 5),
-        "z": round(z, 2),
-        "z_cross_fitted": round(z_cross, 2),
+        "z": metrics.recorded_z(z),  # None: the same difference for every user
+        "z_cross_fitted": metrics.recorded_z(z_cross),
         "configurations": len(rivals),
         "min_z": min_z,
     }

@@ -25,7 +25,6 @@ the ranker trained on the tuning split, the explanations of ALS ("because you sh
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 
@@ -199,7 +198,7 @@ def validate(
     summary["wins"] = False
     if model is not None:  # a paired test on the check users: a gain within the noise is no reason to switch
         _, z = metrics.paired_difference(ranked, best_lists, check_truth, k)
-        summary["z"] = round(z, 2)
+        summary["z"] = metrics.recorded_z(z)
         summary["wins"] = bool(summary["ranker"] > singles[best] and z >= MIN_Z)
         ranked.unpersist()
     summary["lift"] = round(summary["ranker"] / max(singles[best], 1e-9), 4) if model is not None else None
@@ -271,8 +270,8 @@ def blend_check(
         even = blend.Blend(EVEN_MIX, by_label[top].prior).label
         if top == even or even not in by_label:
             return top
-        z = _signed_z(*metrics.paired_difference(setting_lists(top), setting_lists(even), part, k))
-        zs[top] = round(z, 2) if math.isfinite(z) else None  # None: ahead for every user alike
+        _, z = metrics.paired_difference(setting_lists(top), setting_lists(even), part, k)
+        zs[top] = metrics.recorded_z(z)  # None: ahead for every user alike
         return top if z >= BLEND_MARGIN_Z else even
 
     def setting_lists(label: str) -> DataFrame:
@@ -294,7 +293,7 @@ def blend_check(
     best_single = max(singles, key=singles.get)
     score = metrics.ranking_metrics(crossed, truth, [k])[k]["ndcg"]
     on_check = metrics.ranking_metrics(crossed, check_truth, [k])[k]["ndcg"]
-    z = _signed_z(*metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k))
+    _, z = metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k)
     chosen_all = by_label[best(on_all, truth, even_z["all"])]
     for df in (crossed, by_setting, truth):
         df.unpersist()
@@ -308,17 +307,11 @@ def blend_check(
         "ndcg": round(score, 5),
         "single": singles,
         "best_single": best_single,
-        "z": round(z, 2) if math.isfinite(z) else None,  # None: the same difference for every user
+        "z": metrics.recorded_z(z),  # None: the same difference for every user
         # kept unless the best single model is ahead by BLEND_MARGIN_Z standard errors
         "wins": bool(z > -BLEND_MARGIN_Z),
         "ndcg_on_check_users": round(on_check, 5),
     }
-
-
-def _signed_z(mean: float, z: float) -> float:
-    """The paired z of :func:`recspark.metrics.paired_difference`, infinite (with the sign of the mean) where every
-    user differs by the same amount: there z is 0 for want of a spread, yet the difference is certain."""
-    return math.copysign(math.inf, mean) if z == 0 and mean != 0 else z
 
 
 def liked_shares_differ(feats: DataFrame) -> bool:

@@ -123,6 +123,20 @@ def test_paired_difference_by_hand(spark):
     assert paired_z(sa, sa) == (0.0, 0.0)
 
 
+def test_a_difference_the_same_for_every_user_is_certain_not_absent():
+    """No spread to divide by: every user 0.25 ahead is an infinite z (0.25 behind, minus infinity), not the 0 of
+    no evidence; one user alone or no difference at all stays 0. Recorded as None, shown as such."""
+    from recspark.metrics import paired_z, recorded_z, z_text
+
+    ahead = paired_z([0.75, 0.5, 0.25], [0.5, 0.25, 0.0])
+    assert ahead == (0.25, math.inf)
+    assert paired_z([0.5, 0.25, 0.0], [0.75, 0.5, 0.25]) == (-0.25, -math.inf)
+    assert paired_z([0.5], [0.25]) == (0.25, 0.0)
+    assert paired_z([0.5, 0.5], [0.5, 0.5]) == (0.0, 0.0)
+    assert recorded_z(math.inf) is None and recorded_z(-math.inf) is None and recorded_z(1.23456) == 1.23
+    assert z_text(None) == "n/a (the same difference for every user)" and z_text(2.5) == "2.5"
+
+
 def test_several_lists_at_once_equal_each_list_alone(spark):
     """The one-job evaluation of several models (``*_by``) gives each model exactly its own metrics; a model
     with no list at all scores 0."""

@@ -164,6 +164,19 @@ def test_the_default_is_kept_unless_the_winner_is_ahead_by_two_standard_errors()
     assert same.best["rank"] == 64 and same.default_check["chosen"] == "default"
 
 
+def test_a_winner_ahead_by_the_same_for_every_user_is_kept():
+    """Every user 0.125 ahead of the default (exact in binary): no spread, so the paired z is infinite rather
+    than 0, and the winner is kept, cross-fitted too; the record holds None for both z."""
+    default, other = (Trial(rank=r, reg=0.5, alpha=5.0, scheme="log", signals="all") for r in (64, 128))
+    base = np.array([0.5, 0.25, 0.0, 0.75])
+    per_user = {(default, 3): base, (other, 3): base + 0.125}
+    scores = {t: float(v.mean()) for (t, _), v in per_user.items()}
+    s = tune.successive_halving([default, other], lambda t, i, lim: scores[t], max_iter=3, budget_s=1e9)
+    s = tune.keep_the_default_unless_beaten(s, default, per_user)
+    assert s.default_check["chosen"] == "winner" and s.best["rank"] == 128
+    assert s.default_check["z"] is None and s.default_check["z_cross_fitted"] is None
+
+
 def test_a_winner_whose_choice_does_not_hold_on_other_users_gives_way_to_the_default():
     """The winner's curse, hand-made: one configuration is ahead of the default by 0.2 on the even users only,
     another by 0.15 on the odd users only. The first wins the search: differences (0.2, 0, 0.2, 0, 0.2, 0),
