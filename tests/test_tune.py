@@ -175,6 +175,13 @@ def test_a_winner_ahead_by_the_same_for_every_user_is_kept():
     s = tune.keep_the_default_unless_beaten(s, default, per_user)
     assert s.default_check["chosen"] == "winner" and s.best["rank"] == 128
     assert s.default_check["z"] is None and s.default_check["z_cross_fitted"] is None
+    from recspark.evaluate import default_check_lines
+
+    (line,) = default_check_lines(s.default_check)  # the report still says what was compared and chosen
+    assert "paired z n/a (the same difference for every user)" in line and "the search's best is kept" in line
+    assert (
+        default_check_lines({"chosen": "default", "z": None, "min_z": 2.0}) == []
+    )  # the default won the search
 
 
 def test_a_winner_whose_choice_does_not_hold_on_other_users_gives_way_to_the_default():
