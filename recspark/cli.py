@@ -663,10 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune-budget",
         type=_positive_float,
         default=None,
-        help=(
-            "seconds the search may take (default: 25x its first trial, the built-in configuration at 3 "
-            "iterations, at least 180 s)"
-        ),
+        help="seconds the search may take (default: 40x its first trial, at least 180 s)",
     )
     r.add_argument("--no-tuned", action="store_true", help="built-in parameters only (implies --tune off)")
     r.add_argument(

@@ -139,10 +139,7 @@ QUIET_WHILE_CANCELLING = (
     "org.apache.spark.scheduler.TaskSetManager",
     "org.apache.spark.storage.BlockManager",
 )
-# auto budget: this many times the first (default, lowest-rung) trial. 25 since the default is rank 128: its
-# 3-iteration fit takes about 1.6x the rank-64 one's (13.2 s against 8.2 s on the goodbooks-like ratings,
-# bench/results/als_configs.json), so the budget stays about the 40 rank-64 trials it was
-BUDGET_PER_FIRST_TRIAL = 25.0
+BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
 MAX_TRIAL_SHARE = 0.25  # one trial may take at most this share of the budget
 PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (noise, not a real difference)
 # the search's winner replaces the built-in configuration only when its per-user validation NDCG is ahead of the
@@ -354,7 +351,7 @@ def successive_halving(
     :class:`TrialTimeout` when it takes longer than ``limit_s`` (None: no limit).
 
     ``budget_s`` None: auto, :data:`BUDGET_PER_FIRST_TRIAL` times the first trial (the default configuration at
-    the first rung's iterations, about six full fits of it), at least :data:`MIN_BUDGET_S`. No trial starts
+    the first rung's iterations, about ten full fits of it), at least :data:`MIN_BUDGET_S`. No trial starts
     after the budget is spent, and each may take at most :data:`MAX_TRIAL_SHARE` of it (an expensive
     configuration, e.g. rank 256 on a large catalogue, is cancelled rather than eating the search), so the
     search ends within ``(1 + MAX_TRIAL_SHARE)`` times the budget.
