@@ -114,7 +114,7 @@ def main() -> None:
         "popularity": side["popularity"],
         "als": params.as_dict(),
         "runs": runs,
-        "paired_z": round(metrics.paired_z(*ndcg["shared books"].align(ndcg["every book"]))[1], 2),
+        "paired_z": metrics.recorded_z(metrics.paired_z(*ndcg["shared books"].align(ndcg["every book"]))[1]),
     }
     append_result("als_min_readers", result, replace_key="name")
     spark.stop()

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 from common import append_result, goodbooks_rows  # noqa: E402
 from ease import als_factors, ease_weights  # noqa: E402  (bench/ease.py: the same ALS and B)
 
-from recspark.metrics import paired_z  # noqa: E402
+from recspark.metrics import paired_z, recorded_z  # noqa: E402
 
 K = 10
 DISC = 1 / np.log2(np.arange(2, K + 2))
@@ -290,13 +290,13 @@ def main() -> None:
             "ease_l2": l2,
             "w": w_best,
             "p": p_best,
-            "popularity_share_z_on_validation": None if share_z is None else round(share_z, 2),
+            "popularity_share_z_on_validation": None if share_z is None else recorded_z(share_z),
             "best_single_on_validation": best_single,
         },
         "test_ndcg@10": on_test,
         "test_gain_of_chosen_blend_over_best_single": {
             "mean": round(float(gain.mean()), 4),
-            "z": round(z, 2),
+            "z": recorded_z(z),  # None: the same difference for every user
         },
         "seconds": round(time.perf_counter() - t_start, 1),
     }
