@@ -361,14 +361,11 @@ def successive_halving(
     configuration, e.g. rank 256 on a large catalogue, is cancelled rather than eating the search), so the
     search ends within ``(1 + MAX_TRIAL_SHARE)`` times the budget.
 
-    A configuration that could not be fitted with ``max_iter`` iterations within that share is not started
-    on any rung (:func:`unaffordable`; recorded with ``"skipped"``: why): it could never be chosen, as a winner
-    is compared with the default fully fitted (:func:`finish_the_winner`). Its pace per iteration is its own at
-    the rung before, or on the first rung the fastest of its rank so far (a cancelled trial's included). A
-    skipped or cancelled configuration's place in the rung goes to the next best, the rung's leader's too.
-    (Until 2026-12-06 only a trial bound to pass the share at its rung's own iterations was skipped, and a
-    leader that could not go on ended the search: on 300 generated heavy shelvers over 85k books four rank-256
-    trials of 230 s each took 920 s of a 1,030-s budget at 3 iterations, and none could have been finished.)"""
+    A trial bound to pass that share is not started (:func:`unaffordable`; recorded with ``"skipped"``: why).
+    Its pace per iteration is its own at the rung before, or on the first rung the fastest of its rank so far
+    (a cancelled trial's included). A skipped configuration's place in the rung goes to the next best, except
+    the rung's leader (the best of the rung before): when it cannot go on, the search stops and the rung
+    before stands, as the others' scores at more iterations are not comparable with its own."""
     start = clock()
     plan = rungs(max_iter, len(configs), eta)
     alive = list(configs)  # this rung's candidates, best first from the second rung on
@@ -389,14 +386,15 @@ def successive_halving(
         quota = min(quota, n_keep)
         rung_results = []
         ran = 0
-        for t in alive:
+        for position, t in enumerate(alive):
             if ran >= quota:
                 break
             if budget is not None and clock() - start > budget and (rung_results or finished):
                 stopped = f"tuning budget of {budget:.0f} s reached"
                 break
+            leader = level > 0 and position == 0
             limit = None if budget is None else budget * MAX_TRIAL_SHARE
-            if too_slow := unaffordable(own_pace.get(t, rank_pace.get(t.rank)), max_iter, limit):
+            if too_slow := unaffordable(own_pace.get(t, rank_pace.get(t.rank)), iters, limit):
                 skipped = {
                     "rung": level,
                     "iterations": iters,
@@ -406,6 +404,9 @@ def successive_halving(
                 }
                 record({**t.as_dict(), **skipped})
                 log.debug("trial skipped: %s: %s", t, too_slow)
+                if leader:
+                    stopped = f"the best configuration so far is too slow for rung {level} ({too_slow})"
+                    break
                 continue
             ran += 1
             value, row = run_trial(score, t, level, iters, limit, clock)
@@ -415,6 +416,9 @@ def successive_halving(
             rank_pace[t.rank] = min(rank_pace.get(t.rank, math.inf), own_pace[t])
             if value is not None:
                 rung_results.append((value, t, row))
+            elif leader:
+                stopped = f"the best configuration so far was cancelled at rung {level}"
+                break
             if budget is None:
                 budget = max(MIN_BUDGET_S, BUDGET_PER_FIRST_TRIAL * row["seconds"])
         if rung_results:

@@ -85,20 +85,13 @@ def test_budget_stops_the_search_and_keeps_the_best_so_far():
     def clock() -> float:
         return now[0]
 
-    def by_iterations(t: Trial, iters: int, limit_s) -> float:
-        now[0] += (
-            iters  # a fake second per iteration: 3 at rung 0, 12 for a full fit (the 12 s a trial may take)
-        )
-        return t.reg
-
-    s = tune.successive_halving(_trials(18), by_iterations, max_iter=12, budget_s=48, clock=clock)
-    assert len(s.trials) == 17  # rung 0 started at 0, 3, ..., 48 s; none after 48 s
-    assert s.best["reg"] == 0.17 and s.runner_up["reg"] == 0.16 and s.best["iterations"] == 3
-
     def score(t: Trial, iters: int, limit_s) -> float:
         now[0] += 10.0  # every trial takes 10 fake seconds
         return t.reg
 
+    s = tune.successive_halving(_trials(9), score, max_iter=12, budget_s=45, clock=clock)
+    assert len(s.trials) == 5  # started at 0, 10, 20, 30, 40 s; none after 45 s
+    assert s.best["reg"] == 0.05 and s.runner_up["reg"] == 0.04
     auto = tune.successive_halving(_trials(3), score, max_iter=12, budget_s=None, clock=clock)
     assert auto.budget_s == tune.BUDGET_PER_FIRST_TRIAL * 10.0  # 25 x the first trial's 10 s
     now[0] = 0.0
@@ -279,32 +272,25 @@ def test_a_winner_left_below_full_iterations_is_finished_before_the_default_chec
     assert len(calls) == before
 
 
-def _stopped_after_rung_0(pace_256: float = 4.0):
-    """A search whose budget (100 fake seconds, 25 a trial) runs out during rung 0 (6 iterations): the default
-    (rank 16, reg 0.01) and seven more rank-16 configurations take 12 s each, the rank-256 one (reg 0.09, the
-    best) 24 s; 12 iterations of it would take 48. Returns (search, clock, score, calls)."""
-    clock, score, calls = _paced({256: pace_256, 16: 2.0})
-    configs = [_trial(16, 0.01), _trial(256, 0.09)] + [_trial(16, r / 100) for r in range(2, 9)]
-    s = tune.successive_halving(configs, score, max_iter=12, budget_s=100, clock=clock)
-    assert s.best["rank"] == 256 and s.best["iterations"] == 6 and len(calls) == 8
-    return s, configs[0], clock, score, calls
-
-
 def test_a_winner_too_slow_to_finish_gives_way_to_the_default(capsys):
-    """The rank-256 winner of rung 0 would need 48 s for 12 iterations, more than the 25 s a trial may take: it
-    is not fitted again, and the default is chosen, the reason recorded, shown in the report and the printed
-    summary."""
+    """The rank-256 configuration leads rung 0 (180 s at 6 iterations) and would need 360 s at 12, more than
+    the 250 s a trial may take: it is not fitted again, and the default (rank 16, reg 0.01) is chosen, the
+    reason recorded, shown in the report and the printed summary."""
     from recspark import cli
     from recspark.evaluate import default_check_lines
 
-    s, default, clock, score, calls = _stopped_after_rung_0()
-    tune.finish_the_winner(s, default, score, 12, clock=clock)
-    assert len(calls) == 8  # not started: it would be cancelled
+    clock, score, calls = _paced({256: 30.0, 16: 1.0})
+    configs = [_trial(16, 0.01), _trial(256, 0.09), _trial(16, 0.02), _trial(16, 0.03)]
+    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=clock)
+    assert s.best["rank"] == 256 and s.best["iterations"] == 6
+    before = len(calls)
+    tune.finish_the_winner(s, configs[0], score, 12, clock=clock)
+    assert len(calls) == before  # not started: it would be cancelled
     assert s.trials[-1]["skipped"] and s.trials[-1]["finishing"] and s.trials[-1]["iterations"] == 12
     assert (s.best["rank"], s.best["reg"]) == (16, 0.01) and s.runner_up["rank"] == 256
     unfinished = s.default_check["unfinished"]
-    assert s.default_check["chosen"] == "default" and "about 48 s, more than the 25 s" in unfinished
-    s = tune.keep_the_default_unless_beaten(s, default, {})
+    assert s.default_check["chosen"] == "default" and "about 360 s, more than the 250 s" in unfinished
+    s = tune.keep_the_default_unless_beaten(s, configs[0], {})
     assert s.default_check["unfinished"] == unfinished  # the reason is kept
     (line,) = default_check_lines(s.default_check)
     assert unfinished in line and "the built-in configuration is chosen" in line
@@ -313,13 +299,15 @@ def test_a_winner_too_slow_to_finish_gives_way_to_the_default(capsys):
 
 
 def test_a_winner_cancelled_while_finishing_gives_way_to_the_default():
-    """As above, with the rank-256 trial's recorded pace under the limit (2 s per iteration: 24 s for 12), but
-    its fit with 12 iterations cancelled at the limit."""
-    s, default, clock, score, calls = _stopped_after_rung_0()
-    s.best["seconds"] = 12.0
-    tune.finish_the_winner(s, default, score, 12, clock=clock)
+    """As above, with the rank-256 trial's own pace under the limit but its fit at 12 iterations cancelled."""
+    clock, score, calls = _paced({256: 30.0, 16: 1.0})
+    configs = [_trial(16, 0.01), _trial(256, 0.09), _trial(16, 0.02), _trial(16, 0.03)]
+    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=clock)
+    s.trials[1]["seconds"] = 60.0  # as if it had run at 10 s per iteration: 120 s for 12, under the 250 s
+    s.best = s.trials[1]
+    tune.finish_the_winner(s, configs[0], score, 12, clock=clock)
     assert calls[-1] == (256, 0.09, 12) and s.trials[-1]["ndcg"] is None
-    assert s.best["rank"] == 16 and "cancelled after 26 s" in s.default_check["unfinished"]
+    assert s.best["rank"] == 16 and "cancelled after 251 s" in s.default_check["unfinished"]
 
 
 def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
@@ -382,19 +370,16 @@ def test_a_trial_bound_to_be_cancelled_is_skipped_and_the_next_best_runs_in_its_
     assert s.n_skipped == 2 and s.summary()["trials"] == len(s.trials) - 2 == 10
 
 
-def test_a_configuration_that_could_never_be_finished_is_not_run_again():
-    """Rank 256 takes 30 s per iteration: the first such trial runs at rung 0 (180 s at 6 iterations, its pace
-    unknown before) and leads it, but 12 iterations would take 360 s, more than the 250 s a trial may take. So
-    the second rank-256 configuration is not started, and on rung 1 the leader gives its place to the next best,
-    which is fitted with 12 iterations and wins."""
+def test_a_leader_too_slow_for_the_next_rung_ends_the_search_with_its_rung():
+    """The rank-256 configuration leads rung 0 (180 s at 6 iterations) but would need 360 s at 12: the others'
+    scores at 12 iterations are not comparable with its own at 6, so the search stops and rung 0 stands."""
     clock, score, calls = _paced({256: 30.0, 16: 1.0})
-    configs = [_trial(16, 0.01), _trial(256, 0.09), _trial(256, 0.085), _trial(16, 0.02), _trial(16, 0.03)]
+    configs = [_trial(16, 0.01), _trial(256, 0.09), _trial(16, 0.02), _trial(16, 0.03)]
     s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=clock)
-    assert calls == [(16, 0.01, 6), (256, 0.09, 6), (16, 0.02, 6), (16, 0.03, 6), (16, 0.03, 12)]
-    skipped = [(r["reg"], r["rung"], r["iterations"]) for r in s.trials if r.get("skipped")]
-    assert skipped == [(0.085, 0, 6), (0.09, 1, 12)]
-    assert "12 iterations at 30.0 s each would take about 360 s" in s.trials[2]["skipped"]
-    assert s.best["reg"] == 0.03 and s.best["iterations"] == 12
+    assert [c[2] for c in calls] == [6] * 4  # nothing ran at 12 iterations
+    assert s.best["rank"] == 256 and s.best["iterations"] == 6
+    assert s.runner_up["reg"] == 0.03 and s.runner_up["iterations"] == 6
+    assert s.trials[-1]["skipped"] and s.trials[-1]["iterations"] == 12
 
 
 def scorer(peak: float, top: float = 3.0):
