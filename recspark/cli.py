@@ -331,8 +331,8 @@ def print_parameters(summary: dict) -> None:
         check = tuning.get("default_check") or {}
         if "unfinished" in check:
             print(
-                "  the search's best (the runner-up) could not be fitted with every iteration within a trial's "
-                f"share of the budget ({check['unfinished']}): the built-in configuration wins"
+                "  the search's best (the runner-up) could not be fitted with every iteration within the search's "
+                f"budget ({check['unfinished']}): the built-in configuration wins"
             )
         if "winner_ndcg" in check:  # else the search's best is the built-in configuration itself
             kept = "kept" if check["chosen"] == "winner" else "not kept: the built-in configuration wins"

@@ -156,7 +156,7 @@ def default_check_lines(check: dict | None) -> list[str]:
     ):  # the winner was not fitted with every iteration (tune.finish_the_winner)
         return [
             "- **against the built-in configuration**: the search's best (the runner-up) could not be fitted with "
-            f"every iteration within a trial's share of the budget ({check['unfinished']}): the built-in "
+            f"every iteration within the search's budget ({check['unfinished']}): the built-in "
             "configuration is chosen"
         ]
     if not check or "winner_ndcg" not in check:  # the search's best is the built-in configuration itself

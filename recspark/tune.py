@@ -24,8 +24,8 @@ before. The best configuration of the highest rung reached wins; a smaller rank 
 validation score is preferred (the difference is noise, the cost is not). It then has to beat the built-in
 default by two standard errors, user by user at the same iterations, or the default wins
 (:func:`keep_the_default_unless_beaten`). Both are compared fully fitted: a winner the search left on an earlier
-rung is fitted with every iteration, within one trial's share of the budget or not at all (then the default
-wins; :func:`finish_the_winner`), and the default is brought to the same iterations (:func:`level_the_default`).
+rung is fitted with every iteration, within the search's budget or not at all (then the default wins;
+:func:`finish_the_winner`), and the default is brought to the same iterations (:func:`level_the_default`).
 
 Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
 the evaluation holdout), with its own seed; a sparse user is held out here only when the evaluation split did not
@@ -473,9 +473,10 @@ def finish_the_winner(
 ) -> None:
     """Fit a winner the search left below ``max_iter`` with ``max_iter`` iterations, the model it would be
     published as, so that the default check (:func:`level_the_default`, :func:`keep_the_default_unless_beaten`)
-    compares the two fully fitted. Within one trial's share of the budget, like every trial: a winner whose
-    full fit would pass that share (at the pace per iteration of its own trial, :func:`unaffordable`) or is
-    cancelled gives way to the default, with the reason in ``default_check["unfinished"]``.
+    compares the two fully fitted. The fit may take the whole budget of the search (not only one trial's
+    share: it is the fit the run makes twice more to publish the winner, so the search pays for it here): a
+    winner whose full fit would pass that (at the pace per iteration of its own trial) or is cancelled gives
+    way to the default, with the reason in ``default_check["unfinished"]``.
 
     Why: configurations converge at different speeds, and the search's rungs at 3 and 6 iterations favour fast
     ones. With a rank-128 default, on 300 generated heavy shelvers over 89k books a rank-256 winner of the first
@@ -486,9 +487,15 @@ def finish_the_winner(
     best = search.best
     if best is None or _trial_of(best) == default or best["iterations"] >= max_iter:
         return
-    limit = search.budget_s * MAX_TRIAL_SHARE if search.budget_s else None
+    limit = search.budget_s or None
     t = _trial_of(best)
-    why = unaffordable(best["seconds"] / best["iterations"], max_iter, limit)
+    pace = best["seconds"] / best["iterations"]
+    why = None
+    if limit is not None and pace * max_iter > limit:
+        why = (
+            f"{max_iter} iterations at {pace:.1f} s each would take about {pace * max_iter:.0f} s, more than the "
+            f"search's whole budget of {limit:.0f} s"
+        )
     if why is None:
         value, row = run_trial(score, t, best["rung"], max_iter, limit, clock)
         row["finishing"] = True
@@ -509,8 +516,8 @@ def finish_the_winner(
     if not mine:  # the default itself never scored (cancelled): the winner is all there is
         return
     log.warning(
-        "the search's winner (%s) cannot be fitted with %d iterations within a trial's share of the budget "
-        "(%s): keeping the default",
+        "the search's winner (%s) cannot be fitted with %d iterations within the search's budget (%s): "
+        "keeping the default",
         describe(best),
         max_iter,
         why,

@@ -272,25 +272,43 @@ def test_a_winner_left_below_full_iterations_is_finished_before_the_default_chec
     assert len(calls) == before
 
 
-def test_a_winner_too_slow_to_finish_gives_way_to_the_default(capsys):
-    """The rank-256 configuration leads rung 0 (180 s at 6 iterations) and would need 360 s at 12, more than
-    the 250 s a trial may take: it is not fitted again, and the default (rank 16, reg 0.01) is chosen, the
-    reason recorded, shown in the report and the printed summary."""
-    from recspark import cli
-    from recspark.evaluate import default_check_lines
-
-    clock, score, calls = _paced({256: 30.0, 16: 1.0})
+def _rank_256_leads_rung_0():
+    """A search (budget 1000 fake seconds, 250 a trial) whose rank-256 leader of rung 0 (180 s at 6 iterations)
+    cannot go on to 12 iterations within a trial's share (360 s), so the search ends with rung 0. Returns
+    (search, default, pace, clock, score, calls); ``pace`` may be changed to make later fits slower."""
+    pace = {256: 30.0, 16: 1.0}
+    clock, score, calls = _paced(pace)
     configs = [_trial(16, 0.01), _trial(256, 0.09), _trial(16, 0.02), _trial(16, 0.03)]
     s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=clock)
     assert s.best["rank"] == 256 and s.best["iterations"] == 6
+    return s, configs[0], pace, clock, score, calls
+
+
+def test_a_winner_is_finished_within_the_whole_budget_not_one_trials_share():
+    s, default, _, clock, score, calls = _rank_256_leads_rung_0()
+    tune.finish_the_winner(s, default, score, 12, clock=clock)
+    assert calls[-1] == (256, 0.09, 12) and s.best["iterations"] == 12 and s.default_check is None
+
+
+def test_a_winner_too_slow_to_finish_gives_way_to_the_default(capsys):
+    """The rank-256 winner's trial recorded as 100 s per iteration (as with more configurations, whose first
+    rung has fewer iterations): 12 would take 1,200 s, more than the search's whole budget. It is not fitted
+    again, and the default (rank 16, reg 0.01) is chosen, the reason recorded, shown in the report and the
+    printed summary."""
+    from recspark import cli
+    from recspark.evaluate import default_check_lines
+
+    s, default, _, clock, score, calls = _rank_256_leads_rung_0()
+    s.best["seconds"] = 600.0
     before = len(calls)
-    tune.finish_the_winner(s, configs[0], score, 12, clock=clock)
+    tune.finish_the_winner(s, default, score, 12, clock=clock)
     assert len(calls) == before  # not started: it would be cancelled
     assert s.trials[-1]["skipped"] and s.trials[-1]["finishing"] and s.trials[-1]["iterations"] == 12
     assert (s.best["rank"], s.best["reg"]) == (16, 0.01) and s.runner_up["rank"] == 256
     unfinished = s.default_check["unfinished"]
-    assert s.default_check["chosen"] == "default" and "about 360 s, more than the 250 s" in unfinished
-    s = tune.keep_the_default_unless_beaten(s, configs[0], {})
+    assert s.default_check["chosen"] == "default"
+    assert "about 1200 s, more than the search's whole budget of 1000 s" in unfinished
+    s = tune.keep_the_default_unless_beaten(s, default, {})
     assert s.default_check["unfinished"] == unfinished  # the reason is kept
     (line,) = default_check_lines(s.default_check)
     assert unfinished in line and "the built-in configuration is chosen" in line
@@ -299,15 +317,13 @@ def test_a_winner_too_slow_to_finish_gives_way_to_the_default(capsys):
 
 
 def test_a_winner_cancelled_while_finishing_gives_way_to_the_default():
-    """As above, with the rank-256 trial's own pace under the limit but its fit at 12 iterations cancelled."""
-    clock, score, calls = _paced({256: 30.0, 16: 1.0})
-    configs = [_trial(16, 0.01), _trial(256, 0.09), _trial(16, 0.02), _trial(16, 0.03)]
-    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=clock)
-    s.trials[1]["seconds"] = 60.0  # as if it had run at 10 s per iteration: 120 s for 12, under the 250 s
-    s.best = s.trials[1]
-    tune.finish_the_winner(s, configs[0], score, 12, clock=clock)
+    """As above, with the winner's recorded pace within the budget (30 s per iteration: 360 s for 12) but its
+    fit with 12 iterations slower (100 s per iteration) and cancelled at the budget."""
+    s, default, pace, clock, score, calls = _rank_256_leads_rung_0()
+    pace[256] = 100.0
+    tune.finish_the_winner(s, default, score, 12, clock=clock)
     assert calls[-1] == (256, 0.09, 12) and s.trials[-1]["ndcg"] is None
-    assert s.best["rank"] == 16 and "cancelled after 251 s" in s.default_check["unfinished"]
+    assert s.best["rank"] == 16 and "cancelled after 1001 s" in s.default_check["unfinished"]
 
 
 def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
