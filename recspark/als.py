@@ -30,15 +30,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AlsParams:
-    """Built-in defaults: regParam, alpha and the weighting are the candidate with the best worst-case NDCG@10
-    (relative to the best candidate on each) across real goodbooks-10k shelves, generated ratings and generated
-    UCSD shelves (bench/tune_defaults.py, README "Self-tuning"). The rank is 128, not 64: with the same
-    parameters it scored higher from outside on all five kinds of data measured, +0.5% to +12.4%
-    (``bench/als_configs.py``, records ``*-default-sweep``; docs/quality.md, "A rank-128 default"), for 2.3-3.6
-    times the fit. ``recspark run`` searches around them by itself; these are what a too-small dataset and
-    ``--tune off`` without a stored search use, and what the search's winner has to beat."""
+    """Built-in defaults: the candidate with the best worst-case NDCG@10 (relative to the best candidate on each)
+    across real goodbooks-10k shelves, generated ratings and generated UCSD shelves (bench/tune_defaults.py,
+    README "Self-tuning"). ``recspark run`` searches around them by itself; these are what a too-small dataset
+    and ``--tune off`` without a stored search use."""
 
-    rank: int = 128
+    rank: int = 64
     reg: float = 0.5
     alpha: float = 5.0
     max_iter: int = 12

@@ -329,11 +329,6 @@ def print_parameters(summary: dict) -> None:
         if second:
             print(f"  runner-up: {describe(second)}")
         check = tuning.get("default_check") or {}
-        if "unfinished" in check:
-            print(
-                "  the search's best (the runner-up) could not be fitted with every iteration within the search's "
-                f"budget ({check['unfinished']}): the built-in configuration wins"
-            )
         if "winner_ndcg" in check:  # else the search's best is the built-in configuration itself
             kept = "kept" if check["chosen"] == "winner" else "not kept: the built-in configuration wins"
             crossed = metrics.z_text(check["z_cross_fitted"]) if "z_cross_fitted" in check else "n/a"
@@ -668,10 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune-budget",
         type=_positive_float,
         default=None,
-        help=(
-            "seconds the search may take (default: 25x its first trial, the built-in configuration at 3 "
-            "iterations, at least 180 s)"
-        ),
+        help="seconds the search may take (default: 40x its first trial, at least 180 s)",
     )
     r.add_argument("--no-tuned", action="store_true", help="built-in parameters only (implies --tune off)")
     r.add_argument(

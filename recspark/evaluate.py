@@ -151,14 +151,6 @@ def baseline_lists(
 
 def default_check_lines(check: dict | None) -> list[str]:
     """The report's line on the search's best against the built-in configuration (none when they are one)."""
-    if (
-        check and "unfinished" in check
-    ):  # the winner was not fitted with every iteration (tune.finish_the_winner)
-        return [
-            "- **against the built-in configuration**: the search's best (the runner-up) could not be fitted with "
-            f"every iteration within the search's budget ({check['unfinished']}): the built-in "
-            "configuration is chosen"
-        ]
     if not check or "winner_ndcg" not in check:  # the search's best is the built-in configuration itself
         return []
     verdict = (

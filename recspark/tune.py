@@ -23,9 +23,7 @@ cancelled in turn, 360 s of a 440-s budget), or, when it is the best so far, the
 before. The best configuration of the highest rung reached wins; a smaller rank within 1% of its
 validation score is preferred (the difference is noise, the cost is not). It then has to beat the built-in
 default by two standard errors, user by user at the same iterations, or the default wins
-(:func:`keep_the_default_unless_beaten`). Both are compared fully fitted: a winner the search left on an earlier
-rung is fitted with every iteration, within the search's budget or not at all (then the default wins;
-:func:`finish_the_winner`), and the default is brought to the same iterations (:func:`level_the_default`).
+(:func:`keep_the_default_unless_beaten`), compared with the winner's iterations (:func:`level_the_default`).
 
 Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
 the evaluation holdout), with its own seed; a sparse user is held out here only when the evaluation split did not
@@ -141,10 +139,7 @@ QUIET_WHILE_CANCELLING = (
     "org.apache.spark.scheduler.TaskSetManager",
     "org.apache.spark.storage.BlockManager",
 )
-# auto budget: this many times the first (default, lowest-rung) trial. 25 since the default is rank 128: its
-# 3-iteration fit takes about 1.6x the rank-64 one's (13.2 s against 8.2 s on the goodbooks-like ratings,
-# bench/results/als_configs.json), so the budget stays about the 40 rank-64 trials it was
-BUDGET_PER_FIRST_TRIAL = 25.0
+BUDGET_PER_FIRST_TRIAL = 40.0  # auto budget: this many times the first (default, lowest-rung) trial
 MAX_TRIAL_SHARE = 0.25  # one trial may take at most this share of the budget
 PARSIMONY = 0.01  # a smaller rank within 1% of the best validation score wins (noise, not a real difference)
 # the search's winner replaces the built-in configuration only when its per-user validation NDCG is ahead of the
@@ -356,7 +351,7 @@ def successive_halving(
     :class:`TrialTimeout` when it takes longer than ``limit_s`` (None: no limit).
 
     ``budget_s`` None: auto, :data:`BUDGET_PER_FIRST_TRIAL` times the first trial (the default configuration at
-    the first rung's iterations, about six full fits of it), at least :data:`MIN_BUDGET_S`. No trial starts
+    the first rung's iterations, about ten full fits of it), at least :data:`MIN_BUDGET_S`. No trial starts
     after the budget is spent, and each may take at most :data:`MAX_TRIAL_SHARE` of it (an expensive
     configuration, e.g. rank 256 on a large catalogue, is cancelled rather than eating the search), so the
     search ends within ``(1 + MAX_TRIAL_SHARE)`` times the budget.
@@ -463,69 +458,6 @@ def chosen_on_the_other_half(scores: dict[Trial, np.ndarray]) -> np.ndarray:
     return out
 
 
-def finish_the_winner(
-    search: Search,
-    default: Trial,
-    score: Callable[[Trial, int, float | None], float],
-    max_iter: int,
-    on_trial: Callable[[dict], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> None:
-    """Fit a winner the search left below ``max_iter`` with ``max_iter`` iterations, the model it would be
-    published as, so that the default check (:func:`level_the_default`, :func:`keep_the_default_unless_beaten`)
-    compares the two fully fitted. The fit may take the whole budget of the search (not only one trial's
-    share: it is the fit the run makes twice more to publish the winner, so the search pays for it here): a
-    winner whose full fit would pass that (at the pace per iteration of its own trial) or is cancelled gives
-    way to the default, with the reason in ``default_check["unfinished"]``.
-
-    Why: configurations converge at different speeds, and the search's rungs at 3 and 6 iterations favour fast
-    ones. With a rank-128 default, on 300 generated heavy shelvers over 89k books a rank-256 winner of the first
-    rung was ahead of the slow-converging default at 3 iterations by z 4.29, was then fitted with 12 twice
-    outside the budget (about 950 s each) and published lists 12% lower than the default's
-    (docs/quality.md, "A rank-128 default"). A winner the search cannot afford to fit fully is also one the run
-    pays for twice more (evaluation and final training)."""
-    best = search.best
-    if best is None or _trial_of(best) == default or best["iterations"] >= max_iter:
-        return
-    limit = search.budget_s or None
-    t = _trial_of(best)
-    pace = best["seconds"] / best["iterations"]
-    why = None
-    if limit is not None and pace * max_iter > limit:
-        why = (
-            f"{max_iter} iterations at {pace:.1f} s each would take about {pace * max_iter:.0f} s, more than the "
-            f"search's whole budget of {limit:.0f} s"
-        )
-    if why is None:
-        value, row = run_trial(score, t, best["rung"], max_iter, limit, clock)
-        row["finishing"] = True
-        search.trials.append(row)
-        if on_trial:
-            on_trial(row)
-        if value is not None:
-            search.best = row
-            return
-        why = f"its fit with {max_iter} iterations was cancelled after {row['seconds']:.0f} s"
-    else:
-        row = {**t.as_dict(), "rung": best["rung"], "iterations": max_iter, "ndcg": None, "seconds": 0.0}
-        row |= {"skipped": why, "finishing": True}
-        search.trials.append(row)
-        if on_trial:
-            on_trial(row)
-    mine = [r for r in search.trials if r["ndcg"] is not None and _trial_of(r) == default]
-    if not mine:  # the default itself never scored (cancelled): the winner is all there is
-        return
-    log.warning(
-        "the search's winner (%s) cannot be fitted with %d iterations within the search's budget (%s): "
-        "keeping the default",
-        describe(best),
-        max_iter,
-        why,
-    )
-    search.runner_up, search.best = best, max(mine, key=lambda r: r["iterations"])
-    search.default_check = {"chosen": "default", "z": None, "min_z": DEFAULT_MARGIN_Z, "unfinished": why}
-
-
 def level_the_default(
     search: Search,
     default: Trial,
@@ -584,8 +516,8 @@ def keep_the_default_unless_beaten(
     scored = [r for r in search.trials if r["ndcg"] is not None and _trial_of(r) == default]
     if best is None or not scored:
         return search
-    if _trial_of(best) == default:  # the default won the search, or the winner could not be finished
-        search.default_check = search.default_check or {"chosen": "default", "z": None, "min_z": min_z}
+    if _trial_of(best) == default:
+        search.default_check = {"chosen": "default", "z": None, "min_z": min_z}
         return search
     at = max(scored, key=lambda r: r["iterations"])
     iters = at["iterations"]
@@ -844,7 +776,6 @@ def tune(
     if "als" in models:
         configs = sample(n_configs, seed, space)
         search = successive_halving(configs, score, max_iter, budget_s, on_trial=report)
-        finish_the_winner(search, configs[0], score, max_iter, on_trial=report)
         level_the_default(search, configs[0], score, on_trial=report)
         search = keep_the_default_unless_beaten(search, configs[0], per_user)
         per_user.clear()

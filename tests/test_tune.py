@@ -93,7 +93,7 @@ def test_budget_stops_the_search_and_keeps_the_best_so_far():
     assert len(s.trials) == 5  # started at 0, 10, 20, 30, 40 s; none after 45 s
     assert s.best["reg"] == 0.05 and s.runner_up["reg"] == 0.04
     auto = tune.successive_halving(_trials(3), score, max_iter=12, budget_s=None, clock=clock)
-    assert auto.budget_s == tune.BUDGET_PER_FIRST_TRIAL * 10.0  # 25 x the first trial's 10 s
+    assert auto.budget_s == tune.BUDGET_PER_FIRST_TRIAL * 10.0  # 40 x the first trial's 10 s
     now[0] = 0.0
 
     def quick(t: Trial, iters: int, limit_s) -> float:
@@ -101,7 +101,7 @@ def test_budget_stops_the_search_and_keeps_the_best_so_far():
         return t.reg
 
     floor = tune.successive_halving(_trials(3), quick, max_iter=12, budget_s=None, clock=clock)
-    assert floor.budget_s == tune.MIN_BUDGET_S  # 25 x 1 s is below the floor
+    assert floor.budget_s == tune.MIN_BUDGET_S  # 40 x 1 s is below the floor
 
 
 def test_parsimony_prefers_a_smaller_rank_within_one_percent():
@@ -236,94 +236,6 @@ def test_the_default_is_compared_with_the_winners_iterations():
     before = len(calls)
     tune.level_the_default(s, default, score)
     assert len(calls) == before
-
-
-def test_a_winner_left_below_full_iterations_is_finished_before_the_default_check():
-    """Budget 50 fake seconds (a trial may take 12.5), one second per iteration: rung 0 (9 trials at 6
-    iterations) spends it, so the search ends there with its leader (reg 0.09, ahead of the default's 0.0 by 0.05
-    for every user). That leader is fitted with 12 iterations (12 s, within its share) and keeps its score;
-    the default, slow to converge, is brought to 12 iterations too and is ahead there: it is chosen."""
-    now = [0.0]
-    users = np.array([0.0, 0.1, 0.2, 0.3])
-    per_user: dict = {}
-    calls = []
-
-    def score(t: Trial, iters: int, limit_s) -> float:
-        calls.append((t.reg, iters))
-        now[0] += iters
-        lift = 0.1 if (t.reg, iters) == (0.01, 12) else 0.0 if t.reg == 0.01 else t.reg - 0.04
-        per_user[(t, iters)] = users + lift + 0.001 * np.array([1, -1, 2, 0])
-        return float(per_user[(t, iters)].mean())
-
-    configs = _trials(9)
-    default = configs[0]
-    s = tune.successive_halving(configs, score, max_iter=12, budget_s=50, clock=lambda: now[0])
-    assert s.best["reg"] == 0.09 and s.best["iterations"] == 6
-    tune.finish_the_winner(s, default, score, 12, clock=lambda: now[0])
-    assert calls[-1] == (0.09, 12) and s.best["iterations"] == 12 and s.trials[-1]["finishing"]
-    tune.level_the_default(s, default, score, clock=lambda: now[0])
-    assert calls[-1] == (0.01, 12)
-    s = tune.keep_the_default_unless_beaten(s, default, per_user)
-    assert s.default_check["iterations"] == 12 and s.default_check["chosen"] == "default"
-    assert s.best["reg"] == 0.01 and s.best["iterations"] == 12 and s.runner_up["reg"] == 0.09
-    # a winner already at full iterations is left alone
-    before = len(calls)
-    tune.finish_the_winner(s, default, score, 12, clock=lambda: now[0])
-    assert len(calls) == before
-
-
-def _rank_256_leads_rung_0():
-    """A search (budget 1000 fake seconds, 250 a trial) whose rank-256 leader of rung 0 (180 s at 6 iterations)
-    cannot go on to 12 iterations within a trial's share (360 s), so the search ends with rung 0. Returns
-    (search, default, pace, clock, score, calls); ``pace`` may be changed to make later fits slower."""
-    pace = {256: 30.0, 16: 1.0}
-    clock, score, calls = _paced(pace)
-    configs = [_trial(16, 0.01), _trial(256, 0.09), _trial(16, 0.02), _trial(16, 0.03)]
-    s = tune.successive_halving(configs, score, max_iter=12, budget_s=1000, clock=clock)
-    assert s.best["rank"] == 256 and s.best["iterations"] == 6
-    return s, configs[0], pace, clock, score, calls
-
-
-def test_a_winner_is_finished_within_the_whole_budget_not_one_trials_share():
-    s, default, _, clock, score, calls = _rank_256_leads_rung_0()
-    tune.finish_the_winner(s, default, score, 12, clock=clock)
-    assert calls[-1] == (256, 0.09, 12) and s.best["iterations"] == 12 and s.default_check is None
-
-
-def test_a_winner_too_slow_to_finish_gives_way_to_the_default(capsys):
-    """The rank-256 winner's trial recorded as 100 s per iteration (as with more configurations, whose first
-    rung has fewer iterations): 12 would take 1,200 s, more than the search's whole budget. It is not fitted
-    again, and the default (rank 16, reg 0.01) is chosen, the reason recorded, shown in the report and the
-    printed summary."""
-    from recspark import cli
-    from recspark.evaluate import default_check_lines
-
-    s, default, _, clock, score, calls = _rank_256_leads_rung_0()
-    s.best["seconds"] = 600.0
-    before = len(calls)
-    tune.finish_the_winner(s, default, score, 12, clock=clock)
-    assert len(calls) == before  # not started: it would be cancelled
-    assert s.trials[-1]["skipped"] and s.trials[-1]["finishing"] and s.trials[-1]["iterations"] == 12
-    assert (s.best["rank"], s.best["reg"]) == (16, 0.01) and s.runner_up["rank"] == 256
-    unfinished = s.default_check["unfinished"]
-    assert s.default_check["chosen"] == "default"
-    assert "about 1200 s, more than the search's whole budget of 1000 s" in unfinished
-    s = tune.keep_the_default_unless_beaten(s, default, {})
-    assert s.default_check["unfinished"] == unfinished  # the reason is kept
-    (line,) = default_check_lines(s.default_check)
-    assert unfinished in line and "the built-in configuration is chosen" in line
-    cli.print_parameters({"config": RunConfig(), "tuning": s.summary()})
-    assert f"({unfinished}): the built-in configuration wins" in capsys.readouterr().out
-
-
-def test_a_winner_cancelled_while_finishing_gives_way_to_the_default():
-    """As above, with the winner's recorded pace within the budget (30 s per iteration: 360 s for 12) but its
-    fit with 12 iterations slower (100 s per iteration) and cancelled at the budget."""
-    s, default, pace, clock, score, calls = _rank_256_leads_rung_0()
-    pace[256] = 100.0
-    tune.finish_the_winner(s, default, score, 12, clock=clock)
-    assert calls[-1] == (256, 0.09, 12) and s.trials[-1]["ndcg"] is None
-    assert s.best["rank"] == 16 and "cancelled after 1001 s" in s.default_check["unfinished"]
 
 
 def test_a_trial_over_its_share_of_the_budget_is_cancelled_not_chosen():
