@@ -365,7 +365,10 @@ def ranked_lists(
         expected = model.getOrDefault("features_cols")
         got = candidates.feature_names(tuple(lists))
         if list(expected) != got:
-            raise ValueError(f"the ranker was trained on features {expected}, the candidates have {got}")
+            raise ValueError(
+                f"the ranker was trained on features {expected}, the candidates have {got} (a ranker saved by "
+                "another recspark version?): run with --tune full to train it again"
+            )
         out = ranker.rank(model, feats, k).cache()
     out.count()
     feats.unpersist()

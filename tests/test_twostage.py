@@ -21,6 +21,7 @@ def train_frame(spark):
         (0, 1, 0, dt.datetime(2017, 3, 30)),
         (1, 0, 3, dt.datetime(2017, 3, 31)),
         (1, 2, 0, dt.datetime(2016, 10, 1)),  # more than 90 days before the latest shelf: not recent
+        (2, 0, 0, dt.datetime(2017, 1, 1)),  # user 2 has no candidates: one shelf, of the most-read book
     ]
     return spark.createDataFrame(rows, "user_idx int, book_idx int, rating int, date_added timestamp")
 
@@ -52,7 +53,8 @@ def test_candidate_features_by_hand(spark):
         books_frame(spark),
         ("als", "popularity"),
     )
-    assert feats.columns == ["user_idx", "book_idx", *candidates.feature_names(("als", "popularity"))]
+    assert feats.columns == ["user_idx", "book_idx", *candidates.feature_columns(("als", "popularity"))]
+    assert set(candidates.feature_names(("als", "popularity"))) < set(feats.columns)
     got = {(r["user_idx"], r["book_idx"]): r.asDict() for r in feats.collect()}
     assert set(got) == {(0, 3), (0, 2), (1, 3), (1, 1)}
     nan = float("nan")
@@ -62,22 +64,35 @@ def test_candidate_features_by_hand(spark):
         (0, 2): dict(als_score=0.5, als_rank=2, popularity_score=2.0, popularity_rank=1, n_sources=2),
         (1, 1): dict(als_score=nan, als_rank=3, popularity_score=1.0, popularity_rank=1, n_sources=1),
     }
+    # scaled: over the user's top score of the source (user 0: ALS 0.9, popularity 2.0; user 1: popularity 1.0)
+    want[(0, 3)].update(als_scaled=1.0, popularity_scaled=nan)
+    want[(0, 2)].update(als_scaled=0.5 / 0.9, popularity_scaled=1.0)
+    want[(1, 1)].update(als_scaled=nan, popularity_scaled=1.0)
     # book 2: one reader, 2016-10-01 is outside the 90 days before 2017-03-31, unrated; book 1: recent, unrated;
-    # book 3: no reader in train at all
+    # book 3: no reader in train at all; the most-read book is book 0 (3 readers): ln 4
     want[(0, 2)].update(book_log_readers=math.log(2), book_recent_share=0.0, book_log_ratings=0.0)
     want[(1, 1)].update(book_log_readers=math.log(2), book_recent_share=1.0, book_log_ratings=0.0)
     want[(0, 3)].update(
         book_log_readers=0.0, book_recent_share=0.0, book_log_ratings=0.0, book_mean_rating=nan
     )
-    # liked share (no is_read column: reading not recorded): of the 4 shelves all but book 0's 3 stars are liked,
-    # 3/4 overall; books 1 and 2 have one unrated (liked) shelf each, (1 + 10 · 3/4) / (1 + 10) = 17/22; book 3 is
+    want[(0, 2)].update(book_readers_vs_top=math.log(2 / 4))
+    want[(1, 1)].update(book_readers_vs_top=math.log(2 / 4))
+    want[(0, 3)].update(book_readers_vs_top=-math.log(4))
+    # liked share (no is_read column: reading not recorded): of the 5 shelves all but book 0's 3 stars are liked,
+    # 4/5 overall; books 1 and 2 have one unrated (liked) shelf each, (1 + 10 · 4/5) / (1 + 10) = 9/11; book 3 is
     # unshelved and gets the overall share
-    want[(0, 2)].update(book_liked_share=17 / 22)
-    want[(1, 1)].update(book_liked_share=17 / 22)
-    want[(0, 3)].update(book_liked_share=0.75)
-    # users: both shelved 2 books; user 0 rated 5, user 1 rated 3
+    want[(0, 2)].update(book_liked_share=9 / 11)
+    want[(1, 1)].update(book_liked_share=9 / 11)
+    want[(0, 3)].update(book_liked_share=0.8)
+    # users: 0 and 1 shelved 2 books, user 2 one (mean ln(1 + shelves): (2 ln 3 + ln 2) / 3); user 0 rated 5,
+    # user 1 rated 3
+    vs_mean = math.log(3) - (2 * math.log(3) + math.log(2)) / 3
     for key in want:
-        want[key].update(user_log_shelves=math.log(3), user_mean_rating=5.0 if key[0] == 0 else 3.0)
+        want[key].update(
+            user_log_shelves=math.log(3),
+            user_shelves_vs_mean=vs_mean,
+            user_mean_rating=5.0 if key[0] == 0 else 3.0,
+        )
     # affinity: user 0 shelved b0 (author 10, fantasy, s1) and b1 (author 11, fantasy)
     want[(0, 3)].update(author_share=0.5, genre_share=1.0, series_read=math.log(2))
     want[(0, 2)].update(author_share=0.5, genre_share=0.0, series_read=0.0)
