@@ -27,8 +27,9 @@ The ranker sees :func:`feature_names`: the scaled scores and the two ratios, not
 it learns on the tuning split, whose sources are fitted on about two thirds of the data a run sees, and it ranks
 the lists of sources fitted on all of it. Item-CF's sums, popularity counts and ln(readers) grow with the data;
 their ratios to the user's top or the data's top do not. With the raw features the ranker's validation lead did
-not carry over to the test (generated goodbooks-like ratings: 2% ahead of ALS on validation, 4% behind on the
-test); with the ratios it was 8.5% ahead on the test (``bench/ranker_transfer.py``, README "Two-stage").
+not carry over to the test (generated goodbooks-like ratings: 2.5% ahead of ALS on validation, 4% behind on the
+test); with the ratios it was 6% ahead on the test, and within 1% of the raw features on three other data sets
+(``bench/ranker_transfer.py``, docs/quality.md "Two-stage: the ranker's features as ratios").
 
 :func:`recall` measures, per source and for the union, the share of held-out relevant books that are among the
 candidates: the ceiling of any ranker.
