@@ -41,7 +41,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from recspark import columns as C
-from recspark.candidates import LIKED_SHARE, top_k
+from recspark.candidates import LIKED_SHARE, magnitude, top_k
 
 SOURCES = ("als", "itemcf")  # (1 - w) · the first + w · the second
 WEIGHTS = (0.2, 0.35, 0.5, 0.65, 0.8)  # item-CF's share; 0 and 1 are the single models themselves
@@ -94,8 +94,7 @@ def normalised(cands: DataFrame, n: int) -> DataFrame:
         top, low, count = F.col(f"_{s}_top"), F.col(f"_{s}_low"), F.col(f"_{s}_n")
         fill = F.when(count >= n, low).otherwise(F.lit(0.0))
         value = F.when(F.col(f"{s}_rank") <= n, F.col(f"{s}_score")).otherwise(fill)
-        scale = F.when(F.coalesce(F.abs(top), F.lit(0.0)) > 0, F.abs(top)).otherwise(F.lit(1.0))
-        cols.append((F.coalesce(value, F.lit(0.0)) / scale).cast("double").alias(s))
+        cols.append((F.coalesce(value, F.lit(0.0)) / magnitude(top)).cast("double").alias(s))
     liked = F.col(LIKED_SHARE) if LIKED_SHARE in cands.columns else F.lit(0.0)
     return cands.join(stats, on=C.USER_IDX, how="inner").select(
         C.USER_IDX, C.BOOK_IDX, *cols, F.coalesce(liked, F.lit(0.0)).cast("double").alias(LIKED_SHARE)

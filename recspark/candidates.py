@@ -231,19 +231,19 @@ def affinity(cands: DataFrame, train: DataFrame, books: DataFrame | None) -> Dat
     )
 
 
-def scaled_scores(cands: DataFrame, sources: tuple[str, ...]) -> DataFrame:
-    """``(user_idx, book_idx, <source>_scaled…)``: each source's score of a candidate over the magnitude of the
-    user's top score of that source (1 when it is 0), as :mod:`recspark.blend` scales them; NaN where the source
-    did not propose the book."""
-    tops = cands.groupBy(C.USER_IDX).agg(
+def magnitude(top: Column) -> Column:
+    """``|top|``, or 1 when it is 0 or missing: what a user's scores of a source are divided by (here and in
+    :mod:`recspark.blend`)."""
+    size = F.abs(F.coalesce(top, F.lit(0.0)))
+    return F.when(size > 0, size).otherwise(F.lit(1.0))
+
+
+def top_scores(cands: DataFrame, sources: tuple[str, ...]) -> DataFrame:
+    """``(user_idx, _<source>_top…)``: each user's top score of every source over the books it proposed (NaN
+    scores, of books it did not propose, left out)."""
+    return cands.groupBy(C.USER_IDX).agg(
         *[F.max(F.when(~F.isnan(f"{s}_score"), F.col(f"{s}_score"))).alias(f"_{s}_top") for s in sources]
     )
-    cols = []
-    for s in sources:
-        top = F.abs(F.coalesce(F.col(f"_{s}_top"), F.lit(0.0)))
-        scale = F.when(top > 0, top).otherwise(F.lit(1.0))
-        cols.append((F.col(f"{s}_score") / scale).cast("float").alias(f"{s}_scaled"))
-    return cands.join(tops, on=C.USER_IDX, how="inner").select(C.USER_IDX, C.BOOK_IDX, *cols)
 
 
 def features(
@@ -257,7 +257,7 @@ def features(
     top_readers = per_book.agg(F.max("book_log_readers").alias("_top_readers"))
     mean_shelves = per_user.agg(F.avg("user_log_shelves").alias("_mean_shelves"))
     return (
-        cands.join(scaled_scores(cands, sources), on=[C.USER_IDX, C.BOOK_IDX], how="inner")
+        cands.join(top_scores(cands, sources), on=C.USER_IDX, how="inner")
         .join(per_book, on=C.BOOK_IDX, how="left")
         .join(per_user, on=C.USER_IDX, how="left")
         .join(affinity(cands, train, books), on=[C.USER_IDX, C.BOOK_IDX], how="left")
@@ -267,7 +267,10 @@ def features(
             C.USER_IDX,
             C.BOOK_IDX,
             *source_columns(sources),
-            *scaled_columns(sources),
+            *[
+                (F.col(f"{src}_score") / magnitude(F.col(f"_{src}_top"))).cast("float").alias(name)
+                for src, name in zip(sources, scaled_columns(sources))
+            ],
             "n_sources",
             *book_cols,
             F.coalesce(F.col("book_mean_rating"), nan()).cast("float").alias("book_mean_rating"),
