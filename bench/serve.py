@@ -5,7 +5,8 @@ concurrency 1 and 8 on 127.0.0.1, and how close folded-in lists are to the batch
 
 1. **Quality** (on ``--lakehouse``, a real ``recspark run``): for up to ``--users`` users with published lists,
    their silver shelves (read with deltalake) are posted to the fold-in path; overlap@10 = the share of the
-   published top-10 that the folded-in top-10 also holds.
+   published top-10 that the folded-in top-10 also holds; identical lists, and how many of the others the batch's
+   series step changed (the consumer does not order series).
 2. **Size** (``--books``, ``--users-at-size``; the defaults are scale 0.1 of Goodreads: 236k books, 88k users):
    gold tables of that size are written with deltalake (random factors and vectors of the published rank and
    dimension, 10 recommendations per user, 10 similar books per book) and loaded by the consumer: load seconds,
@@ -70,6 +71,12 @@ def load_in_fresh_process(root: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def series_step(item) -> bool:
+    """Whether the series step made this published item: "next in series", or the popular fill (no reason)."""
+    reason = item.extra.get("explanation") or ""
+    return reason.startswith("next in series") or item.extra.get("because_book_id") is None
+
+
 def quality(lakehouse: str, users: int, seed: int) -> dict:
     """overlap@10 of folded-in lists with the published lists, for up to ``users`` sampled users."""
     from deltalake import DeltaTable
@@ -99,22 +106,27 @@ def quality(lakehouse: str, users: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     candidates = [u for u in by_user if reader.recs.find(user_of[u]) is not None]
     picked = rng.choice(len(candidates), size=min(users, len(candidates)), replace=False)
-    overlaps, exact, millis = [], 0, []
+    overlaps, exact, touched, millis = [], 0, 0, []
     for j in picked:
         u = candidates[j]
-        batch = [i.book_id for i in reader.recommend(user_of[u], 10)[0]]
+        items = reader.recommend(user_of[u], 10)[0]
+        batch = [i.book_id for i in items]
         shelves, _ = serve.parse_body(json.dumps({"shelves": by_user[u]}).encode())
         t = time.perf_counter()
         folded = [i["book_id"] for i in reader.fold_in(shelves, 10)["items"]]
         millis.append((time.perf_counter() - t) * 1000)
         overlaps.append(len(set(batch) & set(folded)) / max(len(batch), 1))
         exact += batch == folded
+        # the batch's series step (recspark.series), which the consumer does not take: an earlier volume in a
+        # later one's place ("next in series"), or a volume folded away and the list filled from popular books
+        touched += batch != folded and any(series_step(i) for i in items)
     return {
         "lakehouse_run": reader.run_id,
         "model": reader.info.model,
         "users": len(picked),
         "overlap@10": round(float(np.mean(overlaps)), 4),
         "identical_lists": exact,
+        "other_lists_the_series_step_changed": touched,
         "fold_in_ms_p50_in_process": round(float(np.percentile(millis, 50)), 2),
         "catalogue_books": len(reader.catalogue),
     }

@@ -9,6 +9,7 @@ WORK_IDX = "work_idx"  # a work, keyed by the book_idx of its representative (mo
 WORK_BOOK_ID = (
     "work_book_id"  # gold/serving_books: the book_id of the edition that stands for the book's work
 )
+LIKED_SHARE = "liked_share"  # gold/serving_books: how often a book's shelves are liked (recspark.candidates)
 USER_ID_CSV = "user_id_csv"  # UCSD CSV's integer user id (index into user_id_map.csv)
 BOOK_ID_CSV = "book_id_csv"
 WORK_ID = "work_id"

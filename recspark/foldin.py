@@ -21,6 +21,12 @@ numbers the batch model was trained on, and one user vector is solved or summed 
 * **Item-CF** (the published family is ``itemcf`` or ``popularity``): ``Σ_j w_j · sim(j, b)`` over the
   shelved books' neighbour lists: the model's whole table (``gold/serving_neighbours``), or the published
   similar-books lists (the top ``similar_k``) for runs that did not publish it.
+* **The blend of ALS and item-CF** (a ``ranker`` run that published :mod:`recspark.blend`): both of the above,
+  then :func:`blend_scores` does what the batch blend does over its candidates: every source's top ``n``
+  (ALS, item-CF, content, popularity; shelved works excluded) is a candidate, ALS's and item-CF's scores are
+  filled and divided by the reader's top score of each, and ``(1 - w) · als + w · itemcf + γ · liked share``
+  orders them. ``O(n_books)`` per source to pick its top ``n`` and ``O(sources · n)`` for the blend. A run that
+  published the learned ranker folds in with ALS (its features need Spark).
 
 Every shelved book is excluded exactly; each recommended book is explained by the shelved book whose vector is
 closest to it (cosine of ALS factors, or content vectors), or that contributed most (item-CF).
@@ -62,6 +68,11 @@ class ModelInfo:
     content_half_life_days: float | None = 365.0
     content_popularity_weight: float = 1.0
     itemcf_popularity_weight: float = 0.0  # item-CF's prior β (recspark.itemcf): 0 without one
+    # a ranker run that published the blend (recspark.blend): item-CF's share w, the liked share's weight γ and
+    # the candidates per source n; None: not a blend run (or one published before the blend was served)
+    blend_weight: float | None = None
+    blend_prior: float = 0.0
+    blend_candidates: int = 0
 
 
 def decay(
@@ -193,6 +204,43 @@ def top_n(scores: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:
         cut = np.flatnonzero(finite)
     order = np.lexsort((cut, -scores[cut]))[:n]
     return cut[order]
+
+
+def blend_scores(
+    sources: dict[str, np.ndarray | None],
+    weight: float,
+    prior: float,
+    liked: np.ndarray,
+    exclude: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """The batch blend (:mod:`recspark.blend`) of one reader over the catalogue: ``-inf`` except on the candidates.
+
+    ``sources`` maps each source (``als``, ``itemcf``, and any other that proposes candidates, e.g. ``content``,
+    ``popularity``) to its scores over the catalogue (non-finite: never proposed; None: the source has nothing for
+    this reader). A candidate is a book in some source's top ``n`` (``exclude`` left out). ALS's and item-CF's
+    values: the score where the source proposed the book, else its lowest proposed score when it proposed ``n``
+    books, else 0; divided by the magnitude of its top proposed score (1 when that is 0). Then
+    ``(1 - weight) · als + weight · itemcf + prior · liked``. Scores are taken as float32, as the candidate
+    table stores them."""
+    lists = {name: top_n(s.astype(np.float32), exclude, n) for name, s in sources.items() if s is not None}
+    if not lists:
+        return np.full(len(liked), -np.inf)
+    cand = np.unique(np.concatenate(list(lists.values())))
+    total = prior * liked[cand].astype(np.float64)
+    for name, share in (("als", 1.0 - weight), ("itemcf", weight)):
+        top = lists.get(name)
+        if top is None or not len(top):
+            continue  # nothing proposed: 0 for every candidate
+        proposed = sources[name].astype(np.float32)[top].astype(np.float64)
+        fill = proposed.min() if len(top) >= n else 0.0
+        value = np.full(len(cand), fill)
+        value[np.searchsorted(cand, top)] = proposed
+        size = abs(proposed.max())
+        total += share * value / (size if size > 0 else 1.0)
+    out = np.full(len(liked), -np.inf)
+    out[cand] = total
+    return out
 
 
 def closest(vectors: np.ndarray, shelved: np.ndarray, chosen: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from recspark import (
     als,
     baselines,
+    candidates,
     content,
     diversity,
     evaluate,
@@ -714,6 +715,14 @@ def diverse_lists(
     )
 
 
+def serving_blend(cfg: RunConfig) -> dict | None:
+    """What the consumer needs to fold a reader in with the blend a ranker run publishes (``gold/serving_model``
+    ``blend``): item-CF's share, the liked share's weight and the candidates per source; None for other runs."""
+    if cfg.model != "ranker" or cfg.blend is None:
+        return None
+    return {"weight": cfg.blend, "prior": cfg.blend_prior, "candidates": cfg.ranker.n_candidates}
+
+
 def publish_model(
     spark: SparkSession,
     lake: Lakehouse,
@@ -789,11 +798,16 @@ def publish_model(
             )
         publish.write_run_rows(lake, "popular_books", pop_rows, run_id)
     with timer.step("serving model (book factors, YᵀY, content vectors)", first_step + 3, total):
+        blend_params = serving_blend(cfg)
+        liked = None
+        if blend_params is not None:  # the liked share the blend orders candidates by, as its batch lists do
+            shares, overall = candidates.book_features(fitted)
+            liked = (shares.select(C.BOOK_IDX, F.col(candidates.LIKED_SHARE).alias(C.LIKED_SHARE)), overall)
         publish.write_run_rows(
             lake,
             "serving_books",
             publish.serving_book_rows(
-                books, interactions, run_id, items, vectors, works.table if works is not None else None
+                books, interactions, run_id, items, vectors, works.table if works is not None else None, liked
             ),
             run_id,
         )
@@ -807,6 +821,7 @@ def publish_model(
             als.gram(items).ravel().tolist() if items is not None else None,
             cfg.content.as_dict(),
             cfg.itemcf.as_dict(),
+            blend_params,
         )
         publish.write_run_rows(lake, "serving_model", model_row, run_id)
         if neighbours is not None:

@@ -9,16 +9,18 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
 * ``similar_books``: ``run_id, book_id, rank, similar_book_id, score, title, similar_title, method``
   (``method``: ``als`` = cosine of ALS factors, ``itemcf`` = co-occurrence similarity or EASE weights)
 * ``popular_books``: ``run_id, window, rank, book_id, readers, title, authors`` (cold start and fill-in)
-* ``serving_books``: ``run_id, book_id, title, authors, readers, factors, vector, work_book_id``: every book,
-  with the edition that stands for its work, its ALS
-  factors (null when the run has no ALS model or the book had no readers) and content vector (null without
-  metadata): what the consumer folds a new reader in with (:mod:`recspark.foldin`)
+* ``serving_books``: ``run_id, book_id, title, authors, readers, factors, vector, work_book_id, liked_share``:
+  every book, with the edition that stands for its work, its ALS
+  factors (null when the run has no ALS model or the book had no readers), content vector (null without
+  metadata) and, in runs that publish the blend, its liked share (else null): what the consumer folds a new
+  reader in with (:mod:`recspark.foldin`)
 * ``serving_neighbours``: ``run_id, book_id, rank, similar_book_id, score``: the item-CF neighbour table of
-  runs that publish item-CF lists (their fold-in uses it; EASE's weights can be negative, summed as the batch
-  lists sum them)
+  runs that publish item-CF or two-stage lists (their fold-in uses it; EASE's weights can be negative, summed as
+  the batch lists sum them)
 * ``serving_model``: one row per run: ``run_id, model, alpha, reg, weights, yty, reference_date, n_users,
-  avg_books, content, itemcf`` (``yty`` = YᵀY of the factors, row-major, so a request solves a ``rank × rank``
-  system; ``itemcf``: item-CF's parameters as JSON, for its popularity prior)
+  avg_books, content, itemcf, blend`` (``yty`` = YᵀY of the factors, row-major, so a request solves a
+  ``rank × rank`` system; ``itemcf``: item-CF's parameters as JSON, for its popularity prior; ``blend``: the
+  weight, liked-share weight and candidates per source of a ranker run that publishes the blend, as JSON)
 * ``evaluations``: ``run_id, model, k, metric, value, split, params``
 * ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings, tuning``
   (``tuning``: the chosen parameters, their validation score, the runner-up and the search's cost, as JSON)
@@ -267,11 +269,14 @@ def serving_book_rows(
     factors: DataFrame | None,
     vectors: DataFrame | None,
     works: DataFrame | None = None,
+    liked: tuple[DataFrame, float] | None = None,
 ) -> DataFrame:
     """``gold/serving_books``: every book with its readers, ALS factors and content vector (nullable), and
     ``work_book_id``: the book id of the edition that stands for its work (``works``: ``(book_idx, work_idx)``;
     without it every book stands for itself), so the consumer shows one edition per work and excludes every
-    edition of a shelved work."""
+    edition of a shelved work. ``liked_share``: with ``liked`` (``((book_idx, liked_share), overall)``, the shares of
+    :func:`recspark.candidates.book_features`, what a run that publishes the blend orders its candidates by), the
+    book's share, or the overall one for a book without shelves, as the candidates fill it; else null."""
     readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias(C.READERS))
     out = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS).join(readers, on=C.BOOK_IDX, how="left")
     if works is None:
@@ -281,6 +286,13 @@ def serving_book_rows(
         mapped = works.select(C.BOOK_IDX, C.WORK_IDX).join(rep, on=C.WORK_IDX, how="inner")
         out = out.join(mapped.select(C.BOOK_IDX, C.WORK_BOOK_ID), on=C.BOOK_IDX, how="left").withColumn(
             C.WORK_BOOK_ID, F.coalesce(F.col(C.WORK_BOOK_ID), F.col(C.BOOK_ID))
+        )
+    if liked is None:
+        out = out.withColumn(C.LIKED_SHARE, F.lit(None).cast("float"))
+    else:
+        shares, overall = liked
+        out = out.join(shares.select(C.BOOK_IDX, C.LIKED_SHARE), on=C.BOOK_IDX, how="left").withColumn(
+            C.LIKED_SHARE, F.coalesce(F.col(C.LIKED_SHARE), F.lit(overall))
         )
     empty = F.lit(None).cast(T.ArrayType(T.FloatType()))
     for name, table in ((C.FACTORS, factors), (C.VECTOR, vectors)):
@@ -297,6 +309,7 @@ def serving_book_rows(
         F.col(C.FACTORS).cast(T.ArrayType(T.FloatType())).alias(C.FACTORS),
         F.col(C.VECTOR).cast(T.ArrayType(T.FloatType())).alias(C.VECTOR),
         F.col(C.WORK_BOOK_ID).cast("long").alias(C.WORK_BOOK_ID),
+        F.col(C.LIKED_SHARE).cast("float").alias(C.LIKED_SHARE),
     )
 
 
@@ -327,6 +340,8 @@ SERVING_MODEL_SCHEMA = T.StructType(
         T.StructField("avg_books", T.DoubleType(), False),
         T.StructField("content", T.StringType(), True),
         T.StructField("itemcf", T.StringType(), True),  # item-CF's parameters (its popularity prior)
+        # a ranker run that publishes the blend: {"weight", "prior", "candidates"} as JSON (recspark.blend); else null
+        T.StructField("blend", T.StringType(), True),
     ]
 )
 
@@ -341,6 +356,7 @@ def serving_model_row(
     yty: list[float] | None,
     content_params: dict,
     itemcf_params: dict | None = None,
+    blend_params: dict | None = None,
 ) -> DataFrame:
     """``gold/serving_model``: the one row a request needs besides the book arrays."""
     stats = interactions.agg(
@@ -361,6 +377,7 @@ def serving_model_row(
         float(stats["rows"]) / max(users, 1),
         json.dumps(content_params),
         None if itemcf_params is None else json.dumps(itemcf_params),
+        None if blend_params is None else json.dumps(blend_params),
     )
     return spark.createDataFrame([row], SERVING_MODEL_SCHEMA)
 

@@ -20,7 +20,8 @@ Requests:
 * ``POST /recommendations?n=``: body ``{"shelves": [{"book_id", "rating"?, "date_added"?, "is_read"?,
   "is_reviewed"?}, ...], "blend"?}``: a reader folded in from these shelves (:mod:`recspark.foldin`), every
   edition of their works excluded, one edition per work shown (``serving_books.work_book_id``), each book
-  explained. Known users send their shelves the same way to refresh their list.
+  explained, with the published family: ALS, item-CF, content, or the blend of ALS and item-CF a ranker run
+  published (a learned ranker's run: ALS). Known users send their shelves the same way to refresh their list.
   Unknown book ids are ignored and listed in ``unknown_book_ids``; no known shelf -> popular books with
   ``cold_start: true``.
 * ``GET /similar/<book_id>?n=``: the published similar books.
@@ -162,6 +163,12 @@ class Catalogue:
         # books with an ALS factor (the rest, e.g. books of the metadata no one shelved, get no fold-in score)
         self.factored = None if self.factors is None else np.any(self.factors != 0, axis=1)
         self.vectors = _matrix(table.column("vector"))
+        # the book's liked share (recspark.candidates), published by runs that serve the blend; else None
+        self.liked = None
+        if "liked_share" in table.column_names and table.column("liked_share").null_count < len(table):
+            self.liked = (
+                table.column("liked_share").combine_chunks().fill_null(0.0).to_numpy().astype(np.float64)
+            )
         top = max(float(self.readers.max(initial=0.0)), 1.0)
         self.popularity = (np.log1p(self.readers) / np.log1p(top)).astype(np.float32)
         # work[p]: the position of the edition that stands for book p's work (runs before works: p itself)
@@ -201,6 +208,7 @@ class Catalogue:
             self.popularity,
             self.factors,
             self.vectors,
+            self.liked,
             self.work,
             self.others,
         ]
@@ -374,8 +382,8 @@ class GoldReader:
             }
         items = list(seen.values())
         at = np.array([x.pos for x in items], dtype=np.int64)
-        scores, explain = self._scores(items, at, info, blend)
         read = cat.same_works(at)  # every edition of every shelved work
+        scores, explain = self._scores(items, at, info, blend, np.concatenate([read, cat.others]))
         if scores is None:  # popularity: the popular books the reader has not shelved
             picked = self.popular_items(n, exclude={int(cat.book_ids[p]) for p in read})
             return {"cold_start": False, "unknown_book_ids": unknown, "items": [i.as_dict() for i in picked]}
@@ -392,50 +400,91 @@ class GoldReader:
         ]
         return {"cold_start": False, "unknown_book_ids": unknown, "items": [i.as_dict() for i in out]}
 
-    def _scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo, blend: float):
-        """``(scores over the catalogue, explain(positions) -> shelved positions)``; scores None for popularity."""
+    def _scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo, blend: float, exclude: np.ndarray):
+        """``(scores over the catalogue, explain(positions) -> shelved positions)``; scores None for popularity.
+        ``exclude``: the positions no list may show (the blend picks its candidates without them)."""
         cat = self.catalogue
         taste = None
-        if cat.vectors is not None and (info.model == "content" or blend > 0):
+        wants_taste = info.model == "content" or blend > 0 or self._serves_blend(info)
+        if cat.vectors is not None and wants_taste:
             w = foldin.content_weights(items, info)
             taste = foldin.taste_scores(cat.vectors, cat.popularity, at, w, info.content_popularity_weight)
         if info.model == "content":
             if taste is None:
                 return None, None
             return taste, lambda top: foldin.closest(cat.vectors, at, top)
-        if info.model in ("als", "ranker") and cat.factors is not None:  # a ranker run: ALS fold-in
-            fitted = cat.factored[at]  # shelves of books without a factor count for nothing, as in ALS's fit
-            if not fitted.any():
-                return None, None
-            r = foldin.preference(items, info, cat.readers)
-            x = foldin.fold_in(cat.factors, self.yty, at[fitted], r[fitted], info.alpha, info.reg)
-            scores = np.where(cat.factored, cat.factors @ x.astype(np.float32), -np.inf)
-            explain = lambda top: foldin.closest(cat.factors, at[fitted], top)  # noqa: E731
-        elif info.model in ("itemcf", "popularity") and len(self.sim_neighbour):
-            w = np.ones(len(at))
-            scores, cand, contrib = foldin.neighbour_scores(
-                self.sim_indptr, self.sim_neighbour, self.sim_score, at, w, len(cat)
+        if self._serves_blend(info):  # the batch blend's candidates and formula (recspark.blend)
+            als_scores, als_explain = self._als_scores(items, at, info)
+            itemcf_scores, itemcf_explain = self._itemcf_scores(at, info)
+            popular = np.where(cat.readers > 0, cat.readers, -np.inf)
+            sources = {"als": als_scores, "itemcf": itemcf_scores, "content": taste, "popularity": popular}
+            scores = foldin.blend_scores(
+                sources, info.blend_weight, info.blend_prior, cat.liked, exclude, info.blend_candidates
             )
-            if not (scores > 0).any():
-                return None, None
-            own = scores > 0
-            if info.model == "itemcf" and info.itemcf_popularity_weight > 0:  # the prior (recspark.itemcf)
-                scores = foldin.with_prior(scores, cat.readers, info.itemcf_popularity_weight)
-            else:
-                scores = np.where(own, scores, -np.inf)
-            seeds = np.repeat(at, np.diff(self.sim_indptr)[at])
-
-            def explain(top):
-                out = np.full(len(top), -1, dtype=np.int64)  # -1: picked by the prior alone
-                for i, p in enumerate(top):
-                    m = cand == p
-                    if own[p]:  # a positive sum always has a contribution
-                        out[i] = seeds[m][np.argmax(contrib[m])]
-                return out
+            explain = als_explain or itemcf_explain  # the batch explains a ranker run's lists by ALS
+            if explain is None:
+                explain = lambda top: np.full(len(top), -1, dtype=np.int64)  # noqa: E731
+            return scores, explain  # the blend has the liked share and content among its candidates already
+        if info.model in ("als", "ranker") and cat.factors is not None:  # a learned ranker's run: ALS fold-in
+            scores, explain = self._als_scores(items, at, info)
+        elif info.model in ("itemcf", "popularity") and len(self.sim_neighbour):
+            scores, explain = self._itemcf_scores(at, info)
         else:
+            return None, None
+        if scores is None:
             return None, None
         if taste is not None and blend > 0:
             scores = foldin.scaled(scores) + blend * foldin.scaled(taste)
+        return scores, explain
+
+    def _serves_blend(self, info: ModelInfo) -> bool:
+        """Whether a request folds in with the blend: a ranker run that published it, with what it needs."""
+        cat = self.catalogue
+        return (
+            info.model == "ranker"
+            and info.blend_weight is not None
+            and cat.factors is not None
+            and cat.liked is not None
+            and len(self.sim_neighbour) > 0
+        )
+
+    def _als_scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo):
+        """ALS fold-in: ``(scores, explain)``, ``(None, None)`` when no shelved book has a factor."""
+        cat = self.catalogue
+        fitted = cat.factored[at]  # shelves of books without a factor count for nothing, as in ALS's fit
+        if not fitted.any():
+            return None, None
+        r = foldin.preference(items, info, cat.readers)
+        x = foldin.fold_in(cat.factors, self.yty, at[fitted], r[fitted], info.alpha, info.reg)
+        scores = np.where(cat.factored, cat.factors @ x.astype(np.float32), -np.inf)
+        return scores, lambda top: foldin.closest(cat.factors, at[fitted], top)
+
+    def _itemcf_scores(self, at: np.ndarray, info: ModelInfo):
+        """Item-CF's neighbour sums (with its popularity prior when the run has one): ``(scores, explain)``,
+        ``(None, None)`` when no shelved book has a neighbour."""
+        cat = self.catalogue
+        w = np.ones(len(at))
+        scores, cand, contrib = foldin.neighbour_scores(
+            self.sim_indptr, self.sim_neighbour, self.sim_score, at, w, len(cat)
+        )
+        if not (scores > 0).any():
+            return None, None
+        own = scores > 0
+        # the prior (recspark.itemcf)
+        if info.model in ("itemcf", "ranker") and info.itemcf_popularity_weight > 0:
+            scores = foldin.with_prior(scores, cat.readers, info.itemcf_popularity_weight)
+        else:
+            scores = np.where(own, scores, -np.inf)
+        seeds = np.repeat(at, np.diff(self.sim_indptr)[at])
+
+        def explain(top):
+            out = np.full(len(top), -1, dtype=np.int64)  # -1: picked by the prior alone
+            for i, p in enumerate(top):
+                m = cand == p
+                if own[p]:  # a positive sum always has a contribution
+                    out[i] = seeds[m][np.argmax(contrib[m])]
+            return out
+
         return scores, explain
 
 
@@ -450,6 +499,7 @@ def _exists(path: str) -> bool:
 def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
     content = json.loads(row["content"] or "{}")
     itemcf = json.loads(row.get("itemcf") or "{}")  # absent in runs published before the column
+    blend = json.loads(row.get("blend") or "{}")  # the blend a ranker run publishes; absent: none served
     yty = None
     if row["yty"] is not None:
         flat = np.asarray(row["yty"], dtype=np.float64)
@@ -467,6 +517,9 @@ def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
         content_half_life_days=content.get("half_life_days"),
         content_popularity_weight=float(content.get("popularity_weight", 1.0)),
         itemcf_popularity_weight=float(itemcf.get("popularity_weight", 0.0)),
+        blend_weight=blend.get("weight"),
+        blend_prior=float(blend.get("prior", 0.0)),
+        blend_candidates=int(blend.get("candidates", 0)),
     )
     return info, yty
 

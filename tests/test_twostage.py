@@ -315,6 +315,57 @@ def test_blend_scores_by_hand(spark):
     assert blend.Blend(0.5).label == "0.5" and blend.Blend(0.35, 0.3).label == "0.35+0.3"
 
 
+def test_the_consumers_blend_orders_a_reader_as_the_batch_blend_does(spark):
+    """``foldin.blend_scores`` (numpy, the consumer's fold-in) against the Spark blend on the same sources, top 3
+    each. Catalogue books 0-6, book 0 shelved. By hand: ALS proposes 1, 2, 3 (0.8, 0.6, 0.4; three of three, so
+    the others get 0.4), scaled by 0.8 -> 1, 0.75, 0.5 and 0.5 elsewhere; item-CF proposes 2, 4 (2.0, 1.0; two of
+    three, so the others get 0), scaled by 2 -> 1, 0.5; content adds 6, 5 and popularity nothing new. Liked shares
+    1: 0.5, 2: 0.5, 3: 0.9, 4: 0.6, 5: 0.5, 6: 0.5. With w 0.5 and γ 1: 2 -> 0.375 + 0.5 + 0.5 = 1.375,
+    3 -> 0.25 + 0.9 = 1.15, 4 -> 0.25 + 0.25 + 0.6 = 1.1, 1 -> 0.5 + 0.5 = 1.0, 5 and 6 -> 0.25 + 0.5 = 0.75 (the
+    smaller book first). With γ 0: 2 (0.875), then 1 and 4 tie at 0.5, then 3, 5, 6 at 0.25."""
+    import numpy as np
+
+    from recspark import blend, foldin
+
+    inf = np.inf
+    sources = {
+        "als": np.array([9.0, 0.8, 0.6, 0.4, 0.2, -inf, 0.1]),  # book 5 has no factor
+        "itemcf": np.array([-inf, -inf, 2.0, -inf, 1.0, -inf, -inf]),
+        "content": np.array([0.95, 0.7, 0.1, 0.0, 0.0, 0.8, 0.9]),
+        "popularity": np.array([20.0, 9.0, 1.0, 10.0, 8.0, 1.0, 1.0]),
+    }
+    liked = np.array([0.5, 0.5, 0.5, 0.9, 0.6, 0.5, 0.5])
+    exclude = np.array([0])
+    lists = {  # each source's top 3 without book 0, as (rank, book, score)
+        name: [(r + 1, int(b), float(sources[name][b])) for r, b in enumerate(foldin.top_n(s, exclude, 3))]
+        for name, s in sources.items()
+    }
+    assert [b for _, b, _ in lists["als"]] == [1, 2, 3] and [b for _, b, _ in lists["itemcf"]] == [2, 4]
+    frames = {
+        name: spark.createDataFrame(
+            [(0, *row) for row in rows], "user_idx int, rank int, book_idx int, score double"
+        )
+        for name, rows in lists.items()
+    }
+    shares = spark.createDataFrame(
+        [(b, float(x)) for b, x in enumerate(liked)], "book_idx int, book_liked_share float"
+    )
+    cands = candidates.candidate_union(frames, 3).join(shares, on="book_idx", how="left")
+    for setting, by_hand in (
+        (blend.Blend(0.5, 1.0), [2, 3, 4, 1, 5, 6]),
+        (blend.Blend(0.5), [2, 1, 4, 3, 5, 6]),
+    ):
+        spark_order = [r["book_idx"] for r in blend.ranked(cands, setting, 6, 3).orderBy("rank").collect()]
+        scores = foldin.blend_scores(sources, setting.weight, setting.prior, liked, exclude, 3)
+        assert np.isneginf(scores[0])  # shelved: never a candidate
+        assert [int(b) for b in foldin.top_n(scores, exclude, 6)] == spark_order == by_hand, setting
+    scored = foldin.blend_scores(sources, 0.5, 1.0, liked, exclude, 3)
+    assert np.allclose(scored[[2, 3, 4, 1, 5, 6]], [1.375, 1.15, 1.1, 1.0, 0.75, 0.75], atol=1e-6)
+    # a reader with no ALS vector (no shelved book has a factor): ALS counts 0 for every candidate, as in Spark
+    no_als = foldin.blend_scores({**sources, "als": None}, 0.5, 0.0, liked, exclude, 3)
+    assert [int(b) for b in foldin.top_n(no_als, exclude, 2)] == [2, 4]
+
+
 def crossfit_frames(spark, n_users: int, relevant, extra: bool = False):
     """Three candidates per user, ranked by hand. Scaled: book 10 (ALS 1.0, item-CF 0.1), 11 (0.1, 1.0), 12 (0.8,
     0.8); blended with item-CF's share w: 10 scores 1 - 0.9w, 11 0.1 + 0.9w, 12 0.8, so the top book is 10 at
