@@ -29,7 +29,11 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   published the learned ranker folds in with ALS (its features need Spark).
 
 Every shelved book is excluded exactly; each recommended book is explained by the shelved book whose vector is
-closest to it (cosine of ALS factors, or content vectors), or that contributed most (item-CF).
+closest to it (cosine of ALS factors, or content vectors), or that contributed most (item-CF). Then the batch's
+series step (:mod:`recspark.series`) in numpy, :func:`in_series_order`: a later volume of a series the reader has
+not started gives way to the series' first volume, a book listed twice keeps its better rank, and a list shorter
+than asked (closed up, or the model scored fewer books) is filled from the most read books (themselves in series
+order, score 0, no reason), as the publish step fills it (:mod:`recspark.serve`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SCHEMES = ("binary", "linear", "log", "bm25")
+# recspark.series.VOLUME_PATTERN with named groups (a test holds the two together); RE2 syntax, for pyarrow
+SERIES_PATTERN = r"\((?P<name>[^()#]+?),\s*#(?P<volume>\d+)\)\s*$"
 
 
 @dataclass(frozen=True)
@@ -256,3 +262,53 @@ def scaled(scores: np.ndarray) -> np.ndarray:
     """Scores divided by their largest absolute finite value (so two models' scores can be added)."""
     top = float(np.max(np.abs(scores[np.isfinite(scores)]), initial=0.0))
     return scores / top if top > 0 and math.isfinite(top) else scores
+
+
+@dataclass(frozen=True)
+class SeriesIndex:
+    """The catalogue's series volumes, per position: what :func:`in_series_order` needs (built once per run)."""
+
+    series: np.ndarray  # the book's series (a code), -1 when its title names no volume
+    volume: np.ndarray  # its volume number, -1 without one
+    names: list[str]  # series code -> name, as the batch's note spells it
+    first_volume: np.ndarray  # per series: its smallest volume among the books a list may show
+    first_pos: np.ndarray  # per series: the most read such book of that volume (ties: the smaller position)
+
+
+def series_index(
+    series: np.ndarray, volume: np.ndarray, names: list[str], readers: np.ndarray, shown: np.ndarray
+) -> SeriesIndex:
+    """:class:`SeriesIndex` from each book's series code and volume (-1: none), the readers per book and the
+    mask of books a list may show (one edition per work), as :func:`recspark.series.first_volumes` picks."""
+    ok = np.flatnonzero((series >= 0) & shown)
+    # per series, the smallest volume first, then the most readers, then the smaller position
+    order = ok[np.lexsort((ok, -readers[ok], volume[ok], series[ok]))]
+    first = order[np.r_[True, series[order][1:] != series[order][:-1]]] if len(order) else order
+    first_volume = np.full(len(names), -1, dtype=np.int64)
+    first_pos = np.full(len(names), -1, dtype=np.int64)
+    first_volume[series[first]] = volume[first]
+    first_pos[series[first]] = first
+    return SeriesIndex(series, volume, names, first_volume, first_pos)
+
+
+def in_series_order(
+    top: np.ndarray, read: np.ndarray, index: SeriesIndex
+) -> list[tuple[int, int, str | None]]:
+    """The series step of :func:`recspark.series.in_series_order` on one list: ``(i, position, note)`` per kept
+    row, ``i`` the row of ``top`` it came from. A book that is volume ``n > 1`` of a series of which the reader
+    (``read``: every shelved edition) has no volume becomes the series' first volume when that is below ``n``,
+    with the note ``"next in series: <name> #m"``; a book already listed keeps its first rank only."""
+    started = set(index.series[read][index.series[read] >= 0].tolist())
+    out: list[tuple[int, int, str | None]] = []
+    listed: set[int] = set()
+    for i, p in enumerate(top.tolist()):
+        s, v, note = int(index.series[p]), int(index.volume[p]), None
+        if s >= 0 and v > 1 and s not in started and 0 <= index.first_volume[s] < v:
+            p, note = (
+                int(index.first_pos[s]),
+                f"next in series: {index.names[s]} #{int(index.first_volume[s])}",
+            )
+        if p not in listed:
+            listed.add(p)
+            out.append((i, p, note))
+    return out

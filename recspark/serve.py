@@ -177,6 +177,12 @@ class Catalogue:
             stand_for = self.positions(table.column("work_book_id").combine_chunks().fill_null(-1).to_numpy())
             self.work = np.where(stand_for >= 0, stand_for, self.work)
         self.others = np.flatnonzero(self.work != np.arange(len(self.work)))  # editions never shown
+        shown = np.ones(len(self.book_ids), dtype=bool)
+        shown[self.others] = False
+        self.series = series_index(self.titles, self.readers, shown)
+        # the books a list may show, most read first (ties: smaller position): the fill of a list that closed up
+        ok = np.flatnonzero(shown & (self.readers > 0))
+        self.by_readers = ok[np.lexsort((ok, -self.readers[ok]))]
 
     def same_works(self, at: np.ndarray) -> np.ndarray:
         """Positions of every edition of the works of the books at ``at`` (themselves included)."""
@@ -211,6 +217,8 @@ class Catalogue:
             self.liked,
             self.work,
             self.others,
+            self.by_readers,
+            *((self.series.series, self.series.volume) if self.series is not None else ()),
         ]
         return sum(a.nbytes for a in arrays if a is not None) + self.titles.nbytes + self.authors.nbytes
 
@@ -389,16 +397,38 @@ class GoldReader:
             return {"cold_start": False, "unknown_book_ids": unknown, "items": [i.as_dict() for i in picked]}
         top = foldin.top_n(scores, np.concatenate([read, cat.others]), n)  # one edition per work
         because = explain(top)
-        out = [
-            self._book(
-                int(cat.book_ids[p]),
-                float(scores[p]),
-                because_book_id=int(cat.book_ids[b]) if b >= 0 else None,
-                because_title=cat.title(int(b)) if b >= 0 else None,
-            )
-            for p, b in zip(top, because)
+        # the batch's series step, then its fill from the most read books (score 0, no reason) when a list closed up
+        rows = [
+            (p, float(scores[top[i]]), int(because[i]), note)
+            for i, p, note in self._in_series_order(top, read)
         ]
+        if len(rows) < n:
+            listed = {p for p, *_ in rows}
+            unread = np.ones(len(cat), dtype=bool)
+            unread[read] = False
+            popular = cat.by_readers[unread[cat.by_readers]][: 2 * n]
+            fill = [p for _, p, _ in self._in_series_order(popular, read) if p not in listed]
+            rows += [(p, 0.0, -1, None) for p in fill[: n - len(rows)]]
+        out = []
+        for p, score, b, note in rows:
+            title = cat.title(b) if b >= 0 else None
+            reason = note or (f"because you shelved {title or cat.book_ids[b]}" if b >= 0 else None)
+            out.append(
+                self._book(
+                    int(cat.book_ids[p]),
+                    score,
+                    because_book_id=int(cat.book_ids[b]) if b >= 0 else None,
+                    because_title=title,
+                    explanation=reason,
+                )
+            )
         return {"cold_start": False, "unknown_book_ids": unknown, "items": [i.as_dict() for i in out]}
+
+    def _in_series_order(self, top: np.ndarray, read: np.ndarray) -> list[tuple[int, int, str | None]]:
+        """:func:`recspark.foldin.in_series_order` on ``top``; every row as it is when no title names a volume."""
+        if self.catalogue.series is None:
+            return [(i, int(p), None) for i, p in enumerate(top.tolist())]
+        return foldin.in_series_order(top, read, self.catalogue.series)
 
     def _scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo, blend: float, exclude: np.ndarray):
         """``(scores over the catalogue, explain(positions) -> shelved positions)``; scores None for popularity.
@@ -486,6 +516,25 @@ class GoldReader:
             return out
 
         return scores, explain
+
+
+def series_index(titles: pa.Array, readers: np.ndarray, shown: np.ndarray) -> foldin.SeriesIndex | None:
+    """The catalogue's series volumes from its titles (``"… (<series>, #<n>)"``, :mod:`recspark.series`), parsed
+    by Arrow in one pass; None when no title names a volume."""
+    found = pc.extract_regex(titles, foldin.SERIES_PATTERN)  # null where a title names no volume
+    names = pc.utf8_trim_whitespace(pc.struct_field(found, "name"))
+    named = (
+        pc.and_kleene(pc.is_valid(names), pc.not_equal(names, ""))
+        .fill_null(False)
+        .to_numpy(zero_copy_only=False)
+    )
+    if not named.any():
+        return None
+    codes = pc.dictionary_encode(pc.if_else(named, names, None))
+    series = codes.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    volume = pc.cast(pc.if_else(named, pc.struct_field(found, "volume"), None), pa.int64())
+    volume = volume.fill_null(-1).to_numpy(zero_copy_only=False)
+    return foldin.series_index(series, volume, codes.dictionary.to_pylist(), readers, shown)
 
 
 def _exists(path: str) -> bool:

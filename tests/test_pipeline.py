@@ -172,7 +172,7 @@ def test_fold_in_equals_the_vector_als_computed(published):
 def test_fold_in_passes_over_books_without_a_factor(published):
     """Books without an ALS factor (in a real catalogue: metadata books no one shelved): a shelf of one counts for
     nothing (the fold-in equals the one without that shelf, which a zero factor alone would not give: ALS-WR scales
-    regParam by the number of shelves), such a book is never listed even when every scored book is asked for, and
+    regParam by the number of shelves), such a book is never scored even when every scored book is asked for, and
     a reader whose shelves all lack a factor gets the popular books they have not shelved."""
     import numpy as np
     from pyspark.sql import functions as F
@@ -200,14 +200,21 @@ def test_fold_in_passes_over_books_without_a_factor(published):
     assert [(i["book_id"], i["score"]) for i in got["items"]] == [
         (i["book_id"], i["score"]) for i in want["items"]
     ]
+    cat.series = (
+        None  # the model's lists alone here: the series step has tests of its own (tests/test_works.py)
+    )
     every = reader.fold_in(shelves, n=serve.MAX_N)["items"]
     listed = {i["book_id"] for i in every}
-    assert unlisted not in listed and dropped not in listed
+    # the model's picks explain themselves; the rest fill a list the model could not (popular books, score 0, no
+    # reason), as the batch fills it, and may hold a book without a factor, but never a shelved one
+    scored = [i for i in every if i["explanation"] is not None]
+    assert all(i["score"] == 0 and i["because_book_id"] is None for i in every if i["explanation"] is None)
+    assert unlisted not in {i["book_id"] for i in scored} and dropped not in listed
     # every other book with a factor: not an edition of a shelved work, not an edition standing for none
     shown = cat.factored.copy()
     shown[cat.same_works(cat.positions(np.array([s["book_id"] for s in body])))] = False
     shown[cat.others] = False
-    assert len(every) == min(serve.MAX_N, int(shown.sum()))
+    assert len(scored) == min(serve.MAX_N, int(shown.sum()))
     assert all(i["because_book_id"] != dropped for i in every)
 
     # every shelf without a factor: the popular books not shelved, as for a reader with no known book
@@ -460,7 +467,7 @@ def test_a_blend_run_folds_readers_in_with_the_blend(spark, published, tmp_path)
     """A ranker run that publishes the blend of ALS and item-CF (w 0.35, liked share γ 1) serves what the consumer
     needs to fold a reader in with the same blend: the weights in ``gold/serving_model``, the books' liked shares in
     ``gold/serving_books``, the neighbour table. Training users folded in from their own silver shelves get their
-    published lists (the batch's series order aside), checked from outside (deltalake)."""
+    published lists, series order and reasons included, checked from outside (deltalake)."""
     import numpy as np
     from pyspark.sql import functions as F
 
@@ -487,12 +494,11 @@ def test_a_blend_run_folds_readers_in_with_the_blend(spark, published, tmp_path)
         folded = reader.fold_in(serve.parse_body(json.dumps({"shelves": body}).encode())[0], n=K)["items"]
         published_list, _ = reader.recommend(user["user_id"], K)
         assert not {i["book_id"] for i in folded} & {s["book_id"] for s in body}
-        # the same books with the same scores, except where the batch put an earlier volume of a series in a
-        # book's place (recspark.series: "next in series", at the replaced book's score; the consumer does not)
+        # the same books in the same order with the same scores and reasons, series step and fill included
+        assert [(i["book_id"], i["explanation"]) for i in folded] == [
+            (i.book_id, i.extra["explanation"]) for i in published_list
+        ], user["user_id"]
         assert np.allclose([i["score"] for i in folded], [i.score for i in published_list], atol=1e-4)
-        for got, want in zip(folded, published_list):
-            if not (want.extra.get("explanation") or "").startswith("next in series"):
-                assert got["book_id"] == want.book_id, user["user_id"]
     # the ALS-only fold-in these runs had before: other lists for most of these users (the blend matters)
     als_only = GoldReader(lake.root)
     als_only.info = dataclasses.replace(info, blend_weight=None)

@@ -115,7 +115,9 @@ def test_topk_with_work_exclusion_matches_brute_force(spark):
     works.release()
 
 
-def test_series_order_by_hand(spark):
+def series_case(spark):
+    """Dune #1-#3 (and a second, less read edition of #1), Emma, the Hobbit and the Two Towers, a #1.5; five
+    readers' shelves and lists: ``(books, shelves, recs)``."""
     books = spark.createDataFrame(
         [
             (0, 1, "Dune (Dune Chronicles, #1)"),
@@ -147,6 +149,11 @@ def test_series_order_by_hand(spark):
         ],
         "user_idx int, rank int, book_idx int, score double",
     )
+    return books, shelves, recs
+
+
+def test_series_order_by_hand(spark):
+    books, shelves, recs = series_case(spark)
     works = Works.of(books, shelves)
     out = series.in_series_order(recs, shelves, books, works)
     got = sorted((r[C.USER_IDX], r[C.RANK], r[C.BOOK_IDX], r[C.SERIES_NOTE]) for r in out.collect())
@@ -160,3 +167,38 @@ def test_series_order_by_hand(spark):
         (5, 1, 0, "next in series: Dune Chronicles #1"),
     ]
     works.release()
+
+
+def test_the_consumers_series_step_is_the_batch_step(spark):
+    """``foldin.in_series_order`` (numpy, on titles parsed by Arrow: the consumer's fold-in) gives every reader of
+    :func:`series_case` the list the Spark step gives them, notes included; positions are the book indices here."""
+    import pyarrow as pa
+
+    from recspark import foldin, serve
+
+    books, shelves, recs = series_case(spark)
+    works = Works.of(books, shelves)
+    batch = series.in_series_order(recs, shelves, books, works).collect()
+    rows = sorted(books.collect(), key=lambda r: r["book_idx"])
+    titles = pa.array([r["title"] for r in rows])
+    shelf_rows = [(r["user_idx"], r["book_idx"]) for r in shelves.collect()]
+    readers = np.bincount([b for _, b in shelf_rows], minlength=len(rows)).astype(float)
+    rep = {r[C.BOOK_IDX]: r[C.WORK_IDX] for r in works.table.collect()}
+    shown = np.array([rep.get(b, b) == b for b in range(len(rows))])
+    assert shown.tolist() == [True] * 7 + [False]  # edition 7 stands behind book 0, the more read
+    index = serve.series_index(titles, readers, shown)
+    assert index.names[index.series[0]] == "Dune Chronicles" and index.volume[[0, 5, 6]].tolist() == [
+        1,
+        2,
+        -1,
+    ]
+    for user in sorted({r["user_idx"] for r in recs.collect()}):
+        mine = sorted((r["rank"], r["book_idx"]) for r in recs.collect() if r["user_idx"] == user)
+        own = [b for u, b in shelf_rows if u == user]
+        read = np.array([b for b in range(len(rows)) if rep.get(b, b) in {rep.get(x, x) for x in own}], int)
+        got = foldin.in_series_order(np.array([b for _, b in mine]), read, index)
+        want = sorted((r[C.RANK], r[C.BOOK_IDX], r[C.SERIES_NOTE]) for r in batch if r[C.USER_IDX] == user)
+        assert [(rank + 1, p, note) for rank, (_, p, note) in enumerate(got)] == want, user
+    works.release()
+    # the consumer's pattern is the batch's, with names for its groups
+    assert foldin.SERIES_PATTERN.replace("?P<name>", "").replace("?P<volume>", "") == series.VOLUME_PATTERN
