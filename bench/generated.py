@@ -45,13 +45,13 @@ def generated_files(scale: float, seed: int) -> tuple[Path, float | None]:
     return raw, round(time.perf_counter() - t, 1)
 
 
-def fresh_lakehouse(scale: float, seed: int, name: str):
-    """``(spark, lake, raw)``: the generated files for ``(scale, seed)`` (made once) and an empty lakehouse
-    ``bench/data/lakehouse-<name>-<scale>``."""
+def fresh_lakehouse(scale: float, seed: int, name: str, generate: bool = True):
+    """``(spark, lake, raw)``: the generated files for ``(scale, seed)`` (made once; ``raw`` None without
+    ``generate``, for a bench given real files) and an empty lakehouse ``bench/data/lakehouse-<name>-<scale>``."""
     from recspark.spark import get_spark
     from recspark.tables import Lakehouse
 
-    raw, _ = generated_files(scale, seed)
+    raw = generated_files(scale, seed)[0] if generate else None
     lake_dir = HERE / "data" / f"lakehouse-{name}-{scale}"
     shutil.rmtree(lake_dir, ignore_errors=True)
     cores = os.cpu_count() or 2

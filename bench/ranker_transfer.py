@@ -64,7 +64,7 @@ def main() -> None:
     from recspark.tune import liked, validation_split
 
     t_start = time.perf_counter()
-    spark, lake, raw = fresh_lakehouse(a.scale, a.seed, "ranker-transfer")
+    spark, lake, raw = fresh_lakehouse(a.scale, a.seed, "ranker-transfer", generate=not a.source)
     source = Path(a.source).resolve() if a.source else raw
     run_ingest(spark, lake, str(source), a.format if a.source else "goodreads", "bench-ranker-transfer")
     books = lake.read("silver", "books")

@@ -45,7 +45,7 @@ def main() -> None:
     from recspark.itemcf import ItemCfParams
     from recspark.tune import liked, validation_split
 
-    spark, lake, raw = fresh_lakehouse(a.scale, a.seed, "twostage")
+    spark, lake, raw = fresh_lakehouse(a.scale, a.seed, "twostage", generate=not a.source)
     source = Path(a.source).resolve() if a.source else raw
     run_ingest(spark, lake, str(source), a.format if a.source else "goodreads", "bench-twostage")
     # the run's evaluation split (its half of the sparse users), so that validation_split below holds each

@@ -49,7 +49,7 @@ def main() -> None:
     from recspark.itemcf import ItemCfParams
     from recspark.works import Works, candidates_of, seen_of
 
-    spark, lake, raw = fresh_lakehouse(a.scale, a.seed, f"works-{name}")
+    spark, lake, raw = fresh_lakehouse(a.scale, a.seed, f"works-{name}", generate=not a.source)
     source = a.source or str(raw)
     t0 = time.perf_counter()
     run_ingest(spark, lake, source, a.format, "bench-works")
