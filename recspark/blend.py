@@ -28,6 +28,10 @@ Why it is here: in plain numpy beside the product's split
 (``bench/blend.py``), the weight chosen on validation beat the better of ALS and EASE on the held-out test of
 every data set tried (README, "Two-stage").
 
+Serving: a run that publishes the blend records ``w``, ``γ`` and ``n`` in ``gold/serving_model.blend`` and every
+book's liked share in ``gold/serving_books``, and the consumer folds a new reader in with the same three steps in
+numpy (:func:`recspark.foldin.blend_scores`; a test checks it against :func:`ranked` on one reader).
+
 Bounds: per user at most ``2n`` candidate rows; one aggregation per user for the scales and fills, then one
 window per ``(setting, user)`` over those rows (``len(settings) · 2n`` rows per user when several settings are
 scored at once). No stage runs in one task.
