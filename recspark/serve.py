@@ -454,8 +454,9 @@ class GoldReader:
             explain = als_explain or itemcf_explain  # the batch explains a ranker run's lists by ALS
             if explain is None:
                 explain = lambda top: np.full(len(top), -1, dtype=np.int64)  # noqa: E731
-            return scores, explain  # the blend has the liked share and content among its candidates already
-        if info.model in ("als", "ranker") and cat.factors is not None:  # a learned ranker's run: ALS fold-in
+        elif (
+            info.model in ("als", "ranker") and cat.factors is not None
+        ):  # a learned ranker's run: ALS fold-in
             scores, explain = self._als_scores(items, at, info)
         elif info.model in ("itemcf", "popularity") and len(self.sim_neighbour):
             scores, explain = self._itemcf_scores(at, info)

@@ -510,6 +510,17 @@ def test_a_blend_run_folds_readers_in_with_the_blend(spark, published, tmp_path)
             i["book_id"] for i in reader.fold_in(shelves, n=K)["items"]
         ]
     assert differ > 0
+    # "blend" in the body adds the content taste to the blend's scores, as for the other families
+    with_taste = 0
+    for user in users:
+        body = {
+            "shelves": [{"book_id": s["book_id"]} for s in user_shelves(lake, user["user_idx"])],
+            "blend": 1.0,
+        }
+        shelves, weight = serve.parse_body(json.dumps(body).encode())
+        plain = [i["book_id"] for i in reader.fold_in(shelves, n=K)["items"]]
+        with_taste += [i["book_id"] for i in reader.fold_in(shelves, n=K, blend=weight)["items"]] != plain
+    assert weight == 1.0 and with_taste > 0
     assert (
         lake.read("gold", "serving_model").where(F.col("run_id") == published[1]["run_id"]).first()["blend"]
         is None
