@@ -169,6 +169,11 @@ PUBLISH_FIELDS = (
     "min_readers",
     "diversity",
 )  # what its published lists depend on besides the model
+# What a published run's gold tables hold for consumers, as a number: raised when publishing writes something new
+# that a consumer reads (2, 2026-12-06: gold/serving_model.blend and gold/serving_books.liked_share), so that the
+# next run on the same inputs publishes again, reusing the trained model, instead of serving the older tables as
+# they are (pipeline.served_as_is)
+GOLD_FORMAT = 2
 
 
 def _digest(blob: object) -> str:
@@ -183,8 +188,10 @@ def model_run_id(versions: dict, cfg: RunConfig) -> str:
 
 
 def publication_id(model_run: str, cfg: RunConfig) -> str:
-    """Key of a published run (``run-…``, gold's ``run_id``): a trained model and the shape of its lists."""
-    return "run-" + _digest({"model": model_run, **{f: getattr(cfg, f) for f in PUBLISH_FIELDS}})
+    """Key of a published run (``run-…``, gold's ``run_id``): a trained model, the shape of its lists and the
+    gold format (:data:`GOLD_FORMAT`)."""
+    fields = {f: getattr(cfg, f) for f in PUBLISH_FIELDS}
+    return "run-" + _digest({"model": model_run, "gold_format": GOLD_FORMAT, **fields})
 
 
 def run_id_for(versions: dict, cfg: RunConfig) -> str:

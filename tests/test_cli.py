@@ -91,3 +91,16 @@ def test_keep_runs_reaches_the_run_configuration_and_no_key(tmp_path):
     default = RunConfig()
     assert model_run_id({}, cfg) == model_run_id({}, default)
     assert publication_id("model-x", cfg) == publication_id("model-x", default)
+
+
+def test_a_new_gold_format_publishes_the_same_model_again(monkeypatch):
+    """The same trained model and list shape under a newer gold format is another publication (a run published
+    by an older version is published again, not served as it is); the model's key does not move."""
+    from recspark import pipeline
+    from recspark.config import RunConfig
+
+    cfg = RunConfig()
+    before = pipeline.publication_id("model-x", cfg), pipeline.model_run_id({}, cfg)
+    monkeypatch.setattr(pipeline, "GOLD_FORMAT", pipeline.GOLD_FORMAT + 1)
+    after = pipeline.publication_id("model-x", cfg), pipeline.model_run_id({}, cfg)
+    assert after[0] != before[0] and after[1] == before[1]
