@@ -18,7 +18,7 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   ``w_j`` = rating weight × ``0.5 ** (age_j / half_life)``, normalised; scores ``cos(taste, v_b) + λ·p_b``
   (:mod:`recspark.content`). It is the model when the published family is ``content``, and it is blended into
   ALS or item-CF scores with weight ``blend`` (each score list is first divided by its largest value).
-* **Item-CF** (the published family is ``itemcf`` or ``popularity``): ``Σ_j w_j · sim(j, b)`` over the
+* **Item-CF** (the published family is ``itemcf``): ``Σ_j w_j · sim(j, b)`` over the
   shelved books' neighbour lists: the model's whole table (``gold/serving_neighbours``), or the published
   similar-books lists (the top ``similar_k``) for runs that did not publish it.
 * **The blend of ALS and item-CF** (a ``ranker`` run that published :mod:`recspark.blend`): both of the above,
@@ -27,6 +27,8 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   filled and divided by the reader's top score of each, and ``(1 - w) · als + w · itemcf + γ · liked share``
   orders them. ``O(n_books)`` per source to pick its top ``n`` and ``O(sources · n)`` for the blend. A run that
   published the learned ranker folds in with ALS (its features need Spark).
+* **Popularity** (the published family is ``popularity``): no scores; the list is the fill below alone (the
+  most read books the reader has not shelved), as the batch's lists of such a run are.
 
 Every shelved book is excluded exactly; each recommended book is explained by the shelved book whose vector is
 closest to it (cosine of ALS factors, or content vectors), or that contributed most (item-CF). Then the batch's

@@ -391,17 +391,22 @@ class GoldReader:
         items = list(seen.values())
         at = np.array([x.pos for x in items], dtype=np.int64)
         read = cat.same_works(at)  # every edition of every shelved work
-        scores, explain = self._scores(items, at, info, blend, np.concatenate([read, cat.others]))
-        if scores is None:  # popularity: the popular books the reader has not shelved
-            picked = self.popular_items(n, exclude={int(cat.book_ids[p]) for p in read})
-            return {"cold_start": False, "unknown_book_ids": unknown, "items": [i.as_dict() for i in picked]}
-        top = foldin.top_n(scores, np.concatenate([read, cat.others]), n)  # one edition per work
-        because = explain(top)
-        # the batch's series step, then its fill from the most read books (score 0, no reason) when a list closed up
-        rows = [
-            (p, float(scores[top[i]]), int(because[i]), note)
-            for i, p, note in self._in_series_order(top, read)
-        ]
+        rows: list[tuple[int, float, int, str | None]] = []
+        if info.model != "popularity":  # a popularity run's lists are the fill alone, as in the batch
+            scores, explain = self._scores(items, at, info, blend, np.concatenate([read, cat.others]))
+            if scores is None:  # no shelf the model knows: the popular books the reader has not shelved
+                picked = self.popular_items(n, exclude={int(cat.book_ids[p]) for p in read})
+                return {
+                    "cold_start": False,
+                    "unknown_book_ids": unknown,
+                    "items": [i.as_dict() for i in picked],
+                }
+            top = foldin.top_n(scores, np.concatenate([read, cat.others]), n)  # one edition per work
+            because = explain(top)
+            # the batch's series step, then its fill from the most read books (score 0, no reason) when a list
+            # closed up
+            order = self._in_series_order(top, read)
+            rows = [(p, float(scores[top[i]]), int(because[i]), note) for i, p, note in order]
         if len(rows) < n:
             listed = {p for p, *_ in rows}
             unread = np.ones(len(cat), dtype=bool)
@@ -431,8 +436,8 @@ class GoldReader:
         return foldin.in_series_order(top, read, self.catalogue.series)
 
     def _scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo, blend: float, exclude: np.ndarray):
-        """``(scores over the catalogue, explain(positions) -> shelved positions)``; scores None for popularity.
-        ``exclude``: the positions no list may show (the blend picks its candidates without them)."""
+        """``(scores over the catalogue, explain(positions) -> shelved positions)``; scores None when the model knows
+        none of the shelves. ``exclude``: the positions no list may show (the blend picks its candidates without them)."""
         cat = self.catalogue
         taste = None
         wants_taste = info.model == "content" or blend > 0 or self._serves_blend(info)
@@ -458,7 +463,7 @@ class GoldReader:
             info.model in ("als", "ranker") and cat.factors is not None
         ):  # a learned ranker's run: ALS fold-in
             scores, explain = self._als_scores(items, at, info)
-        elif info.model in ("itemcf", "popularity") and len(self.sim_neighbour):
+        elif info.model == "itemcf" and len(self.sim_neighbour):
             scores, explain = self._itemcf_scores(at, info)
         else:
             return None, None

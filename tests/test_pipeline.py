@@ -527,6 +527,25 @@ def test_a_blend_run_folds_readers_in_with_the_blend(spark, published, tmp_path)
     )
 
 
+@pytest.mark.slow
+def test_a_popularity_run_folds_readers_in_to_its_published_lists(spark, published, tmp_path):
+    """A popularity run publishes the most read books each reader has not shelved (series order, popular fill); a
+    training user folded in from their own shelves gets that list (the consumer once summed item-CF neighbours
+    for such runs, which the run's validation had not chosen)."""
+    lake = copy_of(published[0], tmp_path / "lake")
+    run_pipeline(spark, lake, cfg(model="popularity", evaluate=False), tmp_path)
+    reader = GoldReader(lake.root)
+    assert reader.info.model == "popularity"
+    for user in lake.read("silver", "users").orderBy("user_idx").limit(12).collect():
+        body = [{"book_id": s["book_id"]} for s in user_shelves(lake, user["user_idx"])]
+        folded = reader.fold_in(serve.parse_body(json.dumps({"shelves": body}).encode())[0], n=K)
+        published_list, _ = reader.recommend(user["user_id"], K)
+        assert not folded["cold_start"]
+        assert [(i["book_id"], i["explanation"]) for i in folded["items"]] == [
+            (i.book_id, i.extra["explanation"]) for i in published_list
+        ], user["user_id"]
+
+
 def books_from_raw(src) -> dict[int, tuple[int | None, str]]:
     """Goodreads book id -> (work id, title) straight from the raw books file."""
     import gzip
