@@ -81,6 +81,7 @@ class ModelInfo:
     blend_weight: float | None = None
     blend_prior: float = 0.0
     blend_candidates: int = 0
+    diversity: float = 0.0  # the MMR weight the run's lists were re-ranked with (recspark.diversity); 0: none
 
 
 def decay(
@@ -235,17 +236,22 @@ def blend_scores(
     if not lists:
         return np.full(len(liked), -np.inf)
     cand = np.unique(np.concatenate(list(lists.values())))
-    total = prior * liked[cand].astype(np.float64)
-    for name, share in (("als", 1.0 - weight), ("itemcf", weight)):
+    scaled = {}
+    for name in ("als", "itemcf"):
         top = lists.get(name)
         if top is None or not len(top):
-            continue  # nothing proposed: 0 for every candidate
+            scaled[name] = np.zeros(len(cand))  # nothing proposed: 0 for every candidate
+            continue
         proposed = sources[name].astype(np.float32)[top].astype(np.float64)
         fill = proposed.min() if len(top) >= n else 0.0
         value = np.full(len(cand), fill)
         value[np.searchsorted(cand, top)] = proposed
         size = abs(proposed.max())
-        total += share * value / (size if size > 0 else 1.0)
+        scaled[name] = value / (size if size > 0 else 1.0)
+    # in the batch's order of operations, so that the sums agree to the last bit (MMR re-ranks on near ties)
+    total = (
+        (1.0 - weight) * scaled["als"] + weight * scaled["itemcf"] + prior * liked[cand].astype(np.float64)
+    )
     out = np.full(len(liked), -np.inf)
     out[cand] = total
     return out

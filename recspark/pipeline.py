@@ -170,9 +170,9 @@ PUBLISH_FIELDS = (
     "diversity",
 )  # what its published lists depend on besides the model
 # What a published run's gold tables hold for consumers, as a number: raised when publishing writes something new
-# that a consumer reads (2, 2026-12-06: gold/serving_model.blend and gold/serving_books.liked_share), so that the
-# next run on the same inputs publishes again, reusing the trained model, instead of serving the older tables as
-# they are (pipeline.served_as_is)
+# that a consumer reads (2, 2026-12-06: gold/serving_model.blend and .diversity, gold/serving_books.liked_share),
+# so that the next run on the same inputs publishes again, reusing the trained model, instead of serving the older
+# tables as they are (pipeline.served_as_is)
 GOLD_FORMAT = 2
 
 
@@ -386,7 +386,7 @@ def evaluate_model(
         test_users = ufs.join(s.test.select(C.USER_IDX).distinct(), on=C.USER_IDX, how="left_semi")
         deep = evaluate.materialise(
             topk.recommend(
-                spark, test_users, candidates_of(works, items), DIVERSITY_DEPTH * max_k, seen=test_seen
+                spark, test_users, candidates_of(works, items), diversity.DEPTH * max_k, seen=test_seen
             )
         )
         lists["als"] = evaluate.materialise(deep.where(F.col(C.RANK) <= max_k))
@@ -673,7 +673,6 @@ def run_job(
     return {**summary, "ingest": ingested, "timings": {**timer.timings, **summary["timings"]}}
 
 
-DIVERSITY_DEPTH = 3  # MMR picks k books out of the model's best DIVERSITY_DEPTH * k
 DIVERSITY_REPORTED = (0.3, 0.6)  # MMR weights the evaluation shows beside the model's own order
 
 
@@ -709,7 +708,7 @@ def diverse_lists(
         model_run,
         model,
         interactions,
-        DIVERSITY_DEPTH * cfg.k,
+        diversity.DEPTH * cfg.k,
         cfg,
         vectors=vectors,
         works=works,
@@ -829,6 +828,7 @@ def publish_model(
             cfg.content.as_dict(),
             cfg.itemcf.as_dict(),
             blend_params,
+            cfg.diversity if model != "popularity" else 0.0,
         )
         publish.write_run_rows(lake, "serving_model", model_row, run_id)
         if neighbours is not None:

@@ -18,9 +18,10 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
   runs that publish item-CF or two-stage lists (their fold-in uses it; EASE's weights can be negative, summed as
   the batch lists sum them)
 * ``serving_model``: one row per run: ``run_id, model, alpha, reg, weights, yty, reference_date, n_users,
-  avg_books, content, itemcf, blend`` (``yty`` = YᵀY of the factors, row-major, so a request solves a
+  avg_books, content, itemcf, blend, diversity`` (``yty`` = YᵀY of the factors, row-major, so a request solves a
   ``rank × rank`` system; ``itemcf``: item-CF's parameters as JSON, for its popularity prior; ``blend``: the
-  weight, liked-share weight and candidates per source of a ranker run that publishes the blend, as JSON)
+  weight, liked-share weight and candidates per source of a ranker run that publishes the blend, as JSON;
+  ``diversity``: the MMR weight its lists were re-ranked with)
 * ``evaluations``: ``run_id, model, k, metric, value, split, params``
 * ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings, tuning``
   (``tuning``: the chosen parameters, their validation score, the runner-up and the search's cost, as JSON)
@@ -342,6 +343,7 @@ SERVING_MODEL_SCHEMA = T.StructType(
         T.StructField("itemcf", T.StringType(), True),  # item-CF's parameters (its popularity prior)
         # a ranker run that publishes the blend: {"weight", "prior", "candidates"} as JSON (recspark.blend); else null
         T.StructField("blend", T.StringType(), True),
+        T.StructField("diversity", T.DoubleType(), True),  # the MMR weight of the run's lists (--diversity)
     ]
 )
 
@@ -357,6 +359,7 @@ def serving_model_row(
     content_params: dict,
     itemcf_params: dict | None = None,
     blend_params: dict | None = None,
+    diversity: float = 0.0,
 ) -> DataFrame:
     """``gold/serving_model``: the one row a request needs besides the book arrays."""
     stats = interactions.agg(
@@ -378,6 +381,7 @@ def serving_model_row(
         json.dumps(content_params),
         None if itemcf_params is None else json.dumps(itemcf_params),
         None if blend_params is None else json.dumps(blend_params),
+        float(diversity),
     )
     return spark.createDataFrame([row], SERVING_MODEL_SCHEMA)
 

@@ -61,7 +61,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from recspark import foldin
+from recspark import diversity, foldin
 from recspark.foldin import ModelInfo, Shelf
 
 log = logging.getLogger(__name__)
@@ -401,8 +401,19 @@ class GoldReader:
                     "unknown_book_ids": unknown,
                     "items": [i.as_dict() for i in picked],
                 }
-            top = foldin.top_n(scores, np.concatenate([read, cat.others]), n)  # one edition per work
+            space = (
+                cat.factors if info.model in ("als", "ranker") and cat.factors is not None else cat.vectors
+            )
+            mmr = (
+                info.diversity > 0 and space is not None
+            )  # the batch's --diversity re-ranking (recspark.diversity)
+            depth = diversity.DEPTH * n if mmr else n
+            top = foldin.top_n(scores, np.concatenate([read, cat.others]), depth)  # one edition per work
             because = explain(top)
+            if mmr:
+                relevance = diversity.relevance(scores[top].astype(np.float32))
+                picked = diversity.mmr_order(relevance, diversity.unit_rows(space[top]), n, info.diversity)
+                top, because = top[picked], np.asarray(because)[picked]
             # the batch's series step, then its fill from the most read books (score 0, no reason) when a list
             # closed up
             order = self._in_series_order(top, read)
@@ -575,6 +586,7 @@ def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
         blend_weight=blend.get("weight"),
         blend_prior=float(blend.get("prior", 0.0)),
         blend_candidates=int(blend.get("candidates", 0)),
+        diversity=float(row.get("diversity") or 0.0),  # absent in runs published before the column
     )
     return info, yty
 

@@ -467,7 +467,8 @@ def test_a_blend_run_folds_readers_in_with_the_blend(spark, published, tmp_path)
     """A ranker run that publishes the blend of ALS and item-CF (w 0.35, liked share γ 1) serves what the consumer
     needs to fold a reader in with the same blend: the weights in ``gold/serving_model``, the books' liked shares in
     ``gold/serving_books``, the neighbour table. Training users folded in from their own silver shelves get their
-    published lists, series order and reasons included, checked from outside (deltalake)."""
+    published lists, series order and reasons included, checked from outside (deltalake); published again with
+    ``--diversity 0.3``, the MMR-re-ranked ones."""
     import numpy as np
     from pyspark.sql import functions as F
 
@@ -521,6 +522,28 @@ def test_a_blend_run_folds_readers_in_with_the_blend(spark, published, tmp_path)
         plain = [i["book_id"] for i in reader.fold_in(shelves, n=K)["items"]]
         with_taste += [i["book_id"] for i in reader.fold_in(shelves, n=K, blend=weight)["items"]] != plain
     assert weight == 1.0 and with_taste > 0
+
+    # the same model published with --diversity 0.3 (MMR over ALS factors): the consumer re-ranks as the batch did
+    from recspark.pipeline import publish_stage
+
+    diverse = publish_stage(spark, lake, cfg(diversity=0.3), summary["model_run_id"])
+    mmr = GoldReader(lake.root)
+    assert mmr.run_id == diverse["run_id"] != summary["run_id"] and mmr.info.diversity == 0.3
+    changed = 0
+    for user in users:
+        body = [
+            {**s, "date_added": None if s["date_added"] is None else s["date_added"].isoformat()}
+            for s in user_shelves(lake, user["user_idx"])
+        ]
+        folded = mmr.fold_in(serve.parse_body(json.dumps({"shelves": body}).encode())[0], n=K)["items"]
+        published_list, _ = mmr.recommend(user["user_id"], K)
+        assert [(i["book_id"], i["explanation"]) for i in folded] == [
+            (i.book_id, i.extra["explanation"]) for i in published_list
+        ], user["user_id"]
+        changed += [i.book_id for i in published_list] != [
+            i.book_id for i in reader.recommend(user["user_id"], K)[0]
+        ]
+    assert changed > 0  # MMR moved some lists
     assert (
         lake.read("gold", "serving_model").where(F.col("run_id") == published[1]["run_id"]).first()["blend"]
         is None

@@ -1,5 +1,6 @@
 """The consumer's HTTP layer on 127.0.0.1 with a stand-in reader (no Spark, no Delta): bad ``n`` gets a 400 with
-a JSON error, unknown paths a JSON 404, good requests the first ``n`` items."""
+a JSON error, unknown paths a JSON 404, good requests the first ``n`` items; and the consumer imports where pyspark
+is not installed."""
 
 from __future__ import annotations
 
@@ -65,3 +66,32 @@ def test_good_requests(server):
 def test_unknown_path_is_a_json_404(server):
     status, body = get(f"{server}/nothing/here")
     assert status == 404 and "use GET /recommendations" in body["error"]
+
+
+BLOCK_PYSPARK = """
+import sys
+
+
+class NoSpark:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyspark" or name.startswith("pyspark."):
+            raise ImportError("no pyspark here: " + name)
+        return None
+
+
+sys.meta_path.insert(0, NoSpark())
+import recspark.serve
+
+print("imported", sorted(m for m in sys.modules if m.startswith("recspark")))
+"""
+
+
+def test_the_consumer_imports_where_pyspark_is_not_installed():
+    """``recspark.serve`` (with the fold-in, the blend, the series and MMR steps) runs where only the base
+    dependencies are installed: imported in a fresh interpreter in which every pyspark import fails."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", BLOCK_PYSPARK], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "'recspark.diversity'" in out.stdout and "'recspark.foldin'" in out.stdout
