@@ -401,30 +401,8 @@ class GoldReader:
                     "unknown_book_ids": unknown,
                     "items": [i.as_dict() for i in picked],
                 }
-            space = (
-                cat.factors if info.model in ("als", "ranker") and cat.factors is not None else cat.vectors
-            )
-            mmr = (
-                info.diversity > 0 and space is not None
-            )  # the batch's --diversity re-ranking (recspark.diversity)
-            depth = diversity.DEPTH * n if mmr else n
-            top = foldin.top_n(scores, np.concatenate([read, cat.others]), depth)  # one edition per work
-            because = explain(top)
-            if mmr:
-                relevance = diversity.relevance(scores[top].astype(np.float32))
-                picked = diversity.mmr_order(relevance, diversity.unit_rows(space[top]), n, info.diversity)
-                top, because = top[picked], np.asarray(because)[picked]
-            # the batch's series step, then its fill from the most read books (score 0, no reason) when a list
-            # closed up
-            order = self._in_series_order(top, read)
-            rows = [(p, float(scores[top[i]]), int(because[i]), note) for i, p, note in order]
-        if len(rows) < n:
-            listed = {p for p, *_ in rows}
-            unread = np.ones(len(cat), dtype=bool)
-            unread[read] = False
-            popular = cat.by_readers[unread[cat.by_readers]][: 2 * n]
-            fill = [p for _, p, _ in self._in_series_order(popular, read) if p not in listed]
-            rows += [(p, 0.0, -1, None) for p in fill[: n - len(rows)]]
+            rows = self._model_rows(scores, explain, read, info, n)
+        rows += self._popular_fill(rows, read, n)
         out = []
         for p, score, b, note in rows:
             title = cat.title(b) if b >= 0 else None
@@ -440,6 +418,40 @@ class GoldReader:
             )
         return {"cold_start": False, "unknown_book_ids": unknown, "items": [i.as_dict() for i in out]}
 
+    def _model_rows(
+        self, scores: np.ndarray, explain, read: np.ndarray, info: ModelInfo, n: int
+    ) -> list[tuple]:
+        """``(position, score, cited shelf or -1, series note)`` of the model's top ``n``, one edition per work and
+        shelved works excluded, as the batch makes its lists: re-ranked by MMR when the run was published with
+        ``--diversity`` (its best ``DEPTH · n`` over ALS factors, else content vectors), then the series step."""
+        cat = self.catalogue
+        als_space = info.model in ("als", "ranker") and cat.factors is not None
+        space = cat.factors if als_space else cat.vectors
+        mmr = info.diversity > 0 and space is not None
+        top = foldin.top_n(scores, np.concatenate([read, cat.others]), diversity.DEPTH * n if mmr else n)
+        because = np.asarray(explain(top))
+        if mmr:
+            relevance = diversity.relevance(scores[top].astype(np.float32))
+            picked = diversity.mmr_order(relevance, diversity.unit_rows(space[top]), n, info.diversity)
+            top, because = top[picked], because[picked]
+        return [
+            (p, float(scores[top[i]]), int(because[i]), note)
+            for i, p, note in self._in_series_order(top, read)
+        ]
+
+    def _popular_fill(self, rows: list[tuple], read: np.ndarray, n: int) -> list[tuple]:
+        """The rows that complete a list shorter than ``n``, as publishing fills it: the most read books the reader
+        has not shelved (two lists deep, in series order) that are not listed yet, score 0 and no reason."""
+        if len(rows) >= n:
+            return []
+        cat = self.catalogue
+        listed = {p for p, *_ in rows}
+        unread = np.ones(len(cat), dtype=bool)
+        unread[read] = False
+        popular = cat.by_readers[unread[cat.by_readers]][: 2 * n]
+        fill = [p for _, p, _ in self._in_series_order(popular, read) if p not in listed]
+        return [(p, 0.0, -1, None) for p in fill[: n - len(rows)]]
+
     def _in_series_order(self, top: np.ndarray, read: np.ndarray) -> list[tuple[int, int, str | None]]:
         """:func:`recspark.foldin.in_series_order` on ``top``; every row as it is when no title names a volume."""
         if self.catalogue.series is None:
@@ -451,7 +463,8 @@ class GoldReader:
         none of the shelves. ``exclude``: the positions no list may show (the blend picks its candidates without them)."""
         cat = self.catalogue
         taste = None
-        wants_taste = info.model == "content" or blend > 0 or self._serves_blend(info)
+        serves_blend = self._serves_blend(info)
+        wants_taste = info.model == "content" or blend > 0 or serves_blend
         if cat.vectors is not None and wants_taste:
             w = foldin.content_weights(items, info)
             taste = foldin.taste_scores(cat.vectors, cat.popularity, at, w, info.content_popularity_weight)
@@ -459,7 +472,7 @@ class GoldReader:
             if taste is None:
                 return None, None
             return taste, lambda top: foldin.closest(cat.vectors, at, top)
-        if self._serves_blend(info):  # the batch blend's candidates and formula (recspark.blend)
+        if serves_blend:  # the batch blend's candidates and formula (recspark.blend)
             als_scores, als_explain = self._als_scores(items, at, info)
             itemcf_scores, itemcf_explain = self._itemcf_scores(at, info)
             popular = np.where(cat.readers > 0, cat.readers, -np.inf)
@@ -470,9 +483,7 @@ class GoldReader:
             explain = als_explain or itemcf_explain  # the batch explains a ranker run's lists by ALS
             if explain is None:
                 explain = lambda top: np.full(len(top), -1, dtype=np.int64)  # noqa: E731
-        elif (
-            info.model in ("als", "ranker") and cat.factors is not None
-        ):  # a learned ranker's run: ALS fold-in
+        elif info.model in ("als", "ranker") and cat.factors is not None:  # a learned ranker's run: ALS
             scores, explain = self._als_scores(items, at, info)
         elif info.model == "itemcf" and len(self.sim_neighbour):
             scores, explain = self._itemcf_scores(at, info)

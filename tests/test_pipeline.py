@@ -120,6 +120,16 @@ def user_shelves(lake, user_idx: int) -> list[dict]:
     ]
 
 
+def posted_shelves(lake, user_idx: int) -> list:
+    """A user's silver interactions sent through a POST body (JSON, dates as ISO text) and parsed back as the
+    consumer's fold-in takes them."""
+    body = [
+        {**s, "date_added": None if s["date_added"] is None else s["date_added"].isoformat()}
+        for s in user_shelves(lake, user_idx)
+    ]
+    return serve.parse_body(json.dumps({"shelves": body}).encode())[0]
+
+
 @pytest.mark.slow
 def test_fold_in_equals_the_vector_als_computed(published):
     """A training user folded in from their own shelves, with the published item factors fixed, gets the vector
@@ -488,13 +498,10 @@ def test_a_blend_run_folds_readers_in_with_the_blend(spark, published, tmp_path)
     assert liked is not None and ((liked > 0) & (liked < 1)).all() and np.unique(liked).size > 10
     users = lake.read("silver", "users").orderBy("user_idx").limit(12).collect()
     for user in users:
-        body = [
-            {**s, "date_added": None if s["date_added"] is None else s["date_added"].isoformat()}
-            for s in user_shelves(lake, user["user_idx"])
-        ]
-        folded = reader.fold_in(serve.parse_body(json.dumps({"shelves": body}).encode())[0], n=K)["items"]
+        shelves = posted_shelves(lake, user["user_idx"])
+        folded = reader.fold_in(shelves, n=K)["items"]
         published_list, _ = reader.recommend(user["user_id"], K)
-        assert not {i["book_id"] for i in folded} & {s["book_id"] for s in body}
+        assert not {i["book_id"] for i in folded} & {s["book_id"] for s in shelves}
         # the same books in the same order with the same scores and reasons, series step and fill included
         assert [(i["book_id"], i["explanation"]) for i in folded] == [
             (i.book_id, i.extra["explanation"]) for i in published_list
@@ -531,11 +538,7 @@ def test_a_blend_run_folds_readers_in_with_the_blend(spark, published, tmp_path)
     assert mmr.run_id == diverse["run_id"] != summary["run_id"] and mmr.info.diversity == 0.3
     changed = 0
     for user in users:
-        body = [
-            {**s, "date_added": None if s["date_added"] is None else s["date_added"].isoformat()}
-            for s in user_shelves(lake, user["user_idx"])
-        ]
-        folded = mmr.fold_in(serve.parse_body(json.dumps({"shelves": body}).encode())[0], n=K)["items"]
+        folded = mmr.fold_in(posted_shelves(lake, user["user_idx"]), n=K)["items"]
         published_list, _ = mmr.recommend(user["user_id"], K)
         assert [(i["book_id"], i["explanation"]) for i in folded] == [
             (i.book_id, i.extra["explanation"]) for i in published_list
