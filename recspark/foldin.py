@@ -232,7 +232,11 @@ def blend_scores(
     books, else 0; divided by the magnitude of its top proposed score (1 when that is 0). Then
     ``(1 - weight) · als + weight · itemcf + prior · liked``. Scores are taken as float32, as the candidate
     table stores them."""
-    lists = {name: top_n(s.astype(np.float32), exclude, n) for name, s in sources.items() if s is not None}
+    lists = {
+        name: top_n(s.astype(np.float32, copy=False), exclude, n)
+        for name, s in sources.items()
+        if s is not None
+    }
     if not lists:
         return np.full(len(liked), -np.inf)
     cand = np.unique(np.concatenate(list(lists.values())))
@@ -242,7 +246,7 @@ def blend_scores(
         if top is None or not len(top):
             scaled[name] = np.zeros(len(cand))  # nothing proposed: 0 for every candidate
             continue
-        proposed = sources[name].astype(np.float32)[top].astype(np.float64)
+        proposed = sources[name][top].astype(np.float32).astype(np.float64)
         fill = proposed.min() if len(top) >= n else 0.0
         value = np.full(len(cand), fill)
         value[np.searchsorted(cand, top)] = proposed

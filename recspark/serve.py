@@ -179,10 +179,12 @@ class Catalogue:
         self.others = np.flatnonzero(self.work != np.arange(len(self.work)))  # editions never shown
         shown = np.ones(len(self.book_ids), dtype=bool)
         shown[self.others] = False
-        self.series = series_index(self.titles, self.readers, shown)
+        self.series = series_of_titles(self.titles, self.readers, shown)
         # the books a list may show, most read first (ties: smaller position): the fill of a list that closed up
         ok = np.flatnonzero(shown & (self.readers > 0))
         self.by_readers = ok[np.lexsort((ok, -self.readers[ok]))]
+        # popularity as a source of the blend's candidates: its readers, never a book without any
+        self.popular_scores = np.where(self.readers > 0, self.readers, -np.inf).astype(np.float32)
 
     def same_works(self, at: np.ndarray) -> np.ndarray:
         """Positions of every edition of the works of the books at ``at`` (themselves included)."""
@@ -218,6 +220,7 @@ class Catalogue:
             self.work,
             self.others,
             self.by_readers,
+            self.popular_scores,
             *((self.series.series, self.series.volume) if self.series is not None else ()),
         ]
         return sum(a.nbytes for a in arrays if a is not None) + self.titles.nbytes + self.authors.nbytes
@@ -446,9 +449,8 @@ class GoldReader:
             return []
         cat = self.catalogue
         listed = {p for p, *_ in rows}
-        unread = np.ones(len(cat), dtype=bool)
-        unread[read] = False
-        popular = cat.by_readers[unread[cat.by_readers]][: 2 * n]
+        head = cat.by_readers[: 2 * n + len(read)]  # the shelved books take at most len(read) places of it
+        popular = head[~np.isin(head, read)][: 2 * n]
         fill = [p for _, p, _ in self._in_series_order(popular, read) if p not in listed]
         return [(p, 0.0, -1, None) for p in fill[: n - len(rows)]]
 
@@ -475,8 +477,12 @@ class GoldReader:
         if serves_blend:  # the batch blend's candidates and formula (recspark.blend)
             als_scores, als_explain = self._als_scores(items, at, info)
             itemcf_scores, itemcf_explain = self._itemcf_scores(at, info)
-            popular = np.where(cat.readers > 0, cat.readers, -np.inf)
-            sources = {"als": als_scores, "itemcf": itemcf_scores, "content": taste, "popularity": popular}
+            sources = {
+                "als": als_scores,
+                "itemcf": itemcf_scores,
+                "content": taste,
+                "popularity": cat.popular_scores,
+            }
             scores = foldin.blend_scores(
                 sources, info.blend_weight, info.blend_prior, cat.liked, exclude, info.blend_candidates
             )
@@ -546,7 +552,7 @@ class GoldReader:
         return scores, explain
 
 
-def series_index(titles: pa.Array, readers: np.ndarray, shown: np.ndarray) -> foldin.SeriesIndex | None:
+def series_of_titles(titles: pa.Array, readers: np.ndarray, shown: np.ndarray) -> foldin.SeriesIndex | None:
     """The catalogue's series volumes from its titles (``"… (<series>, #<n>)"``, :mod:`recspark.series`), parsed
     by Arrow in one pass; None when no title names a volume."""
     found = pc.extract_regex(titles, foldin.SERIES_PATTERN)  # null where a title names no volume

@@ -186,7 +186,7 @@ def test_the_consumers_series_step_is_the_batch_step(spark):
     rep = {r[C.BOOK_IDX]: r[C.WORK_IDX] for r in works.table.collect()}
     shown = np.array([rep.get(b, b) == b for b in range(len(rows))])
     assert shown.tolist() == [True] * 7 + [False]  # edition 7 stands behind book 0, the more read
-    index = serve.series_index(titles, readers, shown)
+    index = serve.series_of_titles(titles, readers, shown)
     assert index.names[index.series[0]] == "Dune Chronicles" and index.volume[[0, 5, 6]].tolist() == [
         1,
         2,
