@@ -123,6 +123,7 @@ def quality(lakehouse: str, users: int, seed: int) -> dict:
     return {
         "lakehouse_run": reader.run_id,
         "model": reader.info.model,
+        "item_level": reader.info.item_level,
         "users": len(picked),
         "overlap@10": round(float(np.mean(overlaps)), 4),
         "identical_lists": exact,
@@ -316,10 +317,14 @@ def main() -> None:
         "command": "python bench/serve.py " + " ".join(sys.argv[1:]),
         "measured": time.strftime("%Y-%m-%d"),
     }
-    quality_rows = {q["model"]: q for q in previous.get("quality", [])}  # one row per published family
+
+    def key(q: dict) -> tuple[str, str]:  # one row per published family and item level
+        return q["model"], q.get("item_level", "edition")
+
+    quality_rows = {key(q): q for q in previous.get("quality", [])}
     if a.lakehouse:
         row = {"command": result["command"], **quality(a.lakehouse, a.users, a.seed)}
-        quality_rows[row["model"]] = row
+        quality_rows[key(row)] = row
         print("quality", row, flush=True)
     result["quality"] = list(quality_rows.values())
     if a.quality_only:

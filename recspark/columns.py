@@ -59,6 +59,9 @@ TERM = "term"  # model/stars: which term of the predicted stars a row holds (mea
 TERM_IDX = "idx"  # model/stars: the user_idx or book_idx of a user or book term (null for the mean)
 BIAS = "bias"  # model/stars: the term's baseline offset (the global mean on the mean row)
 READERS = "readers"  # how many users shelved a book
+# gold/serving_books: readers in what the model learned from (a work-level run: the work's readers, on the edition
+# that stands for it, 0 on its other editions; else the same as readers)
+TRAINED_READERS = "trained_readers"
 FACTORS = "factors"  # gold/serving_books: the book's ALS factors (features of model/item_factors)
 VECTOR = "vector"  # gold/serving_books: the book's content vector
 

@@ -20,7 +20,9 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   ALS or item-CF scores with weight ``blend`` (each score list is first divided by its largest value).
 * **Item-CF** (the published family is ``itemcf``): ``Σ_j w_j · sim(j, b)`` over the
   shelved books' neighbour lists: the model's whole table (``gold/serving_neighbours``), or the published
-  similar-books lists (the top ``similar_k``) for runs that did not publish it.
+  similar-books lists (the top ``similar_k``) for runs that did not publish it. With its popularity prior β the
+  sums over the books a list may show are divided by their largest and ``β · readers / max readers`` is added
+  (:func:`with_prior`), as the batch kernel does.
 * **The blend of ALS and item-CF** (a ``ranker`` run that published :mod:`recspark.blend`): both of the above,
   then :func:`blend_scores` does what the batch blend does over its candidates: every source's top ``n``
   (ALS, item-CF, content, popularity; shelved works excluded) is a candidate, ALS's and item-CF's scores are
@@ -29,6 +31,12 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   published the learned ranker folds in with ALS (its features need Spark).
 * **Popularity** (the published family is ``popularity``): no scores; the list is the fill below alone (the
   most read books the reader has not shelved), as the batch's lists of such a run are.
+* **Work-level runs** (``item_level`` ``work``, :mod:`recspark.works`): the model learned one row per reader and
+  work, so :func:`per_work` first merges the request's editions of one work as ``Works.to_works`` merged the
+  training data (the highest rating, then the latest date; read or reviewed if any edition was), at the position
+  of the edition that stands for the work. The published ``YᵀY`` is of one vector per work, and BM25's readers and
+  the popularity priors count readers per work (``trained_readers``), as training did. Explanations cite the
+  edition the reader shelved.
 
 Every shelved book is excluded exactly; each recommended book is explained by the shelved book whose vector is
 closest to it (cosine of ALS factors, or content vectors), or that contributed most (item-CF). Then the batch's
@@ -82,6 +90,35 @@ class ModelInfo:
     blend_prior: float = 0.0
     blend_candidates: int = 0
     diversity: float = 0.0  # the MMR weight the run's lists were re-ranked with (recspark.diversity); 0: none
+    item_level: str = "edition"  # what the model learned from: edition, or work (a reader's editions merged)
+
+
+def per_work(shelves: list[Shelf], work: np.ndarray) -> tuple[list[Shelf], dict[int, int]]:
+    """A reader's shelves as a work-level model learned them (:meth:`recspark.works.Works.to_works`): one shelf per
+    work, at the position of the edition that stands for it (``work[p]``); its rating and date from the edition
+    with the highest rating, then the latest date (a missing date last); read and reviewed if any edition was.
+    Also ``{work position: the shelved edition to cite}``: the reader's edition of that work in the first
+    catalogue position (:meth:`recspark.works.Works.cited_editions` takes the smallest index: the same edition
+    unless a later ingest appended one of them to the catalogue)."""
+    merged: dict[int, Shelf] = {}
+    cite: dict[int, int] = {}
+    for x in shelves:
+        w = int(work[x.pos])
+        cite[w] = min(cite.get(w, x.pos), x.pos)
+        had = merged.get(w)
+        if had is None:
+            merged[w] = Shelf(w, x.rating, x.is_read, x.is_reviewed, x.date_added)
+            continue
+        first = max((had, x), key=_merge_order)
+        merged[w] = Shelf(
+            w, first.rating, had.is_read or x.is_read, had.is_reviewed or x.is_reviewed, first.date_added
+        )
+    return list(merged.values()), cite
+
+
+def _merge_order(x: Shelf) -> tuple:
+    """Which of a work's editions gives its shelf: the highest rating, then the latest date (none: last)."""
+    return (x.rating, x.date_added is not None, x.date_added or dt.datetime.min)
 
 
 def decay(

@@ -170,10 +170,11 @@ PUBLISH_FIELDS = (
     "diversity",
 )  # what its published lists depend on besides the model
 # What a published run's gold tables hold for consumers, as a number: raised when publishing writes something new
-# that a consumer reads (2, 2026-12-06: gold/serving_model.blend and .diversity, gold/serving_books.liked_share),
+# that a consumer reads (2, 2026-12-06: gold/serving_model.blend and .diversity, gold/serving_books.liked_share;
+# 3, 2026-12-06: gold/serving_model.item_level, gold/serving_books.trained_readers, a work-level run's YᵀY),
 # so that the next run on the same inputs publishes again, reusing the trained model, instead of serving the older
 # tables as they are (pipeline.served_as_is)
-GOLD_FORMAT = 2
+GOLD_FORMAT = 3
 
 
 def _digest(blob: object) -> str:
@@ -753,8 +754,11 @@ def publish_model(
     works = works_of(lake, interactions)
     fitted = training_view(interactions, works, cfg)  # what the model learnt from
     on_works = works is not None and cfg.item_level == "work"
-    if on_works and items is not None:
-        items = works.edition_factors(items).cache()  # every edition carries its work's factors
+    solved_with = items  # the vectors ALS solved with (a work-level run's: one per work): their YᵀY is served
+    if on_works:
+        fitted = fitted.cache()  # read by the lists, the liked shares and the serving tables
+        if items is not None:
+            items = works.edition_factors(items).cache()  # every edition carries its work's factors
     with timer.step(f"recommend ({model}, read works excluded, series in order)", first_step, total):
         seen = seen_of(works, interactions)
         recs = diverse_lists(spark, lake, model_run, model, fitted, cfg, items, vectors, works)
@@ -813,7 +817,14 @@ def publish_model(
             lake,
             "serving_books",
             publish.serving_book_rows(
-                books, interactions, run_id, items, vectors, works.table if works is not None else None, liked
+                books,
+                interactions,
+                run_id,
+                items,
+                vectors,
+                works.table if works is not None else None,
+                liked,
+                trained=fitted,
             ),
             run_id,
         )
@@ -821,14 +832,15 @@ def publish_model(
             spark,
             run_id,
             model,
-            interactions,
+            fitted,
             cfg.als.as_dict() if items is not None else None,
             cfg.weights.as_dict(),
-            als.gram(items).ravel().tolist() if items is not None else None,
+            als.gram(solved_with).ravel().tolist() if solved_with is not None else None,
             cfg.content.as_dict(),
             cfg.itemcf.as_dict(),
             blend_params,
             cfg.diversity if model != "popularity" else 0.0,
+            "work" if on_works else "edition",
         )
         publish.write_run_rows(lake, "serving_model", model_row, run_id)
         if neighbours is not None:
@@ -841,8 +853,10 @@ def publish_model(
     if vectors is not None:
         vectors.unpersist()
     if works is not None:
-        if on_works and items is not None:
-            items.unpersist()
+        if on_works:
+            fitted.unpersist()
+            if items is not None:
+                items.unpersist()
         works.release()
     return counts
 

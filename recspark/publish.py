@@ -271,15 +271,25 @@ def serving_book_rows(
     vectors: DataFrame | None,
     works: DataFrame | None = None,
     liked: tuple[DataFrame, float] | None = None,
+    trained: DataFrame | None = None,
 ) -> DataFrame:
     """``gold/serving_books``: every book with its readers, ALS factors and content vector (nullable), and
     ``work_book_id``: the book id of the edition that stands for its work (``works``: ``(book_idx, work_idx)``;
     without it every book stands for itself), so the consumer shows one edition per work and excludes every
     edition of a shelved work. ``liked_share``: with ``liked`` (``((book_idx, liked_share), overall)``, the shares of
     :func:`recspark.candidates.book_features`, what a run that publishes the blend orders its candidates by), the
-    book's share, or the overall one for a book without shelves, as the candidates fill it; else null."""
+    book's share, or the overall one for a book without shelves, as the candidates fill it; else null.
+    ``trained_readers``: the book's readers in ``trained``, what the model learned from (a work-level run's
+    interactions moved to works, :meth:`recspark.works.Works.to_works`; default ``interactions``), which the
+    model's scores count (BM25's idf, item-CF's and content's popularity priors); ``readers`` (of ``interactions``)
+    orders the popular fill."""
     readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias(C.READERS))
-    out = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS).join(readers, on=C.BOOK_IDX, how="left")
+    learned = (interactions if trained is None else trained).groupBy(C.BOOK_IDX)
+    out = (
+        books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS)
+        .join(readers, on=C.BOOK_IDX, how="left")
+        .join(learned.agg(F.count(F.lit(1)).alias(C.TRAINED_READERS)), on=C.BOOK_IDX, how="left")
+    )
     if works is None:
         out = out.withColumn(C.WORK_BOOK_ID, F.col(C.BOOK_ID))
     else:
@@ -307,6 +317,7 @@ def serving_book_rows(
         F.col(C.TITLE),
         F.col(C.AUTHORS),
         F.coalesce(F.col(C.READERS), F.lit(0)).cast("long").alias(C.READERS),
+        F.coalesce(F.col(C.TRAINED_READERS), F.lit(0)).cast("long").alias(C.TRAINED_READERS),
         F.col(C.FACTORS).cast(T.ArrayType(T.FloatType())).alias(C.FACTORS),
         F.col(C.VECTOR).cast(T.ArrayType(T.FloatType())).alias(C.VECTOR),
         F.col(C.WORK_BOOK_ID).cast("long").alias(C.WORK_BOOK_ID),
@@ -344,6 +355,8 @@ SERVING_MODEL_SCHEMA = T.StructType(
         # a ranker run that publishes the blend: {"weight", "prior", "candidates"} as JSON (recspark.blend); else null
         T.StructField("blend", T.StringType(), True),
         T.StructField("diversity", T.DoubleType(), True),  # the MMR weight of the run's lists (--diversity)
+        # what the model learned from: edition, or work (recspark.works: a reader's editions merged per work)
+        T.StructField("item_level", T.StringType(), True),
     ]
 )
 
@@ -360,8 +373,11 @@ def serving_model_row(
     itemcf_params: dict | None = None,
     blend_params: dict | None = None,
     diversity: float = 0.0,
+    item_level: str = "edition",
 ) -> DataFrame:
-    """``gold/serving_model``: the one row a request needs besides the book arrays."""
+    """``gold/serving_model``: the one row a request needs besides the book arrays. ``interactions``: what the model
+    learned from (a work-level run's are moved to works): the newest date, users and mean shelves per user count
+    there, as the model's weighting counted them."""
     stats = interactions.agg(
         F.max(C.DATE_ADDED).alias("ref"),
         F.countDistinct(C.USER_IDX).alias("users"),
@@ -382,6 +398,7 @@ def serving_model_row(
         None if itemcf_params is None else json.dumps(itemcf_params),
         None if blend_params is None else json.dumps(blend_params),
         float(diversity),
+        item_level,
     )
     return spark.createDataFrame([row], SERVING_MODEL_SCHEMA)
 

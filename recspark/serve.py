@@ -21,7 +21,8 @@ Requests:
   "is_reviewed"?}, ...], "blend"?}``: a reader folded in from these shelves (:mod:`recspark.foldin`), every
   edition of their works excluded, one edition per work shown (``serving_books.work_book_id``), each book
   explained, with the published family: ALS, item-CF, content, or the blend of ALS and item-CF a ranker run
-  published (a learned ranker's run: ALS). Known users send their shelves the same way to refresh their list.
+  published (a learned ranker's run: ALS); a run trained on works merges the reader's editions of one work first,
+  as its training did. Known users send their shelves the same way to refresh their list.
   Unknown book ids are ignored and listed in ``unknown_book_ids``; no known shelf -> popular books with
   ``cold_start: true``.
 * ``GET /similar/<book_id>?n=``: the published similar books.
@@ -159,6 +160,12 @@ class Catalogue:
         self.titles = table.column("title").combine_chunks()
         self.authors = table.column("authors").combine_chunks()
         self.readers = table.column("readers").combine_chunks().fill_null(0).to_numpy().astype(np.float64)
+        # readers in what the model learned from (a work-level run: per work, on the edition that stands for it):
+        # what its scores count (BM25's idf, the popularity priors); runs before the column: the readers
+        self.trained_readers = self.readers
+        if "trained_readers" in table.column_names:
+            trained = table.column("trained_readers").combine_chunks().fill_null(0).to_numpy()
+            self.trained_readers = trained.astype(np.float64)
         self.factors = _matrix(table.column("factors"))
         # books with an ALS factor (the rest, e.g. books of the metadata no one shelved, get no fold-in score)
         self.factored = None if self.factors is None else np.any(self.factors != 0, axis=1)
@@ -169,8 +176,8 @@ class Catalogue:
             self.liked = (
                 table.column("liked_share").combine_chunks().fill_null(0.0).to_numpy().astype(np.float64)
             )
-        top = max(float(self.readers.max(initial=0.0)), 1.0)
-        self.popularity = (np.log1p(self.readers) / np.log1p(top)).astype(np.float32)
+        top = max(float(self.trained_readers.max(initial=0.0)), 1.0)
+        self.popularity = (np.log1p(self.trained_readers) / np.log1p(top)).astype(np.float32)
         # work[p]: the position of the edition that stands for book p's work (runs before works: p itself)
         self.work = np.arange(len(self.book_ids), dtype=np.int64)
         if "work_book_id" in table.column_names:
@@ -184,7 +191,8 @@ class Catalogue:
         ok = np.flatnonzero(shown & (self.readers > 0))
         self.by_readers = ok[np.lexsort((ok, -self.readers[ok]))]
         # popularity as a source of the blend's candidates: its readers, never a book without any
-        self.popular_scores = np.where(self.readers > 0, self.readers, -np.inf).astype(np.float32)
+        trained = self.trained_readers
+        self.popular_scores = np.where(trained > 0, trained, -np.inf).astype(np.float32)
 
     def same_works(self, at: np.ndarray) -> np.ndarray:
         """Positions of every edition of the works of the books at ``at`` (themselves included)."""
@@ -213,6 +221,7 @@ class Catalogue:
         arrays = [
             self.book_ids,
             self.readers,
+            None if self.trained_readers is self.readers else self.trained_readers,
             self.popularity,
             self.factors,
             self.vectors,
@@ -392,6 +401,9 @@ class GoldReader:
                 "items": [i.as_dict() for i in self.popular_items(n)],
             }
         items = list(seen.values())
+        cite: dict[int, int] = {}  # a work-level run: the shelved edition each work's shelf is cited by
+        if info.item_level == "work":  # one shelf per work, as the model learned them
+            items, cite = foldin.per_work(items, cat.work)
         at = np.array([x.pos for x in items], dtype=np.int64)
         read = cat.same_works(at)  # every edition of every shelved work
         rows: list[tuple[int, float, int, str | None]] = []
@@ -404,7 +416,10 @@ class GoldReader:
                     "unknown_book_ids": unknown,
                     "items": [i.as_dict() for i in picked],
                 }
-            rows = self._model_rows(scores, explain, read, info, n)
+            rows = [
+                (p, sc, cite.get(b, b), note)
+                for p, sc, b, note in self._model_rows(scores, explain, read, info, n)
+            ]
         rows += self._popular_fill(rows, read, n)
         out = []
         for p, score, b, note in rows:
@@ -476,7 +491,7 @@ class GoldReader:
             return taste, lambda top: foldin.closest(cat.vectors, at, top)
         if serves_blend:  # the batch blend's candidates and formula (recspark.blend)
             als_scores, als_explain = self._als_scores(items, at, info)
-            itemcf_scores, itemcf_explain = self._itemcf_scores(at, info)
+            itemcf_scores, itemcf_explain = self._itemcf_scores(at, info, exclude)
             sources = {
                 "als": als_scores,
                 "itemcf": itemcf_scores,
@@ -492,7 +507,7 @@ class GoldReader:
         elif info.model in ("als", "ranker") and cat.factors is not None:  # a learned ranker's run: ALS
             scores, explain = self._als_scores(items, at, info)
         elif info.model == "itemcf" and len(self.sim_neighbour):
-            scores, explain = self._itemcf_scores(at, info)
+            scores, explain = self._itemcf_scores(at, info, exclude)
         else:
             return None, None
         if scores is None:
@@ -518,25 +533,28 @@ class GoldReader:
         fitted = cat.factored[at]  # shelves of books without a factor count for nothing, as in ALS's fit
         if not fitted.any():
             return None, None
-        r = foldin.preference(items, info, cat.readers)
+        r = foldin.preference(items, info, cat.trained_readers)
         x = foldin.fold_in(cat.factors, self.yty, at[fitted], r[fitted], info.alpha, info.reg)
         scores = np.where(cat.factored, cat.factors @ x.astype(np.float32), -np.inf)
         return scores, lambda top: foldin.closest(cat.factors, at[fitted], top)
 
-    def _itemcf_scores(self, at: np.ndarray, info: ModelInfo):
+    def _itemcf_scores(self, at: np.ndarray, info: ModelInfo, exclude: np.ndarray):
         """Item-CF's neighbour sums (with its popularity prior when the run has one): ``(scores, explain)``,
-        ``(None, None)`` when no shelved book has a neighbour."""
+        ``(None, None)`` when no shelved book has a neighbour. The books at ``exclude`` (shelved works, editions
+        never shown) score nothing, as in the batch kernel, so the prior's scaling to 1 is over the books a list
+        may show."""
         cat = self.catalogue
         w = np.ones(len(at))
         scores, cand, contrib = foldin.neighbour_scores(
             self.sim_indptr, self.sim_neighbour, self.sim_score, at, w, len(cat)
         )
+        scores[exclude] = 0.0
         if not (scores > 0).any():
             return None, None
         own = scores > 0
         # the prior (recspark.itemcf)
         if info.model in ("itemcf", "ranker") and info.itemcf_popularity_weight > 0:
-            scores = foldin.with_prior(scores, cat.readers, info.itemcf_popularity_weight)
+            scores = foldin.with_prior(scores, cat.trained_readers, info.itemcf_popularity_weight)
         else:
             scores = np.where(own, scores, -np.inf)
         seeds = np.repeat(at, np.diff(self.sim_indptr)[at])
@@ -604,6 +622,7 @@ def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
         blend_prior=float(blend.get("prior", 0.0)),
         blend_candidates=int(blend.get("candidates", 0)),
         diversity=float(row.get("diversity") or 0.0),  # absent in runs published before the column
+        item_level=row.get("item_level") or "edition",  # absent in runs published before the column
     )
     return info, yty
 

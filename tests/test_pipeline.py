@@ -467,6 +467,15 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     assert all(i["book_id"] not in shelved[user["user_id"]] for i in out["items"])
     because = [i["because_book_id"] for i in out["items"] if i["because_book_id"] is not None]
     assert because and all(b in shelved[user["user_id"]] for b in because)
+    # training users folded in from their own shelves get their published lists: the prior is scaled over the
+    # books a list may show (it once was over the shelved books too, which changed scores and order)
+    for other in lake.read("silver", "users").orderBy("user_idx").limit(8).collect():
+        folded = reader.fold_in(posted_shelves(lake, other["user_idx"]), n=K)["items"]
+        published_list, _ = reader.recommend(other["user_id"], K)
+        assert [(i["book_id"], i["explanation"]) for i in folded] == [
+            (i.book_id, i.extra["explanation"]) for i in published_list
+        ], other["user_id"]
+        assert [round(i["score"], 4) for i in folded] == [round(i.score, 4) for i in published_list]
 
     # a consumer serving the first run swaps to this one without dropping a request
     swapped_in_without_dropping_requests(lake, first["run_id"], run_id)
@@ -570,6 +579,108 @@ def test_a_popularity_run_folds_readers_in_to_its_published_lists(spark, publish
         assert [(i["book_id"], i["explanation"]) for i in folded["items"]] == [
             (i.book_id, i.extra["explanation"]) for i in published_list
         ], user["user_id"]
+
+
+def shelved_a_second_edition(lake, n: int) -> list[int]:
+    """Appends to silver one more shelf for each of ``n`` users (the first by index among those who can have one):
+    another edition of the work of one of their books, with another rating, read flag and a later date (the
+    generated readers never shelve two editions of one work; real ones do). Returns the users."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    silver = lake.read("silver", "interactions")
+    editions = lake.read("silver", "books").where(F.col("work_id").isNotNull()).select("book_idx", "work_id")
+    shelved = silver.join(editions, on="book_idx", how="inner")
+    other = editions.withColumnRenamed("book_idx", "_other")
+    pairs = (
+        shelved.join(other, on="work_id", how="inner")
+        .where(F.col("_other") != F.col("book_idx"))
+        .join(
+            silver.select("user_idx", F.col("book_idx").alias("_other")),
+            on=["user_idx", "_other"],
+            how="left_anti",
+        )
+    )
+    firsts = (
+        pairs.groupBy("user_idx").agg(F.min(F.struct("book_idx", "_other")).alias("_p")).orderBy("user_idx")
+    )
+    chosen = [(r["user_idx"], r["_p"]["book_idx"], r["_p"]["_other"]) for r in firsts.limit(n).collect()]
+    rows = []
+    for user, book, edition in chosen:
+        row = silver.where((F.col("user_idx") == user) & (F.col("book_idx") == book)).first().asDict()
+        later = (row["date_added"] or dt.datetime(2015, 1, 1)) + dt.timedelta(days=30)
+        row.update(
+            book_idx=edition,
+            rating=(row["rating"] + 2) % 6,
+            is_read=not row["is_read"],
+            date_added=later,
+        )
+        rows.append(row)
+    lake.write(lake.spark.createDataFrame(rows, silver.schema), "silver", "interactions", mode="append")
+    return [u for u, _, _ in chosen]
+
+
+@pytest.mark.slow
+def test_a_work_level_run_folds_readers_in_as_it_trained(spark, published, tmp_path):
+    """A run trained on works (``--item-level work``: a reader's editions of one work merged into one row) serves
+    what a fold-in needs to learn a reader the same way: ``gold/serving_model.item_level``, the YᵀY of one vector
+    per work (not of every edition's copy), the readers per work it counted (``serving_books.trained_readers``),
+    and mean shelves per user over works. Training users, those with two editions of one work first, folded in from
+    their own silver shelves get their published lists (books, order, scores, reasons citing the edition they
+    shelved): with ALS weighted by BM25 with a half-life, then with item-CF and its popularity prior. Checked
+    from outside (deltalake)."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from recspark.features import Weights
+    from recspark.itemcf import ItemCfParams
+
+    lake = copy_of(published[0], tmp_path / "lake")
+    twice = shelved_a_second_edition(lake, 8)
+    others = lake.read("silver", "users").orderBy("user_idx").limit(6).collect()
+    users = sorted({*twice, *(r["user_idx"] for r in others)})
+    id_of = {
+        r["user_idx"]: r["user_id"]
+        for r in lake.read("silver", "users").where(F.col("user_idx").isin(users)).collect()
+    }
+    bm25 = Weights(scheme="bm25", half_life_days=365.0)
+    configs = [
+        cfg(item_level="work", weights=bm25, evaluate=False),
+        cfg(item_level="work", model="itemcf", itemcf=ItemCfParams(popularity_weight=0.3), evaluate=False),
+    ]
+    for run_cfg in configs:
+        run_pipeline(spark, lake, run_cfg, tmp_path)
+        reader = GoldReader(lake.root)
+        cat, info = reader.catalogue, reader.info
+        assert info.item_level == "work" and info.model == run_cfg.model
+        stands = cat.work == np.arange(len(cat))  # the editions that stand for their works
+        assert (cat.trained_readers[~stands] == 0).all() and (
+            cat.trained_readers[stands] >= cat.readers[stands]
+        ).all()
+        assert (cat.trained_readers > cat.readers).any()  # some work is read in more than its shown edition
+        if info.model == "als":
+            own = cat.factors[stands & cat.factored].astype(np.float64)
+            assert np.allclose(reader.yty, own.T @ own, rtol=1e-6)
+            every = cat.factors[cat.factored].astype(np.float64)
+            assert not np.allclose(
+                reader.yty, every.T @ every, rtol=1e-3
+            )  # editions share their work's vector
+        as_editions = GoldReader(lake.root)
+        as_editions.info = dataclasses.replace(info, item_level="edition")
+        differ = 0
+        for user in users:
+            shelves = posted_shelves(lake, user)
+            folded = reader.fold_in(shelves, n=K)["items"]
+            published_list, _ = reader.recommend(id_of[user], K)
+            assert [(i["book_id"], i["because_book_id"], i["explanation"]) for i in folded] == [
+                (i.book_id, i.extra["because_book_id"], i.extra["explanation"]) for i in published_list
+            ], (info.model, user)
+            assert np.allclose([i["score"] for i in folded], [i.score for i in published_list], atol=1e-4)
+            differ += [i["book_id"] for i in as_editions.fold_in(shelves, n=K)["items"]] != [
+                i["book_id"] for i in folded
+            ]
+        assert differ > 0, info.model  # folding editions in one by one gives other lists
 
 
 def books_from_raw(src) -> dict[int, tuple[int | None, str]]:

@@ -84,6 +84,60 @@ def test_to_works_merges_editions_of_one_work(spark):
     works.release()
 
 
+def test_the_consumers_merge_per_work_is_to_works(spark):
+    """``foldin.per_work`` (the consumer's fold-in of a work-level run) merges a reader's editions as
+    ``Works.to_works`` merges them for training: hand-computed, then against Spark on the same shelves (book
+    index = catalogue position here). Reader 10: books 0 and 2 of work 100, 5 stars beats 3 stars, read and
+    reviewed from either; reader 11: books 0 and 1 at equal ratings, the later date wins, a missing date loses;
+    reader 12: two editions of work 200 at equal rating and date. Cited: the reader's edition in the first
+    position."""
+    import datetime as dt
+
+    from recspark import foldin
+    from recspark.foldin import Shelf
+
+    books, shelves = catalogue(spark)
+    works = Works.of(books, shelves)
+    d = dt.datetime
+    rows = [
+        (10, 0, False, False, 5, d(2020, 1, 1)),
+        (10, 2, True, False, 3, d(2021, 1, 1)),
+        (10, 6, False, True, 0, None),
+        (11, 0, False, False, 4, None),
+        (11, 1, True, False, 4, d(2019, 5, 5)),
+        (11, 2, False, True, 4, d(2018, 5, 5)),
+        (12, 4, False, False, 2, d(2020, 2, 2)),
+        (12, 3, True, False, 2, d(2020, 2, 2)),
+    ]
+    inter = spark.createDataFrame(
+        rows,
+        "user_idx int, book_idx int, is_read boolean, is_reviewed boolean, rating int, date_added timestamp",
+    )
+    trained = {
+        (r.user_idx, r.book_idx): (r.rating, r.is_read, r.is_reviewed, r.date_added)
+        for r in works.to_works(inter).collect()
+    }
+    work = np.array([r[C.WORK_IDX] for r in sorted(works.table.collect(), key=lambda r: r[C.BOOK_IDX])])
+    assert work.tolist() == [1, 1, 1, 3, 3, 5, 6]
+    folded, cited = {}, {}
+    for user in (10, 11, 12):
+        mine = [
+            Shelf(b, rating, read, reviewed, date) for u, b, read, reviewed, rating, date in rows if u == user
+        ]
+        merged, cite = foldin.per_work(mine, work)
+        folded.update({(user, x.pos): (x.rating, x.is_read, x.is_reviewed, x.date_added) for x in merged})
+        cited.update({(user, w): e for w, e in cite.items()})
+    assert folded == {
+        (10, 1): (5, True, False, d(2020, 1, 1)),
+        (10, 6): (0, False, True, None),
+        (11, 1): (4, True, True, d(2019, 5, 5)),
+        (12, 3): (2, True, False, d(2020, 2, 2)),
+    }
+    assert folded == trained
+    assert cited == {(10, 1): 0, (10, 6): 6, (11, 1): 0, (12, 3): 3}
+    works.release()
+
+
 def test_topk_with_work_exclusion_matches_brute_force(spark):
     rng = np.random.default_rng(3)
     n_books, n_users, k = 40, 6, 5
