@@ -824,7 +824,7 @@ def publish_model(
                 vectors,
                 works.table if works is not None else None,
                 liked,
-                trained=fitted,
+                trained=fitted if on_works else None,
             ),
             run_id,
         )

@@ -284,12 +284,12 @@ def serving_book_rows(
     model's scores count (BM25's idf, item-CF's and content's popularity priors); ``readers`` (of ``interactions``)
     orders the popular fill."""
     readers = interactions.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias(C.READERS))
-    learned = (interactions if trained is None else trained).groupBy(C.BOOK_IDX)
-    out = (
-        books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS)
-        .join(readers, on=C.BOOK_IDX, how="left")
-        .join(learned.agg(F.count(F.lit(1)).alias(C.TRAINED_READERS)), on=C.BOOK_IDX, how="left")
-    )
+    out = books.select(C.BOOK_IDX, C.BOOK_ID, C.TITLE, C.AUTHORS).join(readers, on=C.BOOK_IDX, how="left")
+    if trained is None:
+        out = out.withColumn(C.TRAINED_READERS, F.col(C.READERS))
+    else:
+        learned = trained.groupBy(C.BOOK_IDX).agg(F.count(F.lit(1)).alias(C.TRAINED_READERS))
+        out = out.join(learned, on=C.BOOK_IDX, how="left")
     if works is None:
         out = out.withColumn(C.WORK_BOOK_ID, F.col(C.BOOK_ID))
     else:

@@ -165,7 +165,8 @@ class Catalogue:
         self.trained_readers = self.readers
         if "trained_readers" in table.column_names:
             trained = table.column("trained_readers").combine_chunks().fill_null(0).to_numpy()
-            self.trained_readers = trained.astype(np.float64)
+            if not np.array_equal(trained, self.readers):  # an edition-level run's are its readers: one array
+                self.trained_readers = trained.astype(np.float64)
         self.factors = _matrix(table.column("factors"))
         # books with an ALS factor (the rest, e.g. books of the metadata no one shelved, get no fold-in score)
         self.factored = None if self.factors is None else np.any(self.factors != 0, axis=1)
