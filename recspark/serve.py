@@ -192,8 +192,9 @@ class Catalogue:
         ok = np.flatnonzero(shown & (self.readers > 0))
         self.by_readers = ok[np.lexsort((ok, -self.readers[ok]))]
         # popularity as a source of the blend's candidates: its readers, never a book without any
-        trained = self.trained_readers
-        self.popular_scores = np.where(trained > 0, trained, -np.inf).astype(np.float32)
+        self.popular_scores = np.where(self.trained_readers > 0, self.trained_readers, -np.inf).astype(
+            np.float32
+        )
 
     def same_works(self, at: np.ndarray) -> np.ndarray:
         """Positions of every edition of the works of the books at ``at`` (themselves included)."""
@@ -409,7 +410,8 @@ class GoldReader:
         read = cat.same_works(at)  # every edition of every shelved work
         rows: list[tuple[int, float, int, str | None]] = []
         if info.model != "popularity":  # a popularity run's lists are the fill alone, as in the batch
-            scores, explain = self._scores(items, at, info, blend, np.concatenate([read, cat.others]))
+            exclude = np.concatenate([read, cat.others])  # positions no list may show
+            scores, explain = self._scores(items, at, info, blend, exclude)
             if scores is None:  # no shelf the model knows: the popular books the reader has not shelved
                 picked = self.popular_items(n, exclude={int(cat.book_ids[p]) for p in read})
                 return {
@@ -419,7 +421,7 @@ class GoldReader:
                 }
             rows = [
                 (p, sc, cite.get(b, b), note)
-                for p, sc, b, note in self._model_rows(scores, explain, read, info, n)
+                for p, sc, b, note in self._model_rows(scores, explain, read, exclude, info, n)
             ]
         rows += self._popular_fill(rows, read, n)
         out = []
@@ -438,16 +440,17 @@ class GoldReader:
         return {"cold_start": False, "unknown_book_ids": unknown, "items": [i.as_dict() for i in out]}
 
     def _model_rows(
-        self, scores: np.ndarray, explain, read: np.ndarray, info: ModelInfo, n: int
+        self, scores: np.ndarray, explain, read: np.ndarray, exclude: np.ndarray, info: ModelInfo, n: int
     ) -> list[tuple]:
-        """``(position, score, cited shelf or -1, series note)`` of the model's top ``n``, one edition per work and
-        shelved works excluded, as the batch makes its lists: re-ranked by MMR when the run was published with
-        ``--diversity`` (its best ``DEPTH · n`` over ALS factors, else content vectors), then the series step."""
+        """``(position, score, cited shelf or -1, series note)`` of the model's top ``n`` outside ``exclude`` (every
+        edition of the shelved works ``read``, and the editions never shown), as the batch makes its lists:
+        re-ranked by MMR when the run was published with ``--diversity`` (its best ``DEPTH · n`` over ALS factors,
+        else content vectors), then the series step."""
         cat = self.catalogue
         als_space = info.model in ("als", "ranker") and cat.factors is not None
         space = cat.factors if als_space else cat.vectors
         mmr = info.diversity > 0 and space is not None
-        top = foldin.top_n(scores, np.concatenate([read, cat.others]), diversity.DEPTH * n if mmr else n)
+        top = foldin.top_n(scores, exclude, diversity.DEPTH * n if mmr else n)
         because = np.asarray(explain(top))
         if mmr:
             relevance = diversity.relevance(scores[top].astype(np.float32))
