@@ -424,7 +424,7 @@ def evaluate_model(
         recs = twostage.ranked_lists(
             spark, fit_on, sources, test, books_of(lake), load_ranker(cfg), max_k, cfg.ranker.n_candidates
         )
-        lists["ranker"] = recs  # already cached and counted (ranked_lists): materialising again re-caches it
+        lists["ranker"] = recs  # already computed once (ranked_lists' local checkpoint)
         timings["ranker"] = time.perf_counter() - t
     for df in (neighbours, vectors):
         if df is not None:

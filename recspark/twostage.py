@@ -357,10 +357,13 @@ def ranked_lists(
     n: int,
 ) -> DataFrame:
     """Top-``k`` ``(user_idx, rank, book_idx, score)`` of the ranker (or a :class:`recspark.blend.Blend`) over every
-    source's top-``n`` candidates, cached and counted (the caller unpersists them)."""
+    source's top-``n`` candidates, computed once into a local checkpoint: the lineage is cut, because the plan over
+    every source's candidates and features is large (tens of thousands of nodes on a work-level run), and each
+    later join of the lists (explanations, series order, the popular fill, stars) analysed and optimised it
+    again: minutes, and at times a driver out of memory. The checkpoint's blocks go when the frame is dropped."""
     feats, lists = candidate_features(spark, train, sources, users, n, books)
     if isinstance(model, blend.Blend):
-        out = blend.ranked(feats, model, k, n).cache()
+        out = blend.ranked(feats, model, k, n)
     else:
         expected = model.getOrDefault("features_cols")
         got = candidates.feature_names(tuple(lists))
@@ -369,8 +372,8 @@ def ranked_lists(
                 f"the ranker was trained on features {expected}, the candidates have {got} (a ranker saved by "
                 "another recspark version?): run with --tune full to train it again"
             )
-        out = ranker.rank(model, feats, k).cache()
-    out.count()
+        out = ranker.rank(model, feats, k)
+    out = out.localCheckpoint()  # computed once, and the lineage cut: the publish step joins the lists again
     feats.unpersist()
     for df in lists.values():
         df.unpersist()

@@ -648,6 +648,9 @@ def test_a_work_level_run_folds_readers_in_as_it_trained(spark, published, tmp_p
     configs = [
         cfg(item_level="work", weights=bm25, evaluate=False),
         cfg(item_level="work", model="itemcf", itemcf=ItemCfParams(popularity_weight=0.3), evaluate=False),
+        # the blend over every source's candidates: before its lists' lineage was cut (twostage.ranked_lists),
+        # publishing them at work level took minutes here and at times ran the driver out of memory
+        cfg(item_level="work", model="ranker", blend=0.35, blend_prior=1.0, evaluate=False),
     ]
     for run_cfg in configs:
         run_pipeline(spark, lake, run_cfg, tmp_path)

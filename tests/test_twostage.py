@@ -1,5 +1,6 @@
 """Two-stage recommendations: candidate features on a hand-made frame (hand-computed values), labels, the ranker
-against a brute-force order, the fallback with too few positives, and the message without xgboost."""
+against a brute-force order, the fallback with too few positives, the message without xgboost, and the published
+lists computed once with their lineage cut."""
 
 from __future__ import annotations
 
@@ -582,3 +583,36 @@ def test_a_tuning_that_publishes_the_blend_configures_a_ranker_run_with_its_weig
         cfg, {"model": "ranker", "ranker": {**rk, "publish": "blend", "blend": {"weight": 0.5}}}
     )
     assert model_run_id({}, as_blend) != model_run_id({}, other)
+
+
+def test_ranked_lists_are_the_blends_order_computed_once_with_the_lineage_cut(spark):
+    """``twostage.ranked_lists`` gives the blend's order over the candidates (compared with the same blend on the
+    same features, computed without the cut), and a frame with no lineage: the publish step joins the lists
+    several times, and with the plan over every source's candidates each join analysed it all again (on a
+    work-level run: minutes, and at times a driver out of memory)."""
+    from chispa import assert_df_equality
+
+    from recspark import blend, twostage
+    from recspark.content import ContentParams
+
+    train = train_frame(spark)
+    neighbours = spark.createDataFrame(
+        [(0, 1, 1.0), (0, 2, 0.5), (1, 2, 0.25), (2, 3, 0.75)], "book_idx int, neighbour_idx int, score float"
+    )
+    ufs = spark.createDataFrame(
+        [(0, [1.0, 0.0]), (1, [0.0, 1.0]), (2, [0.5, 0.5])], "user_idx int, features array<float>"
+    )
+    items = spark.createDataFrame(
+        [(b, [0.1 * b, 1.0 - 0.2 * b]) for b in range(4)], "book_idx int, features array<float>"
+    )
+    sources = twostage.Sources(ufs, items, neighbours, None, ContentParams())
+    users = train.select("user_idx").distinct()
+    setting = blend.Blend(0.5, 1.0)
+    out = twostage.ranked_lists(spark, train, sources, users, books_frame(spark), setting, 2, 3)
+    feats, _ = twostage.candidate_features(spark, train, sources, users, 3, books_frame(spark))
+    assert_df_equality(out, blend.ranked(feats, setting, 2, 3), ignore_row_order=True)
+    plan = out._jdf.queryExecution().analyzed()
+    assert plan.nodeName() == "LogicalRDD" and plan.children().isEmpty(), plan.treeString()
+    shelved = {(r["user_idx"], r["book_idx"]) for r in train.collect()}
+    listed = {(r["user_idx"], r["book_idx"]) for r in out.collect()}
+    assert listed and not listed & shelved
