@@ -609,8 +609,10 @@ def test_ranked_lists_are_the_blends_order_computed_once_with_the_lineage_cut(sp
     users = train.select("user_idx").distinct()
     setting = blend.Blend(0.5, 1.0)
     out = twostage.ranked_lists(spark, train, sources, users, books_frame(spark), setting, 2, 3)
-    feats, _ = twostage.candidate_features(spark, train, sources, users, 3, books_frame(spark))
+    feats, source_lists = twostage.candidate_features(spark, train, sources, users, 3, books_frame(spark))
     assert_df_equality(out, blend.ranked(feats, setting, 2, 3), ignore_row_order=True)
+    for df in (feats, *source_lists.values()):  # cached by candidate_features
+        df.unpersist()
     plan = out._jdf.queryExecution().analyzed()
     assert plan.nodeName() == "LogicalRDD" and plan.children().isEmpty(), plan.treeString()
     shelved = {(r["user_idx"], r["book_idx"]) for r in train.collect()}
