@@ -228,6 +228,13 @@ def test_known_warnings_are_dropped_by_message_and_the_logger_keeps_its_level(sp
     assert scheduler in KNOWN_WARNINGS  # installed by the session builder (get_spark)
     assert _filtered(spark, scheduler, "Broadcasting large task binary with size 2.1 MiB")
     assert not _filtered(spark, scheduler, "Failed to update accumulator 7")
+    rdd = "org.apache.spark.rdd.MapPartitionsRDD"  # Delta's MERGE unpersisting the source it checkpointed
+    assert _filtered(
+        spark,
+        rdd,
+        "RDD 112 was locally checkpointed, its lineage has been truncated and cannot be recomputed after unpersisting",
+    )
+    assert not _filtered(spark, rdd, "Removing RDD 112 from persistence list")
 
     name = "recspark.test.dropped"  # a logger of its own: installing twice keeps one filter
     parent_level = logger_level(spark, "recspark.test")
