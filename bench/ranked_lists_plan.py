@@ -28,7 +28,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [p for p in (os.environ.get("PYTHONPATH", ""), str(ROOT)) if p]
+# PYTHONPATH (a worktree of other code) stays ahead of this checkout, which adds its `tests` helpers
+sys.path[:0] = [p for p in (*os.environ.get("PYTHONPATH", "").split(os.pathsep), str(ROOT)) if p]
 
 
 def plan_nodes(df) -> int:
@@ -44,6 +45,7 @@ def measure(spark, work: Path, level: str) -> dict:
         candidates_of,
         diverse_lists,
         latest_model_run,
+        load_factors,
         run_pipeline,
         seen_of,
         training_view,
@@ -65,8 +67,6 @@ def measure(spark, work: Path, level: str) -> dict:
     fitted = training_view(interactions, works, cfg)
     items = None
     if works is not None and level == "work":
-        from recspark.pipeline import load_factors
-
         items = works.edition_factors(load_factors(lake, model_run)[1])
     recs = diverse_lists(spark, lake, model_run, "ranker", fitted, cfg, items, None, works)
     lists_nodes = plan_nodes(recs)
