@@ -736,7 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
     retention_opts(pb)
     diversity_opts(pb)
     spark_opts(pb)
-    model_opts(pb)
+    # no model options: a trained model is published as it was trained (its family, parameters and item level;
+    # pipeline.as_trained), so `publish --model als` of a ranker model would be ignored: argparse refuses it
     pb.set_defaults(func=cmd_publish)
 
     t = sub.add_parser(

@@ -52,6 +52,9 @@ def test_model_outside_models_is_refused_before_any_work(capsys):
         (["recommend", "--k", "-3"], "must be at least 1"),
         (["similar", "--min-readers", "0"], "must be at least 1"),
         (["publish", "--keep-runs", "0"], "must be at least 1"),
+        # publish publishes the trained model as it was trained: a family or level asked of it was once ignored
+        (["publish", "--model", "als"], "unrecognized arguments: --model als"),
+        (["publish", "--item-level", "work"], "unrecognized arguments: --item-level work"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
