@@ -240,9 +240,11 @@ def blend_check(
     (with the paired z of the difference). Every user's blend score is thus out of sample, while the single
     models' configurations were chosen on these users: the comparison leans towards the single models. The blend
     wins unless the best single model is ahead of it by :data:`BLEND_MARGIN_Z` standard errors. The setting
-    published is the one best on all of ``users``, and on each half the one that half chooses, each with the weight
-    of an even mix (:data:`EVEN_MIX`, the same γ) unless the best weight is ahead of it by :data:`BLEND_MARGIN_Z`
-    (the one-standard-error rules; the search's default check asks for two against the best of 18).
+    published is the one best on all of ``users``, and on each half the one that half chooses, each with γ
+    :data:`recspark.blend.DEFAULT_PRIOR` unless the best γ is ahead of it by :data:`BLEND_MARGIN_Z`, and with the
+    weight of an even mix (:data:`EVEN_MIX`, the same γ) unless the best weight is ahead of it by
+    :data:`BLEND_MARGIN_Z` (the one-standard-error rules; the search's default check asks for two against the best
+    of 18).
     ``ndcg_on_check_users`` is the same cross-fitted lists scored on ``check_truth``, where the learned ranker is
     judged. None without both sources."""
     if not set(blend.SOURCES) <= set(lists):
@@ -263,10 +265,22 @@ def blend_check(
         found = metrics.ranking_metrics_by(by_setting, part, [k], groups, by=blend.SETTING)
         return {g: round(found[g][k]["ndcg"], 5) for g in groups}
 
-    def best(scores: dict[str, float], part: DataFrame, zs: dict[str, float]) -> str:
-        """The best setting on ``part`` (ties: nearer an even mix, then the smaller γ), or the even mix with its γ
-        unless the best is ahead of it by :data:`BLEND_MARGIN_Z` (its z recorded in ``zs``)."""
-        top = max(groups, key=lambda g: (scores[g], -abs(by_label[g].weight - EVEN_MIX), -by_label[g].prior))
+    def best(scores: dict[str, float], part: DataFrame, zs: dict[str, float], prior_zs: dict[str, float]) -> str:
+        """The best setting on ``part`` (ties: nearer an even mix, then the smaller γ), or the best with γ
+        :data:`recspark.blend.DEFAULT_PRIOR` unless the best is ahead of that by :data:`BLEND_MARGIN_Z` (its z recorded
+        in ``prior_zs``); then that setting, or the even mix with its γ unless the setting is ahead of it by
+        :data:`BLEND_MARGIN_Z` (its z recorded in ``zs``)."""
+
+        def top_of(labels: list[str]) -> str:
+            return max(labels, key=lambda g: (scores[g], -abs(by_label[g].weight - EVEN_MIX), -by_label[g].prior))
+
+        top = top_of(groups)
+        kept = [g for g in groups if by_label[g].prior == blend.DEFAULT_PRIOR]
+        if kept and by_label[top].prior != blend.DEFAULT_PRIOR:
+            at_kept = top_of(kept)
+            _, z = metrics.paired_difference(setting_lists(top), setting_lists(at_kept), part, k)
+            prior_zs[top] = metrics.recorded_z(z)
+            top = top if z >= BLEND_MARGIN_Z else at_kept
         even = blend.Blend(EVEN_MIX, by_label[top].prior).label
         if top == even or even not in by_label:
             return top
@@ -278,9 +292,10 @@ def blend_check(
         return by_setting.where(F.col(blend.SETTING) == label).select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
 
     even_z: dict[str, dict[str, float]] = {"all": {}, "1": {}, "2": {}}
+    prior_z: dict[str, dict[str, float]] = {"all": {}, "1": {}, "2": {}}
     on_all = by_setting_on(truth)
     on_half = {h: by_setting_on(part) for h, part in halves.items()}
-    best_on_half = {h: best(on_half[h], halves[h], even_z[str(h)]) for h in halves}
+    best_on_half = {h: best(on_half[h], halves[h], even_z[str(h)], prior_z[str(h)]) for h in halves}
     chosen = {1: best_on_half[2], 2: best_on_half[1]}  # each half ranked with the other half's setting
     half = F.coalesce(F.col(_HALF), F.lit(2))
     crossed = (
@@ -294,7 +309,7 @@ def blend_check(
     score = metrics.ranking_metrics(crossed, truth, [k])[k]["ndcg"]
     on_check = metrics.ranking_metrics(crossed, check_truth, [k])[k]["ndcg"]
     _, z = metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k)
-    chosen_all = by_label[best(on_all, truth, even_z["all"])]
+    chosen_all = by_label[best(on_all, truth, even_z["all"], prior_z["all"])]
     for df in (crossed, by_setting, truth):
         df.unpersist()
     return {
@@ -304,6 +319,8 @@ def blend_check(
         "weight_best_on_half": {str(h): by_label[best_on_half[h]].label for h in halves},
         # z of the best setting against the even mix (same γ), on all users and on each half, where they differ
         "even_mix_z": even_z,
+        # z of the best setting against the best with the kept γ (blend.DEFAULT_PRIOR), where their γ differ
+        "prior_z": prior_z,
         "ndcg": round(score, 5),
         "single": singles,
         "best_single": best_single,

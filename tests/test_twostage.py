@@ -475,6 +475,41 @@ def test_the_blend_searches_the_liked_share_only_when_books_differ_in_it(spark):
     assert set(b["ndcg_by_weight"]) == {"0.2", "0.35", "0.5", "0.65", "0.8"} and b["prior"] == 0.0
 
 
+def test_the_blend_keeps_the_default_liked_share_weight_unless_another_is_a_standard_error_ahead(spark):
+    """Scaled and blended with w and γ, book 13 scores 0.5 + γ (liked share 1) and book 12 0.8 (liked share 0;
+    crossfit_frames): at γ 0.3 they tie at 0.8 and 12 wins (the smaller index), so only γ 1 or 3 rank 13 first,
+    and only w 0.35 / 0.5 / 0.65 with γ 0 or 0.3 rank 12 first. In each half one more user wants 13 than 12: γ 1
+    is best everywhere, but by less than a standard error over the best with γ 0.3, so w 0.5 with γ 0.3 is chosen
+    everywhere (before this rule: γ 1, cross-fitted NDCG@1 the share that wants 13). When every user wants 13, γ 1
+    is ahead for every user alike and is kept."""
+    from recspark import blend, twostage
+
+    assert blend.DEFAULT_PRIOR == 0.3
+    params = ranker.RankerParams(n_candidates=4)
+    users = spark.createDataFrame([(u,) for u in range(30)], "user_idx int")
+    first = sorted(r["user_idx"] for r in ranker.user_share(users, 0.5, params.seed + 2).collect())
+    second = sorted(set(range(30)) - set(first))
+    wants_13 = {u for half in (first, second) for u in half[: len(half) // 2 + 1]}
+    feats, lists, truth = crossfit_frames(spark, 30, lambda u: 13 if u in wants_13 else 12, extra=True)
+    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    n13 = len(wants_13)
+    assert n13 > 15 and b["ndcg_by_weight"]["0.5+1"] == pytest.approx(n13 / 30, abs=1e-5)
+    assert b["ndcg_by_weight"]["0.5+0.3"] == pytest.approx((30 - n13) / 30, abs=1e-5)
+    n = 30
+    mean = (n13 - (n - n13)) / n  # +1 for a user who wants 13, -1 for one who wants 12
+    z_all = mean / math.sqrt(n / (n - 1) * (1 - mean**2) / n)
+    assert b["prior_z"]["all"] == {"0.5+1": pytest.approx(z_all, abs=0.01)} and 0 < z_all < 1
+    assert set(b["prior_z"]["1"]) == set(b["prior_z"]["2"]) == {"0.5+1"}
+    assert b["weight_best_on_half"] == {"1": "0.5+0.3", "2": "0.5+0.3"}
+    assert (b["weight"], b["prior"]) == (0.5, 0.3)
+    assert b["ndcg"] == pytest.approx((30 - n13) / 30, abs=1e-5) and b["wins"]  # both single models score 0
+
+    feats, lists, truth = crossfit_frames(spark, 30, lambda u: 13, extra=True)
+    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    assert b["prior_z"]["all"] == {"0.5+1": None}  # ahead by the same for every user: a certain difference
+    assert (b["weight"], b["prior"], b["ndcg"]) == (0.5, 1.0, 1.0)
+
+
 def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark):
     """User 0 shelved book 0, whose neighbours are book 1 (0.9) and book 2 (0.4); books 2 has 3 readers (users 1-3),
     book 1 none. Without a prior item-CF proposes 1 then 2; with β 1, by hand 1: 0.9 / 0.9 + 0 = 1.0 and 2:
