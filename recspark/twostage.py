@@ -265,14 +265,18 @@ def blend_check(
         found = metrics.ranking_metrics_by(by_setting, part, [k], groups, by=blend.SETTING)
         return {g: round(found[g][k]["ndcg"], 5) for g in groups}
 
-    def best(scores: dict[str, float], part: DataFrame, zs: dict[str, float], prior_zs: dict[str, float]) -> str:
+    def best(
+        scores: dict[str, float], part: DataFrame, zs: dict[str, float], prior_zs: dict[str, float]
+    ) -> str:
         """The best setting on ``part`` (ties: nearer an even mix, then the smaller γ), or the best with γ
         :data:`recspark.blend.DEFAULT_PRIOR` unless the best is ahead of that by :data:`BLEND_MARGIN_Z` (its z recorded
         in ``prior_zs``); then that setting, or the even mix with its γ unless the setting is ahead of it by
         :data:`BLEND_MARGIN_Z` (its z recorded in ``zs``)."""
 
         def top_of(labels: list[str]) -> str:
-            return max(labels, key=lambda g: (scores[g], -abs(by_label[g].weight - EVEN_MIX), -by_label[g].prior))
+            return max(
+                labels, key=lambda g: (scores[g], -abs(by_label[g].weight - EVEN_MIX), -by_label[g].prior)
+            )
 
         top = top_of(groups)
         kept = [g for g in groups if by_label[g].prior == blend.DEFAULT_PRIOR]
