@@ -44,11 +44,11 @@ log = logging.getLogger(__name__)
 FIT_SHARE = 0.7  # validation users the ranker learns from; the rest judge it against the single models
 MIN_Z = 2.0  # the ranker is published only when its per-user NDCG gain over the best single model has z >= 2
 # the blend's one-standard-error rules (blend_check): it is kept unless the best single model is ahead of it by this
-# many standard errors of the paired difference, and its weight stays at the even mix unless another is ahead of it
-# by as many. Why: validation fits on about two thirds of the data, and item-CF gains more from the rest than ALS
-# (real to_read shelves: item-CF 0.92 of ALS on validation, 1.13 on the test; docs/quality.md, "Native BLAS and the
-# search"); on the test an even mix was within about 1% of the best weight on every shape but one
-# (bench/results/blend.json)
+# many standard errors of the paired difference, its liked share's weight stays at blend.DEFAULT_PRIOR and its
+# weight at the even mix unless another is ahead of it by as many. Why: validation fits on about two thirds of the
+# data, and item-CF gains more from the rest than ALS (real to_read shelves: item-CF 0.92 of ALS on validation, 1.13
+# on the test; docs/quality.md, "Native BLAS and the search"); on the test an even mix was within about 1% of the
+# best weight on every shape but one (bench/results/blend.json)
 BLEND_MARGIN_Z = 1.0
 EVEN_MIX = 0.5
 _HALF = "_half"  # which half of the validation users (1 or 2) in the blend's cross-fitting
