@@ -726,9 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
         "publish", help="gold tables from a trained model: recommendations, similar, popular; check, publish"
     )
     pb.add_argument("--k", type=_positive_int, default=10, help="recommendations per user")
-    pb.add_argument("--seed", type=int, default=42)
     pb.add_argument("--run-id", default=None, help="model run (default: the latest trained)")
-    pb.add_argument("--no-tuned", action="store_true")
     pb.add_argument(
         "--force", action="store_true", help="publish even when the lists shrink past --max-shrink"
     )
@@ -736,8 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
     retention_opts(pb)
     diversity_opts(pb)
     spark_opts(pb)
-    # no model options: a trained model is published as it was trained (its family, parameters and item level;
-    # pipeline.as_trained), so `publish --model als` of a ranker model would be ignored: argparse refuses it
+    # no model options, no --seed or --no-tuned: a trained model is published as it was trained (its family,
+    # parameters, seed and item level; pipeline.as_trained), so `publish --model als` of a ranker model would be
+    # ignored: argparse refuses it
     pb.set_defaults(func=cmd_publish)
 
     t = sub.add_parser(

@@ -55,6 +55,7 @@ def test_model_outside_models_is_refused_before_any_work(capsys):
         # publish publishes the trained model as it was trained: a family or level asked of it was once ignored
         (["publish", "--model", "als"], "unrecognized arguments: --model als"),
         (["publish", "--item-level", "work"], "unrecognized arguments: --item-level work"),
+        (["publish", "--seed", "7"], "unrecognized arguments: --seed 7"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
