@@ -253,6 +253,7 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
 def print_parameters(summary: dict) -> None:
     """Which ALS parameters the run used and how they were chosen."""
     from recspark import metrics
+    from recspark.blend import DEFAULT_PRIOR
     from recspark.tune import describe, describe_validation
     from recspark.twostage import published_kind
 
@@ -303,6 +304,8 @@ def print_parameters(summary: dict) -> None:
                 if "even_mix_z" in b
                 else "best on the validation users; cross-fitted: each half ranked with the other half's best"
             )
+            if "prior_z" in b:
+                how = f"γ {DEFAULT_PRIOR:g} unless another γ is a standard error ahead, then {how}"
             against = f"{best}'s {b['single'][best]} on the same users"
         else:  # records from before the cross-fitting
             how = "chosen on the fit users"

@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 
 from recspark import baselines, metrics, topk
 from recspark import columns as C
+from recspark.blend import DEFAULT_PRIOR
 from recspark.frames import union_all
 from recspark.tune import describe, describe_validation
 from recspark.twostage import published_kind
@@ -250,6 +251,11 @@ def blend_line(rk: dict) -> str:
             "an even mix w 0.5 unless another weight is a standard error ahead, z of the best against it: "
             f"{json.dumps(b['even_mix_z'])}"
         )
+        if "prior_z" in b:  # since the γ rule (2026-12-06)
+            rules = (
+                f"γ {DEFAULT_PRIOR:g} unless another γ is a standard error ahead, z of the best against the best "
+                f"with γ {DEFAULT_PRIOR:g}: {json.dumps(b['prior_z'])}; then {rules}"
+            )
         kept = "published unless the best single model is a standard error ahead"
     else:
         rules, kept = "the best", "published when higher"

@@ -5,6 +5,7 @@ lists computed once with their lineage cut."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import sys
 
@@ -482,7 +483,7 @@ def test_the_blend_keeps_the_default_liked_share_weight_unless_another_is_a_stan
     is best everywhere, but by less than a standard error over the best with γ 0.3, so w 0.5 with γ 0.3 is chosen
     everywhere (before this rule: γ 1, cross-fitted NDCG@1 the share that wants 13). When every user wants 13, γ 1
     is ahead for every user alike and is kept."""
-    from recspark import blend, twostage
+    from recspark import blend, evaluate, twostage
 
     assert blend.DEFAULT_PRIOR == 0.3
     params = ranker.RankerParams(n_candidates=4)
@@ -503,6 +504,9 @@ def test_the_blend_keeps_the_default_liked_share_weight_unless_another_is_a_stan
     assert b["weight_best_on_half"] == {"1": "0.5+0.3", "2": "0.5+0.3"}
     assert (b["weight"], b["prior"]) == (0.5, 0.3)
     assert b["ndcg"] == pytest.approx((30 - n13) / 30, abs=1e-5) and b["wins"]  # both single models score 0
+    line = evaluate.blend_line({"blend": b, "wins": False})  # the report says which rule kept γ, with its z
+    assert "w = 0.5, γ = 0.3" in line and "γ 0.3 unless another γ is a standard error ahead" in line
+    assert json.dumps(b["prior_z"]) in line and line.endswith(": published.")
 
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 13, extra=True)
     b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
