@@ -15,14 +15,13 @@ Written as goodbooks files: ``ratings.csv`` (``user_id, book_id, rating``; the t
 goodbooks has none), ``books.csv`` (a movie's id as both ``book_id`` and ``goodreads_book_id``, its title and
 release year; no authors) and ``book_tags.csv`` + ``tags.csv`` (its genres, which ingest reads as shelves). The
 data is GroupLens's and may not be redistributed, so nothing of it is committed: only this script and the
-scores. No Spark.
+scores. No Spark session (recspark gives the cache folder and the header of `books.csv`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,18 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from recspark.sources.goodbooks import BOOK_COLUMNS  # noqa: E402  (the header ingest checks)
+from recspark.spark import cache_dir  # noqa: E402  ($RECSPARK_CACHE, as the jars use it)
+
 WHEEL = "recbole==1.2.1"
 MEMBER = "recbole/dataset_example/ml-100k/ml-100k.{}"
-BOOK_COLUMNS = (
-    "book_id,goodreads_book_id,best_book_id,work_id,books_count,isbn,isbn13,authors,original_publication_year,"
-    "original_title,title,language_code,average_rating,ratings_count,work_ratings_count,work_text_reviews_count,"
-    "ratings_1,ratings_2,ratings_3,ratings_4,ratings_5,image_url,small_image_url"
-).split(",")
-
-
-def cache_dir() -> Path:
-    base = Path(os.environ.get("RECSPARK_CACHE", Path.home() / ".cache" / "recspark")).expanduser()
-    return base / "movielens"
 
 
 def fetch(cache: Path) -> Path:
@@ -116,7 +109,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="folder to write the goodbooks files to (new)")
     args = p.parse_args()
-    wheel = fetch(cache_dir())
+    wheel = fetch(cache_dir() / "movielens")
     frames = goodbooks_frames(read_member(wheel, "inter"), read_member(wheel, "item"))
     args.out.mkdir(parents=True)
     for name, df in frames.items():
