@@ -32,6 +32,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))  # the recspark of the checkout that holds this script, as the run uses
 from common import append_result, goodbooks_rows  # noqa: E402
 
 
@@ -237,7 +238,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
     p.add_argument("run_args", nargs="*", help="extra `recspark run` arguments (after --)")
     a = p.parse_args()
-    work = a.work or Path(tempfile.mkdtemp(prefix="recspark-quality-"))
+    work = (a.work or Path(tempfile.mkdtemp(prefix="recspark-quality-"))).resolve()
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -262,7 +263,9 @@ def main() -> None:
     ]  # fmt: skip
     t0 = time.perf_counter()
     with open(work / "run.log", "w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        # run in this checkout: `python -m` puts the working directory first on the path, so a run started from
+        # another checkout (a git worktree of an older commit measured from main) would import that one's recspark
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=HERE.parent)
     wall = time.perf_counter() - t0
     if proc.returncode:
         sys.exit(f"recspark run failed ({proc.returncode}); log: {work / 'run.log'}")
