@@ -91,6 +91,10 @@ def main() -> None:
         reader.info = info
         rows[label] = quality.score(lists(reader, shelves), truth)
         print(label, rows[label], flush=True)
+        if info is served and rows[label] != rows["published"]:  # the fold-in must give the published lists
+            sys.exit(
+                f"the consumer's lists score {rows[label]}, the published ones {rows['published']}: not comparable"
+            )
     result = {
         "source": a.source.name,
         "command": "python bench/blend_outside.py " + " ".join(sys.argv[1:]),
