@@ -279,6 +279,8 @@ def main() -> None:
         "popularity": score(popularity_lists(work / "input", a.format), truth),
         "model": json.loads(run["params"]).get("model", "als"),
         "internal_ndcg@10": internal_ndcg(lake, run["run_id"]),
+        # the same over the held-out books validation counts (not disliked; read where reading is recorded)
+        "internal_liked_ndcg@10": internal_ndcg(lake, run["run_id"], "liked_ndcg"),
         "params": json.loads(run["params"])["als"],
         "weights": json.loads(run["params"])["weights"]["scheme"],
         "itemcf": json.loads(run["params"]).get("itemcf"),
@@ -293,15 +295,16 @@ def main() -> None:
         shutil.rmtree(work)
 
 
-def internal_ndcg(lake: Path, run_id: str) -> dict[str, float]:
-    """Every model's NDCG@10 on the run's own evaluation split (gold/evaluations), side by side."""
+def internal_ndcg(lake: Path, run_id: str, metric: str = "ndcg") -> dict[str, float]:
+    """Every model's NDCG@10 (or ``metric``, e.g. ``liked_ndcg``) on the run's own evaluation split
+    (gold/evaluations), side by side; empty where the run did not write it."""
     from deltalake import DeltaTable
 
     path = lake / "gold" / "evaluations"
     if not path.exists():
         return {}
     ev = DeltaTable(str(path)).to_pandas()
-    ev = ev[(ev["run_id"] == run_id) & (ev["k"] == 10) & (ev["metric"] == "ndcg")]
+    ev = ev[(ev["run_id"] == run_id) & (ev["k"] == 10) & (ev["metric"] == metric)]
     return {m: round(float(v), 4) for m, v in zip(ev["model"], ev["value"], strict=True)}
 
 

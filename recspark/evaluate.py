@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recspark import baselines, metrics, topk
+from recspark import baselines, candidates, metrics, topk
 from recspark import columns as C
 from recspark.blend import DEFAULT_PRIOR
 from recspark.frames import union_all
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 DEFAULT_KS = [5, 10, 20]
 _MODEL = "_model"  # which model's list a row of the evaluated lists belongs to
 WORK_PREFIX = "work_"  # work-level ranking metrics: work_ndcg, work_recall, ...
+# ranking metrics over the held-out books validation counts relevant (recspark.candidates.liked: not rated below 4
+# stars, and read where the data records reading), over the users with at least one: liked_ndcg, liked_recall, ...
+# What the plain rows count is every held-out book; where the two sets are the same, these rows are not written
+LIKED_PREFIX = "liked_"
 EVAL_SCHEMA = T.StructType(
     [
         T.StructField(C.RUN_ID, T.StringType(), False),
@@ -67,7 +71,12 @@ class Evaluation:
 
     def table(self, k: int) -> str:
         models = list(self.results)
-        names = list(metrics.RANKING) + list(metrics.BEYOND) + [WORK_PREFIX + m for m in metrics.RANKING]
+        names = (
+            list(metrics.RANKING)
+            + [LIKED_PREFIX + m for m in metrics.RANKING]
+            + list(metrics.BEYOND)
+            + [WORK_PREFIX + m for m in metrics.RANKING]
+        )
         head = f"| metric@{k} | " + " | ".join(models) + " |"
         lines = [head, "|" + "---|" * (len(models) + 1)]
         for m in names:
@@ -91,11 +100,14 @@ def evaluate_lists(
     item_factors: DataFrame | None,
     ks: list[int],
     works: Works | None = None,
+    liked: DataFrame | None = None,
 ) -> Evaluation:
     """Every metric at every K for each model's lists (materialised with :func:`materialise`): one pass over all
     models' lists for the ranking metrics, one for coverage/novelty/popularity and one for diversity; the
     catalogue statistics are computed once. With ``works`` the ranking metrics are also computed at work
-    level (``work_ndcg`` ...): a held-out edition is a hit when any edition of its work is shown."""
+    level (``work_ndcg`` ...): a held-out edition is a hit when any edition of its work is shown. With ``liked``
+    (the rows of ``test`` that count as relevant, :func:`liked_rows`) they are also computed over those books
+    only, averaged over the users with at least one (``liked_ndcg`` ...)."""
     ev = Evaluation()
     catalogue = metrics.Catalogue.of(train, item_factors)
     truth = test.select(C.USER_IDX, C.BOOK_IDX).cache()
@@ -114,6 +126,15 @@ def evaluate_lists(
         beyond = metrics.beyond_accuracy_by(lists, catalogue, ks, names, by=_MODEL)
         for name in names:
             ev.results[name] = {k: {**rank_m[name][k], **beyond[name][k]} for k in ks}
+        if liked is not None:
+            by_liked = metrics.ranking_metrics_by(
+                lists, liked.select(C.USER_IDX, C.BOOK_IDX), ks, names, by=_MODEL
+            )
+            for name in names:
+                for k in ks:
+                    ev.results[name][k].update(
+                        {f"{LIKED_PREFIX}{m}": v for m, v in by_liked[name][k].items()}
+                    )
         if work_truth is not None:
             by_work = metrics.ranking_metrics_by(
                 works.to_work_level(lists, by=[_MODEL]), work_truth, ks, names, by=_MODEL
@@ -127,6 +148,15 @@ def evaluate_lists(
         if work_truth is not None:
             work_truth.unpersist()
     return ev
+
+
+def liked_rows(test: DataFrame, train: DataFrame) -> DataFrame | None:
+    """The held-out rows validation counts relevant (:func:`recspark.tune.liked`, reading judged on ``train`` as
+    validation judges it on its training side), or None when they are all of ``test`` (unrated to-read shelves):
+    then the ``liked_`` metrics would repeat the plain ones."""
+    reads = candidates.reads_recorded(train)
+    kept = test.where(candidates.liked(reads))
+    return None if kept.count() == test.count() else kept
 
 
 def baseline_lists(

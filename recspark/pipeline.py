@@ -347,7 +347,9 @@ def sources_of(
 
 HITS = (  # what the evaluation report counts as a hit, against what validation counts (tune.liked)
     "every held-out book (any shelf, read or not, whatever its stars); validation, which chose the model, counts "
-    "the held-out books the user did not dislike (unrated, or 4-5 stars) and, where the data records reading, read"
+    "the held-out books the user did not dislike (unrated, or 4-5 stars) and, where the data records reading, read: "
+    "the liked_ rows (liked_ndcg, ...) count those, over the users with at least one (absent where every held-out "
+    "book counts)"
 )
 
 
@@ -435,7 +437,8 @@ def evaluate_model(
     lists.update({name: evaluate.materialise(recs) for name, recs in baseline.items()})
     timings["baselines"] = time.perf_counter() - t
     t = time.perf_counter()
-    ev = evaluate.evaluate_lists(lists, fit_on, s.test, items, cfg.ks, works)
+    liked = evaluate.liked_rows(s.test, s.train)
+    ev = evaluate.evaluate_lists(lists, fit_on, s.test, items, cfg.ks, works, liked=liked)
     timings["metrics"] = time.perf_counter() - t
     if stars.enough(stars.rated(s.train)):
         t = time.perf_counter()

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from recspark import metrics
 
@@ -172,3 +173,37 @@ def test_several_lists_at_once_equal_each_list_alone(spark):
             assert beyond[name][k] == pytest.approx(alone_b[k], abs=1e-9)
     assert all(v == 0.0 for k in (3, 5) for v in got["none"][k].values())
     cat.release()
+
+
+def test_the_evaluation_counts_liked_books_beside_every_held_out_book(spark):
+    """The report's ``liked_`` rows count what validation counts (not rated below 4 stars; read where the data
+    records reading), over the users with at least one such book; the plain rows count every held-out book."""
+    from recspark import evaluate
+
+    shelf = "user_idx int, book_idx int, is_read boolean, rating int"
+    rated = spark.createDataFrame([(1, 1, True, 5), (1, 2, True, 4), (2, 1, True, 3), (2, 3, True, 5)], shelf)
+    # user 1 holds out a 5-star and a 2-star book; user 2 only a 1-star one (no liked book: left out of liked_)
+    test = spark.createDataFrame([(1, 10, True, 5), (1, 11, True, 2), (2, 12, True, 1)], shelf)
+    recs = spark.createDataFrame(
+        [(1, 1, 11), (1, 2, 10), (2, 1, 12), (2, 2, 13)], "user_idx int, rank int, book_idx int"
+    )
+    liked = evaluate.liked_rows(test, rated)
+    assert sorted((r.user_idx, r.book_idx) for r in liked.collect()) == [(1, 10)]
+    ev = evaluate.evaluate_lists({"m": recs}, rated, test, None, [2], liked=liked)
+    at2 = ev.results["m"][2]
+    assert at2["ndcg"] == pytest.approx(1.0)  # every held-out book: both users' lists start with hits
+    assert at2["liked_ndcg"] == pytest.approx(
+        1 / math.log2(3)
+    )  # user 1's liked book at rank 2; user 2 not counted
+    assert at2["liked_recall"] == pytest.approx(1.0) and at2["liked_precision"] == pytest.approx(1 / 2)
+    assert "| liked_ndcg | 0.6309 |" in ev.table(2)
+    # where every held-out book counts (unrated to-read shelves) there is nothing to add
+    unrated = test.withColumn("rating", F.lit(0))
+    assert evaluate.liked_rows(unrated, rated) is None
+    # where the data records reading (half the training shelves unread), an unread held-out book is not liked
+    mixed = rated.withColumn("is_read", F.col("book_idx") != 1)
+    unread = unrated.withColumn("is_read", F.col("book_idx") != 11)
+    assert sorted((r.user_idx, r.book_idx) for r in evaluate.liked_rows(unread, mixed).collect()) == [
+        (1, 10),
+        (2, 12),
+    ]

@@ -583,6 +583,11 @@ def test_evaluation_tables_checked_from_outside(tuned):
         "diversity",
     }
     assert {r["k"] for r in evals if r["k"] > 0} == set(first["config"].ks)
+    # the generated shelves have 1-3 star ratings and unread books: beside every held-out book, the liked_ rows
+    # count what validation counts (tested by hand in test_metrics), for every model at every K
+    plain = {(r["model"], r["k"]): r["value"] for r in evals if r["metric"] == "ndcg"}
+    liked = {(r["model"], r["k"]): r["value"] for r in evals if r["metric"] == "liked_ndcg"}
+    assert set(liked) == set(plain) and liked != plain
 
 
 @pytest.mark.slow
