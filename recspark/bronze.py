@@ -17,8 +17,8 @@ For each source file described by a :class:`~recspark.sources.spec.FileSpec`:
 5. counts per file are checked and stored: ``read = ingested + quarantined + duplicates``.
 
 Stops with :class:`IngestError` and commits nothing (tables written by the failed run are rolled back) when a
-required file is missing, a CSV header lacks an expected column (columns are matched by name, in any order), or a
-gzip stream is truncated or corrupt.
+required file is missing, a CSV header lacks a required column (columns are matched by name, in any order; an
+optional column it lacks is read as empty, with a warning), or a gzip stream is truncated or corrupt.
 """
 
 from __future__ import annotations
@@ -139,6 +139,7 @@ class CsvHeader:
 
     line: str
     fields: tuple[str | None, ...]
+    absent: tuple[str, ...] = ()  # optional spec fields the file lacks: read as empty (null) on every line
 
     @property
     def ignored(self) -> list[int]:
@@ -153,22 +154,35 @@ def _column_name(text: str) -> str:
 def read_header(line: str, spec: FileSpec, path: str) -> CsvHeader:
     """Map a CSV header onto the spec's fields by name. The columns may come in any order (goodbooks-10k's first
     release wrote ``book_id,user_id,rating``) and may be quoted; a column the spec does not know is ignored with a
-    warning. A header without one of the spec's columns, or naming a column twice, raises :class:`IngestError`:
-    mapping such a file by position would silently mix columns up."""
+    warning. A header without one of the spec's *required* columns, or naming a column twice, raises
+    :class:`IngestError`: mapping such a file by position would silently mix columns up. An optional column the
+    file lacks (a ``books.csv`` cut down to ids, titles and authors) is read as empty on every line, with a
+    warning."""
     expected = spec.header or ()
     got = [_column_name(c) for c in line.lstrip("\ufeff").rstrip("\r").split(",")]
     wanted = {name.lower(): name for name in expected}
+    required = {f.name for f in spec.fields if f.required}
     missing = [name for name in expected if name.lower() not in got]
     twice = sorted({c for c in got if c in wanted and got.count(c) > 1})
-    if missing or twice:
+    if twice or any(name in required for name in missing):
         problem = (
-            f"missing {', '.join(missing)}" if missing else f"the column(s) {', '.join(twice)} appear twice"
+            f"the column(s) {', '.join(twice)} appear twice"
+            if twice
+            else f"missing {', '.join(n for n in missing if n in required)}"
         )
         raise IngestError(
             f"{path}: CSV header does not match ({problem}).\n  expected: {','.join(expected)}\n  found:    {line}\n"
-            "Columns are matched by name (in any order); every expected column must be there exactly once."
+            f"Columns are matched by name (in any order); each must appear at most once, and these must be there: "
+            f"{', '.join(n for n in expected if n in required)}."
         )
-    header = CsvHeader(line, tuple(wanted.get(c) for c in got))
+    header = CsvHeader(line, tuple(wanted.get(c) for c in got), tuple(missing))
+    if header.absent:
+        log.warning(
+            "%s: no column(s) %s (optional in the %s format): read as empty",
+            path,
+            ", ".join(header.absent),
+            spec.table,
+        )
     if header.ignored:
         log.warning(
             "%s: ignoring column(s) %s (not part of the %s format)",
@@ -176,7 +190,7 @@ def read_header(line: str, spec: FileSpec, path: str) -> CsvHeader:
             ", ".join(got[i] or f"#{i + 1}" for i in header.ignored),
             spec.table,
         )
-    if tuple(f for f in header.fields if f is not None) != tuple(expected):
+    if tuple(f for f in header.fields if f is not None) != tuple(n for n in expected if n not in missing):
         log.info("%s: columns in the order %s (matched by name)", path, ",".join(got))
     return header
 
@@ -313,6 +327,9 @@ def parse(lines: DataFrame, spec: FileSpec, header: CsvHeader | None = None) -> 
     if spec.kind == "csv":
         # RFC 4180: a quote inside a quoted field is doubled (Spark's default escape is a backslash)
         parsed = F.from_csv(F.col(_RAW), schema.simpleString(), {**options, "escape": '"'})
+        source = {f.name: f.source for f in spec.fields}
+        for name in header.absent if header is not None else ():  # optional columns the file lacks: empty
+            parsed = parsed.withField(name, F.lit(None).cast(source[name]))
         df = lines.select(F.col(_RAW), parsed.alias(_PARSED))
     else:
         parsed = F.from_json(F.col(_RAW), schema, options)

@@ -313,6 +313,32 @@ def test_csv_header_is_matched_by_name_in_any_order():
         read_header("user_id,book_id,rating,user_id", spec, "f")
 
 
+def test_a_csv_without_optional_columns_reads_them_as_empty(spark):
+    """A goodbooks ``books.csv`` cut down to ids, title and authors ingests: the columns it lacks are optional in
+    the format and come out empty; without a required column (``goodreads_book_id``) it is refused by name."""
+    from recspark.bronze import read_header
+    from recspark.sources import goodbooks
+
+    header = read_header("title,book_id,goodreads_book_id,authors", goodbooks.BOOKS, "f")
+    assert header.fields == ("title", "book_id", "goodreads_book_id", "authors")
+    assert set(header.absent) == set(goodbooks.BOOK_COLUMNS) - set(header.fields)
+    lines = ['"Emma, a novel",7,1234,Jane Austen', "x,8", header.line]
+    df = spark.createDataFrame([(x,) for x in lines], "_raw string")
+    rows = {r["_raw"]: r.asDict() for r in parse(df, goodbooks.BOOKS, header).collect()}
+    emma = rows[lines[0]]
+    assert (emma["book_id"], emma["goodreads_book_id"], emma["title"], emma["authors"]) == (
+        7,
+        1234,
+        "Emma, a novel",
+        "Jane Austen",
+    )
+    assert emma["work_id"] is None and emma["average_rating"] is None and emma["_reason"] is None
+    assert rows["x,8"]["_reason"] == "wrong number of fields (expected 4)"
+    assert rows[header.line]["_reason"] == "a repeated CSV header line"
+    with pytest.raises(IngestError, match=r"missing goodreads_book_id\)"):
+        read_header("book_id,title,authors", goodbooks.BOOKS, "f")
+
+
 def test_csv_lines_are_parsed_in_the_header_order(spark):
     """goodbooks-10k's first release wrote ``book_id,user_id,rating``: each value lands in its named column, an
     unknown column is dropped, and the field count follows the file's header."""
