@@ -224,7 +224,13 @@ def _typed(field: Field, spec: FileSpec, done: Column | None = None) -> tuple[Co
         return value.cast(target), (text != "") & (value if done is None else done).isNull()
     if isinstance(field.source, T.StringType) and not isinstance(target, T.StringType):
         text = F.trim(raw)
-        value = F.when(text == "", F.lit(None)).otherwise(text.try_cast(target))
+        converted = text.try_cast(target)
+        if isinstance(target, (T.IntegerType, T.LongType)):
+            # an integer written as a whole decimal ("4.0", "1e3": how pandas writes a column that once held a
+            # NaN) is that integer; a fraction ("4.5") stays the wrong type. Tried only where the plain cast fails
+            exact = text.try_cast(T.DecimalType(38, 10))
+            converted = F.coalesce(converted, F.when(exact == F.floor(exact), exact.try_cast(target)))
+        value = F.when(text == "", F.lit(None)).otherwise(converted)
         return value, (text != "") & (value if done is None else done).isNull()
     if field.source != target:
         value = raw.try_cast(target)

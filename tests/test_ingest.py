@@ -313,6 +313,28 @@ def test_csv_header_is_matched_by_name_in_any_order():
         read_header("user_id,book_id,rating,user_id", spec, "f")
 
 
+def test_an_integer_written_as_a_whole_decimal_is_that_integer(spark):
+    """pandas writes an integer column that once held a NaN as ``4.0``: such a line ingests as 4 instead of the
+    whole file being quarantined; a fraction is still the wrong type, and so is an integer too large."""
+    from recspark.bronze import read_header
+    from recspark.sources import goodbooks
+
+    header = read_header("user_id,book_id,rating", goodbooks.RATINGS, "f")
+    lines = ["1,2,4.0", "1.0,3,5", "1,4, 3.00 ", "1,5,2e0", "1,6,4.5", "1,7,1e12", "-1.0,8,4"]
+    df = spark.createDataFrame([(x,) for x in lines], "_raw string")
+    rows = {r["_raw"]: r.asDict() for r in parse(df, goodbooks.RATINGS, header).collect()}
+    got = {k: (rows[k]["user_id"], rows[k]["book_id"], rows[k]["rating"], rows[k]["_reason"]) for k in lines}
+    assert got == {
+        "1,2,4.0": (1, 2, 4, None),
+        "1.0,3,5": (1, 3, 5, None),
+        "1,4, 3.00 ": (1, 4, 3, None),
+        "1,5,2e0": (1, 5, 2, None),
+        "1,6,4.5": (1, 6, None, "rating: not a int: '4.5'"),
+        "1,7,1e12": (1, 7, None, "rating: not a int: '1e12'"),
+        "-1.0,8,4": (-1, 8, 4, "user_id out of range (value >= 0): -1"),
+    }
+
+
 def test_a_csv_without_optional_columns_reads_them_as_empty(spark):
     """A goodbooks ``books.csv`` cut down to ids, title and authors ingests: the columns it lacks are optional in
     the format and come out empty; without a required column (``goodreads_book_id``) it is refused by name."""

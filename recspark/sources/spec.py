@@ -28,7 +28,8 @@ class Field:
 
     ``source`` is how the raw file spells it (JSON type for JSON files; always string for CSV);
     ``target`` is the bronze type (``None``: same as source). String-to-number conversion treats ``""`` as
-    missing and any other unparseable text as a wrong type (quarantined). ``check`` is a SQL predicate on the
+    missing and any other unparseable text as a wrong type (quarantined); an integer may be written as a whole
+    decimal (``4.0``), a fraction (``4.5``) is the wrong type. ``check`` is a SQL predicate on the
     typed value (``{c}`` stands for the column) that must hold when the value is present.
     """
 
