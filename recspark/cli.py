@@ -215,7 +215,7 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
         print(f"  gold.{name:<22} {n:>10,} rows  {lake.path(C.GOLD, name)}")
     ev = summary.get("evaluation")
     if ev is not None and summary["config"].model in ev.results:
-        from recspark import split
+        from recspark import evaluate, split
 
         print(
             f"\n== offline evaluation (per-user holdout: {split.describe(summary['config'].test_fraction)}) =="
@@ -224,8 +224,15 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
         model, label = summary["config"].model, summary["config"].published_label
         ratio = ev.value(model, "ndcg", 10) / max(ev.value("popularity", "ndcg", 10), 1e-12)
         what = "published" if label == model else f"published; {label}"
+        liked = f"{evaluate.LIKED_PREFIX}ndcg"
+        on_liked = (
+            f" ({ev.value(model, liked, 10) / max(ev.value('popularity', liked, 10), 1e-12):.2f}x counting only "
+            "the liked held-out books, as validation does)"
+            if liked in ev.results[model].get(10, {})
+            else ""
+        )
         print(
-            f"{model} ({what}) NDCG@10 is {ratio:.2f}x popularity's. "
+            f"{model} ({what}) NDCG@10 is {ratio:.2f}x popularity's{on_liked}. "
             f"Report: {report_dir.resolve()}/evaluation-{summary['run_id']}.md"
         )
     recs = lake.read(C.GOLD, "user_recommendations").where(F.col(C.RUN_ID) == summary["run_id"])

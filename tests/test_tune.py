@@ -549,7 +549,7 @@ def test_run_tunes_records_the_choice_and_reuses_it(tuned):
 
 
 @pytest.mark.slow
-def test_evaluation_tables_checked_from_outside(tuned):
+def test_evaluation_tables_checked_from_outside(tuned, spark, tmp_path, capsys):
     """The run's evaluation in gold, read with deltalake: every family and baseline side by side (ALS re-ranked
     for diversity at the two reported weights, the ranker when it is published), every metric, and the error of
     the predicted stars against the books' mean rating."""
@@ -588,6 +588,16 @@ def test_evaluation_tables_checked_from_outside(tuned):
     plain = {(r["model"], r["k"]): r["value"] for r in evals if r["metric"] == "ndcg"}
     liked = {(r["model"], r["k"]): r["value"] for r in evals if r["metric"] == "liked_ndcg"}
     assert set(liked) == set(plain) and liked != plain
+    # the printed summary gives the published family against popularity both ways
+    from recspark.cli import print_summary
+
+    print_summary(spark, lake, first, 5, tmp_path)
+    model = first["config"].model
+    both = (
+        f"NDCG@10 is {plain[(model, 10)] / plain[('popularity', 10)]:.2f}x popularity's "
+        f"({liked[(model, 10)] / liked[('popularity', 10)]:.2f}x counting only the liked held-out books"
+    )
+    assert both in capsys.readouterr().out
 
 
 @pytest.mark.slow
