@@ -16,8 +16,10 @@ Feature variants, each its own ranker, side by side on the same candidates (:fun
 
 * ``raw``: the features before the scaled scores (:func:`recspark.candidates.raw_feature_names`);
 * ``scaled_scores``: every source's score over the user's top score of that source, counts raw;
-* ``scaled``: the product's (:func:`recspark.candidates.feature_names`): also the book's ln(1 + readers) minus
-  that of the most-read book, and the user's ln(1 + shelves) minus its mean over users.
+* ``scaled_with_log_ratings``: also the book's ln(1 + readers) minus that of the most-read book and the user's
+  ln(1 + shelves) minus its mean over users, but still the book's ln(1 + ratings), a count that grows with the data
+  too (on a ratings file it is ln(1 + readers) itself): the product's features before 2026-12-06's last change;
+* ``scaled``: the product's (:func:`recspark.candidates.feature_names`): the same without ln(1 + ratings).
 
 Writes bench/results/ranker_transfer.json.
 """
@@ -111,9 +113,14 @@ def main() -> None:
             candidates.READERS_VS_TOP: "book_log_readers",
             candidates.SHELVES_VS_MEAN: "user_log_shelves",
         }
+        # the product's features from 2026-12-06 (ec0d638) to 2026-12-06 (the forty-first session): with ln(1 +
+        # ratings), a count that grows with the data (on a ratings file ln(1 + readers) itself)
+        raw = candidates.raw_counts(names) - {"book_log_ratings"}
+        with_ratings = [c for c in candidates.feature_columns(names) if c not in raw]
         return {
             "raw": candidates.raw_feature_names(names),
-            "scaled_scores": [raw_counts.get(c, c) for c in product],
+            "scaled_scores": [raw_counts.get(c, c) for c in with_ratings],
+            "scaled_with_log_ratings": with_ratings,
             "scaled": product,
         }
 

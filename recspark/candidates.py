@@ -23,13 +23,16 @@ Features (:func:`feature_columns`, one explicit schema, all float):
   the user's shelves by an author of the book), ``genre_share`` (share of the user's shelves whose main genre is
   the book's), ``series_read`` (ln(1 + books of the book's series the user shelved)).
 
-The ranker sees :func:`feature_names`: the scaled scores and the two ratios, not the raw scores and counts. Why:
-it learns on the tuning split, whose sources are fitted on about two thirds of the data a run sees, and it ranks
-the lists of sources fitted on all of it. Item-CF's sums, popularity counts and ln(readers) grow with the data;
-their ratios to the user's top or the data's top do not. With the raw features the ranker's validation lead did
-not carry over to the test (generated goodbooks-like ratings: 2.5% ahead of ALS on validation, 4% behind on the
-test); with the ratios it was 6% ahead on the test, and within 1% of the raw features on three other data sets
-(``bench/ranker_transfer.py``, docs/quality.md "Two-stage: the ranker's features as ratios").
+The ranker sees :func:`feature_names`: the scaled scores and the two ratios, not the raw scores and counts
+(:func:`raw_counts`). Why: it learns on the tuning split, whose sources are fitted on about two thirds of the data
+a run sees, and it ranks the lists of sources fitted on all of it. Item-CF's sums, popularity counts, ln(readers)
+and ln(ratings) grow with the data; their ratios to the user's top or the data's top do not. With the raw features
+the ranker's validation lead did not carry over to the test (generated goodbooks-like ratings: 2.5% ahead of ALS
+on validation, 4% behind on the test); with the ratios it was 6% ahead on the test, and within 1% of the raw
+features on three other data sets (``bench/ranker_transfer.py``, docs/quality.md "Two-stage: the ranker's features
+as ratios"). ``book_log_ratings`` stayed in until 2026-12-06: on a ratings file it is ln(readers) itself, so the
+count came back through it; without it the ranker scored 2.6% and 3.1% higher on the test of the goodbooks-like
+ratings and the generated UCSD shelves (docs/quality.md, "The ranker without the ratings count").
 
 :func:`recall` measures, per source and for the union, the share of held-out relevant books that are among the
 candidates: the ceiling of any ranker.
@@ -91,8 +94,14 @@ def feature_columns(sources: tuple[str, ...]) -> list[str]:
 def feature_names(sources: tuple[str, ...]) -> list[str]:
     """The ranker's feature columns, in order, for candidates from ``sources``: the scaled scores and the ratios
     rather than the raw scores and counts, which grow with the data the sources are fitted on."""
-    raw = {f"{s}_score" for s in sources} | {"book_log_readers", "user_log_shelves"}
-    return [c for c in feature_columns(sources) if c not in raw]
+    return [c for c in feature_columns(sources) if c not in raw_counts(sources)]
+
+
+def raw_counts(sources: tuple[str, ...]) -> set[str]:
+    """The columns :func:`feature_names` leaves out: the raw scores and the counts that grow with the data
+    (``book_log_ratings`` too: on a ratings file it is ``book_log_readers`` itself, and where a share of the shelves
+    is rated it grows with the data all the same)."""
+    return {f"{s}_score" for s in sources} | {"book_log_readers", "user_log_shelves", "book_log_ratings"}
 
 
 def raw_feature_names(sources: tuple[str, ...]) -> list[str]:
