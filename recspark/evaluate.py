@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recspark import baselines, candidates, metrics, topk
+from recspark import baselines, candidates, metrics, topk, tune
 from recspark import columns as C
 from recspark.blend import DEFAULT_PRIOR
 from recspark.frames import union_all
@@ -155,8 +155,8 @@ def liked_rows(test: DataFrame, train: DataFrame) -> DataFrame | None:
     validation judges it on its training side), or None when they are all of ``test`` (unrated to-read shelves):
     then the ``liked_`` metrics would repeat the plain ones."""
     reads = candidates.reads_recorded(train)
-    kept = test.where(candidates.liked(reads))
-    return None if kept.count() == test.count() else kept
+    n, n_liked = test.agg(F.count(F.lit(1)), F.count(F.when(candidates.liked(reads), 1))).first()
+    return None if n_liked == n else tune.liked(test, reads)
 
 
 def baseline_lists(
