@@ -333,9 +333,8 @@ def parse(lines: DataFrame, spec: FileSpec, header: CsvHeader | None = None) -> 
     if spec.kind == "csv":
         # RFC 4180: a quote inside a quoted field is doubled (Spark's default escape is a backslash)
         parsed = F.from_csv(F.col(_RAW), schema.simpleString(), {**options, "escape": '"'})
-        source = {f.name: f.source for f in spec.fields}
         for name in header.absent if header is not None else ():  # optional columns the file lacks: empty
-            parsed = parsed.withField(name, F.lit(None).cast(source[name]))
+            parsed = parsed.withField(name, F.lit(None).cast(spec.source_schema()[name].dataType))
         df = lines.select(F.col(_RAW), parsed.alias(_PARSED))
     else:
         parsed = F.from_json(F.col(_RAW), schema, options)
