@@ -317,6 +317,12 @@ def print_parameters(summary: dict) -> None:
         else:  # records from before the cross-fitting
             how = "chosen on the fit users"
             against = f"the best single model's {max((rk.get('single') or {0: 0}).values())}"
+        if b.get("learning_curve"):
+            c = b["learning_curve"]
+            how += (
+                f"; then where the scores are heading, extrapolated {c['reach']:g} steps from a thinner fit "
+                f"(w {c['weight_on_validation']:g} on validation alone)"
+            )
         liked = f", liked share's weight {b['prior']:g}" if b.get("prior") else ""
         print(
             f"  two-stage blend of ALS and item-CF: weight {b['weight']:g}{liked} ({how}), validation NDCG@10 "

@@ -20,7 +20,7 @@ from recspark import columns as C
 from recspark.blend import DEFAULT_PRIOR
 from recspark.frames import union_all
 from recspark.tune import describe, describe_validation
-from recspark.twostage import published_kind
+from recspark.twostage import THIN_SHARE, published_kind
 from recspark.works import Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
@@ -287,6 +287,8 @@ def blend_line(rk: dict) -> str:
                 f"with γ {DEFAULT_PRIOR:g}: {json.dumps(b['prior_z'])}; then {rules}"
             )
         kept = "published unless the best single model is a standard error ahead"
+        if b.get("learning_curve"):  # since the learning curve (2026-12-07)
+            rules += f"; then {curve_text(b['learning_curve'])}"
     else:
         rules, kept = "the best", "published when higher"
     return (
@@ -295,6 +297,17 @@ def blend_line(rk: dict) -> str:
         f"Cross-fitted (each half of the users ranked with the weight chosen on the other half; by half: "
         f"{json.dumps(b['weight_best_on_half'])}): NDCG {b['ndcg']} vs the best single model's "
         f"{b['single'][best]} ({best}) on the same users (paired z {metrics.z_text(b['z'])}; {kept}): {verdict}."
+    )
+
+
+def curve_text(curve: dict) -> str:
+    """The blend's learning curve in words (:func:`recspark.twostage.extrapolated_choice`'s record)."""
+    return (
+        f"the weight where the scores are heading: each setting's NDCG extrapolated {curve['reach']:g} steps "
+        f"from sources fitted on {100 * THIN_SHARE:.0f}% of each user's validation training rows "
+        f"({json.dumps(curve['thin'])}) to the validation ones and on ({json.dumps(curve['extrapolated'])}), an "
+        f"even mix unless another weight is a standard error ahead (z {metrics.z_text(curve['best_z_vs_even_mix'])}): "
+        f"w {curve['weight']:g} (validation alone: {curve['weight_on_validation']:g})"
     )
 
 

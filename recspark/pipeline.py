@@ -98,6 +98,7 @@ def tune_on(
         ranker_path=ranker_path(lake, input_versions(lake)),
         evaluation_fraction=cfg.test_fraction,
         ranker_required=opts.model == "ranker",
+        full_rows=lake.read(SILVER, "interactions").count(),
     )
 
 

@@ -713,6 +713,7 @@ def tune(
     ranker_path: str | None = None,
     evaluation_fraction: float = 0.2,
     ranker_required: bool = False,
+    full_rows: int | None = None,
 ) -> Search:
     """Search ALS parameters on a validation split carved from ``train`` (the training side of an evaluation
     split of ``evaluation_fraction`` and ``seed``), score the other ``models`` (item-CF
@@ -721,7 +722,8 @@ def tune(
     is trained and checked on the same split too (:func:`recspark.twostage.validate`) and saved to
     ``ranker_path``; when it beats every single model it becomes the winning family. The check is skipped when
     it would refit ALS beyond what the budget allows (:func:`ranker_check_skipped`), unless ``ranker_required``
-    (``--model ranker``)."""
+    (``--model ranker``). ``full_rows``: the rows a published run fits on, how far the blend's learning curve
+    reaches (:class:`recspark.twostage.Thinner`; None: ``train``'s rows over ``1 - evaluation_fraction``)."""
     t0 = time.perf_counter()
     s, made = validation_split(lake, train, seed, evaluation_fraction)
     tune_train = s.train.cache()
@@ -834,6 +836,7 @@ def tune(
             ranker_params,
             fitted,
             learned=not too_costly,
+            full_rows=full_rows or round(train.count() / (1 - evaluation_fraction)),
         )
         search.ranker["als_iterations"] = als_iter
         if too_costly:
@@ -871,30 +874,49 @@ def two_stage(
     params: ranker.RankerParams,
     fitted: twostage.Fitted | None = None,
     learned: bool = True,
+    full_rows: int | None = None,
 ) -> dict:
     """The ranker and the blend checked against every single model on the validation split (the chosen
     configurations of each family, ALS fitted with ``max_iter`` iterations; ``fitted`` holds those the search
     already fitted on the same split; ``learned`` False: the blend only); the summary carries the fitted model
-    (None when none was trained) under ``model``."""
+    (None when none was trained) under ``model``. With ``full_rows`` (the rows a published run fits on) ALS and
+    item-CF are fitted again on :func:`recspark.twostage.thinned` rows, for the blend's learning curve."""
     als_params, weights = apply(search.best, als.AlsParams(max_iter=max_iter, seed=seed), Weights())
+    itemcf_params = itemcf.ItemCfParams(**(search.itemcf or {"seed": seed}))
+    content_params = content.ContentParams(**(search.content or {"seed": seed}))
     sources = twostage.fit_sources(
-        spark,
-        tune_train,
-        als_params,
-        weights,
-        itemcf.ItemCfParams(**(search.itemcf or {"seed": seed})),
-        content.ContentParams(**(search.content or {"seed": seed})),
-        vectors,
-        fitted,
+        spark, tune_train, als_params, weights, itemcf_params, content_params, vectors, fitted
     )
+    thinner = None
+    if full_rows:
+        thin_train = twostage.thinned(tune_train, seed + 2000).cache()
+        valid_rows, thin_rows = tune_train.count(), thin_train.count()
+        reach = twostage.reach_of(full_rows, valid_rows, thin_rows)
+        log.info(
+            "blend learning curve: %s of %s validation training rows, %s rows published, reach %.2f",
+            f"{thin_rows:,}",
+            f"{valid_rows:,}",
+            f"{full_rows:,}",
+            reach,
+        )
+        if reach > 0:
+            thin_sources = twostage.fit_sources(
+                spark, thin_train, als_params, weights, itemcf_params, content_params, None
+            )
+            thinner = twostage.Thinner(thin_train, thin_sources, reach)
+        else:
+            thin_train.unpersist()
     summary, model = twostage.validate(
-        spark, tune_train, truth, valid_users, books, sources, k, params, learned=learned
+        spark, tune_train, truth, valid_users, books, sources, k, params, learned=learned, thinner=thinner
     )
     # what fit_sources cached is released here; item-CF's table only when fit_sources fitted it (the search's
     # table, in ``fitted``, belongs to the caller)
     own = [sources.user_factors, sources.item_factors]
     if fitted is None or fitted.neighbours is None:
         own.append(sources.neighbours)
+    if thinner is not None:
+        own += [thinner.train, thinner.sources.user_factors, thinner.sources.item_factors]
+        own.append(thinner.sources.neighbours)
     for df in own:
         df.unpersist()
     reused = [] if fitted is None else fitted.names()

@@ -25,14 +25,16 @@ the ranker trained on the tuning split, the explanations of ALS ("because you sh
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recspark import als, baselines, blend, candidates, content, itemcf, metrics, ranker, topk
+from recspark import als, baselines, blend, candidates, content, itemcf, metrics, ranker, split, topk
 from recspark import columns as C
 from recspark.content import ContentParams
 from recspark.features import Weights, preference
@@ -51,6 +53,13 @@ MIN_Z = 2.0  # the ranker is published only when its per-user NDCG gain over the
 # best weight on every shape but one (bench/results/blend.json)
 BLEND_MARGIN_Z = 1.0
 EVEN_MIX = 0.5
+# the blend's learning curve (Thinner): the weight is chosen where the validation scores are heading as the data
+# grows, measured against sources fitted on this share of each user's validation training rows, and extrapolated
+# at most this many such steps (on a log scale of rows) towards the data a published run fits on. Why: the family
+# that gains more from the rest of the data differs between data sets (MovieLens ratings: ALS, the best weight 0.5
+# at half the data and 0.2 at all of it; to-read shelves the other way; bench/blend_curve.py)
+THIN_SHARE = 0.8
+MAX_REACH = 2.0
 _HALF = "_half"  # which half of the validation users (1 or 2) in the blend's cross-fitting
 _SOURCE = "_source"
 
@@ -79,6 +88,58 @@ class Fitted:
     def names(self) -> list[str]:
         """The sources given (``als``, ``itemcf``): what is reused rather than fitted again."""
         return [name for name, v in (("als", self.als_model), ("itemcf", self.neighbours)) if v is not None]
+
+
+@dataclass
+class Thinner:
+    """The thinner end of the blend's learning curve: sources fitted on :func:`thinned` validation training rows,
+    and ``reach``, how many thinning steps the published run's data lies beyond validation (:func:`reach_of`)."""
+
+    train: DataFrame
+    sources: Sources
+    reach: float
+
+
+def thinned(train: DataFrame, seed: int) -> DataFrame:
+    """A per-user :data:`THIN_SHARE` of ``train``'s rows (chosen by a hash of user, book and ``seed``; no cap, so
+    heavy users are thinned alike): the thinner level of the blend's learning curve."""
+    return split.holdout(train, fraction=1 - THIN_SHARE, seed=seed, min_user=2, max_held_out=None).train
+
+
+def reach_of(full_rows: int, valid_rows: int, thin_rows: int) -> float:
+    """How far the published run's ``full_rows`` lie beyond validation's ``valid_rows``, in steps of the thinning
+    from ``valid_rows`` to ``thin_rows`` on a log scale of rows (2 when each is 80% of the next), at most
+    :data:`MAX_REACH`; 0 when there is no step to measure or no data beyond validation."""
+    if not 0 < thin_rows < valid_rows or full_rows <= valid_rows:
+        return 0.0
+    return min(MAX_REACH, math.log(full_rows / valid_rows) / math.log(valid_rows / thin_rows))
+
+
+def extrapolated_choice(
+    valid: dict[blend.Blend, np.ndarray], thin: dict[blend.Blend, np.ndarray], reach: float
+) -> tuple[blend.Blend, dict]:
+    """The blend setting best where the validation scores are heading: each user's NDCG@K of each setting
+    extrapolated linearly from the thinner level to validation and ``reach`` steps on,
+    ``valid + reach · (valid - thin)`` (the arrays per user, in one user order), the best mean chosen (ties: the
+    nearer an even mix), and the even mix kept unless that best is :data:`BLEND_MARGIN_Z` standard errors ahead of
+    it on the extrapolated scores. Returns (the setting, the record: the reach, each setting's mean NDCG at the
+    thinner level and extrapolated, the z of the best against the even mix)."""
+    ahead = {b: valid[b] + reach * (valid[b] - thin[b]) for b in valid}
+    mean = {b: float(v.mean()) if len(v) else 0.0 for b, v in ahead.items()}
+    top = max(ahead, key=lambda b: (mean[b], -abs(b.weight - EVEN_MIX)))
+    even = next((b for b in ahead if b.weight == EVEN_MIX), None)
+    z = None
+    if even is not None and top != even:
+        _, found = metrics.paired_z(ahead[top], ahead[even])
+        z = metrics.recorded_z(found)
+        top = top if found >= BLEND_MARGIN_Z else even
+    return top, {
+        "reach": round(reach, 3),
+        "thin": {b.label: round(float(thin[b].mean()) if len(thin[b]) else 0.0, 5) for b in thin},
+        "extrapolated": {b.label: round(m, 5) for b, m in mean.items()},
+        "best_z_vs_even_mix": z,
+        "weight": float(top.weight),
+    }
 
 
 def fit_sources(
@@ -160,10 +221,11 @@ def validate(
     k: int,
     params: ranker.RankerParams,
     learned: bool = True,
+    thinner: Thinner | None = None,
 ) -> tuple[dict, object | None]:
     """Fit the ranker (unless not ``learned``) and choose the blend's weight on part of the validation users,
-    compare both with every single source on the rest. Returns (summary for the tuning record, the fitted model
-    or None)."""
+    compare both with every single source on the rest (with ``thinner``, the blend's weight from its learning
+    curve: :func:`blend_check`). Returns (summary for the tuning record, the fitted model or None)."""
     t0 = time.perf_counter()
     n_users = users.count()
     if n_users > params.max_validation_users:  # a hashed sample bounds the cost of the check
@@ -202,7 +264,18 @@ def validate(
         summary["wins"] = bool(summary["ranker"] > singles[best] and z >= MIN_Z)
         ranked.unpersist()
     summary["lift"] = round(summary["ranker"] / max(singles[best], 1e-9), 4) if model is not None else None
-    summary["blend"] = blend_check(feats, lists, users, truth, check_truth, k, params)
+    thin_feats = None
+    if thinner is not None and thinner.reach > 0 and set(blend.SOURCES) <= set(lists):
+        thin_feats, thin_lists = candidate_features(
+            spark, thinner.train, thinner.sources, users, params.n_candidates, books
+        )
+        for df in thin_lists.values():
+            df.unpersist()
+    summary["blend"] = blend_check(
+        feats, lists, users, truth, check_truth, k, params, thin_feats, thinner.reach if thinner else 0.0
+    )
+    if thin_feats is not None:
+        thin_feats.unpersist()
     summary["publish"] = published_kind(summary)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     b = summary["blend"] or {}
@@ -232,6 +305,8 @@ def blend_check(
     check_truth: DataFrame,
     k: int,
     params: ranker.RankerParams,
+    thin_feats: DataFrame | None = None,
+    reach: float = 0.0,
 ) -> dict | None:
     """The blend of ALS and item-CF (:mod:`recspark.blend`), judged by cross-fitting on every validation user:
     ``users`` are cut in two halves by a hash; the setting (weight, and the liked share's weight γ when the
@@ -246,7 +321,10 @@ def blend_check(
     :data:`BLEND_MARGIN_Z` (the one-standard-error rules; the search's default check asks for two against the best
     of 18).
     ``ndcg_on_check_users`` is the same cross-fitted lists scored on ``check_truth``, where the learned ranker is
-    judged. None without both sources."""
+    judged. With ``thin_feats`` (the same users' candidates from sources fitted on a thinner training side,
+    :class:`Thinner`) and ``reach`` > 0 the weight published is the one :func:`extrapolated_choice` makes at the
+    γ chosen (``learning_curve`` in the record; the cross-fitting, which decides whether the blend is kept, is
+    unchanged). None without both sources."""
     if not set(blend.SOURCES) <= set(lists):
         return None
     n = params.n_candidates
@@ -292,8 +370,9 @@ def blend_check(
         zs[top] = metrics.recorded_z(z)  # None: ahead for every user alike
         return top if z >= BLEND_MARGIN_Z else even
 
-    def setting_lists(label: str) -> DataFrame:
-        return by_setting.where(F.col(blend.SETTING) == label).select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
+    def setting_lists(label: str, frame: DataFrame | None = None) -> DataFrame:
+        frame = by_setting if frame is None else frame
+        return frame.where(F.col(blend.SETTING) == label).select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
 
     even_z: dict[str, dict[str, float]] = {"all": {}, "1": {}, "2": {}}
     prior_z: dict[str, dict[str, float]] = {"all": {}, "1": {}, "2": {}}
@@ -314,6 +393,18 @@ def blend_check(
     on_check = metrics.ranking_metrics(crossed, check_truth, [k])[k]["ndcg"]
     _, z = metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k)
     chosen_all = by_label[best(on_all, truth, even_z["all"], prior_z["all"])]
+    curve = None
+    if thin_feats is not None and reach > 0:  # the weight where the scores are heading, at the γ chosen
+        at_prior = tuple(b for b in settings if b.prior == chosen_all.prior)
+        thin_by = blend.ranked_by_setting(thin_feats, at_prior, k, n).cache()
+        valid_scores = {b: metrics.per_user_scores(setting_lists(b.label), truth, k) for b in at_prior}
+        thin_scores = {
+            b: metrics.per_user_scores(setting_lists(b.label, thin_by), truth, k) for b in at_prior
+        }
+        extrapolated, curve = extrapolated_choice(valid_scores, thin_scores, reach)
+        curve["weight_on_validation"] = float(chosen_all.weight)
+        chosen_all = extrapolated
+        thin_by.unpersist()
     for df in (crossed, by_setting, truth):
         df.unpersist()
     return {
@@ -332,6 +423,8 @@ def blend_check(
         # kept unless the best single model is ahead by BLEND_MARGIN_Z standard errors
         "wins": bool(z > -BLEND_MARGIN_Z),
         "ndcg_on_check_users": round(on_check, 5),
+        # the weight from the learning curve (None: not measured): the weight above is its choice
+        "learning_curve": curve,
     }
 
 

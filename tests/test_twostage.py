@@ -457,6 +457,87 @@ def test_the_blend_keeps_an_even_mix_and_is_kept_unless_beaten_by_a_standard_err
     assert b["z"] == pytest.approx(-z(n10, 30 - n10), abs=0.01) and b["wins"]
 
 
+def test_the_learning_curves_reach_by_hand():
+    """Steps of the thinning (from validation's rows to the thinner level's) between validation and the published
+    rows, on a log scale: 64 of 100 rows at validation and 51.2 thinner is two steps of 80%; capped; none without
+    a step or without data beyond validation."""
+    from recspark import twostage
+
+    assert twostage.reach_of(100, 64, 51.2) == pytest.approx(2.0)
+    assert twostage.reach_of(100, 80, 64) == pytest.approx(1.0)
+    assert twostage.reach_of(1_000, 64, 51.2) == twostage.MAX_REACH == 2.0
+    assert twostage.reach_of(64, 64, 50) == 0.0 and twostage.reach_of(100, 64, 64) == 0.0
+
+
+def test_the_weight_is_chosen_where_the_scores_are_heading():
+    """Six users. On validation w 0.2 hits users 0-2 and w 0.5 users 3-5 (a tie: the even mix); on the thinner
+    level w 0.2 hit nobody and w 0.5 the same users: w 0.2 is gaining. Extrapolated two steps on: w 0.2 scores
+    3, 3, 3, 0, 0, 0 and w 0.5 0, 0, 0, 1, 1, 1; the differences 3 x 3 and 3 x -1 have mean 1 and standard
+    deviation sqrt(4.8), z = 1 / (sqrt(4.8) / sqrt(6)) = 1.118: w 0.2. One step on: 2 x 3 and -1 x 3, mean 0.5,
+    sd sqrt(2.7), z 0.745, inside a standard error: the even mix is kept."""
+    import numpy as np
+
+    from recspark import blend, twostage
+
+    w2, w5 = blend.Blend(0.2), blend.Blend(0.5)
+    valid = {w2: np.array([1, 1, 1, 0, 0, 0.0]), w5: np.array([0, 0, 0, 1, 1, 1.0])}
+    thin = {w2: np.zeros(6), w5: np.array([0, 0, 0, 1, 1, 1.0])}
+    chosen, record = twostage.extrapolated_choice(valid, thin, 2.0)
+    assert chosen == w2
+    assert record == {
+        "reach": 2.0,
+        "thin": {"0.2": 0.0, "0.5": 0.5},
+        "extrapolated": {"0.2": 1.5, "0.5": 0.5},
+        "best_z_vs_even_mix": pytest.approx(1 / (math.sqrt(4.8) / math.sqrt(6)), abs=0.005),
+        "weight": 0.2,
+    }
+    chosen, record = twostage.extrapolated_choice(valid, thin, 1.0)
+    assert chosen == w5 and record["extrapolated"] == {"0.2": 1.0, "0.5": 0.5}
+    assert record["best_z_vs_even_mix"] == pytest.approx(0.5 / (math.sqrt(2.7) / math.sqrt(6)), abs=0.005)
+
+
+def test_the_blend_check_publishes_the_weight_of_its_learning_curve(spark):
+    """Validation as in the frames of ``crossfit_frames``: 14 of 30 users want book 10 (only w 0.2 ranks it first),
+    16 book 12 (w 0.35 / 0.5 / 0.65): the even mix is kept on validation. On the thinner level (scaled scores: book
+    10 ALS 0.1, item-CF 0.125; 11 ALS 1, item-CF 0.0625; 12 ALS 0.7, item-CF 1) w 0.2 ranks book 11 first (0.8125
+    against 0.76) and hits nobody, the other weights rank 12 first. Extrapolated at reach 2: w 0.2 scores 3 for
+    the users of book 10 (mean 1.4), w 0.35-0.65 1 for those of book 12 (mean 16/30), w 0.8 -2 for them: w 0.2,
+    3 against -1 per user, z over 1. The cross-fitted check, which decides whether the blend is kept, is as
+    without the curve."""
+    from recspark import twostage
+
+    params = ranker.RankerParams(n_candidates=3)
+    users = spark.createDataFrame([(u,) for u in range(30)], "user_idx int")
+    feats, lists, truth = crossfit_frames(spark, 30, lambda u: 10 if u < 14 else 12)
+    thin = spark.createDataFrame(
+        [
+            (u, *book)
+            for u in range(30)
+            for book in [(10, 0.1, 3, 0.1, 2), (11, 1.0, 1, 0.05, 3), (12, 0.7, 2, 0.8, 1)]
+        ],
+        "user_idx int, book_idx int, als_score float, als_rank int, itemcf_score float, itemcf_rank int",
+    )
+    plain = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    assert plain["weight"] == 0.5 and plain["learning_curve"] is None
+    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params, thin, 2.0)
+    curve = b["learning_curve"]
+    assert curve["thin"] == pytest.approx(
+        {"0.2": 0.0, "0.35": 16 / 30, "0.5": 16 / 30, "0.65": 16 / 30, "0.8": 16 / 30}, abs=1e-5
+    )
+    assert curve["extrapolated"] == pytest.approx(
+        {"0.2": 1.4, "0.35": 16 / 30, "0.5": 16 / 30, "0.65": 16 / 30, "0.8": -32 / 30}, abs=1e-5
+    )
+    mean = (3 * 14 - 16) / 30
+    sd = math.sqrt((14 * (3 - mean) ** 2 + 16 * (-1 - mean) ** 2) / 29)
+    assert curve["best_z_vs_even_mix"] == pytest.approx(mean / (sd / math.sqrt(30)), abs=0.01)
+    assert curve["best_z_vs_even_mix"] > 1
+    assert curve["weight_on_validation"] == 0.5 and curve["reach"] == 2.0
+    assert b["weight"] == 0.2 and b["prior"] == 0.0
+    assert {key: b[key] for key in ("ndcg", "z", "wins", "weight_best_on_half")} == {
+        key: plain[key] for key in ("ndcg", "z", "wins", "weight_best_on_half")
+    }
+
+
 def test_the_blend_searches_the_liked_share_only_when_books_differ_in_it(spark):
     """Book 13 (ALS 0.5, item-CF 0.5 scaled; liked share 1, the others 0) scores at most 0.5 + γ and the others at
     most 0.82 under any weight, so only γ 1 or 3 ranks it first: when every user wants it, both halves choose
