@@ -888,6 +888,7 @@ def two_stage(
         spark, tune_train, als_params, weights, itemcf_params, content_params, vectors, fitted
     )
     thinner = None
+    t_thin = time.perf_counter()
     if full_rows:
         thin_train = twostage.thinned(tune_train, seed + 2000).cache()
         valid_rows, thin_rows = tune_train.count(), thin_train.count()
@@ -906,6 +907,7 @@ def two_stage(
             thinner = twostage.Thinner(thin_train, thin_sources, reach)
         else:
             thin_train.unpersist()
+    thin_seconds = round(time.perf_counter() - t_thin, 1) if thinner is not None else None
     summary, model = twostage.validate(
         spark, tune_train, truth, valid_users, books, sources, k, params, learned=learned, thinner=thinner
     )
@@ -920,7 +922,8 @@ def two_stage(
     for df in own:
         df.unpersist()
     reused = [] if fitted is None else fitted.names()
-    return {**summary, "reused": reused, "model": model}
+    # the learning curve's own fits (its candidates are in the summary's seconds); None: not fitted
+    return {**summary, "reused": reused, "model": model, "thin_fit_seconds": thin_seconds}
 
 
 def beyond_the_edge(

@@ -17,6 +17,12 @@
    model on all the validation users (the higher of ranker and blend on the check users when both win:
    :func:`published_kind`). Cross-fitting judges on all users instead of the 30% check part: with a few hundred
    users the check part alone is a few dozen users, too few to tell a gain from noise.
+4. The blend's weight is chosen where the validation scores are heading (:class:`Thinner`): ALS and item-CF are
+   fitted again on a per-user 80% of the validation training rows, the same users' blend lists scored at every
+   weight, and each user's NDCG extrapolated linearly on a log scale of rows from that level through validation
+   to the rows a published run fits on (:func:`reach_of`, at most two steps; :func:`extrapolated_choice`), an even
+   mix kept unless another weight is a standard error ahead there. Validation fits on about two thirds of the
+   data, and which family gains more from the rest differs between data sets. Cost: one more fit of each.
 
 The lists of a published ranker run come from :func:`ranked_lists`: the same sources fitted on all interactions,
 the ranker trained on the tuning split, the explanations of ALS ("because you shelved ...").

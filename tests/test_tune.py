@@ -614,6 +614,19 @@ def test_the_ranker_is_checked_against_every_model_and_learns_only_from_validati
     assert set(b["single"]) == set(rk["single"]) and b["best_single"] == max(b["single"], key=b["single"].get)
     assert b["wins"] == (b["ndcg"] > b["single"][b["best_single"]])
     assert rk["publish"] == twostage.published_kind(rk)
+    # the weight published is the learning curve's: the even mix unless the best extrapolated weight is a standard
+    # error ahead of it, at the γ chosen, from a thinner fit of the validation rows to the published run's
+    curve = b["learning_curve"]
+    assert 0 < curve["reach"] <= twostage.MAX_REACH and rk["thin_fit_seconds"] > 0
+    at_prior = [
+        g for g in b["ndcg_by_weight"] if g.partition("+")[2] == (f"{b['prior']:g}" if b["prior"] else "")
+    ]
+    assert set(curve["thin"]) == set(curve["extrapolated"]) == set(at_prior)
+    top = max(
+        curve["extrapolated"], key=lambda g: (curve["extrapolated"][g], -abs(float(g.split("+")[0]) - 0.5))
+    )
+    z = curve["best_z_vs_even_mix"]
+    assert b["weight"] == curve["weight"] == (float(top.split("+")[0]) if z is None or z >= 1 else 0.5)
     assert rk["importances"] and abs(sum(rk["importances"].values()) - 1) < 0.01
     # the search's fits are reused, not fitted again: item-CF's chosen table always, ALS's winner when the search
     # fitted it with every iteration (a budget that stops at a lower rung leaves none)
