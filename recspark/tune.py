@@ -917,8 +917,8 @@ def two_stage(
     if fitted is None or fitted.neighbours is None:
         own.append(sources.neighbours)
     if thinner is not None:
-        own += [thinner.train, thinner.sources.user_factors, thinner.sources.item_factors]
-        own.append(thinner.sources.neighbours)
+        thin = thinner.sources
+        own += [thinner.train, thin.user_factors, thin.item_factors, thin.neighbours]
     for df in own:
         df.unpersist()
     reused = [] if fitted is None else fitted.names()
