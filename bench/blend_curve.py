@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from common import append_result  # noqa: E402
-from generated import fresh_lakehouse  # noqa: E402
+from generated import add_data_options, fresh_lakehouse  # noqa: E402
 
 K = 10
 OUTER_SEED = 7
@@ -44,13 +44,7 @@ LEVELS = 3  # nested thinnings of P: P x 0.8, x 0.64, x 0.512
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scale", type=float, default=0.003)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--source", default=None, help="real files instead of generated data")
-    p.add_argument("--format", default="goodreads", choices=["goodreads", "goodbooks"])
-    p.add_argument(
-        "--max-users", type=int, default=4000, help="test users given candidates (a hashed sample)"
-    )
+    add_data_options(p)
     p.add_argument("--name", default=None, help="the record's name (default: the data)")
     p.add_argument(
         "--ease",

@@ -30,6 +30,18 @@ def conf_settings(parser: argparse.ArgumentParser, items: list[str]) -> dict[str
     return settings
 
 
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a bench that runs on generated data or on real files given with ``--source``:
+    ``--scale``, ``--seed``, ``--source``, ``--format``, and ``--max-users`` (the test users given candidates)."""
+    parser.add_argument("--scale", type=float, default=0.003)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--source", default=None, help="real files instead of generated data")
+    parser.add_argument("--format", default="goodreads", choices=["goodreads", "goodbooks"])
+    parser.add_argument(
+        "--max-users", type=int, default=4000, help="test users given candidates (a hashed sample)"
+    )
+
+
 def generated_files(scale: float, seed: int) -> tuple[Path, float | None]:
     """``(folder, seconds)``: the generated UCSD files for ``(scale, seed)`` in bench/data, made on first use
     (``seconds`` is the generator's time then, None when they were already there)."""

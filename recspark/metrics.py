@@ -136,6 +136,48 @@ def per_user_scores(recs: DataFrame, truth: DataFrame, k: int) -> np.ndarray:
     return np.array([r["ndcg"] for r in rows], dtype=float)[order]
 
 
+def per_user_scores_by(
+    recs: DataFrame, truth: DataFrame, k: int, groups: list[str], by: str
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`per_user_scores` of several lists in one Spark job (``recs`` holds every list, told apart by the
+    string column ``by``, as in :func:`ranking_metrics_by`): ``(users, scores)``, the users in ``truth`` in
+    ascending order and each group's NDCG@k of them in that order (0 without a hit; a group in ``groups`` without
+    rows scores 0 for every user). Comparisons of many lists on the same users, and on any subset of them, are
+    then made on the driver without another job."""
+    relevant = truth.select(C.USER_IDX, C.BOOK_IDX).distinct()
+    n_rel = relevant.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n"))
+    dcg = (
+        recs.where(F.col(C.RANK) <= k)
+        .join(relevant, on=[C.USER_IDX, C.BOOK_IDX], how="inner")
+        .groupBy(by, C.USER_IDX)
+        .agg(F.sum(1.0 / F.log2(F.col(C.RANK) + 1)).alias("_dcg"))
+    )
+    idcg = F.array(*[F.lit(x) for x in _idcg_table(k)])
+    found = (
+        n_rel.join(dcg, on=C.USER_IDX, how="left")
+        .select(
+            by,
+            C.USER_IDX,
+            (F.col("_dcg") / F.element_at(idcg, F.least("_n", F.lit(k)).cast("int") + 1)).alias("ndcg"),
+        )
+        .toArrow()
+    )
+    user_col = found.column(C.USER_IDX).to_numpy()
+    users = np.unique(
+        user_col
+    )  # every user in truth: the left join keeps the ones without a hit (group null)
+    pos = np.searchsorted(users, user_col)
+    group_col = np.asarray(found.column(by).to_pylist(), dtype=object)
+    ndcg = np.nan_to_num(found.column("ndcg").to_numpy(zero_copy_only=False).astype(float))
+    scores = {}
+    for g in groups:
+        row = np.zeros(len(users))
+        hit = group_col == g
+        row[pos[hit]] = ndcg[hit]
+        scores[g] = row
+    return users, scores
+
+
 def paired_difference(a: DataFrame, b: DataFrame, truth: DataFrame, k: int) -> tuple[float, float]:
     """``(mean, z)`` of the per-user NDCG@k difference of lists ``a`` minus lists ``b`` over the users in
     ``truth``: a paired comparison on the same users, ``z`` = mean / standard error (0 when every difference is

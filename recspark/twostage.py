@@ -66,7 +66,6 @@ EVEN_MIX = 0.5
 # at half the data and 0.2 at all of it; to-read shelves the other way; bench/blend_curve.py)
 THIN_SHARE = 0.8
 MAX_REACH = 2.0
-_HALF = "_half"  # which half of the validation users (1 or 2) in the blend's cross-fitting
 _SOURCE = "_source"
 
 
@@ -121,29 +120,55 @@ def reach_of(full_rows: int, valid_rows: int, thin_rows: int) -> float:
     return min(MAX_REACH, math.log(full_rows / valid_rows) / math.log(valid_rows / thin_rows))
 
 
+def top_setting(means: dict[blend.Blend, float]) -> blend.Blend:
+    """The setting of the highest mean NDCG (compared at 5 decimals, as records keep them; ties: the nearer an even
+    mix, then the smaller γ)."""
+    return max(means, key=lambda b: (round(means[b], 5), -abs(b.weight - EVEN_MIX), -b.prior))
+
+
+def one_se_choice(
+    scores: dict[blend.Blend, np.ndarray], prior_zs: dict[str, float | None], even_zs: dict[str, float | None]
+) -> blend.Blend:
+    """The blend's one-standard-error rules on per-user NDCG@K (arrays in one user order): the best setting
+    (:func:`top_setting`), or the best with γ :data:`recspark.blend.DEFAULT_PRIOR` unless the best is
+    :data:`BLEND_MARGIN_Z` standard errors ahead of it (a paired z, recorded in ``prior_zs`` by the best's label);
+    then that setting, or the even mix (:data:`EVEN_MIX`) with its γ unless the setting is as far ahead of it
+    (recorded in ``even_zs``). Every rule on the blend's settings is this one function: the cross-fitted halves,
+    all validation users, and the learning curve's extrapolated scores."""
+    means = {b: float(v.mean()) if len(v) else 0.0 for b, v in scores.items()}
+    top = top_setting(means)
+    at_prior = {b: m for b, m in means.items() if b.prior == blend.DEFAULT_PRIOR}
+    if at_prior and top.prior != blend.DEFAULT_PRIOR:
+        kept = top_setting(at_prior)
+        _, z = metrics.paired_z(scores[top], scores[kept])
+        prior_zs[top.label] = metrics.recorded_z(z)
+        top = top if z >= BLEND_MARGIN_Z else kept
+    even = blend.Blend(EVEN_MIX, top.prior)
+    if top == even or even not in scores:
+        return top
+    _, z = metrics.paired_z(scores[top], scores[even])
+    even_zs[top.label] = metrics.recorded_z(z)  # None: ahead for every user alike
+    return top if z >= BLEND_MARGIN_Z else even
+
+
 def extrapolated_choice(
     valid: dict[blend.Blend, np.ndarray], thin: dict[blend.Blend, np.ndarray], reach: float
 ) -> tuple[blend.Blend, dict]:
     """The blend setting best where the validation scores are heading: each user's NDCG@K of each setting
     extrapolated linearly from the thinner level to validation and ``reach`` steps on,
-    ``valid + reach · (valid - thin)`` (the arrays per user, in one user order), the best mean chosen (ties: the
-    nearer an even mix), and the even mix kept unless that best is :data:`BLEND_MARGIN_Z` standard errors ahead of
-    it on the extrapolated scores. Returns (the setting, the record: the reach, each setting's mean NDCG at the
-    thinner level and extrapolated, the z of the best against the even mix)."""
+    ``valid + reach · (valid - thin)`` (the arrays per user, in one user order), then :func:`one_se_choice` on
+    those (the settings share one γ: the even mix kept unless the best is :data:`BLEND_MARGIN_Z` standard errors
+    ahead of it). Returns (the setting, the record: the reach, each setting's mean NDCG at the thinner level and
+    extrapolated, the z of the best against the even mix)."""
     ahead = {b: valid[b] + reach * (valid[b] - thin[b]) for b in valid}
+    even_zs: dict[str, float | None] = {}
+    top = one_se_choice(ahead, {}, even_zs)
     mean = {b: float(v.mean()) if len(v) else 0.0 for b, v in ahead.items()}
-    top = max(ahead, key=lambda b: (mean[b], -abs(b.weight - EVEN_MIX)))
-    even = next((b for b in ahead if b.weight == EVEN_MIX), None)
-    z = None
-    if even is not None and top != even:
-        _, found = metrics.paired_z(ahead[top], ahead[even])
-        z = metrics.recorded_z(found)
-        top = top if found >= BLEND_MARGIN_Z else even
     return top, {
         "reach": round(reach, 3),
         "thin": {b.label: round(float(thin[b].mean()) if len(thin[b]) else 0.0, 5) for b in thin},
         "extrapolated": {b.label: round(m, 5) for b, m in mean.items()},
-        "best_z_vs_even_mix": z,
+        "best_z_vs_even_mix": next(iter(even_zs.values()), None),
         "weight": float(top.weight),
     }
 
@@ -335,103 +360,71 @@ def blend_check(
         return None
     n = params.n_candidates
     settings = blend.grid(with_prior=liked_shares_differ(feats))
-    by_label = {b.label: b for b in settings}
-    groups = list(by_label)
     truth = truth.join(users, on=C.USER_IDX, how="left_semi").cache()
-    by_setting = blend.ranked_by_setting(feats, settings, k, n).cache()  # feats: of ``users`` only
-    first = ranker.user_share(users, 0.5, params.seed + 2).select(C.USER_IDX).withColumn(_HALF, F.lit(1))
-    halves = {
-        1: truth.join(first, on=C.USER_IDX, how="left_semi"),
-        2: truth.join(first, on=C.USER_IDX, how="left_anti"),
-    }
-
-    def by_setting_on(part: DataFrame) -> dict[str, float]:
-        found = metrics.ranking_metrics_by(by_setting, part, [k], groups, by=blend.SETTING)
-        return {g: round(found[g][k]["ndcg"], 5) for g in groups}
-
-    def best(
-        scores: dict[str, float], part: DataFrame, zs: dict[str, float], prior_zs: dict[str, float]
-    ) -> str:
-        """The best setting on ``part`` (ties: nearer an even mix, then the smaller γ), or the best with γ
-        :data:`recspark.blend.DEFAULT_PRIOR` unless the best is ahead of that by :data:`BLEND_MARGIN_Z` (its z recorded
-        in ``prior_zs``); then that setting, or the even mix with its γ unless the setting is ahead of it by
-        :data:`BLEND_MARGIN_Z` (its z recorded in ``zs``)."""
-
-        def top_of(labels: list[str]) -> str:
-            return max(
-                labels, key=lambda g: (scores[g], -abs(by_label[g].weight - EVEN_MIX), -by_label[g].prior)
-            )
-
-        top = top_of(groups)
-        kept = [g for g in groups if by_label[g].prior == blend.DEFAULT_PRIOR]
-        if kept and by_label[top].prior != blend.DEFAULT_PRIOR:
-            at_kept = top_of(kept)
-            _, z = metrics.paired_difference(setting_lists(top), setting_lists(at_kept), part, k)
-            prior_zs[top] = metrics.recorded_z(z)
-            top = top if z >= BLEND_MARGIN_Z else at_kept
-        even = blend.Blend(EVEN_MIX, by_label[top].prior).label
-        if top == even or even not in by_label:
-            return top
-        _, z = metrics.paired_difference(setting_lists(top), setting_lists(even), part, k)
-        zs[top] = metrics.recorded_z(z)  # None: ahead for every user alike
-        return top if z >= BLEND_MARGIN_Z else even
-
-    def setting_lists(label: str, frame: DataFrame | None = None) -> DataFrame:
-        frame = by_setting if frame is None else frame
-        return frame.where(F.col(blend.SETTING) == label).select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
-
-    even_z: dict[str, dict[str, float]] = {"all": {}, "1": {}, "2": {}}
-    prior_z: dict[str, dict[str, float]] = {"all": {}, "1": {}, "2": {}}
-    on_all = by_setting_on(truth)
-    on_half = {h: by_setting_on(part) for h, part in halves.items()}
-    best_on_half = {h: best(on_half[h], halves[h], even_z[str(h)], prior_z[str(h)]) for h in halves}
-    chosen = {1: best_on_half[2], 2: best_on_half[1]}  # each half ranked with the other half's setting
-    half = F.coalesce(F.col(_HALF), F.lit(2))
-    crossed = (
-        by_setting.join(F.broadcast(first), on=C.USER_IDX, how="left")
-        .where(F.col(blend.SETTING) == F.when(half == 1, chosen[1]).otherwise(chosen[2]))
-        .select(C.USER_IDX, C.RANK, C.BOOK_IDX, C.SCORE)
-        .cache()
+    by_setting = blend.ranked_by_setting(feats, settings, k, n)  # feats: of ``users`` only
+    # every setting's NDCG@k of every user in one job; the halves, the check users and the rules are then numpy
+    user_ids, per_label = metrics.per_user_scores_by(
+        by_setting, truth, k, [b.label for b in settings], blend.SETTING
     )
-    singles = single_ndcg(lists, truth, k)
+    per_user = {b: per_label[b.label] for b in settings}
+    first = ranker.user_share(users, 0.5, params.seed + 2).select(C.USER_IDX)
+    in_first = np.isin(user_ids, _ids(first))
+    halves = {1: in_first, 2: ~in_first}
+
+    def on(mask: np.ndarray) -> dict[blend.Blend, np.ndarray]:
+        return {b: v[mask] for b, v in per_user.items()}
+
+    even_z: dict[str, dict[str, float | None]] = {"all": {}, "1": {}, "2": {}}
+    prior_z: dict[str, dict[str, float | None]] = {"all": {}, "1": {}, "2": {}}
+    best_on_half = {h: one_se_choice(on(m), prior_z[str(h)], even_z[str(h)]) for h, m in halves.items()}
+    # each half ranked with the other half's setting: every user's score out of sample
+    crossed = np.where(in_first, per_user[best_on_half[2]], per_user[best_on_half[1]])
+    _, by_source = single_scores(lists, truth, k)  # the same users in the same order as ``user_ids``
+    singles = {name: round(float(v.mean()) if len(v) else 0.0, 5) for name, v in by_source.items()}
     best_single = max(singles, key=singles.get)
-    score = metrics.ranking_metrics(crossed, truth, [k])[k]["ndcg"]
-    on_check = metrics.ranking_metrics(crossed, check_truth, [k])[k]["ndcg"]
-    _, z = metrics.paired_difference(crossed, lists[best_single].where(F.col(C.RANK) <= k), truth, k)
-    chosen_all = by_label[best(on_all, truth, even_z["all"], prior_z["all"])]
+    _, z = metrics.paired_z(crossed, by_source[best_single])
+    in_check = np.isin(user_ids, _ids(check_truth))
+    chosen_all = one_se_choice(per_user, prior_z["all"], even_z["all"])
     curve = None
     if thin_feats is not None and reach > 0:  # the weight where the scores are heading, at the γ chosen
         at_prior = tuple(b for b in settings if b.prior == chosen_all.prior)
-        thin_by = blend.ranked_by_setting(thin_feats, at_prior, k, n).cache()
-        valid_scores = {b: metrics.per_user_scores(setting_lists(b.label), truth, k) for b in at_prior}
-        thin_scores = {
-            b: metrics.per_user_scores(setting_lists(b.label, thin_by), truth, k) for b in at_prior
-        }
-        extrapolated, curve = extrapolated_choice(valid_scores, thin_scores, reach)
+        thin_by = blend.ranked_by_setting(thin_feats, at_prior, k, n)
+        _, thin_label = metrics.per_user_scores_by(
+            thin_by, truth, k, [b.label for b in at_prior], blend.SETTING
+        )
+        extrapolated, curve = extrapolated_choice(
+            {b: per_user[b] for b in at_prior}, {b: thin_label[b.label] for b in at_prior}, reach
+        )
         curve["weight_on_validation"] = float(chosen_all.weight)
         chosen_all = extrapolated
-        thin_by.unpersist()
-    for df in (crossed, by_setting, truth):
-        df.unpersist()
+    truth.unpersist()
     return {
         "weight": float(chosen_all.weight),
         "prior": float(chosen_all.prior),
-        "ndcg_by_weight": on_all,  # by setting label (the key older records have)
-        "weight_best_on_half": {str(h): by_label[best_on_half[h]].label for h in halves},
+        # by setting label (the key older records have)
+        "ndcg_by_weight": {
+            b.label: round(float(v.mean()) if len(v) else 0.0, 5) for b, v in per_user.items()
+        },
+        "weight_best_on_half": {str(h): best_on_half[h].label for h in halves},
         # z of the best setting against the even mix (same γ), on all users and on each half, where they differ
         "even_mix_z": even_z,
         # z of the best setting against the best with the kept γ (blend.DEFAULT_PRIOR), where their γ differ
         "prior_z": prior_z,
-        "ndcg": round(score, 5),
+        "ndcg": round(float(crossed.mean()) if len(crossed) else 0.0, 5),
         "single": singles,
         "best_single": best_single,
         "z": metrics.recorded_z(z),  # None: the same difference for every user
         # kept unless the best single model is ahead by BLEND_MARGIN_Z standard errors
         "wins": bool(z > -BLEND_MARGIN_Z),
-        "ndcg_on_check_users": round(on_check, 5),
+        "ndcg_on_check_users": round(float(crossed[in_check].mean()) if in_check.any() else 0.0, 5),
         # the weight from the learning curve (None: not measured): the weight above is its choice
         "learning_curve": curve,
     }
+
+
+def _ids(frame: DataFrame) -> np.ndarray:
+    """The distinct user indexes of ``frame``, collected."""
+    return frame.select(C.USER_IDX).distinct().toArrow().column(C.USER_IDX).to_numpy()
 
 
 def liked_shares_differ(feats: DataFrame) -> bool:
@@ -443,14 +436,22 @@ def liked_shares_differ(feats: DataFrame) -> bool:
     return low is not None and high - low > 1e-6
 
 
-def single_ndcg(lists: dict[str, DataFrame], truth: DataFrame, k: int) -> dict[str, float]:
-    """NDCG@k of every source's top ``k`` over the users in ``truth``, every source in one Spark job."""
+def single_scores(
+    lists: dict[str, DataFrame], truth: DataFrame, k: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every source's per-user NDCG@k of its top ``k`` over the users in ``truth`` (ascending; every source in one
+    Spark job, :func:`recspark.metrics.per_user_scores_by`)."""
     every = None
     for name, df in lists.items():
         part = df.where(F.col(C.RANK) <= k).select(F.lit(name).alias(_SOURCE), C.USER_IDX, C.RANK, C.BOOK_IDX)
         every = part if every is None else every.unionByName(part)
-    found = metrics.ranking_metrics_by(every, truth, [k], list(lists), by=_SOURCE)
-    return {name: round(found[name][k]["ndcg"], 5) for name in lists}
+    return metrics.per_user_scores_by(every, truth, k, list(lists), by=_SOURCE)
+
+
+def single_ndcg(lists: dict[str, DataFrame], truth: DataFrame, k: int) -> dict[str, float]:
+    """NDCG@k of every source's top ``k`` over the users in ``truth`` (the means of :func:`single_scores`)."""
+    _, scores = single_scores(lists, truth, k)
+    return {name: round(float(v.mean()) if len(v) else 0.0, 5) for name, v in scores.items()}
 
 
 def published_kind(summary: dict) -> str | None:

@@ -122,6 +122,16 @@ def test_paired_difference_by_hand(spark):
     assert sa.mean() == pytest.approx(ranking_metrics(a, truth, [10])[10]["ndcg"])
     assert paired_z(sa, sb) == pytest.approx((m, z))
     assert paired_z(sa, sa) == (0.0, 0.0)
+    # several lists in one job: each list's per-user scores as alone, a group without rows 0 for every user
+    from pyspark.sql import functions as F
+
+    from recspark.metrics import per_user_scores_by
+
+    both = a.withColumn("m", F.lit("a")).unionByName(b.withColumn("m", F.lit("b")))
+    users, by = per_user_scores_by(both, truth, 10, ["a", "b", "none"], by="m")
+    assert list(users) == [1, 2, 3]
+    assert list(by["a"]) == pytest.approx([1.0, g, 0.0]) and list(by["b"]) == pytest.approx([g, 0.0, g])
+    assert list(by["none"]) == [0.0, 0.0, 0.0]
 
 
 def test_a_difference_the_same_for_every_user_is_certain_not_absent():
