@@ -346,6 +346,22 @@ def test_a_search_goes_beyond_the_top_of_its_grid_only_while_it_improves():
     assert tune.beyond_the_edge((1.0, 4.0, 16.0, 64.0), 64.0, try_value) == 256.0 and tried == [256.0, 1024.0]
 
 
+def test_a_geometric_grid_is_refined_halfway_on_either_side_of_its_best():
+    ease_grid = (1.0, 4.0, 16.0, 64.0)  # steps of 4: the halfway points are a factor 2 away
+    # the peak between 4 and 16, nearer 8: 8 tried and kept, 2 tried and not
+    try_value, tried = scorer(7.0, top=4.0)
+    assert tune.refined(ease_grid, 4.0, try_value) == 8.0 and tried == [2.0, 8.0]
+    # the grid's best is the peak: both tried, neither kept
+    try_value, tried = scorer(16.0, top=16.0)
+    assert tune.refined(ease_grid, 16.0, try_value) == 16.0 and tried == [8.0, 32.0]
+    # past the grid's end (beyond_the_edge went to 256): still one halving either side
+    try_value, tried = scorer(400.0, top=256.0)
+    assert tune.refined(ease_grid, 256.0, try_value) == 512.0 and tried == [128.0, 512.0]
+    # a grid of one value has no step to halve
+    try_value, tried = scorer(3.0, top=1.0)
+    assert tune.refined((1.0,), 1.0, try_value) == 1.0 and tried == []
+
+
 def test_cancel_after_stops_a_running_spark_job(spark):
     import time as _time
 
