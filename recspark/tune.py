@@ -122,11 +122,13 @@ ITEMCF_GRID = (
 # generated ratings and shelves kept β = 0 (README, "The sparse next shelves shape"); beyond 3 (9, 27) while the
 # top wins (beyond_the_edge)
 ITEMCF_PRIOR_GRID = (0.1, 0.3, 1.0, 3.0)
-# item-CF's configuration is chosen by validation NDCG at this depth, not at K: more hits per user make a steadier
-# choice. On MovieLens 100k, six validation splits of one run's training side chose EASE l2 64, 32, 32, 64, 16, 32
-# by NDCG@10 and 16, 16, 32, 16, 16, 16 by NDCG@50; on the test at all the data l2 16 scored 0.3574, 32 0.3475 and
-# 64 0.3342. Elsewhere the two chose alike or @50 better (docs/quality.md, "Item-CF chosen by NDCG@50")
-ITEMCF_CHOICE_K = 50
+# item-CF's configuration is chosen by validation NDCG at this many times K, not at K: a top 20 holds about twice
+# the hits of a top 10, so the choice is steadier, and it is near enough to the top 10 to want the same model (at 50
+# sparse to-read shelves wanted a larger l2 than at 10). Emulated tuning splits, EASE's l2 scored on the test with
+# all the data (bench/itemcf_choice.py; docs/quality.md, "Item-CF chosen at depth 20"): MovieLens 100k by NDCG@10
+# 0.3419, by @20 and refined 0.3508; generated goodbooks-like ratings 0.0805 / 0.0829; real to-read shelves 0.0817
+# / 0.0821
+ITEMCF_CHOICE_DEPTH = 2
 # content configurations: the weight of the popularity prior and the taste half-life (days)
 CONTENT_GRID = (
     {"popularity_weight": 0.3, "half_life_days": 365.0},
@@ -970,14 +972,14 @@ def refined(grid: tuple[float, ...], best: float, try_value: Callable[[float], b
 def best_itemcf(
     train: DataFrame, truth: DataFrame, users: DataFrame, k: int, seed: int
 ) -> tuple[dict, float, DataFrame]:
-    """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG@:data:`ITEMCF_CHOICE_K`
-    (co-occurrence counted once for all of them; EASE's l2 searched beyond the grid when its top wins,
+    """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG at
+    :data:`ITEMCF_CHOICE_DEPTH` times ``k`` (co-occurrence counted once for all of them; EASE's l2 searched beyond the grid when its top wins,
     :func:`beyond_the_edge`, and then at the halfway points on either side of the best, :func:`refined`), then
     the weight of its popularity prior from :data:`ITEMCF_PRIOR_GRID` by NDCG@k (kept at 0 unless one scores
     higher; beyond the grid likewise), its NDCG@k, and its neighbour table (cached: the caller unpersists it).
     The first configuration wins ties."""
     co = itemcf.Cooccurrence(train, itemcf.ItemCfParams(seed=seed))
-    depth = max(k, ITEMCF_CHOICE_K)
+    depth = ITEMCF_CHOICE_DEPTH * k
     # (NDCG@depth: what chooses, NDCG@k: what is reported and what the prior must beat, params, table)
     best: tuple[float, float, itemcf.ItemCfParams, DataFrame] | None = None
 
