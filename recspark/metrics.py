@@ -163,9 +163,8 @@ def per_user_scores_by(
         .toArrow()
     )
     user_col = found.column(C.USER_IDX).to_numpy()
-    users = np.unique(
-        user_col
-    )  # every user in truth: the left join keeps the ones without a hit (group null)
+    # every user in truth: the left join keeps the ones without a hit (their group is null)
+    users = np.unique(user_col)
     pos = np.searchsorted(users, user_col)
     group_col = np.asarray(found.column(by).to_pylist(), dtype=object)
     ndcg = np.nan_to_num(found.column("ndcg").to_numpy(zero_copy_only=False).astype(float))

@@ -125,7 +125,7 @@ ITEMCF_PRIOR_GRID = (0.1, 0.3, 1.0, 3.0)
 # item-CF's configuration is chosen by validation NDCG at this many times K, not at K: a top 20 holds about twice
 # the hits of a top 10, so the choice is steadier, and it is near enough to the top 10 to want the same model (at 50
 # sparse to-read shelves wanted a larger l2 than at 10). Emulated tuning splits, EASE's l2 scored on the test with
-# all the data (bench/itemcf_choice.py; docs/quality.md, "Item-CF chosen at depth 20"): MovieLens 100k by NDCG@10
+# all the data (bench/itemcf_choice.py; docs/quality.md, "Item-CF chosen at twice K"): MovieLens 100k by NDCG@10
 # 0.3419, by @20 and refined 0.3508; generated goodbooks-like ratings 0.0805 / 0.0829; real to-read shelves 0.0817
 # / 0.0821
 ITEMCF_CHOICE_DEPTH = 2
@@ -973,8 +973,9 @@ def best_itemcf(
     train: DataFrame, truth: DataFrame, users: DataFrame, k: int, seed: int
 ) -> tuple[dict, float, DataFrame]:
     """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG at
-    :data:`ITEMCF_CHOICE_DEPTH` times ``k`` (co-occurrence counted once for all of them; EASE's l2 searched beyond the grid when its top wins,
-    :func:`beyond_the_edge`, and then at the halfway points on either side of the best, :func:`refined`), then
+    :data:`ITEMCF_CHOICE_DEPTH` times ``k`` (co-occurrence counted once for all of them; EASE's l2 searched beyond
+    the grid when its top wins, :func:`beyond_the_edge`, and then at the halfway points on either side of the
+    best, :func:`refined`), then
     the weight of its popularity prior from :data:`ITEMCF_PRIOR_GRID` by NDCG@k (kept at 0 unless one scores
     higher; beyond the grid likewise), its NDCG@k, and its neighbour table (cached: the caller unpersists it).
     The first configuration wins ties."""
