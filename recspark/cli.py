@@ -376,7 +376,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     skipped = f", {search.n_skipped} more skipped as too slow" if search.n_skipped else ""
     print(
         f"{len(search.trials) - search.n_skipped} trials{skipped} in {search.seconds:.0f} s "
-        f"(budget {search.budget_s:.0f} s)"
+        f"(budget {search.budget_s:.0f} s on the {search.clock} clock)"
     )
     print(f"best:      {search.best}")
     print(f"runner-up: {search.runner_up}")
@@ -679,7 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune-budget",
         type=_positive_float,
         default=None,
-        help="seconds the search may take (default: 40x its first trial, at least 180 s)",
+        help="seconds the search may take, counted as Spark's CPU seconds per core in local mode "
+        "(default: 40x its first trial, at least 180 s)",
     )
     r.add_argument("--no-tuned", action="store_true", help="built-in parameters only (implies --tune off)")
     r.add_argument(
@@ -761,7 +762,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--configs", "--trials", dest="configs", type=_positive_int, default=18, help="configurations"
     )
-    t.add_argument("--budget", type=_positive_float, default=None, help="seconds (default: automatic)")
+    t.add_argument(
+        "--budget",
+        type=_positive_float,
+        default=None,
+        help="seconds, CPU per core in local mode (default: automatic)",
+    )
     t.add_argument("--k", type=_positive_int, default=10)
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--no-mlflow", action="store_true")

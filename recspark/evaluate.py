@@ -180,6 +180,15 @@ def baseline_lists(
     }
 
 
+def budget_clock(clock: str | None) -> str:
+    """How the report names the clock of a search's budget (:func:`recspark.spark.work_clock`): nothing for the
+    wall clock (and older records, which have no clock)."""
+    if not clock or clock == "wall":
+        return ""
+    cores = clock.removeprefix("cpu/")
+    return f" of Spark's CPU time over {cores} core{'s' if cores != '1' else ''}"
+
+
 def default_check_lines(check: dict | None) -> list[str]:
     """The report's line on the search's best against the built-in configuration (none when they are one)."""
     if not check or "winner_ndcg" not in check:  # the search's best is the built-in configuration itself
@@ -220,7 +229,7 @@ def tuning_section(tuning: dict) -> str:
             f"- **search**: {tuning.get('trials')} trials"
             + (f" ({n} more skipped as too slow)" if (n := tuning.get("trials_skipped")) else "")
             + f" in {tuning.get('seconds')} s "
-            f"(budget {tuning.get('budget_s')} s); validation split carved from the training side only"
+            f"(budget {tuning.get('budget_s')} s{budget_clock(tuning.get('clock'))}); validation split carved from the training side only"
             + (f" ({made})" if (made := describe_validation(tuning.get("validation"))) else ""),
         ]
     rk = tuning.get("ranker")

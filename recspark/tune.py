@@ -71,7 +71,7 @@ from recspark import (
 )
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
-from recspark.spark import set_logger_level
+from recspark.spark import clock_name, set_logger_level, work_clock
 from recspark.tables import MODEL, Lakehouse
 
 log = logging.getLogger(__name__)
@@ -278,6 +278,7 @@ class Search:
         None  # the winner against the built-in configuration (keep_the_default_unless_beaten)
     )
     validation: dict | None = None  # how the validation split was made (validation_split)
+    clock: str = "wall"  # what budget_s and the trials' seconds count (spark.clock_name)
 
     @property
     def n_skipped(self) -> int:
@@ -291,6 +292,7 @@ class Search:
             "trials": len(self.trials) - self.n_skipped,
             "trials_skipped": self.n_skipped,
             "budget_s": round(self.budget_s, 1),
+            "clock": self.clock,
             "seconds": round(self.seconds, 1),
             "skipped": self.skipped,
             "model": self.model,
@@ -332,8 +334,8 @@ def run_trial(
     clock: Callable[[], float],
 ) -> tuple[float | None, dict]:
     """Fit and score one trial: its score (None when it ran past ``limit`` and was cancelled) and its row (the
-    score rounded)."""
-    t0 = clock()
+    score rounded; ``seconds`` on ``clock``, and ``wall_seconds`` too when that is not the wall clock)."""
+    t0, wall0 = clock(), time.perf_counter()
     try:
         value: float | None = float(score(t, iters, limit))
     except TrialTimeout:
@@ -342,6 +344,8 @@ def run_trial(
     row = {**t.as_dict(), "rung": rung, "iterations": iters}
     row["ndcg"] = round(value, 5) if value is not None else None
     row["seconds"] = round(clock() - t0, 1)
+    if clock is not time.perf_counter:  # the budget's clock is not the wall clock: both are kept
+        row["wall_seconds"] = round(time.perf_counter() - wall0, 1)
     return value, row
 
 
@@ -587,11 +591,17 @@ def settle(spark: SparkSession, group: str, timeout_s: float = SETTLE_S) -> bool
         time.sleep(0.1)
 
 
+WATCH_S = 0.5  # how often cancel_after reads its clock
+
+
 @contextmanager
-def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
-    """Run the block's Spark jobs in a job group that is cancelled after ``limit_s`` seconds; the block then
-    raises :class:`TrialTimeout`. None: no limit. The loggers of :data:`QUIET_WHILE_CANCELLING` are off from the
-    cancellation until its tasks have ended (:func:`settle`)."""
+def cancel_after(
+    spark: SparkSession, limit_s: float | None, clock: Callable[[], float] = time.perf_counter
+) -> Iterator[None]:
+    """Run the block's Spark jobs in a job group that is cancelled once ``limit_s`` seconds of ``clock`` have
+    passed (read every :data:`WATCH_S` s); the block then raises :class:`TrialTimeout`. None: no limit. The
+    loggers of :data:`QUIET_WHILE_CANCELLING` are off from the cancellation until its tasks have ended
+    (:func:`settle`)."""
     if limit_s is None:
         yield
         return
@@ -600,10 +610,12 @@ def cancel_after(spark: SparkSession, limit_s: float | None) -> Iterator[None]:
     done = threading.Event()
     fired = threading.Event()
     quieted: dict[str, str | None] = {}
+    t0 = clock()
 
     def watchdog() -> None:
-        if done.wait(limit_s):
-            return
+        while (left := limit_s - (clock() - t0)) > 0:
+            if done.wait(min(left, WATCH_S)):
+                return
         fired.set()
         # Spark ML logs a cancelled fit as an ERROR with a Java stack trace, and every killed task a WARN: this
         # cancellation is intended (the warning below says so), and the exception still reaches the block
@@ -755,6 +767,8 @@ def tune(
         n_users,
     )
     valid_users = truth.select(C.USER_IDX).distinct().cache()
+    clock = work_clock(spark)  # the budget buys the same trials on a busy machine (spark.work_clock)
+    log.info("tuning budget counted on the %s clock", clock_name(clock))
     prefs_cache: dict[tuple[str, str], DataFrame] = {}
     # the models fitted with every iteration (the last rung's few): the ranker's check reuses the winner's
     full_fits: dict[Trial, object] = {}
@@ -765,7 +779,7 @@ def tune(
         key = (t.scheme, t.signals)
         if key not in prefs_cache:
             prefs_cache[key] = tune_train.transform(preference(t.weights())).cache()
-        with cancel_after(spark, limit_s):
+        with cancel_after(spark, limit_s, clock):
             model = als.fit(spark, prefs_cache[key], t.als_params(iters, seed))
             users = als.user_factors(model).join(valid_users, on=C.USER_IDX, how="left_semi")
             recs = topk.recommend(spark, users, als.item_factors(model), k, seen=tune_train)
@@ -784,8 +798,9 @@ def tune(
     search_rows: list[dict] = []
     if "als" in models:
         configs = sample(n_configs, seed, space)
-        search = successive_halving(configs, score, max_iter, budget_s, on_trial=report)
-        level_the_default(search, configs[0], score, on_trial=report)
+        search = successive_halving(configs, score, max_iter, budget_s, clock=clock, on_trial=report)
+        level_the_default(search, configs[0], score, on_trial=report, clock=clock)
+        search.clock = clock_name(clock)
         search = keep_the_default_unless_beaten(search, configs[0], per_user)
         per_user.clear()
     else:

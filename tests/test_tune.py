@@ -390,6 +390,50 @@ def test_cancel_after_stops_a_running_spark_job(spark):
     assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
 
 
+def test_cancel_after_follows_its_clock_not_the_wall_clock(spark):
+    """A budget counted on the work clock: a trial is cancelled when its clock passes the limit, however little
+    wall time went by, and not while its clock stands still, however much did."""
+    import time as _time
+
+    def slow(batches):
+        for b in batches:
+            _time.sleep(3)
+            yield b
+
+    job = spark.range(2).repartition(2).mapInPandas(slow, "id long")
+    frozen = tune.cancel_after(spark, 1.0, clock=lambda: 0.0)
+    with frozen:  # 3 s of wall time, no time on its clock: it finishes
+        assert job.count() == 2
+    with (
+        pytest.raises(tune.TrialTimeout),
+        tune.cancel_after(spark, 10.0, clock=lambda: 20 * _time.perf_counter()),
+    ):
+        job.count()  # its clock passes 10 s after 0.5 s of wall time: cancelled while its tasks sleep
+
+
+def test_work_clock_counts_spark_cpu_per_core_and_not_waiting(spark):
+    """In local mode the tuning budget's clock is Spark's CPU time over its cores: a CPU-bound job moves it, a
+    second of sleeping does not (a wall clock would move by the second)."""
+    import time as _time
+
+    from recspark.spark import clock_name, local_cores, work_clock
+
+    assert local_cores("local") == 1 and local_cores("local[1]") == 1
+    assert local_cores("local[2]") == min(2, local_cores("local[*]"))
+    assert local_cores("local[1, 3]") == 1 and local_cores("local[64]") == local_cores("local[*]")
+    assert local_cores("spark://host:7077") is None and local_cores("yarn") is None
+    clock = work_clock(spark)
+    assert clock_name(clock) == f"cpu/{local_cores(spark.sparkContext.master)}"
+    before = clock()
+    _time.sleep(1.0)
+    idle = clock() - before
+    before = clock()
+    spark.range(0, 20_000_000, numPartitions=2).selectExpr("sum(sqrt(id * 1.0) * ln(id + 1.0))").collect()
+    busy = clock() - before
+    assert idle < 0.25, idle
+    assert busy > idle + 0.05, (busy, idle)
+
+
 def test_settle_waits_for_the_running_tasks_of_a_job_group(spark):
     """What keeps a cancelled trial's task WARNs inside the quiet window: ``settle`` returns once no task of the
     group runs, and gives up (False) at its timeout."""
