@@ -680,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=None,
         help="seconds the search may take, counted as Spark's CPU seconds per core in local mode "
-        "(default: 40x its first trial, at least 180 s)",
+        "(default: 50x its first trial, at least 180 s)",
     )
     r.add_argument("--no-tuned", action="store_true", help="built-in parameters only (implies --tune off)")
     r.add_argument(
