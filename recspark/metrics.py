@@ -201,6 +201,16 @@ def paired_z(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     return mean, mean / (sd / math.sqrt(n))
 
 
+def mean_score(scores: np.ndarray) -> float:
+    """The mean of per-user scores (:func:`per_user_scores`), 0 for no users."""
+    return float(scores.mean()) if len(scores) else 0.0
+
+
+def recorded_mean(scores: np.ndarray) -> float:
+    """:func:`mean_score` as run records keep it: rounded to 5 decimals."""
+    return round(mean_score(scores), 5)
+
+
 def recorded_z(z: float) -> float | None:
     """A z as run records and reports keep it: rounded to 2 decimals, ``None`` where it is infinite (every user
     differs by the same amount, :func:`paired_z`; strict JSON has no infinity). The decision it led to is recorded

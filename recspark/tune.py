@@ -793,7 +793,7 @@ def tune(
         per_user[(t, iters)] = scores
         if iters == max_iter:
             full_fits[t] = model
-        return float(scores.mean()) if len(scores) else 0.0
+        return metrics.mean_score(scores)
 
     def report(row: dict) -> None:
         log.info("trial %d: %s", len(search_rows) + 1, json.dumps(row))

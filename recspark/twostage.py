@@ -135,7 +135,7 @@ def one_se_choice(
     then that setting, or the even mix (:data:`EVEN_MIX`) with its γ unless the setting is as far ahead of it
     (recorded in ``even_zs``). Every rule on the blend's settings is this one function: the cross-fitted halves,
     all validation users, and the learning curve's extrapolated scores."""
-    means = {b: float(v.mean()) if len(v) else 0.0 for b, v in scores.items()}
+    means = {b: metrics.mean_score(v) for b, v in scores.items()}
     top = top_setting(means)
     at_prior = {b: m for b, m in means.items() if b.prior == blend.DEFAULT_PRIOR}
     if at_prior and top.prior != blend.DEFAULT_PRIOR:
@@ -163,10 +163,10 @@ def extrapolated_choice(
     ahead = {b: valid[b] + reach * (valid[b] - thin[b]) for b in valid}
     even_zs: dict[str, float | None] = {}
     top = one_se_choice(ahead, {}, even_zs)
-    mean = {b: float(v.mean()) if len(v) else 0.0 for b, v in ahead.items()}
+    mean = {b: metrics.mean_score(v) for b, v in ahead.items()}
     return top, {
         "reach": round(reach, 3),
-        "thin": {b.label: round(float(thin[b].mean()) if len(thin[b]) else 0.0, 5) for b in thin},
+        "thin": {b.label: metrics.recorded_mean(thin[b]) for b in thin},
         "extrapolated": {b.label: round(m, 5) for b, m in mean.items()},
         "best_z_vs_even_mix": next(iter(even_zs.values()), None),
         "weight": float(top.weight),
@@ -380,7 +380,7 @@ def blend_check(
     # each half ranked with the other half's setting: every user's score out of sample
     crossed = np.where(in_first, per_user[best_on_half[2]], per_user[best_on_half[1]])
     _, by_source = single_scores(lists, truth, k)  # the same users in the same order as ``user_ids``
-    singles = {name: round(float(v.mean()) if len(v) else 0.0, 5) for name, v in by_source.items()}
+    singles = {name: metrics.recorded_mean(v) for name, v in by_source.items()}
     best_single = max(singles, key=singles.get)
     _, z = metrics.paired_z(crossed, by_source[best_single])
     in_check = np.isin(user_ids, _ids(check_truth))
@@ -402,21 +402,19 @@ def blend_check(
         "weight": float(chosen_all.weight),
         "prior": float(chosen_all.prior),
         # by setting label (the key older records have)
-        "ndcg_by_weight": {
-            b.label: round(float(v.mean()) if len(v) else 0.0, 5) for b, v in per_user.items()
-        },
+        "ndcg_by_weight": {b.label: metrics.recorded_mean(v) for b, v in per_user.items()},
         "weight_best_on_half": {str(h): best_on_half[h].label for h in halves},
         # z of the best setting against the even mix (same γ), on all users and on each half, where they differ
         "even_mix_z": even_z,
         # z of the best setting against the best with the kept γ (blend.DEFAULT_PRIOR), where their γ differ
         "prior_z": prior_z,
-        "ndcg": round(float(crossed.mean()) if len(crossed) else 0.0, 5),
+        "ndcg": metrics.recorded_mean(crossed),
         "single": singles,
         "best_single": best_single,
         "z": metrics.recorded_z(z),  # None: the same difference for every user
         # kept unless the best single model is ahead by BLEND_MARGIN_Z standard errors
         "wins": bool(z > -BLEND_MARGIN_Z),
-        "ndcg_on_check_users": round(float(crossed[in_check].mean()) if in_check.any() else 0.0, 5),
+        "ndcg_on_check_users": metrics.recorded_mean(crossed[in_check]),
         # the weight from the learning curve (None: not measured): the weight above is its choice
         "learning_curve": curve,
     }
@@ -451,7 +449,7 @@ def single_scores(
 def single_ndcg(lists: dict[str, DataFrame], truth: DataFrame, k: int) -> dict[str, float]:
     """NDCG@k of every source's top ``k`` over the users in ``truth`` (the means of :func:`single_scores`)."""
     _, scores = single_scores(lists, truth, k)
-    return {name: round(float(v.mean()) if len(v) else 0.0, 5) for name, v in scores.items()}
+    return {name: metrics.recorded_mean(v) for name, v in scores.items()}
 
 
 def published_kind(summary: dict) -> str | None:

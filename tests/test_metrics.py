@@ -148,6 +148,17 @@ def test_a_difference_the_same_for_every_user_is_certain_not_absent():
     assert z_text(None) == "n/a (the same difference for every user)" and z_text(2.5) == "2.5"
 
 
+def test_a_mean_of_no_users_is_zero_and_records_keep_five_decimals():
+    import numpy as np
+
+    from recspark.metrics import mean_score, recorded_mean
+
+    assert mean_score(np.array([])) == 0.0 and recorded_mean(np.array([], dtype=float)) == 0.0
+    assert mean_score(np.array([1.0, 0.0, 0.0])) == 1 / 3
+    assert recorded_mean(np.array([1.0, 0.0, 0.0])) == 0.33333
+    assert isinstance(recorded_mean(np.array([0.5])), float)
+
+
 def test_several_lists_at_once_equal_each_list_alone(spark):
     """The one-job evaluation of several models (``*_by``) gives each model exactly its own metrics; a model
     with no list at all scores 0."""
