@@ -546,8 +546,8 @@ def keep_the_default_unless_beaten(
     check = {
         "iterations": iters,
         "cross_fitted_iterations": first,
-        "winner_ndcg": round(float(ours.mean()), 5),
-        "default_ndcg": round(float(theirs.mean()), 5),
+        "winner_ndcg": metrics.recorded_mean(ours),
+        "default_ndcg": metrics.recorded_mean(theirs),
         "z": metrics.recorded_z(z),  # None: the same difference for every user
         "z_cross_fitted": metrics.recorded_z(z_cross),
         "configurations": len(rivals),
