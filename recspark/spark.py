@@ -67,6 +67,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 
@@ -450,7 +451,33 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
 
-def work_clock(spark: SparkSession) -> Callable[[], float]:
+@dataclass(frozen=True)
+class Clock:
+    """A clock a budget is counted on: the wall clock (``cores`` None), or the CPU seconds of process ``pid`` (a
+    local Spark's JVM) and of this Python process, divided by ``cores``. Calling it reads it."""
+
+    cores: int | None = None
+    pid: int | None = None
+
+    def __call__(self) -> float:
+        if self.cores is None or self.pid is None:
+            return time.perf_counter()
+        return (cpu_seconds(self.pid) + time.process_time()) / self.cores
+
+    @property
+    def is_wall(self) -> bool:
+        return self.cores is None
+
+    @property
+    def name(self) -> str:
+        """How a budget on this clock reads in records: ``"wall"``, or ``"cpu/N"`` (CPU seconds over N cores)."""
+        return "wall" if self.is_wall else f"cpu/{self.cores}"
+
+
+WALL_CLOCK = Clock()
+
+
+def work_clock(spark: SparkSession) -> Clock:
     """A clock of the work a local Spark does, for budgets that should buy the same work whatever else runs on
     the machine: the CPU seconds of the driver's JVM (in local mode the executors too) and of this Python
     process, divided by the cores Spark was given. On an otherwise idle machine with every core busy it keeps
@@ -460,27 +487,17 @@ def work_clock(spark: SparkSession) -> Callable[[], float]:
     share, 130 s against 45-51 s alone, and published NDCG@10 0.0782 instead of about 0.09.)
 
     Elsewhere (a cluster master, whose executors' CPU is not on this machine, or no ``/proc``) the wall clock,
-    ``time.perf_counter``. :func:`clock_name` says which."""
+    :data:`WALL_CLOCK`. :attr:`Clock.name` says which."""
     cores = local_cores(spark.sparkContext.master)
     if cores is None:
-        return time.perf_counter
+        return WALL_CLOCK
     try:
         pid = int(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getPid())
         cpu_seconds(pid)
     except Exception as exc:  # noqa: BLE001 -- no JVM gateway (Spark Connect) or no /proc (macOS)
         log.info("tuning budgets on the wall clock: no CPU time of Spark's JVM (%s)", exc)
-        return time.perf_counter
-
-    def clock() -> float:
-        return (cpu_seconds(pid) + time.process_time()) / cores
-
-    clock.__name__ = f"cpu/{cores}"
-    return clock
-
-
-def clock_name(clock: Callable[[], float]) -> str:
-    """How a budget measured on ``clock`` reads: ``"wall"``, or ``"cpu/N"`` (CPU seconds over N cores)."""
-    return "wall" if clock is time.perf_counter else getattr(clock, "__name__", "custom")
+        return WALL_CLOCK
+    return Clock(cores, pid)
 
 
 def _finish(spark: SparkSession, checkpoint_dir: str | None, log_level: str | None) -> None:

@@ -73,7 +73,7 @@ from recspark import (
 )
 from recspark import columns as C
 from recspark.features import SCHEMES, SIGNALS, Weights, preference
-from recspark.spark import clock_name, set_logger_level, work_clock
+from recspark.spark import WALL_CLOCK, set_logger_level, work_clock
 from recspark.tables import MODEL, Lakehouse
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class Search:
         None  # the winner against the built-in configuration (keep_the_default_unless_beaten)
     )
     validation: dict | None = None  # how the validation split was made (validation_split)
-    clock: str = "wall"  # what budget_s and the trials' seconds count (spark.clock_name)
+    clock: str = "wall"  # what budget_s and the trials' seconds count (spark.Clock.name)
 
     @property
     def n_skipped(self) -> int:
@@ -350,7 +350,7 @@ def run_trial(
     row = {**t.as_dict(), "rung": rung, "iterations": iters}
     row["ndcg"] = round(value, 5) if value is not None else None
     row["seconds"] = round(clock() - t0, 1)
-    if clock is not time.perf_counter:  # the budget's clock is not the wall clock: both are kept
+    if clock != WALL_CLOCK:  # the budget's clock is not the wall clock: both are kept
         row["wall_seconds"] = round(time.perf_counter() - wall0, 1)
     return value, row
 
@@ -361,7 +361,7 @@ def successive_halving(
     max_iter: int,
     budget_s: float | None,
     eta: int = ETA,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] = WALL_CLOCK,
     on_trial: Callable[[dict], None] | None = None,
 ) -> Search:
     """Run the rungs; ``score(trial, iterations, limit_s)`` fits and scores one configuration and raises
@@ -480,7 +480,7 @@ def level_the_default(
     default: Trial,
     score: Callable[[Trial, int, float | None], float],
     on_trial: Callable[[dict], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] = WALL_CLOCK,
 ) -> None:
     """Score the default with the winner's iterations when the search left it on an earlier rung, so that
     :func:`keep_the_default_unless_beaten` compares the two at the same, higher fidelity. Configurations converge
@@ -602,7 +602,7 @@ WATCH_S = 0.5  # how often cancel_after reads its clock
 
 @contextmanager
 def cancel_after(
-    spark: SparkSession, limit_s: float | None, clock: Callable[[], float] = time.perf_counter
+    spark: SparkSession, limit_s: float | None, clock: Callable[[], float] = WALL_CLOCK
 ) -> Iterator[None]:
     """Run the block's Spark jobs in a job group that is cancelled once ``limit_s`` seconds of ``clock`` have
     passed (read every :data:`WATCH_S` s); the block then raises :class:`TrialTimeout`. None: no limit. The
@@ -774,7 +774,7 @@ def tune(
     )
     valid_users = truth.select(C.USER_IDX).distinct().cache()
     clock = work_clock(spark)  # the budget buys the same trials on a busy machine (spark.work_clock)
-    log.info("tuning budget counted on the %s clock", clock_name(clock))
+    log.info("tuning budget counted on the %s clock", clock.name)
     prefs_cache: dict[tuple[str, str], DataFrame] = {}
     # the models fitted with every iteration (the last rung's few): the ranker's check reuses the winner's
     full_fits: dict[Trial, object] = {}
@@ -806,7 +806,7 @@ def tune(
         configs = sample(n_configs, seed, space)
         search = successive_halving(configs, score, max_iter, budget_s, clock=clock, on_trial=report)
         level_the_default(search, configs[0], score, on_trial=report, clock=clock)
-        search.clock = clock_name(clock)
+        search.clock = clock.name
         search = keep_the_default_unless_beaten(search, configs[0], per_user)
         per_user.clear()
     else:

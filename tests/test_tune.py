@@ -416,14 +416,15 @@ def test_work_clock_counts_spark_cpu_per_core_and_not_waiting(spark):
     second of sleeping does not (a wall clock would move by the second)."""
     import time as _time
 
-    from recspark.spark import clock_name, local_cores, work_clock
+    from recspark.spark import WALL_CLOCK, local_cores, work_clock
 
     assert local_cores("local") == 1 and local_cores("local[1]") == 1
     assert local_cores("local[2]") == min(2, local_cores("local[*]"))
     assert local_cores("local[1, 3]") == 1 and local_cores("local[64]") == local_cores("local[*]")
     assert local_cores("spark://host:7077") is None and local_cores("yarn") is None
     clock = work_clock(spark)
-    assert clock_name(clock) == f"cpu/{local_cores(spark.sparkContext.master)}"
+    assert clock.name == f"cpu/{local_cores(spark.sparkContext.master)}" and not clock.is_wall
+    assert WALL_CLOCK.name == "wall" and WALL_CLOCK.is_wall and WALL_CLOCK() > 0
     before = clock()
     _time.sleep(1.0)
     idle = clock() - before
