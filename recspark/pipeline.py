@@ -80,11 +80,12 @@ def tune_on(
     spark: SparkSession, lake: Lakehouse, train: DataFrame, cfg: RunConfig, opts: TuneOptions, tracker=None
 ) -> tune.Search:
     """Search on ``train`` (the training side of the evaluation split) for the current inputs."""
+    versions = input_versions(lake)
     return tune.tune(
         spark,
         lake,
         train,
-        input_key(input_versions(lake)),
+        input_key(versions),
         n_configs=opts.configs,
         k=cfg.k if cfg.k else 10,
         seed=cfg.seed,
@@ -95,7 +96,7 @@ def tune_on(
         models=cfg.models,
         books=books_of(lake),
         ranker_params=replace(cfg.ranker, seed=cfg.seed) if opts.ranker != "off" else None,
-        ranker_path=ranker_path(lake, input_versions(lake)),
+        ranker_path=ranker_path(lake, versions),
         evaluation_fraction=cfg.test_fraction,
         ranker_required=opts.model == "ranker",
         full_rows=lake.read(SILVER, "interactions").count(),
