@@ -320,7 +320,8 @@ def print_parameters(summary: dict) -> None:
         if b.get("learning_curve"):
             c = b["learning_curve"]
             how += (
-                f"; then where the scores are heading, extrapolated {c['reach']:g} steps from a thinner fit "
+                f"; then where the scores are heading, extrapolated {c['reach']:g} steps from a thinner fit, the "
+                f"even mix moved a weight towards the best for every half standard error of its lead "
                 f"(w {c['weight_on_validation']:g} on validation alone)"
             )
         liked = f", liked share's weight {b['prior']:g}" if b.get("prior") else ""

@@ -314,9 +314,10 @@ def curve_text(curve: dict) -> str:
     return (
         f"the weight where the scores are heading: each setting's NDCG extrapolated {curve['reach']:g} steps "
         f"from sources fitted on {100 * THIN_SHARE:.0f}% of each user's validation training rows "
-        f"({json.dumps(curve['thin'])}) to the validation ones and on ({json.dumps(curve['extrapolated'])}), an "
-        f"even mix unless another weight is a standard error ahead (z {metrics.z_text(curve['best_z_vs_even_mix'])}): "
-        f"w {curve['weight']:g} (validation alone: {curve['weight_on_validation']:g})"
+        f"({json.dumps(curve['thin'])}) to the validation ones and on ({json.dumps(curve['extrapolated'])}), the "
+        f"even mix moved one weight towards the best for every half standard error of its lead (z "
+        f"{metrics.z_text(curve['best_z_vs_even_mix'])}): w {curve['weight']:g} (validation alone: "
+        f"{curve['weight_on_validation']:g})"
     )
 
 

@@ -474,7 +474,8 @@ def test_the_weight_is_chosen_where_the_scores_are_heading():
     level w 0.2 hit nobody and w 0.5 the same users: w 0.2 is gaining. Extrapolated two steps on: w 0.2 scores
     3, 3, 3, 0, 0, 0 and w 0.5 0, 0, 0, 1, 1, 1; the differences 3 x 3 and 3 x -1 have mean 1 and standard
     deviation sqrt(4.8), z = 1 / (sqrt(4.8) / sqrt(6)) = 1.118: w 0.2. One step on: 2 x 3 and -1 x 3, mean 0.5,
-    sd sqrt(2.7), z 0.745, inside a standard error: the even mix is kept."""
+    sd sqrt(2.7), z 0.745, inside a standard error but over half of one: one step of the grid towards w 0.2, which
+    here is w 0.2 itself. Half a step on: 1.5 x 3 and -1 x 3, mean 0.25, sd sqrt(1.875), z 0.447: the even mix."""
     import numpy as np
 
     from recspark import blend, twostage
@@ -490,10 +491,40 @@ def test_the_weight_is_chosen_where_the_scores_are_heading():
         "extrapolated": {"0.2": 1.5, "0.5": 0.5},
         "best_z_vs_even_mix": pytest.approx(1 / (math.sqrt(4.8) / math.sqrt(6)), abs=0.005),
         "weight": 0.2,
+        "stepped": False,
     }
     chosen, record = twostage.extrapolated_choice(valid, thin, 1.0)
-    assert chosen == w5 and record["extrapolated"] == {"0.2": 1.0, "0.5": 0.5}
+    assert chosen == w2 and record["extrapolated"] == {"0.2": 1.0, "0.5": 0.5} and record["stepped"]
     assert record["best_z_vs_even_mix"] == pytest.approx(0.5 / (math.sqrt(2.7) / math.sqrt(6)), abs=0.005)
+    chosen, record = twostage.extrapolated_choice(valid, thin, 0.5)
+    assert chosen == w5 and not record["stepped"]
+    assert record["best_z_vs_even_mix"] == pytest.approx(0.25 / (math.sqrt(1.875) / math.sqrt(6)), abs=0.005)
+
+
+def test_a_lead_inside_a_standard_error_moves_the_weight_one_step():
+    """The grid 0.2 / 0.35 / 0.5 / 0.65 / 0.8 with no change from the thinner level (the extrapolation is validation
+    itself). Six users: w 0.2 scores 2, 2, 2, 0, 0, 0 (mean 1), w 0.35 1, 1, 1, 1, 1, 0 (5/6), the even mix 0, 0, 0,
+    1, 1, 1 (1/2), w 0.65 and 0.8 nothing. The best, w 0.2, leads the even mix by 0.5 with sd sqrt(2.7): z 0.745,
+    one half standard error and not two: one step, w 0.35. Were w 0.35 to score below the even mix, the even mix
+    would stay."""
+    import numpy as np
+
+    from recspark import blend, twostage
+
+    got = {
+        0.2: [2, 2, 2, 0, 0, 0],
+        0.35: [1, 1, 1, 1, 1, 0],
+        0.5: [0, 0, 0, 1, 1, 1],
+        0.65: [0] * 6,
+        0.8: [0] * 6,
+    }
+    valid = {blend.Blend(w): np.array(v, dtype=float) for w, v in got.items()}
+    chosen, record = twostage.extrapolated_choice(valid, valid, 2.0)
+    assert chosen == blend.Blend(0.35) and record["weight"] == 0.35 and record["stepped"]
+    assert record["best_z_vs_even_mix"] == pytest.approx(0.5 / (math.sqrt(2.7) / math.sqrt(6)), abs=0.005)
+    valid[blend.Blend(0.35)] = np.zeros(6)
+    chosen, record = twostage.extrapolated_choice(valid, valid, 2.0)
+    assert chosen == blend.Blend(0.5) and not record["stepped"]
 
 
 def test_the_blend_check_publishes_the_weight_of_its_learning_curve(spark):
