@@ -460,13 +460,14 @@ class Clock:
     pid: int | None = None
 
     def __call__(self) -> float:
-        if self.cores is None or self.pid is None:
+        if self.is_wall:
             return time.perf_counter()
         return (cpu_seconds(self.pid) + time.process_time()) / self.cores
 
     @property
     def is_wall(self) -> bool:
-        return self.cores is None
+        """Whether this is the wall clock (no process or no cores to count): what it reads and how it is named."""
+        return self.cores is None or self.pid is None
 
     @property
     def name(self) -> str:

@@ -416,7 +416,7 @@ def test_work_clock_counts_spark_cpu_per_core_and_not_waiting(spark):
     second of sleeping does not (a wall clock would move by the second)."""
     import time as _time
 
-    from recspark.spark import WALL_CLOCK, local_cores, work_clock
+    from recspark.spark import WALL_CLOCK, Clock, local_cores, work_clock
 
     assert local_cores("local") == 1 and local_cores("local[1]") == 1
     assert local_cores("local[2]") == min(2, local_cores("local[*]"))
@@ -425,6 +425,7 @@ def test_work_clock_counts_spark_cpu_per_core_and_not_waiting(spark):
     clock = work_clock(spark)
     assert clock.name == f"cpu/{local_cores(spark.sparkContext.master)}" and not clock.is_wall
     assert WALL_CLOCK.name == "wall" and WALL_CLOCK.is_wall and WALL_CLOCK() > 0
+    assert Clock(cores=2).is_wall and Clock(cores=2).name == "wall"  # no process to count: the wall clock
     before = clock()
     _time.sleep(1.0)
     idle = clock() - before
