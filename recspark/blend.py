@@ -23,9 +23,10 @@ it, :class:`recspark.twostage.Sources`):
 when the liked share differs between the candidates; :func:`recspark.twostage.blend_check`), like any other
 hyper-parameter of the search, with γ :data:`DEFAULT_PRIOR` kept unless another γ is a standard error ahead, and
 then an even mix (w 0.5) moved one weight towards the best for every half standard error of the best's lead, on
-the scores extrapolated from a thinner fit to the published run's data (:func:`recspark.twostage.extrapolated_choice`); the
-blend is kept unless, cross-fitted (each half of the validation users ranked with the weight chosen on the other
-half), the best single model is a standard error ahead of it on those users (:data:`recspark.twostage.BLEND_MARGIN_Z`).
+the scores extrapolated from a thinner fit to the published run's data
+(:func:`recspark.twostage.extrapolated_choice`); the blend is kept unless, cross-fitted (each half of the
+validation users ranked with the weight chosen on the other half), the best single model is a standard error ahead
+of it on those users (:data:`recspark.twostage.BLEND_MARGIN_Z`).
 Why it is here: in plain numpy beside the product's split
 (``bench/blend.py``), the weight chosen on validation beat the better of ALS and EASE on the held-out test of
 every data set tried (README, "Two-stage").

@@ -21,8 +21,9 @@
    fitted again on a per-user 80% of the validation training rows, the same users' blend lists scored at every
    weight, and each user's NDCG extrapolated linearly on a log scale of rows from that level through validation
    to the rows a published run fits on (:func:`reach_of`, at most two steps; :func:`extrapolated_choice`); there
-   the even mix moves one weight towards the best for every half standard error of its lead (:func:`towards_the_best`). Validation fits on about two thirds of the
-   data, and which family gains more from the rest differs between data sets. Cost: one more fit of each.
+   the even mix moves one weight towards the best for every half standard error of its lead
+   (:func:`towards_the_best`). Validation fits on about two thirds of the data, and which family gains more from
+   the rest differs between data sets. Cost: one more fit of each.
 
 The lists of a published ranker run come from :func:`ranked_lists`: the same sources fitted on all interactions,
 the ranker trained on the tuning split, the explanations of ALS ("because you shelved ...").
@@ -63,8 +64,9 @@ EVEN_MIX = 0.5
 # blend.WEIGHTS for every this many standard errors of the best's lead (at most to the best; so at BLEND_MARGIN_Z
 # all the way, as the even mix's rule elsewhere). Why: a lead inside a standard error still points the right way more
 # often than not, and a step costs little where it does not: the curve is flat near its top. Measured from outside
-# (docs/quality.md, "The learning curve's half step"): MovieLens 100k, lead 0.88 standard errors, w 0.35 instead of
-# 0.5, +2.6%; goodbooks-like ratings, 0.96, w 0.65, +0.4%; bench/blend_curve.py's levels, 0.71, w 0.65, +0.05%
+# (docs/quality.md, "The learning curve's half step"): MovieLens 100k, lead 0.97 standard errors, w 0.35 instead of
+# 0.5, 0.3717 -> 0.3794; goodbooks-like ratings, 0.96, w 0.65, 0.0970 -> 0.0974; bench/blend_curve.py's levels,
+# 0.71, w 0.65, 0.10732 -> 0.10737; no set measured where it lost
 BLEND_STEP_Z = 0.5
 # the blend's learning curve (Thinner): the weight is chosen where the validation scores are heading as the data
 # grows, measured against sources fitted on this share of each user's validation training rows, and extrapolated
