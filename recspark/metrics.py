@@ -107,33 +107,35 @@ def ranking_metrics_by(
     }
 
 
-def per_user_ndcg(recs: DataFrame, truth: DataFrame, k: int) -> DataFrame:
-    """``(user_idx, ndcg)``: NDCG@k of every user in ``truth`` (0 without a hit), as in :func:`ranking_metrics`."""
+def _ndcg_rows(recs: DataFrame, truth: DataFrame, k: int, by: str) -> DataFrame:
+    """``(by, user_idx, ndcg)``: NDCG@k of each list (told apart by ``by``) for every user in ``truth`` it
+    hits, and one row with a null ``by`` and ndcg null for a user no list hits (the left join keeps them)."""
     relevant = truth.select(C.USER_IDX, C.BOOK_IDX).distinct()
     n_rel = relevant.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n"))
     dcg = (
         recs.where(F.col(C.RANK) <= k)
         .join(relevant, on=[C.USER_IDX, C.BOOK_IDX], how="inner")
-        .groupBy(C.USER_IDX)
+        .groupBy(by, C.USER_IDX)
         .agg(F.sum(1.0 / F.log2(F.col(C.RANK) + 1)).alias("_dcg"))
     )
     idcg = F.array(*[F.lit(x) for x in _idcg_table(k)])
-    return (
-        n_rel.join(dcg, on=C.USER_IDX, how="left")
-        .fillna({"_dcg": 0.0})
-        .select(
-            C.USER_IDX,
-            (F.col("_dcg") / F.element_at(idcg, F.least("_n", F.lit(k)).cast("int") + 1)).alias("ndcg"),
-        )
+    return n_rel.join(dcg, on=C.USER_IDX, how="left").select(
+        by,
+        C.USER_IDX,
+        (F.col("_dcg") / F.element_at(idcg, F.least("_n", F.lit(k)).cast("int") + 1)).alias("ndcg"),
     )
+
+
+def per_user_ndcg(recs: DataFrame, truth: DataFrame, k: int) -> DataFrame:
+    """``(user_idx, ndcg)``: NDCG@k of every user in ``truth`` (0 without a hit), as in :func:`ranking_metrics`."""
+    rows = _ndcg_rows(recs.withColumn(_GROUP, F.lit("")), truth, k, _GROUP)
+    return rows.select(C.USER_IDX, F.coalesce(F.col("ndcg"), F.lit(0.0)).alias("ndcg"))
 
 
 def per_user_scores(recs: DataFrame, truth: DataFrame, k: int) -> np.ndarray:
     """:func:`per_user_ndcg` collected: NDCG@k of every user in ``truth`` in ascending user order (their mean is
     :func:`ranking_metrics`' NDCG), for comparisons made on the driver (:func:`paired_z`)."""
-    rows = per_user_ndcg(recs, truth, k).collect()
-    order = np.argsort(np.array([r[C.USER_IDX] for r in rows], dtype=np.int64), kind="stable")
-    return np.array([r["ndcg"] for r in rows], dtype=float)[order]
+    return per_user_scores_by(recs.withColumn(_GROUP, F.lit("")), truth, k, [""], _GROUP)[1][""]
 
 
 def per_user_scores_by(
@@ -144,24 +146,7 @@ def per_user_scores_by(
     ascending order and each group's NDCG@k of them in that order (0 without a hit; a group in ``groups`` without
     rows scores 0 for every user). Comparisons of many lists on the same users, and on any subset of them, are
     then made on the driver without another job."""
-    relevant = truth.select(C.USER_IDX, C.BOOK_IDX).distinct()
-    n_rel = relevant.groupBy(C.USER_IDX).agg(F.count(F.lit(1)).alias("_n"))
-    dcg = (
-        recs.where(F.col(C.RANK) <= k)
-        .join(relevant, on=[C.USER_IDX, C.BOOK_IDX], how="inner")
-        .groupBy(by, C.USER_IDX)
-        .agg(F.sum(1.0 / F.log2(F.col(C.RANK) + 1)).alias("_dcg"))
-    )
-    idcg = F.array(*[F.lit(x) for x in _idcg_table(k)])
-    found = (
-        n_rel.join(dcg, on=C.USER_IDX, how="left")
-        .select(
-            by,
-            C.USER_IDX,
-            (F.col("_dcg") / F.element_at(idcg, F.least("_n", F.lit(k)).cast("int") + 1)).alias("ndcg"),
-        )
-        .toArrow()
-    )
+    found = _ndcg_rows(recs, truth, k, by).toArrow()
     user_col = found.column(C.USER_IDX).to_numpy()
     # every user in truth: the left join keeps the ones without a hit (their group is null)
     users = np.unique(user_col)
