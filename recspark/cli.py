@@ -700,7 +700,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     tr = sub.add_parser(
         "train",
-        help="fit the chosen model on all silver interactions (ALS factors, item-CF neighbours or content vectors; and the predicted stars)",
+        help=(
+            "fit the chosen model on all silver interactions (ALS factors, item-CF neighbours or content"
+            " vectors; and the predicted stars)"
+        ),
     )
     tr.add_argument("--seed", type=int, default=42)
     tr.add_argument("--no-tuned", action="store_true")
@@ -800,7 +803,8 @@ def main(argv: list[str] | None = None) -> int:
 def exit_code(exc: Exception) -> int | None:
     """The documented exit code of a known failure (README "The CLI"), None for an unexpected one (traceback):
     2 bad input (ingest refused it, the books lack the metadata the chosen model needs, a temporal split has
-    no dates, or the ranker's extra is not installed), 3 a gold check failed (nothing published), 4 a model or run asked for does not exist yet."""
+    no dates, or the ranker's extra is not installed), 3 a gold check failed (nothing published), 4 a model or
+    run asked for does not exist yet."""
     from recspark.content import NoMetadata
     from recspark.ingest import IngestError
     from recspark.pipeline import NotFound

@@ -229,7 +229,8 @@ def tuning_section(tuning: dict) -> str:
             f"- **search**: {tuning.get('trials')} trials"
             + (f" ({n} more skipped as too slow)" if (n := tuning.get("trials_skipped")) else "")
             + f" in {tuning.get('seconds')} s "
-            f"(budget {tuning.get('budget_s')} s{budget_clock(tuning.get('clock'))}); validation split carved from the training side only"
+            f"(budget {tuning.get('budget_s')} s{budget_clock(tuning.get('clock'))}); "
+            "validation split carved from the training side only"
             + (f" ({made})" if (made := describe_validation(tuning.get("validation"))) else ""),
         ]
     rk = tuning.get("ranker")

@@ -930,8 +930,9 @@ def clean_old(spark: SparkSession, lake: Lakehouse, keep_runs: int) -> list[str]
 
 def clean_old_rankers(spark: SparkSession, lake: Lakehouse) -> list[str]:
     """Delete the saved rankers under ``model/_ranker`` that no run left in ``gold.runs`` publishes with and that
-    were not trained for the current inputs (:func:`clean_old` calls it after :func:`publish.clean_old_runs`). A ranker is saved per
-    input key, and an old key never comes back (table versions only grow), so nothing else can load these."""
+    were not trained for the current inputs (:func:`clean_old` calls it after :func:`publish.clean_old_runs`). A
+    ranker is saved per input key, and an old key never comes back (table versions only grow), so nothing else
+    can load these."""
     fs, path = hadoop_path(spark, f"{lake.root.rstrip('/')}/{MODEL}/_ranker")
     if not fs.exists(path):
         return []

@@ -14,8 +14,8 @@ entered the series where they chose and keeps the model's pick, gap or not: on t
 held the later volume far more often than the replacement; ``bench/series.py``, README "Editions, works and
 series"). Replacing rather than demoting keeps the model's signal (the reader likes this series) and shows
 what a reader would actually pick up next. A replacement that is already in the list keeps its better rank only
-(the list closes up by one; the publish step fills it back to ``k`` from popular books). The replacement is the most read book of that volume among
-the allowed candidates (one edition per work).
+(the list closes up by one; the publish step fills it back to ``k`` from popular books). The replacement is the
+most read book of that volume among the allowed candidates (one edition per work).
 
 Cost: joins of the lists with the (small) volume table and of the readers' shelves with it; no window without a
 partition (ranks are renumbered per user).

@@ -481,7 +481,8 @@ class GoldReader:
 
     def _scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo, blend: float, exclude: np.ndarray):
         """``(scores over the catalogue, explain(positions) -> shelved positions)``; scores None when the model knows
-        none of the shelves. ``exclude``: the positions no list may show (the blend picks its candidates without them)."""
+        none of the shelves. ``exclude``: the positions no list may show (the blend picks its candidates without
+        them)."""
         cat = self.catalogue
         taste = None
         serves_blend = self._serves_blend(info)

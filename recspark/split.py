@@ -13,9 +13,9 @@ at most :data:`MAX_HELD_OUT` (at least one, never all; users with fewer than ``m
 its ideal, so a heavy user's 20% (174 of 870 shelves) only takes data away from what the model is fitted on. The
 search is fitted on what two holdouts leave (the evaluation's, then validation's), and an item model's validation
 score falls steeply with the data it sees (numpy EASE on 300 generated heavy shelvers: NDCG@10 0.227 / 0.162 /
-0.104 with 100% / 80% / 64% of the training rows, popularity 0.164-0.166 throughout; docs/quality.md, "Item-CF and EASE"), so
-without a cap the search judged every model on 64% of a heavy user's books and the published one sees 100%.
-With it a user with 870 books keeps 95% through both holdouts; a user with at most 100 books (dense raters,
+0.104 with 100% / 80% / 64% of the training rows, popularity 0.164-0.166 throughout; docs/quality.md, "Item-CF
+and EASE"), so without a cap the search judged every model on 64% of a heavy user's books and the published one
+sees 100%. With it a user with 870 books keeps 95% through both holdouts; a user with at most 100 books (dense raters,
 ``to_read`` shelves, sparse users) is held out exactly as before. Where users are few, the tuning split raises its
 cap so that it holds out at least :data:`MIN_VALIDATION_ROWS` books in all (:func:`validation_cap`): 300 heavy
 users give 40 books each, for more hits to choose on.

@@ -29,10 +29,10 @@ default by two standard errors, user by user at the same iterations, or the defa
 
 Where (``validation_split``): a per-user holdout carved from the *training* side of the evaluation split (never
 the evaluation holdout), with its own seed; a sparse user is held out here only when the evaluation split did not
-hold them out (the other half, :class:`recspark.split.Sparse`). Relevant validation books are the held-out ones the user did not
-dislike (``rating`` 0 = unrated, or >= 4) and, where the data records reading (UCSD shelves: read and unread
-ones), that they read (:func:`recspark.candidates.liked`): a book waiting on a to-read shelf is not yet a
-success where the data can tell. When the training
+hold them out (the other half, :class:`recspark.split.Sparse`). Relevant validation books are the held-out ones
+the user did not dislike (``rating`` 0 = unrated, or >= 4) and, where the data records reading (UCSD shelves:
+read and unread ones), that they read (:func:`recspark.candidates.liked`): a book waiting on a to-read shelf is
+not yet a success where the data can tell. When the training
 data is large, a hashed sample of users (all of each sampled user's books, so the activity distribution that
 ``regParam`` depends on is kept) bounds the tuning cost. With fewer than :data:`MIN_USERS` validation users the
 search is skipped and the built-in defaults are used, with a message.
@@ -673,7 +673,8 @@ def _trial_of(row: dict) -> Trial:
 # -- on Spark -------------------------------------------------------------------------------------------------
 def liked(df: DataFrame, reads: bool | None = None) -> DataFrame:
     """Held-out books that count as relevant (:func:`recspark.candidates.liked`): unrated or rated 4 or 5, and
-    read when ``reads`` (by default, when ``df`` itself records reading: :func:`recspark.candidates.reads_recorded`)."""
+    read when ``reads`` (by default, when ``df`` itself records reading:
+    :func:`recspark.candidates.reads_recorded`)."""
     if reads is None:
         reads = candidates.reads_recorded(df)
     return df.where(candidates.liked(reads))
