@@ -7,9 +7,13 @@ would have won on the hidden check's own split?
 
 Re-creates ``bench/quality.py``'s split (same function, same ``--seed``) and folds every training user in with the
 consumer (:class:`recspark.serve.GoldReader`, no Spark) from their training shelves: with the run's own model
-information its lists are the published ones (checked here: the "as served" row must equal the published score),
-then with ALS alone, item-CF alone and the blend at every ``w`` x ``γ``, each scored with ``bench/quality.py``'s
-``score``. The model is the one the run trained on all its input; only the blend's two numbers change. The
+information its lists are the published ones up to near ties (checked here: at least :data:`MIN_AGREEMENT` of the
+"as served" rows must hold the published book at the same rank; the share is recorded as ``agreement``), then with ALS alone, item-CF alone and the blend at every ``w`` x ``γ``, each scored with ``bench/quality.py``'s
+``score``. The model is the one the run trained on all its input; only the blend's two numbers change. The lists
+are not always identical: the batch ranks with the user factors of the fit, the consumer solves each reader's
+factors against the final book factors, and the scores differ by up to a few tenths of a percent (generated UCSD
+0.001, 2026-12-07: 98.8% of rows identical, every other a swap of near-tied books or the 10th book, NDCG@10 0.3841
+as served against 0.3840 published), so every weight is compared on the consumer's lists. The
 latest published run of ``--lake`` must be a ranker run that published the blend. Appends to
 ``bench/results/blend_outside.json``.
 """
@@ -33,6 +37,10 @@ from common import append_result  # noqa: E402
 
 from recspark.serve import GoldReader  # noqa: E402
 
+# the share of (user, rank) rows of the consumer's "as served" lists that must hold the published book: below it
+# the consumer is not folding in the published model and no weight's score would speak for the run
+MIN_AGREEMENT = 0.95
+
 
 def shelves_of(side: dict) -> dict[str, list[dict]]:
     """Each training user's shelves as the consumer takes them (ids as the gold tables hold them)."""
@@ -51,11 +59,20 @@ def shelves_of(side: dict) -> dict[str, list[dict]]:
 
 
 def lists(reader: GoldReader, shelves: dict[str, list[dict]], k: int = 10) -> pd.DataFrame:
+    """Each user's top ``k`` as the consumer folds them in: ``user_id, rank, book_id``."""
     rows = []
     for user, shelved in shelves.items():
         for rank, item in enumerate(reader.fold_in(shelved, n=k, blend=0.0)["items"], start=1):
             rows.append((user, rank, int(item["book_id"])))
     return pd.DataFrame(rows, columns=["user_id", "rank", "book_id"])
+
+
+def agreement_with(published: pd.DataFrame, served: pd.DataFrame) -> float:
+    """The share of the published ``(user_id, rank)`` rows whose book the consumer's lists hold at that rank."""
+    both = published[["user_id", "rank", "book_id"]].merge(
+        served, on=["user_id", "rank"], how="left", suffixes=("", "_served")
+    )
+    return float((both["book_id"] == both["book_id_served"]).mean()) if len(both) else 0.0
 
 
 def main() -> None:
@@ -89,18 +106,24 @@ def main() -> None:
     ]
     for label, info in variants:
         reader.info = info
-        rows[label] = quality.score(lists(reader, shelves), truth)
+        found = lists(reader, shelves)
+        rows[label] = quality.score(found, truth)
         print(label, rows[label], flush=True)
-        if info is served and rows[label] != rows["published"]:  # the fold-in must give the published lists
-            sys.exit(
-                f"the consumer's lists score {rows[label]}, the published ones {rows['published']}: not comparable"
-            )
+        if info is served:  # the fold-in must give the published lists, up to near ties
+            agreement = agreement_with(published, found)
+            print(f"as served: {agreement:.2%} of the published (user, rank) rows", flush=True)
+            if agreement < MIN_AGREEMENT:
+                sys.exit(
+                    f"the consumer's lists hold the published book in {agreement:.2%} of the rows (score "
+                    f"{rows[label]}, published {rows['published']}): not the published model"
+                )
     result = {
         "source": a.source.name,
         "command": "python bench/blend_outside.py " + " ".join(sys.argv[1:]),
         "measured": time.strftime("%Y-%m-%d"),
         "run_id": reader.run_id,
         "users": len(shelves),
+        "agreement": round(agreement, 4),
         "popularity": side["popularity"],
         "seconds": round(time.perf_counter() - t0, 1),
         "scores": rows,
