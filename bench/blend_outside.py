@@ -10,10 +10,10 @@ consumer (:class:`recspark.serve.GoldReader`, no Spark) from their training shel
 information its lists are the published ones up to near ties (checked here: at least :data:`MIN_AGREEMENT` of the
 "as served" rows must hold the published book at the same rank; the share is recorded as ``agreement``), then with ALS alone, item-CF alone and the blend at every ``w`` x ``γ``, each scored with ``bench/quality.py``'s
 ``score``. The model is the one the run trained on all its input; only the blend's two numbers change. The lists
-are not always identical: the batch ranks with the user factors of the fit, the consumer solves each reader's
-factors against the final book factors, and the scores differ by up to a few tenths of a percent (generated UCSD
-0.001, 2026-12-07: 98.8% of rows identical, every other a swap of near-tied books or the 10th book, NDCG@10 0.3841
-as served against 0.3840 published), so every weight is compared on the consumer's lists. The
+are not always identical: the consumer's scores can differ from the batch's by a few tenths of a percent (the
+cause not traced; generated UCSD 0.001, 2026-12-07: 98.8% of rows identical, every other a swap of near-tied books
+or another 10th book, NDCG@10 0.3841 as served against 0.3840 published; MovieLens and the goodbooks-like ratings
+identical), so every weight is compared on the consumer's lists. The
 latest published run of ``--lake`` must be a ranker run that published the blend. Appends to
 ``bench/results/blend_outside.json``.
 """
