@@ -197,8 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         print(f"\nrun {summary['run_id']} published in {time.perf_counter() - t0:.0f} s")
+    width = max((len(step) for step in timings), default=0)
     for step, secs in timings.items():
-        print(f"  {step:<48} {secs:7.1f} s")
+        print(f"  {step:<{width}} {secs:7.1f} s")
     from recspark.publish import RUN_TABLES
 
     tables = ", ".join((*RUN_TABLES, "evaluations", "runs"))
@@ -261,7 +262,7 @@ def print_parameters(summary: dict) -> None:
     """Which ALS parameters the run used and how they were chosen."""
     from recspark import metrics
     from recspark.blend import DEFAULT_PRIOR
-    from recspark.tune import describe, describe_validation
+    from recspark.tune import describe_runner_up, describe_validation
     from recspark.twostage import published_kind
 
     cfg, tuning = summary["config"], summary.get("tuning")
@@ -344,7 +345,7 @@ def print_parameters(summary: dict) -> None:
             f"{best['signals']}, validation NDCG@10 {best['ndcg']:.4f}"
         )
         if second:
-            print(f"  runner-up: {describe(second)}")
+            print(f"  runner-up: {describe_runner_up(best, second, tuning.get('default_check'))}")
         check = tuning.get("default_check") or {}
         if "winner_ndcg" in check:  # else the search's best is the built-in configuration itself
             kept = "kept" if check["chosen"] == "winner" else "not kept: the built-in configuration wins"

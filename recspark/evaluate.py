@@ -19,7 +19,7 @@ from recspark import baselines, candidates, metrics, topk, tune
 from recspark import columns as C
 from recspark.blend import DEFAULT_PRIOR
 from recspark.frames import union_all
-from recspark.tune import describe, describe_validation
+from recspark.tune import describe, describe_runner_up, describe_validation
 from recspark.twostage import THIN_SHARE, published_kind
 from recspark.works import Works, candidates_of, seen_of
 
@@ -222,9 +222,15 @@ def tuning_section(tuning: dict) -> str:
         lines.append(f"No search: {tuning['skipped']}.")
     else:
         how = "reused from the earlier search on these inputs" if tuning.get("reused") else "searched now"
+        best, second = tuning.get("best"), tuning.get("runner_up")
         lines += [
-            f"- **chosen** ({how}): {fmt(tuning.get('best'))}",
-            f"- **runner-up**: {fmt(tuning.get('runner_up'))}",
+            f"- **chosen** ({how}): {fmt(best)}",
+            "- **runner-up**: "
+            + (
+                describe_runner_up(best, second, tuning.get("default_check"))
+                if best and second
+                else fmt(second)
+            ),
             *default_check_lines(tuning.get("default_check")),
             f"- **search**: {tuning.get('trials')} trials"
             + (f" ({n} more skipped as too slow)" if (n := tuning.get("trials_skipped")) else "")

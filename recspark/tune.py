@@ -659,6 +659,22 @@ def describe(row: dict) -> str:
     )
 
 
+def describe_runner_up(best: dict, second: dict, check: dict | None = None) -> str:
+    """The runner-up in words (:func:`describe`), with why it was not chosen where it scored higher: the search's
+    winner that the default check (``check``, :func:`keep_the_default_unless_beaten`) did not keep, or, at the
+    winner's iterations, a larger rank the parsimony rule (:data:`PARSIMONY`) passed over."""
+    text = describe(second)
+    if (check or {}).get("chosen") == "default" and "winner_ndcg" in check:
+        return text + "; the search's best, not kept: the built-in configuration was not beaten (below)"
+    same_rung = second["iterations"] == best["iterations"]
+    if same_rung and second["ndcg"] > best["ndcg"] and second["rank"] > best["rank"]:
+        text += (
+            f"; it scored higher, but within {PARSIMONY:.0%} of the winner at a larger rank, so the smaller rank"
+            " was chosen (cheaper to train and serve)"
+        )
+    return text
+
+
 def describe_validation(made: dict | None) -> str:
     """The validation split in words (``Search.validation``), or "" for a record written before it was kept."""
     if not made:

@@ -110,6 +110,11 @@ def test_parsimony_prefers_a_smaller_rank_within_one_percent():
 
     s = tune.successive_halving(configs, lambda t, i, lim: scores[t.rank], max_iter=4, budget_s=1e9)
     assert s.best["rank"] == 64 and s.runner_up["rank"] == 256
+    # the summary says why the higher score lost
+    said = tune.describe_runner_up(s.best, s.runner_up, s.default_check)
+    assert said.startswith("rank 256,") and "within 1% of the winner at a larger rank" in said
+    # a runner-up that scored lower needs no reason
+    assert tune.describe_runner_up(s.runner_up, s.best) == tune.describe(s.best)
 
 
 def test_the_default_is_kept_unless_the_winner_is_ahead_by_two_standard_errors():
@@ -157,6 +162,8 @@ def test_the_default_is_kept_unless_the_winner_is_ahead_by_two_standard_errors()
     )
     assert lucky.best["rank"] == 64 and lucky.best["iterations"] == 3  # the default's own trial
     assert lucky.runner_up["rank"] == 128 and lucky.runner_up["iterations"] == 6
+    said = tune.describe_runner_up(lucky.best, lucky.runner_up, lucky.default_check)
+    assert said.endswith("not kept: the built-in configuration was not beaten (below)")
     assert lucky.default_check["default_ndcg"] == pytest.approx(base.mean())
     # the default as the search's winner: nothing to compare
     same = tune.successive_halving([default], lambda t, i, lim: 0.1, max_iter=6, budget_s=1e9)
