@@ -13,8 +13,10 @@ largest magnitude, negative ones kept.
 With ``--lake`` (a ``bench/quality.py --work`` folder's lakehouse of the same split and seed) the published lists
 of its last run are scored beside them, and the two sets of lists are compared user by user (share of the top 10
 in common). goodbooks (``ratings.csv`` or ``to_read.csv``) or, with ``--format goodreads``, the UCSD CSVs
-(relevant: held-out ``is_read``). Appends to
-``bench/results/ease_gap.json``.
+(relevant: held-out ``is_read``). With ``--shelf-weights`` each shelf's entry of ``X`` (in the Gram matrix and in
+the user's row that is scored) is weighted by its stars: ``stars`` rated ``r`` -> ``r / 5``, unrated 1;
+``liked`` rated below 4 -> 0.25, else 1; ``binary`` (the default) 1 for every shelf; a list of them scores each.
+Appends to ``bench/results/ease_gap.json``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,19 @@ def gram_capped(x: np.ndarray, cap: int, seed: int) -> tuple[np.ndarray, float]:
     return g, float(np.diag(g).mean())
 
 
+def shelf_weights(rating: np.ndarray, how: str) -> np.ndarray:
+    """Each shelf's entry of ``X`` from its stars (0: unrated): ``binary`` 1; ``stars`` ``r / 5``, unrated 1;
+    ``liked`` 0.25 below 4 stars, else 1."""
+    rated = rating > 0
+    if how == "binary":
+        return np.ones(len(rating), dtype=np.float32)
+    if how == "stars":
+        return np.where(rated, rating / 5.0, 1.0).astype(np.float32)
+    if how == "liked":
+        return np.where(rated & (rating < 4), 0.25, 1.0).astype(np.float32)
+    raise ValueError(f"unknown shelf weights {how!r}")
+
+
 def top_lists(
     x: np.ndarray, w: np.ndarray, k: int = 10, batch: int = 4096, excluded: np.ndarray | None = None
 ) -> np.ndarray:
@@ -86,6 +101,9 @@ def main() -> None:
         "--max-books", type=int, default=10_000, help="the catalogue: the most-read books (as ease.py)"
     )
     p.add_argument(
+        "--shelf-weights", default="binary", help="binary, stars or liked (comma-separated: each scored)"
+    )
+    p.add_argument(
         "--user-caps",
         default="0",
         help="Gram matrix from at most this many shelves per user, a random seeded subset (the product's "
@@ -99,16 +117,28 @@ def main() -> None:
     books = np.sort(order[: a.max_books])  # the catalogue, as ease.catalogue keeps it (ties: any)
     inside = np.isin(book_ids, books)
     b = np.searchsorted(books, book_ids[inside])
-    x = np.zeros((len(users), len(books)), dtype=np.float32)
-    x[u[inside], b] = 1.0
+    shelved = np.zeros((len(users), len(books)), dtype=np.float32)
+    shelved[u[inside], b] = 1.0
+    stars = train["rating"].fillna(0).to_numpy()[inside] if "rating" in train else np.zeros(inside.sum())
     ids = {"user": user_key(users), "book": book_key.reindex(books).to_numpy().astype("int64")}
     rows: dict[str, dict] = {"popularity": pop}
     ours: dict[str, np.ndarray] = {}
-    grams = [(cap, gram_capped(x, cap, a.seed)) for cap in (int(v) for v in a.user_caps.split(","))]
-    for (cap, (g, mean_readers)), l2 in itertools.product(grams, (float(v) for v in a.lambdas.split(","))):
+    xs = {}
+    for how in a.shelf_weights.split(","):
+        xs[how] = np.zeros_like(shelved)
+        xs[how][u[inside], b] = shelf_weights(stars, how)
+    grams = [
+        (how, cap, gram_capped(xs[how], cap, a.seed))
+        for how in xs
+        for cap in (int(v) for v in a.user_caps.split(","))
+    ]
+    for (how, cap, (g, mean_readers)), l2 in itertools.product(
+        grams, (float(v) for v in a.lambdas.split(","))
+    ):
         t0 = time.perf_counter()
+        x = xs[how]
         w = ease_weights(g, l2 * mean_readers)
-        tag = f"ease l2 {l2:g}" + (f" cap {cap}" if cap else "")
+        tag = f"ease l2 {l2:g}" + (f" cap {cap}" if cap else "") + (f" {how}" if how != "binary" else "")
         cuts = [(f"{tag} top {n} positive", n) for n in (int(v) for v in a.cuts.split(","))]
         variants = [(tag, w), (f"{tag} positive", np.maximum(w, 0.0))]
         weighted = [(label, positive_top(w, n)) for label, n in cuts]
@@ -117,7 +147,7 @@ def main() -> None:
                 (label.replace("positive", "by magnitude"), magnitude_top(w, n)) for label, n in cuts
             ]
         for label, weights in variants + weighted:
-            picks = top_lists(x, weights.astype(np.float32))
+            picks = top_lists(x, weights.astype(np.float32), excluded=shelved)
             ours[label] = picks
             recs = pd.DataFrame(
                 {
@@ -144,7 +174,7 @@ def main() -> None:
         "train_rows": len(train),
         "users": len(users),
         "books": len(books),
-        "mean_readers_per_book": {cap: round(m, 2) for cap, (_, m) in grams},
+        "mean_readers_per_book": {f"{how} {cap}": round(m, 2) for how, cap, (_, m) in grams},
         "scores": rows,
     }
     print(json.dumps(result, indent=1))

@@ -280,6 +280,8 @@ def print_parameters(summary: dict) -> None:
     if "itemcf" in cfg.models:
         ic = cfg.itemcf
         prior = f", popularity prior {ic.popularity_weight:g}" if ic.popularity_weight > 0 else ""
+        if ic.shelf_weights == "stars":
+            prior += ", shelves weighted by their stars (rating / 5)"
         if ic.similarity == "ease":
             print(f"  item-CF: EASE weights (l2 {ic.ease_l2:g}), {ic.neighbours} per book at most{prior}")
         else:

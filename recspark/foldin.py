@@ -19,7 +19,8 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   (:mod:`recspark.content`). It is the model when the published family is ``content``, and it is blended into
   ALS or item-CF scores with weight ``blend`` (each score list is first divided by its largest value).
 * **Item-CF** (the published family is ``itemcf``): ``Σ_j w_j · sim(j, b)`` over the
-  shelved books' neighbour lists: the model's whole table (``gold/serving_neighbours``), or the published
+  shelved books' neighbour lists, ``w_j`` 1 or, where the run weighed shelves by their stars, ``rating / 5`` for
+  a rated shelf (:func:`star_weights`): the model's whole table (``gold/serving_neighbours``), or the published
   similar-books lists (the top ``similar_k``) for runs that did not publish it. With its popularity prior β the
   sums over the books a list may show are divided by their largest and ``β · readers / max readers`` is added
   (:func:`with_prior`), as the batch kernel does.
@@ -84,6 +85,9 @@ class ModelInfo:
     content_half_life_days: float | None = 365.0
     content_popularity_weight: float = 1.0
     itemcf_popularity_weight: float = 0.0  # item-CF's prior β (recspark.itemcf): 0 without one
+    itemcf_shelf_weights: str = (
+        "binary"  # how item-CF weighs a shelf (recspark.itemcf.ItemCfParams.shelf_weights)
+    )
     # a ranker run that published the blend (recspark.blend): item-CF's share w, the liked share's weight γ and
     # the candidates per source n; None: not a blend run (or one published before the blend was served)
     blend_weight: float | None = None
@@ -184,6 +188,15 @@ def fold_in(
     except np.linalg.LinAlgError:
         return np.linalg.lstsq(a, b, rcond=None)[0]
     return np.linalg.solve(low.T, np.linalg.solve(low, b))
+
+
+def star_weights(shelves: list[Shelf], info: ModelInfo) -> np.ndarray:
+    """Item-CF's weight of each shelf, as :func:`recspark.itemcf.weighted` gives it: 1, or with the run's
+    ``shelf_weights="stars"`` ``rating / 5`` where rated (:func:`recspark.itemcf.star_weight`)."""
+    if info.itemcf_shelf_weights != "stars":
+        return np.ones(len(shelves))
+    rating = np.array([x.rating for x in shelves], dtype=np.float64)
+    return np.where(rating > 0, rating / 5.0, 1.0)
 
 
 def content_weights(shelves: list[Shelf], info: ModelInfo) -> np.ndarray:

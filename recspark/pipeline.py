@@ -344,6 +344,7 @@ def sources_of(
         cfg.content,
         works,
         itemcf_prior=cfg.itemcf.popularity_weight,
+        itemcf_shelf_weights=cfg.itemcf.shelf_weights,
     )
 
 
@@ -411,6 +412,7 @@ def evaluate_model(
             users=s.test,
             works=works,
             popularity_weight=cfg.itemcf.popularity_weight,
+            shelf_weights=cfg.itemcf.shelf_weights,
         )
         lists["itemcf"] = evaluate.materialise(recs)
         timings["itemcf"] = time.perf_counter() - t
@@ -1136,6 +1138,7 @@ def model_lists(
             users=users,
             works=works,
             popularity_weight=cfg.itemcf.popularity_weight,
+            shelf_weights=cfg.itemcf.shelf_weights,
         )
     if model == "content":
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)

@@ -496,7 +496,7 @@ class GoldReader:
             return taste, lambda top: foldin.closest(cat.vectors, at, top)
         if serves_blend:  # the batch blend's candidates and formula (recspark.blend)
             als_scores, als_explain = self._als_scores(items, at, info)
-            itemcf_scores, itemcf_explain = self._itemcf_scores(at, info, exclude)
+            itemcf_scores, itemcf_explain = self._itemcf_scores(items, at, info, exclude)
             sources = {
                 "als": als_scores,
                 "itemcf": itemcf_scores,
@@ -512,7 +512,7 @@ class GoldReader:
         elif info.model in ("als", "ranker") and cat.factors is not None:  # a learned ranker's run: ALS
             scores, explain = self._als_scores(items, at, info)
         elif info.model == "itemcf" and len(self.sim_neighbour):
-            scores, explain = self._itemcf_scores(at, info, exclude)
+            scores, explain = self._itemcf_scores(items, at, info, exclude)
         else:
             return None, None
         if scores is None:
@@ -543,13 +543,14 @@ class GoldReader:
         scores = np.where(cat.factored, cat.factors @ x.astype(np.float32), -np.inf)
         return scores, lambda top: foldin.closest(cat.factors, at[fitted], top)
 
-    def _itemcf_scores(self, at: np.ndarray, info: ModelInfo, exclude: np.ndarray):
-        """Item-CF's neighbour sums (with its popularity prior when the run has one): ``(scores, explain)``,
+    def _itemcf_scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo, exclude: np.ndarray):
+        """Item-CF's neighbour sums of the shelves ``items`` at ``at``, each weighted as the run weighed them
+        (:func:`recspark.foldin.star_weights`; with its popularity prior when the run has one): ``(scores, explain)``,
         ``(None, None)`` when no shelved book has a neighbour. The books at ``exclude`` (shelved works, editions
         never shown) score nothing, as in the batch kernel, so the prior's scaling to 1 is over the books a list
         may show."""
         cat = self.catalogue
-        w = np.ones(len(at))
+        w = foldin.star_weights(items, info)
         scores, cand, contrib = foldin.neighbour_scores(
             self.sim_indptr, self.sim_neighbour, self.sim_score, at, w, len(cat)
         )
@@ -623,6 +624,7 @@ def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
         content_half_life_days=content.get("half_life_days"),
         content_popularity_weight=float(content.get("popularity_weight", 1.0)),
         itemcf_popularity_weight=float(itemcf.get("popularity_weight", 0.0)),
+        itemcf_shelf_weights=itemcf.get("shelf_weights") or "binary",  # absent in runs before star weights
         blend_weight=blend.get("weight"),
         blend_prior=float(blend.get("prior", 0.0)),
         blend_candidates=int(blend.get("candidates", 0)),

@@ -1013,11 +1013,12 @@ def best_itemcf(
     """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG at
     :data:`ITEMCF_CHOICE_DEPTH` times ``k`` (co-occurrence counted once for all of them; EASE's l2 searched beyond
     the grid when its top wins, :func:`beyond_the_edge`, and then at the halfway points on either side of the
-    best, :func:`refined`), then
+    best, :func:`refined`), then the best with its shelves weighted by their stars where some shelf is rated below
+    5 (``shelf_weights="stars"``, :mod:`recspark.itemcf`; kept when it scores higher), then
     the weight of its popularity prior from :data:`ITEMCF_PRIOR_GRID` by NDCG@k (kept at 0 unless one scores
     higher; beyond the grid likewise), its NDCG@k, and its neighbour table (cached: the caller unpersists it).
     The first configuration wins ties."""
-    co = itemcf.Cooccurrence(train, itemcf.ItemCfParams(seed=seed))
+    counted: dict[str, itemcf.Cooccurrence] = {}  # one count per way of weighing the shelves
     depth = ITEMCF_CHOICE_DEPTH * k
     # (NDCG@depth: what chooses, NDCG@k: what is reported and what the prior must beat, params, table)
     best: tuple[float, float, itemcf.ItemCfParams, DataFrame] | None = None
@@ -1026,8 +1027,11 @@ def best_itemcf(
         nonlocal best
         t0 = time.perf_counter()
         params = itemcf.ItemCfParams(seed=seed, **cfg)
+        if params.shelf_weights not in counted:
+            counted[params.shelf_weights] = itemcf.Cooccurrence(train, params)
+        co = counted[params.shelf_weights]
         nb = co.neighbours(params.similarity, params.neighbours, ease_l2=params.ease_l2).cache()
-        recs = itemcf.recommend(train, nb, depth, users=users)
+        recs = itemcf.recommend(train, nb, depth, users=users, shelf_weights=params.shelf_weights)
         found = metrics.ranking_metrics(recs, truth, sorted({k, depth}))
         value, at_k = found[depth]["ndcg"], found[k]["ndcg"]
         log.info(
@@ -1059,15 +1063,21 @@ def best_itemcf(
 
             beyond_the_edge(ease_grid, best[2].ease_l2, try_l2)
             refined(ease_grid, best[2].ease_l2, try_l2)
+        if rated_below_five(train):
+            chosen = {key: v for key, v in best[2].as_dict().items() if key != "seed"}
+            try_config({**chosen, "shelf_weights": "stars"})
     finally:
-        co.release()
+        for co in counted.values():
+            co.release()
     _, value, params, table = best
 
     def sweep(weights: list[float]) -> bool:
         nonlocal value, params
         improved = False
         t0 = time.perf_counter()
-        for weight, recs in itemcf.recommend_each_prior(train, table, k, weights, users=users):
+        for weight, recs in itemcf.recommend_each_prior(
+            train, table, k, weights, users=users, shelf_weights=params.shelf_weights
+        ):
             scored = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
             log.info(
                 "item-CF popularity prior %g: validation NDCG@%d %.4f (%.1f s)",
@@ -1084,6 +1094,14 @@ def best_itemcf(
     sweep(list(ITEMCF_PRIOR_GRID))
     beyond_the_edge(ITEMCF_PRIOR_GRID, params.popularity_weight, lambda w: sweep([w]))
     return params.as_dict(), round(value, 5), table
+
+
+def rated_below_five(train: DataFrame) -> bool:
+    """Whether some shelf of ``train`` is rated 1-4 stars: only then do item-CF's star weights
+    (``shelf_weights="stars"``) differ from unit weights by more than a common factor."""
+    if C.RATING not in train.columns:
+        return False
+    return bool(train.where((F.col(C.RATING) > 0) & (F.col(C.RATING) < 5)).limit(1).count())
 
 
 def ranker_check_skipped(search: Search, max_iter: int) -> str | None:

@@ -90,6 +90,8 @@ class Sources:
     works: Works | None = None  # one edition per work, shelved works excluded (recspark.works)
     # item-CF's popularity prior β as the search chose it (ItemCfParams.popularity_weight)
     itemcf_prior: float = 0.0
+    # how item-CF weighs a shelf, as its table was fitted (ItemCfParams.shelf_weights)
+    itemcf_shelf_weights: str = "binary"
 
 
 @dataclass
@@ -233,7 +235,13 @@ def fit_sources(
     else:
         log.info("two-stage: item-CF neighbours of the search's chosen configuration reused")
     return Sources(
-        ufs, items, neighbours, vectors, content_params, itemcf_prior=itemcf_params.popularity_weight
+        ufs,
+        items,
+        neighbours,
+        vectors,
+        content_params,
+        itemcf_prior=itemcf_params.popularity_weight,
+        itemcf_shelf_weights=itemcf_params.shelf_weights,
     )
 
 
@@ -249,7 +257,13 @@ def source_lists(
         lists["als"] = topk.recommend(spark, ufs, candidates_of(works, sources.item_factors), n, seen=seen)
     if sources.neighbours is not None:
         lists["itemcf"] = itemcf.recommend(
-            train, sources.neighbours, n, users=users, works=works, popularity_weight=sources.itemcf_prior
+            train,
+            sources.neighbours,
+            n,
+            users=users,
+            works=works,
+            popularity_weight=sources.itemcf_prior,
+            shelf_weights=sources.itemcf_shelf_weights,
         )
     if sources.vectors is not None:
         lists["content"] = content.recommend(

@@ -309,7 +309,68 @@ def test_time_decay_halves_weight_per_half_life(spark):
     assert got == pytest.approx({(0, 0): 1.0, (0, 1): 0.5, (1, 0): 0.25, (1, 2): 1.0})
 
 
+RATED = "user_idx int, book_idx int, date_added timestamp, rating int"
+
+
+def test_star_weights_scale_a_rated_shelf_by_its_stars(spark):
+    # rated 5 -> 1, 2 -> 0.4, unrated (0) -> 1; with a half-life of 10 days the decay multiplies in: the shelf of
+    # day 10 rated 2 weighs 0.5 x 0.4 = 0.2 (the newest shelf is of day 20)
+    data = spark.createDataFrame(
+        [(0, 0, DAY0 + dt.timedelta(days=20), 5), (0, 1, DAY0 + dt.timedelta(days=10), 2), (1, 0, None, 0)],
+        RATED,
+    )
+    got = {
+        (r[C.USER_IDX], r[C.BOOK_IDX]): r[itemcf.WEIGHT]
+        for r in itemcf.weighted(data, None, "stars").collect()
+    }
+    assert got == pytest.approx({(0, 0): 1.0, (0, 1): 0.4, (1, 0): 1.0})
+    got = {
+        (r[C.USER_IDX], r[C.BOOK_IDX]): r[itemcf.WEIGHT]
+        for r in itemcf.weighted(data, 10.0, "stars").collect()
+    }
+    assert got == pytest.approx({(0, 0): 1.0, (0, 1): 0.2, (1, 0): 1.0})
+    unit = {r[itemcf.WEIGHT] for r in itemcf.weighted(data, None).collect()}
+    assert unit == {1.0}  # the default ignores the stars
+
+
+def test_star_weighted_cosine_and_sums_by_hand(spark):
+    # u0 rated 0 five and 1 one star (weights 1, 0.2); u1 rated 0 and 2 four stars (0.8, 0.8); u2 shelved 1 and 2
+    # unrated (1, 1). Co-occurrence c01 = 1 x 0.2 = 0.2, c02 = 0.8 x 0.8 = 0.64, c12 = 1 x 1 = 1; q0 = 1 + 0.64
+    # = 1.64, q1 = 0.04 + 1 = 1.04, q2 = 0.64 + 1 = 1.64. cos(0,1) = 0.2 / sqrt(1.64 x 1.04), cos(0,2) = 0.64 /
+    # 1.64, cos(1,2) = 1 / sqrt(1.04 x 1.64). u0's only candidate, book 2: 1 x cos(0,2) + 0.2 x cos(1,2)
+    data = spark.createDataFrame(
+        [
+            (0, 0, None, 5),
+            (0, 1, None, 1),
+            (1, 0, None, 4),
+            (1, 2, None, 4),
+            (2, 1, None, 0),
+            (2, 2, None, 0),
+        ],
+        RATED,
+    )
+    params = ItemCfParams(similarity="cosine", neighbours=10, shelf_weights="stars")
+    nb = itemcf.fit(data, params)
+    sims = {k: r["score"] for k, r in pairs_of(nb).items()}
+    c01, c02, c12 = 0.2 / math.sqrt(1.64 * 1.04), 0.64 / 1.64, 1 / math.sqrt(1.04 * 1.64)
+    assert sims == pytest.approx(
+        {(0, 1): c01, (1, 0): c01, (0, 2): c02, (2, 0): c02, (1, 2): c12, (2, 1): c12}
+    )
+    got = itemcf.recommend(data, nb, k=3, shelf_weights="stars").where(f"{C.USER_IDX} = 0").collect()
+    assert [(r[C.BOOK_IDX], r[itemcf.BECAUSE_IDX]) for r in got] == [(2, 0)]
+    assert got[0]["score"] == pytest.approx(c02 + 0.2 * c12, rel=1e-6)
+    # the consumer weighs a reader's shelves the same way
+    from recspark import foldin
+
+    info = foldin.ModelInfo(model="itemcf", itemcf_shelf_weights="stars")
+    shelved = [foldin.Shelf(pos=0, rating=5), foldin.Shelf(pos=1, rating=1), foldin.Shelf(pos=2)]
+    assert foldin.star_weights(shelved, info).tolist() == pytest.approx([1.0, 0.2, 1.0])
+    assert foldin.star_weights(shelved, foldin.ModelInfo(model="itemcf")).tolist() == [1.0, 1.0, 1.0]
+
+
 def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="shelf weights"):
+        ItemCfParams(shelf_weights="ratings")
     with pytest.raises(ValueError, match="similarity"):
         ItemCfParams(similarity="pearson")
     with pytest.raises(ValueError, match="neighbours"):

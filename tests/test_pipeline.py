@@ -392,7 +392,7 @@ def swapped_in_without_dropping_requests(lake, old: str, new: str) -> None:
 
 @pytest.mark.slow
 def test_itemcf_published_end_to_end(spark, published, tmp_path):
-    """``model="itemcf"`` with a popularity prior: lists and similar books from co-occurrence, exclusions exact,
+    """``model="itemcf"`` with a popularity prior and shelves weighted by their stars: lists and similar books from co-occurrence, exclusions exact,
     explanations cite shelved books (or nothing, for a book the prior alone picked), the single-stage verbs
     follow the trained family; checked from outside. A book added to the catalogue that nobody has shelved yet
     gets its similar-books list from content. Then a consumer serving the first run swaps to this one under
@@ -420,7 +420,7 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
         .withColumn("work_id", F.lit(None).cast("long"))
     )
     lake.write(new.select(*books.columns), "silver", "books", mode="append")
-    prior = ItemCfParams(popularity_weight=0.3)
+    prior = ItemCfParams(popularity_weight=0.3, shelf_weights="stars")
     summary = run_pipeline(spark, lake, cfg(model="itemcf", evaluate=False, itemcf=prior), tmp_path)
     run_id, model_run = summary["run_id"], summary["model_run_id"]
     assert run_id != first["run_id"] and model_of(lake, model_run) == "itemcf"
@@ -461,14 +461,16 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     reader = GoldReader(lake.root)
     assert reader.run_id == run_id and reader.info.model == "itemcf" and reader.catalogue.factors is None
     assert reader.info.itemcf_popularity_weight == 0.3  # the prior travels to the consumer
+    assert reader.info.itemcf_shelf_weights == "stars"  # and so does how the shelves were weighed
     shelves = [{"book_id": b} for b in sorted(shelved[user["user_id"]])]
     out = reader.fold_in(shelves, n=5)
     assert not out["cold_start"] and len(out["items"]) == 5
     assert all(i["book_id"] not in shelved[user["user_id"]] for i in out["items"])
     because = [i["because_book_id"] for i in out["items"] if i["because_book_id"] is not None]
     assert because and all(b in shelved[user["user_id"]] for b in because)
-    # training users folded in from their own shelves get their published lists: the prior is scaled over the
-    # books a list may show (it once was over the shelved books too, which changed scores and order)
+    # training users folded in from their own shelves (with their stars) get their published lists: the prior is
+    # scaled over the books a list may show (it once was over the shelved books too, which changed scores and
+    # order), and each shelf weighs rating / 5 as in the batch
     for other in lake.read("silver", "users").orderBy("user_idx").limit(8).collect():
         folded = reader.fold_in(posted_shelves(lake, other["user_idx"]), n=K)["items"]
         published_list, _ = reader.recommend(other["user_id"], K)

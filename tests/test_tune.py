@@ -920,3 +920,42 @@ def test_the_two_stage_check_releases_what_it_fitted_and_keeps_the_callers_table
     tune.two_stage(*args, ranker.RankerParams(), twostage.Fitted(None, table))
     assert built[-1].neighbours is table and table.is_cached
     table.unpersist()
+
+
+def test_the_item_cf_search_weighs_shelves_by_their_stars_where_that_wins(spark, monkeypatch):
+    # books A 0, B 1, D 2, C 3. u0 rated A 5 stars and B 1 star, and held out C; u1 shelved A and C, u2 B and D
+    # (5 stars each). Unit weights: cos(A, C) = cos(B, D) = 1 / sqrt(2), so C and D tie for u0 and D, the
+    # smaller index, comes first (NDCG@2 of C at rank 2: 1 / log2(3)). Stars: B weighs 0.2 for u0, so
+    # cos(B, D) = 1 / sqrt(1.04) and D scores 0.2 x 0.98 against C's 0.71: C first, NDCG 1
+    from recspark import itemcf
+
+    made: list[str] = []
+    counting = itemcf.Cooccurrence
+
+    class Spy(counting):
+        def __init__(self, interactions, params, *a, **kw):
+            made.append(params.shelf_weights)
+            super().__init__(interactions, params, *a, **kw)
+
+    monkeypatch.setattr(itemcf, "Cooccurrence", Spy)
+    monkeypatch.setattr(tune, "ITEMCF_GRID", ({"similarity": "cosine", "neighbours": 10},))
+    schema = "user_idx int, book_idx int, date_added timestamp, rating int"
+    rows = [
+        (0, 0, None, 5),
+        (0, 1, None, 1),
+        (1, 0, None, 5),
+        (1, 3, None, 5),
+        (2, 1, None, 5),
+        (2, 2, None, 5),
+    ]
+    truth = spark.createDataFrame([(0, 3)], "user_idx int, book_idx int")
+    users = spark.createDataFrame([(0,)], "user_idx int")
+    params, value, table = tune.best_itemcf(spark.createDataFrame(rows, schema), truth, users, 1, 1)
+    table.unpersist()
+    assert made == ["binary", "stars"] and params["shelf_weights"] == "stars" and value == 1.0
+    # every shelf rated 5 stars or unrated: the weights would all be 1, so the stars are not tried
+    made.clear()
+    flat = [(u, b, d, 5 if r else 0) for u, b, d, r in rows]
+    params, _, table = tune.best_itemcf(spark.createDataFrame(flat, schema), truth, users, 1, 1)
+    table.unpersist()
+    assert made == ["binary"] and params["shelf_weights"] == "binary"
