@@ -14,8 +14,9 @@ With ``--lake`` (a ``bench/quality.py --work`` folder's lakehouse of the same sp
 of its last run are scored beside them, and the two sets of lists are compared user by user (share of the top 10
 in common). goodbooks (``ratings.csv`` or ``to_read.csv``) or, with ``--format goodreads``, the UCSD CSVs
 (relevant: held-out ``is_read``). With ``--shelf-weights`` each shelf's entry of ``X`` (in the Gram matrix and in
-the user's row that is scored) is weighted by its stars: ``stars`` rated ``r`` -> ``r / 5``, unrated 1;
-``liked`` rated below 4 -> 0.25, else 1; ``binary`` (the default) 1 for every shelf; a list of them scores each.
+the user's row that is scored) is weighted: ``stars`` rated ``r`` -> ``r / 5``, unrated 1; ``liked`` rated below
+4 -> 0.25, else 1; ``read`` an unread shelf 0.5, a read one 1 (``read0.25``: 0.25); ``read+stars`` both factors;
+``binary`` (the default) 1 for every shelf; a list of them scores each.
 Appends to ``bench/results/ease_gap.json``.
 """
 
@@ -56,17 +57,24 @@ def gram_capped(x: np.ndarray, cap: int, seed: int) -> tuple[np.ndarray, float]:
     return g, float(np.diag(g).mean())
 
 
-def shelf_weights(rating: np.ndarray, how: str) -> np.ndarray:
-    """Each shelf's entry of ``X`` from its stars (0: unrated): ``binary`` 1; ``stars`` ``r / 5``, unrated 1;
-    ``liked`` 0.25 below 4 stars, else 1."""
+def shelf_weights(rating: np.ndarray, is_read: np.ndarray, how: str) -> np.ndarray:
+    """Each shelf's entry of ``X`` from its stars (0: unrated) and whether it was read: ``binary`` 1; ``stars``
+    ``r / 5``, unrated 1; ``liked`` 0.25 below 4 stars, else 1; ``read`` / ``readF`` unread ``F`` (default
+    0.5), read 1; ``read+stars`` the product of the two."""
     rated = rating > 0
-    if how == "binary":
-        return np.ones(len(rating), dtype=np.float32)
-    if how == "stars":
-        return np.where(rated, rating / 5.0, 1.0).astype(np.float32)
-    if how == "liked":
-        return np.where(rated & (rating < 4), 0.25, 1.0).astype(np.float32)
-    raise ValueError(f"unknown shelf weights {how!r}")
+    w = np.ones(len(rating), dtype=np.float64)
+    for part in how.split("+"):
+        if part == "binary":
+            continue
+        if part == "stars":
+            w *= np.where(rated, rating / 5.0, 1.0)
+        elif part == "liked":
+            w *= np.where(rated & (rating < 4), 0.25, 1.0)
+        elif part.startswith("read"):
+            w *= np.where(is_read, 1.0, float(part[4:] or 0.5))
+        else:
+            raise ValueError(f"unknown shelf weights {how!r}")
+    return w.astype(np.float32)
 
 
 def top_lists(
@@ -101,7 +109,9 @@ def main() -> None:
         "--max-books", type=int, default=10_000, help="the catalogue: the most-read books (as ease.py)"
     )
     p.add_argument(
-        "--shelf-weights", default="binary", help="binary, stars or liked (comma-separated: each scored)"
+        "--shelf-weights",
+        default="binary",
+        help="binary, stars, liked, read[F] or a product such as read+stars (comma-separated: each scored)",
     )
     p.add_argument(
         "--user-caps",
@@ -120,13 +130,16 @@ def main() -> None:
     shelved = np.zeros((len(users), len(books)), dtype=np.float32)
     shelved[u[inside], b] = 1.0
     stars = train["rating"].fillna(0).to_numpy()[inside] if "rating" in train else np.zeros(inside.sum())
+    # goodbooks rows: rated ones were read, to-read ones not (as ingest reads them)
+    read = (train["is_read"].to_numpy() > 0) if "is_read" in train else (stars > 0)
+    read = read[inside] if "is_read" in train else read
     ids = {"user": user_key(users), "book": book_key.reindex(books).to_numpy().astype("int64")}
     rows: dict[str, dict] = {"popularity": pop}
     ours: dict[str, np.ndarray] = {}
     xs = {}
     for how in a.shelf_weights.split(","):
         xs[how] = np.zeros_like(shelved)
-        xs[how][u[inside], b] = shelf_weights(stars, how)
+        xs[how][u[inside], b] = shelf_weights(stars, read, how)
     grams = [
         (how, cap, gram_capped(xs[how], cap, a.seed))
         for how in xs

@@ -19,8 +19,8 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   (:mod:`recspark.content`). It is the model when the published family is ``content``, and it is blended into
   ALS or item-CF scores with weight ``blend`` (each score list is first divided by its largest value).
 * **Item-CF** (the published family is ``itemcf``): ``Σ_j w_j · sim(j, b)`` over the
-  shelved books' neighbour lists, ``w_j`` 1 or, where the run weighed shelves by their stars, ``rating / 5`` for
-  a rated shelf (:func:`star_weights`): the model's whole table (``gold/serving_neighbours``), or the published
+  shelved books' neighbour lists, ``w_j`` 1 or, where the run weighed shelves by what they say, ``rating / 5``
+  for a rated shelf and 0.5 for an unread one (:func:`shelf_weights`): the model's whole table (``gold/serving_neighbours``), or the published
   similar-books lists (the top ``similar_k``) for runs that did not publish it. With its popularity prior β the
   sums over the books a list may show are divided by their largest and ``β · readers / max readers`` is added
   (:func:`with_prior`), as the batch kernel does.
@@ -69,6 +69,11 @@ class Shelf:
     is_read: bool = False
     is_reviewed: bool = False
     date_added: dt.datetime | None = None
+
+
+# item-CF's weight of a shelf not (yet) read under shelf_weights "read" (recspark.itemcf, step 1): a to-read shelf
+# counts half as much as a read book. Here, not in recspark.itemcf, so that the consumer imports it without Spark
+UNREAD_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -190,13 +195,18 @@ def fold_in(
     return np.linalg.solve(low.T, np.linalg.solve(low, b))
 
 
-def star_weights(shelves: list[Shelf], info: ModelInfo) -> np.ndarray:
-    """Item-CF's weight of each shelf, as :func:`recspark.itemcf.weighted` gives it: 1, or with the run's
-    ``shelf_weights="stars"`` ``rating / 5`` where rated (:func:`recspark.itemcf.star_weight`)."""
-    if info.itemcf_shelf_weights != "stars":
-        return np.ones(len(shelves))
-    rating = np.array([x.rating for x in shelves], dtype=np.float64)
-    return np.where(rating > 0, rating / 5.0, 1.0)
+def shelf_weights(shelves: list[Shelf], info: ModelInfo) -> np.ndarray:
+    """Item-CF's weight of each shelf, as :func:`recspark.itemcf.weighted` gives it by the run's
+    ``shelf_weights``: 1, times ``rating / 5`` where rated (``stars``), times the unread weight where not read
+    (``read``)."""
+    parts = set(info.itemcf_shelf_weights.split("+"))
+    w = np.ones(len(shelves))
+    if "stars" in parts:
+        rating = np.array([x.rating for x in shelves], dtype=np.float64)
+        w *= np.where(rating > 0, rating / 5.0, 1.0)
+    if "read" in parts:
+        w *= np.where(np.array([bool(x.is_read) for x in shelves], dtype=bool), 1.0, UNREAD_WEIGHT)
+    return w
 
 
 def content_weights(shelves: list[Shelf], info: ModelInfo) -> np.ndarray:

@@ -3,15 +3,19 @@
 Algorithm:
 
 1. **Weights.** Each shelf ``(user, book)`` weighs ``w = 1``, or ``w = 0.5 ** (age / half_life)`` with a time
-   decay (``age`` in days before the newest event of the data; shelves without a date count as new). With
-   ``shelf_weights="stars"`` a rated shelf's weight is also multiplied by ``rating / 5`` (unrated: 1): in the
-   counts, in EASE's Gram matrix and in the user's sum of step 4 alike, so a book rated 2 stars says less about
-   what a reader likes than one rated 5. The search tries it on its best configuration where some shelves are
-   rated below 5 stars (:func:`recspark.tune.best_itemcf`). Why: on real MovieLens 100k ratings, numpy EASE
-   on the split of ``bench/quality.py`` scored NDCG@10 0.389 with stars against 0.3645 with unit weights
-   (+6.7%), and 0.0994 against 0.0982 on the goodbooks-like ratings; on generated UCSD shelves, where unrated
-   to-read shelves weigh 1 and rated read ones less, it scored 0.2943 against 0.3279, so it is a choice made
-   on validation, not a default (``bench/ease_gap.py --shelf-weights binary,stars``).
+   decay (``age`` in days before the newest event of the data; shelves without a date count as new). The
+   weight is then multiplied by what the shelf says of the reader's taste (``shelf_weights``,
+   :data:`SHELF_WEIGHTS`): ``stars``, ``rating / 5`` for a rated shelf (unrated: 1), so a book rated 2 stars
+   says less than one rated 5; ``read``, :data:`UNREAD_WEIGHT` for a shelf not (yet) read, so a to-read shelf
+   says less than a book read; ``read+stars`` both. The weights count alike in the co-occurrence, in EASE's
+   Gram matrix and in the user's sums of step 4. The search tries each that the data can tell apart on its
+   best configuration and keeps it where it scores higher (:func:`recspark.tune.best_itemcf`). Why: numpy EASE
+   on the split of ``bench/quality.py`` (``bench/ease_gap.py --shelf-weights binary,stars,read,read+stars``)
+   scored NDCG@10 0.389 with stars against 0.3645 with unit weights on real MovieLens 100k ratings (+6.7%),
+   0.0994 against 0.0982 on the goodbooks-like ratings and 0.1504 against 0.1484 on generated ratings; on
+   generated UCSD shelves ``read`` scored 0.3887 against 0.3279 (+18.5%), but ``stars`` 0.2943 (unrated to-read
+   shelves weigh 1 there and rated read ones less): the best choice depends on the data, so validation makes
+   it.
 2. **Co-occurrence with a cap on active users.** Each user contributes at most :data:`MAX_USER_BOOKS` books (the
    most recent ones; a seeded hash order when there are no dates). A user with ``n`` books yields ``n(n-1)/2``
    pairs, so the cap bounds the self-join at ``cap²/2`` rows per user whatever the user's activity: real
@@ -77,13 +81,13 @@ from pyspark.sql import types as T
 from recspark import baselines, ease
 from recspark import columns as C
 from recspark.columns import RANK, SCORE
-from recspark.foldin import csr_positions
+from recspark.foldin import UNREAD_WEIGHT, csr_positions
 from recspark.works import Works
 
 log = logging.getLogger(__name__)
 
 SIMILARITIES = ("cosine", "jaccard", "lift", "ease")
-SHELF_WEIGHTS = ("binary", "stars")  # a shelf's weight: 1, or rating / 5 where rated (step 1)
+SHELF_WEIGHTS = ("binary", "stars", "read", "read+stars")  # what multiplies a shelf's weight (step 1)
 MAX_USER_BOOKS = 100
 BROADCAST_MB = 256  # largest neighbour table scored by the broadcast kernel (8 bytes per entry)
 NEIGHBOUR_IDX = C.NEIGHBOUR_IDX
@@ -102,7 +106,7 @@ class ItemCfParams:
     seed: int = 42
     ease_l2: float = 4.0  # similarity "ease": λ = ease_l2 × mean readers of a catalogue book (recspark.ease)
     popularity_weight: float = 0.0  # β: readers / max readers added to the scores scaled to 1 (0: no prior)
-    shelf_weights: str = "binary"  # "stars": a rated shelf weighs rating / 5 (:data:`SHELF_WEIGHTS`)
+    shelf_weights: str = "binary"  # stars, read or read+stars: a shelf weighed by what it says (step 1)
 
     def __post_init__(self) -> None:
         if self.similarity not in SIMILARITIES:
@@ -125,10 +129,13 @@ class ItemCfParams:
 def weighted(
     interactions: DataFrame, half_life_days: float | None, shelf_weights: str = "binary"
 ) -> DataFrame:
-    """``(user_idx, book_idx, _w, date_added)``: one row per shelf, weight 1 or decayed by age, times
-    ``rating / 5`` where rated with ``shelf_weights="stars"`` (step 1)."""
-    stars = shelf_weights == "stars"
-    cols = [C.USER_IDX, C.BOOK_IDX, C.DATE_ADDED] + ([C.RATING] if stars else [])
+    """``(user_idx, book_idx, _w, date_added)``: one row per shelf, weight 1 or decayed by age, times what the
+    shelf says by ``shelf_weights`` (step 1: ``rating / 5`` where rated, :data:`UNREAD_WEIGHT` where unread)."""
+    parts = set(shelf_weights.split("+")) - {"binary"}
+    stars, read = "stars" in parts, "read" in parts
+    cols = (
+        [C.USER_IDX, C.BOOK_IDX, C.DATE_ADDED] + ([C.RATING] if stars else []) + ([C.IS_READ] if read else [])
+    )
     base = interactions.select(*cols).dropDuplicates([C.USER_IDX, C.BOOK_IDX])
     w = F.lit(1.0)
     if half_life_days is not None:
@@ -142,12 +149,14 @@ def weighted(
             )
     if stars:
         w = w * star_weight(F.col(C.RATING))
+    if read:
+        w = w * F.when(F.col(C.IS_READ), F.lit(1.0)).otherwise(F.lit(UNREAD_WEIGHT))
     return base.select(C.USER_IDX, C.BOOK_IDX, w.alias(WEIGHT), C.DATE_ADDED)
 
 
 def star_weight(rating: Column) -> Column:
     """A shelf's factor under ``shelf_weights="stars"``: ``rating / 5`` where rated (1-5), 1 unrated (0 or null);
-    :func:`recspark.foldin.star_weights` is the consumer's copy."""
+    :func:`recspark.foldin.shelf_weights` is the consumer's copy."""
     return F.when(rating > 0, rating.cast("double") / 5.0).otherwise(F.lit(1.0))
 
 

@@ -1013,8 +1013,10 @@ def best_itemcf(
     """The item-CF configuration of :data:`ITEMCF_GRID` with the best validation NDCG at
     :data:`ITEMCF_CHOICE_DEPTH` times ``k`` (co-occurrence counted once for all of them; EASE's l2 searched beyond
     the grid when its top wins, :func:`beyond_the_edge`, and then at the halfway points on either side of the
-    best, :func:`refined`), then the best with its shelves weighted by their stars where some shelf is rated below
-    5 (``shelf_weights="stars"``, :mod:`recspark.itemcf`; kept when it scores higher), then
+    best, :func:`refined`), then the best with its shelves weighed by what they say (:mod:`recspark.itemcf`,
+    step 1): by their stars where some shelf is rated below 5, by whether they were read where the data records
+    reading (:func:`shelf_weight_options`), and by both when each in turn scored higher; each kept when it
+    scores higher, then
     the weight of its popularity prior from :data:`ITEMCF_PRIOR_GRID` by NDCG@k (kept at 0 unless one scores
     higher; beyond the grid likewise), its NDCG@k, and its neighbour table (cached: the caller unpersists it).
     The first configuration wins ties."""
@@ -1063,9 +1065,10 @@ def best_itemcf(
 
             beyond_the_edge(ease_grid, best[2].ease_l2, try_l2)
             refined(ease_grid, best[2].ease_l2, try_l2)
-        if rated_below_five(train):
-            chosen = {key: v for key, v in best[2].as_dict().items() if key != "seed"}
-            try_config({**chosen, "shelf_weights": "stars"})
+        chosen = {key: v for key, v in best[2].as_dict().items() if key != "seed"}
+        won = [how for how in shelf_weight_options(train) if try_config({**chosen, "shelf_weights": how})]
+        if len(won) == 2:
+            try_config({**chosen, "shelf_weights": "+".join(sorted(won))})
     finally:
         for co in counted.values():
             co.release()
@@ -1096,12 +1099,16 @@ def best_itemcf(
     return params.as_dict(), round(value, 5), table
 
 
-def rated_below_five(train: DataFrame) -> bool:
-    """Whether some shelf of ``train`` is rated 1-4 stars: only then do item-CF's star weights
-    (``shelf_weights="stars"``) differ from unit weights by more than a common factor."""
-    if C.RATING not in train.columns:
-        return False
-    return bool(train.where((F.col(C.RATING) > 0) & (F.col(C.RATING) < 5)).limit(1).count())
+def shelf_weight_options(train: DataFrame) -> list[str]:
+    """The ways of weighing item-CF's shelves (:data:`recspark.itemcf.SHELF_WEIGHTS`) that ``train`` can tell
+    from unit weights: ``stars`` where some shelf is rated 1-4 stars, ``read`` where some shelves are read and
+    others not (otherwise each gives every shelf the same weight, or a common factor that ranks alike)."""
+    found = train.agg(
+        F.max((F.col(C.RATING) > 0) & (F.col(C.RATING) < 5)) if C.RATING in train.columns else F.lit(False),
+        F.max(F.col(C.IS_READ)) if C.IS_READ in train.columns else F.lit(False),
+        F.min(F.col(C.IS_READ)) if C.IS_READ in train.columns else F.lit(True),
+    ).first()
+    return (["stars"] if found[0] else []) + (["read"] if found[1] and not found[2] else [])
 
 
 def ranker_check_skipped(search: Search, max_iter: int) -> str | None:

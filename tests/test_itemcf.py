@@ -364,8 +364,27 @@ def test_star_weighted_cosine_and_sums_by_hand(spark):
 
     info = foldin.ModelInfo(model="itemcf", itemcf_shelf_weights="stars")
     shelved = [foldin.Shelf(pos=0, rating=5), foldin.Shelf(pos=1, rating=1), foldin.Shelf(pos=2)]
-    assert foldin.star_weights(shelved, info).tolist() == pytest.approx([1.0, 0.2, 1.0])
-    assert foldin.star_weights(shelved, foldin.ModelInfo(model="itemcf")).tolist() == [1.0, 1.0, 1.0]
+    assert foldin.shelf_weights(shelved, info).tolist() == pytest.approx([1.0, 0.2, 1.0])
+    assert foldin.shelf_weights(shelved, foldin.ModelInfo(model="itemcf")).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_read_weights_halve_an_unread_shelf_in_the_batch_and_the_consumer(spark):
+    # read unrated -> 1, unread -> 0.5; with stars too: read and rated 4 -> 0.8, unread and rated 2 (possible in
+    # the UCSD files) -> 0.5 x 0.4 = 0.2
+    schema = "user_idx int, book_idx int, date_added timestamp, rating int, is_read boolean"
+    rows = [(0, 0, None, 0, True), (0, 1, None, 0, False), (1, 0, None, 4, True), (1, 2, None, 2, False)]
+    data = spark.createDataFrame(rows, schema)
+    from recspark import foldin
+
+    for how, want in (("read", [1.0, 0.5, 1.0, 0.5]), ("read+stars", [1.0, 0.5, 0.8, 0.2])):
+        got = {
+            (r[C.USER_IDX], r[C.BOOK_IDX]): r[itemcf.WEIGHT]
+            for r in itemcf.weighted(data, None, how).collect()
+        }
+        assert [got[(u, b)] for u, b, *_ in rows] == pytest.approx(want), how
+        shelved = [foldin.Shelf(pos=b, rating=r, is_read=read) for _, b, _, r, read in rows]
+        info = foldin.ModelInfo(model="itemcf", itemcf_shelf_weights=how)
+        assert foldin.shelf_weights(shelved, info).tolist() == pytest.approx(want), how
 
 
 def test_bad_parameters_are_refused():

@@ -959,3 +959,16 @@ def test_the_item_cf_search_weighs_shelves_by_their_stars_where_that_wins(spark,
     params, _, table = tune.best_itemcf(spark.createDataFrame(flat, schema), truth, users, 1, 1)
     table.unpersist()
     assert made == ["binary"] and params["shelf_weights"] == "binary"
+
+
+def test_shelf_weights_are_tried_only_where_the_data_tells_shelves_apart(spark):
+    schema = "user_idx int, book_idx int, rating int, is_read boolean"
+
+    def options(rows):
+        return tune.shelf_weight_options(spark.createDataFrame(rows, schema))
+
+    assert options([(0, 0, 3, True), (0, 1, 0, False)]) == ["stars", "read"]
+    assert options([(0, 0, 5, True), (0, 1, 0, True)]) == []  # stars 5 or none, every shelf read
+    assert options([(0, 0, 0, False), (0, 1, 0, False)]) == []  # to-read shelves: one weight for all
+    assert options([(0, 0, 2, True), (0, 1, 5, True)]) == ["stars"]  # ratings: every row read
+    assert tune.shelf_weight_options(spark.createDataFrame([(0, 1)], "user_idx int, book_idx int")) == []
