@@ -108,3 +108,14 @@ def test_a_new_gold_format_publishes_the_same_model_again(monkeypatch):
     monkeypatch.setattr(pipeline, "GOLD_FORMAT", pipeline.GOLD_FORMAT + 1)
     after = pipeline.publication_id("model-x", cfg), pipeline.model_run_id({}, cfg)
     assert after[0] != before[0] and after[1] == before[1]
+
+
+def test_the_summary_names_item_cfs_shelf_weights():
+    from recspark.itemcf import SHELF_WEIGHTS
+
+    said = {how: cli.shelf_weights_text(how) for how in SHELF_WEIGHTS if how != "binary"}
+    assert said == {
+        "stars": "shelves weighted: a rated shelf weighs rating / 5",
+        "read": "shelves weighted: an unread shelf weighs 0.5",
+        "read+stars": "shelves weighted: an unread shelf weighs 0.5 and a rated shelf weighs rating / 5",
+    }
