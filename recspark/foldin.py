@@ -20,10 +20,10 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   ALS or item-CF scores with weight ``blend`` (each score list is first divided by its largest value).
 * **Item-CF** (the published family is ``itemcf``): ``Σ_j w_j · sim(j, b)`` over the
   shelved books' neighbour lists, ``w_j`` 1 or, where the run weighed shelves by what they say, ``rating / 5``
-  for a rated shelf and 0.5 for an unread one (:func:`shelf_weights`): the model's whole table (``gold/serving_neighbours``), or the published
-  similar-books lists (the top ``similar_k``) for runs that did not publish it. With its popularity prior β the
-  sums over the books a list may show are divided by their largest and ``β · readers / max readers`` is added
-  (:func:`with_prior`), as the batch kernel does.
+  for a rated shelf and 0.5 for an unread one (:func:`shelf_weights`): the model's whole table
+  (``gold/serving_neighbours``), or the published similar-books lists (the top ``similar_k``) for runs that did
+  not publish it. With its popularity prior β the sums over the books a list may show are divided by their
+  largest and ``β · readers / max readers`` is added (:func:`with_prior`), as the batch kernel does.
 * **The blend of ALS and item-CF** (a ``ranker`` run that published :mod:`recspark.blend`): both of the above,
   then :func:`blend_scores` does what the batch blend does over its candidates: every source's top ``n``
   (ALS, item-CF, content, popularity; shelved works excluded) is a candidate, ALS's and item-CF's scores are
@@ -90,9 +90,8 @@ class ModelInfo:
     content_half_life_days: float | None = 365.0
     content_popularity_weight: float = 1.0
     itemcf_popularity_weight: float = 0.0  # item-CF's prior β (recspark.itemcf): 0 without one
-    itemcf_shelf_weights: str = (
-        "binary"  # how item-CF weighs a shelf (recspark.itemcf.ItemCfParams.shelf_weights)
-    )
+    # how item-CF weighs a shelf (recspark.itemcf.ItemCfParams.shelf_weights): binary, stars, read or read+stars
+    itemcf_shelf_weights: str = "binary"
     # a ranker run that published the blend (recspark.blend): item-CF's share w, the liked share's weight γ and
     # the candidates per source n; None: not a blend run (or one published before the blend was served)
     blend_weight: float | None = None
