@@ -507,9 +507,10 @@ def recommend_each_prior(
     shelf_weights: str = "binary",
 ) -> Iterator[tuple[float, DataFrame]]:
     """``(β, lists)`` for each popularity weight β of ``weights`` in turn: :func:`recommend`'s lists (no time
-    decay, no works; the shelves weighed by ``shelf_weights``), from one count of readers and, on the kernel path, one collected neighbour table, instead
-    of one of each per β (the tuning's prior sweep). Each β's prior is ``β · readers / max readers`` computed as
-    :func:`prior_weights` computes it, so the lists are the same. Lists are lazy: score one before the next."""
+    decay, no works; the shelves weighed by ``shelf_weights``), from one count of readers and, on the kernel
+    path, one collected neighbour table, instead of one of each per β (the tuning's prior sweep). Each β's prior
+    is ``β · readers / max readers`` computed as :func:`prior_weights` computes it, so the lists are the same.
+    Lists are lazy: score one before the next."""
     all_shelves = weighted(interactions, None, shelf_weights)
     shelves = shelves_of(all_shelves, users)
     table = neighbour_arrays(neighbours, broadcast_mb)

@@ -545,8 +545,8 @@ class GoldReader:
 
     def _itemcf_scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo, exclude: np.ndarray):
         """Item-CF's neighbour sums of the shelves ``items`` at ``at``, each weighted as the run weighed them
-        (:func:`recspark.foldin.shelf_weights`; with its popularity prior when the run has one): ``(scores, explain)``,
-        ``(None, None)`` when no shelved book has a neighbour. The books at ``exclude`` (shelved works, editions
+        (:func:`recspark.foldin.shelf_weights`; with its popularity prior when the run has one):
+        ``(scores, explain)``, ``(None, None)`` when no shelved book has a neighbour. The books at ``exclude`` (shelved works, editions
         never shown) score nothing, as in the batch kernel, so the prior's scaling to 1 is over the books a list
         may show."""
         cat = self.catalogue
