@@ -335,7 +335,8 @@ def sources_of(
     works: Works | None,
 ) -> twostage.Sources:
     """The two-stage sources of a run: the fitted artefacts with what ``cfg`` chose for them (content parameters,
-    item-CF's popularity prior). Evaluation and publishing both build them here, so neither misses a field."""
+    item-CF's parameters: its prior and shelf weights). Evaluation and publishing both build them here, so neither
+    misses a field."""
     return twostage.Sources(
         user_factors,
         item_factors,
@@ -343,8 +344,7 @@ def sources_of(
         vectors,
         cfg.content,
         works,
-        itemcf_prior=cfg.itemcf.popularity_weight,
-        itemcf_shelf_weights=cfg.itemcf.shelf_weights,
+        itemcf_params=cfg.itemcf,
     )
 
 

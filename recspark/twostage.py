@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pyspark.ml.recommendation import ALSModel
@@ -88,10 +88,8 @@ class Sources:
     vectors: DataFrame | None
     content_params: ContentParams
     works: Works | None = None  # one edition per work, shelved works excluded (recspark.works)
-    # item-CF's popularity prior β as the search chose it (ItemCfParams.popularity_weight)
-    itemcf_prior: float = 0.0
-    # how item-CF weighs a shelf, as its table was fitted (ItemCfParams.shelf_weights)
-    itemcf_shelf_weights: str = "binary"
+    # the parameters item-CF's table was fitted with: its lists use the same popularity prior β and shelf weights
+    itemcf_params: ItemCfParams = field(default_factory=ItemCfParams)
 
 
 @dataclass
@@ -240,8 +238,7 @@ def fit_sources(
         neighbours,
         vectors,
         content_params,
-        itemcf_prior=itemcf_params.popularity_weight,
-        itemcf_shelf_weights=itemcf_params.shelf_weights,
+        itemcf_params=itemcf_params,
     )
 
 
@@ -262,8 +259,8 @@ def source_lists(
             n,
             users=users,
             works=works,
-            popularity_weight=sources.itemcf_prior,
-            shelf_weights=sources.itemcf_shelf_weights,
+            popularity_weight=sources.itemcf_params.popularity_weight,
+            shelf_weights=sources.itemcf_params.shelf_weights,
         )
     if sources.vectors is not None:
         lists["content"] = content.recommend(

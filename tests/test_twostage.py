@@ -650,7 +650,9 @@ def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark)
     users = spark.createDataFrame([(0,)], "user_idx int")
 
     def itemcf_books(prior: float) -> list[int]:
-        sources = twostage.Sources(None, None, neighbours, None, ContentParams(), itemcf_prior=prior)
+        sources = twostage.Sources(
+            None, None, neighbours, None, ContentParams(), itemcf_params=ItemCfParams(popularity_weight=prior)
+        )
         found = twostage.source_lists(spark, train, sources, users, 2)["itemcf"]
         return [r["book_idx"] for r in found.orderBy("rank").collect()]
 
