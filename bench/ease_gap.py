@@ -131,8 +131,7 @@ def main() -> None:
     shelved[u[inside], b] = 1.0
     stars = train["rating"].fillna(0).to_numpy()[inside] if "rating" in train else np.zeros(inside.sum())
     # goodbooks rows: rated ones were read, to-read ones not (as ingest reads them)
-    read = (train["is_read"].to_numpy() > 0) if "is_read" in train else (stars > 0)
-    read = read[inside] if "is_read" in train else read
+    read = train["is_read"].to_numpy()[inside] > 0 if "is_read" in train else stars > 0
     ids = {"user": user_key(users), "book": book_key.reindex(books).to_numpy().astype("int64")}
     rows: dict[str, dict] = {"popularity": pop}
     ours: dict[str, np.ndarray] = {}
