@@ -258,17 +258,6 @@ def print_summary(spark, lake, summary: dict, k: int, report_dir: Path) -> None:
         )
 
 
-def shelf_weights_text(how: str) -> str:
-    """Item-CF's shelf weights in words (:data:`recspark.itemcf.SHELF_WEIGHTS`, other than unit weights)."""
-    from recspark.foldin import UNREAD_WEIGHT
-
-    parts = {
-        "stars": "a rated shelf weighs rating / 5",
-        "read": f"an unread shelf weighs {UNREAD_WEIGHT:g}",
-    }
-    return "shelves weighted: " + " and ".join(parts[p] for p in how.split("+"))
-
-
 def print_parameters(summary: dict) -> None:
     """Which ALS parameters the run used and how they were chosen."""
     from recspark import metrics
@@ -289,14 +278,7 @@ def print_parameters(summary: dict) -> None:
         else "  (no validation scores: tuning off or skipped)"
     )
     if "itemcf" in cfg.models:
-        ic = cfg.itemcf
-        prior = f", popularity prior {ic.popularity_weight:g}" if ic.popularity_weight > 0 else ""
-        if ic.shelf_weights != "binary":
-            prior += f", {shelf_weights_text(ic.shelf_weights)}"
-        if ic.similarity == "ease":
-            print(f"  item-CF: EASE weights (l2 {ic.ease_l2:g}), {ic.neighbours} per book at most{prior}")
-        else:
-            print(f"  item-CF: {ic.similarity} similarity, {ic.neighbours} neighbours per book{prior}")
+        print(f"  item-CF: {cfg.itemcf.describe()}")
     rk = (tuning or {}).get("ranker")
     if rk and rk.get("skipped"):
         print(f"  two-stage ranker: not trained ({rk['skipped']})")

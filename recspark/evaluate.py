@@ -19,6 +19,7 @@ from recspark import baselines, candidates, metrics, topk, tune
 from recspark import columns as C
 from recspark.blend import DEFAULT_PRIOR
 from recspark.frames import union_all
+from recspark.itemcf import ItemCfParams
 from recspark.tune import describe, describe_runner_up, describe_validation
 from recspark.twostage import THIN_SHARE, published_kind
 from recspark.works import Works, candidates_of, seen_of
@@ -239,6 +240,13 @@ def tuning_section(tuning: dict) -> str:
             "validation split carved from the training side only"
             + (f" ({made})" if (made := describe_validation(tuning.get("validation"))) else ""),
         ]
+    if tuning.get("itemcf"):
+        scored = (tuning.get("models") or {}).get("itemcf")
+        lines.append(
+            f"- **item-CF**: {ItemCfParams(**tuning['itemcf']).describe()}"
+            + (f" (validation NDCG {scored})" if scored is not None else "")
+        )
+    lines += [f"- **not searched**: {note}" for note in tuning.get("notes") or []]
     rk = tuning.get("ranker")
     if rk:
         lines += ["", "### Two-stage ranker (candidates from every model, LambdaMART)", ""]

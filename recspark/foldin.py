@@ -92,6 +92,8 @@ class ModelInfo:
     itemcf_popularity_weight: float = 0.0  # item-CF's prior β (recspark.itemcf): 0 without one
     # how item-CF weighs a shelf (recspark.itemcf.ItemCfParams.shelf_weights): binary, stars, read or read+stars
     itemcf_shelf_weights: str = "binary"
+    # item-CF's time decay of a shelf (recspark.itemcf.ItemCfParams.half_life_days); None: no decay
+    itemcf_half_life_days: float | None = None
     # a ranker run that published the blend (recspark.blend): item-CF's share w, the liked share's weight γ and
     # the candidates per source n; None: not a blend run (or one published before the blend was served)
     blend_weight: float | None = None
@@ -196,10 +198,10 @@ def fold_in(
 
 def shelf_weights(shelves: list[Shelf], info: ModelInfo) -> np.ndarray:
     """Item-CF's weight of each shelf, as :func:`recspark.itemcf.weighted` gives it by the run's
-    ``shelf_weights``: 1, times ``rating / 5`` where rated (``stars``), times the unread weight where not read
-    (``read``)."""
+    ``shelf_weights`` and ``half_life_days``: the time decay (1 without one or without a date), times
+    ``rating / 5`` where rated (``stars``), times the unread weight where not read (``read``)."""
     parts = set(info.itemcf_shelf_weights.split("+"))
-    w = np.ones(len(shelves))
+    w = decay([x.date_added for x in shelves], info.reference_date, info.itemcf_half_life_days)
     if "stars" in parts:
         rating = np.array([x.rating for x in shelves], dtype=np.float64)
         w *= np.where(rating > 0, rating / 5.0, 1.0)

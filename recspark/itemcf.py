@@ -125,6 +125,25 @@ class ItemCfParams:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """The configuration in words, as the run summary and the report show it."""
+        parts = (
+            [f"EASE weights (l2 {self.ease_l2:g}), {self.neighbours} per book at most"]
+            if self.similarity == "ease"
+            else [f"{self.similarity} similarity, {self.neighbours} neighbours per book"]
+        )
+        if self.popularity_weight > 0:
+            parts.append(f"popularity prior {self.popularity_weight:g}")
+        if self.shelf_weights != "binary":
+            said = {
+                "stars": "a rated shelf weighs rating / 5",
+                "read": f"an unread shelf weighs {UNREAD_WEIGHT:g}",
+            }
+            parts.append("shelves weighted: " + " and ".join(said[p] for p in self.shelf_weights.split("+")))
+        if self.half_life_days is not None:
+            parts.append(f"shelves decayed with a half-life of {self.half_life_days:g} days")
+        return ", ".join(parts)
+
 
 def weighted(
     interactions: DataFrame, half_life_days: float | None, shelf_weights: str = "binary"
@@ -505,13 +524,14 @@ def recommend_each_prior(
     users: DataFrame | None = None,
     broadcast_mb: float = BROADCAST_MB,
     shelf_weights: str = "binary",
+    half_life_days: float | None = None,
 ) -> Iterator[tuple[float, DataFrame]]:
-    """``(β, lists)`` for each popularity weight β of ``weights`` in turn: :func:`recommend`'s lists (no time
-    decay, no works; the shelves weighed by ``shelf_weights``), from one count of readers and, on the kernel
+    """``(β, lists)`` for each popularity weight β of ``weights`` in turn: :func:`recommend`'s lists (no works;
+    the shelves weighed by ``shelf_weights`` and ``half_life_days``), from one count of readers and, on the kernel
     path, one collected neighbour table, instead of one of each per β (the tuning's prior sweep). Each β's prior
     is ``β · readers / max readers`` computed as :func:`prior_weights` computes it, so the lists are the same.
     Lists are lazy: score one before the next."""
-    all_shelves = weighted(interactions, None, shelf_weights)
+    all_shelves = weighted(interactions, half_life_days, shelf_weights)
     shelves = shelves_of(all_shelves, users)
     table = neighbour_arrays(neighbours, broadcast_mb)
     if table is None:

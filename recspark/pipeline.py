@@ -413,6 +413,7 @@ def evaluate_model(
             works=works,
             popularity_weight=cfg.itemcf.popularity_weight,
             shelf_weights=cfg.itemcf.shelf_weights,
+            half_life_days=cfg.itemcf.half_life_days,
         )
         lists["itemcf"] = evaluate.materialise(recs)
         timings["itemcf"] = time.perf_counter() - t
@@ -511,7 +512,19 @@ def choose_parameters(
         cfg = with_tuned(cfg, found)
     else:
         log.warning("no tuned parameters (%s): using the built-in values", found.get("skipped"))
-    return cfg, found
+    return without_skipped(cfg, found, opts.model), found
+
+
+def without_skipped(cfg: RunConfig, found: dict, forced: str = "auto") -> RunConfig:
+    """``cfg`` without the families the search on these inputs skipped for want of data (its notes: content
+    without book metadata), so that evaluation and publishing neither try them again nor warn again; a family
+    named by ``--model`` (``forced``) is kept, so that its run fails with the reason."""
+    skipped = tune.families_skipped(found) - {forced}
+    kept = tuple(m for m in cfg.models if m not in skipped)
+    if not kept or kept == cfg.models:
+        return cfg
+    log.info("not evaluated or published (the search skipped them): %s", ", ".join(sorted(skipped)))
+    return replace(cfg, models=kept)
 
 
 @contextmanager
@@ -1139,6 +1152,7 @@ def model_lists(
             works=works,
             popularity_weight=cfg.itemcf.popularity_weight,
             shelf_weights=cfg.itemcf.shelf_weights,
+            half_life_days=cfg.itemcf.half_life_days,
         )
     if model == "content":
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)

@@ -625,6 +625,7 @@ def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
         content_popularity_weight=float(content.get("popularity_weight", 1.0)),
         itemcf_popularity_weight=float(itemcf.get("popularity_weight", 0.0)),
         itemcf_shelf_weights=itemcf.get("shelf_weights") or "binary",  # absent in runs before star weights
+        itemcf_half_life_days=itemcf.get("half_life_days"),
         blend_weight=blend.get("weight"),
         blend_prior=float(blend.get("prior", 0.0)),
         blend_candidates=int(blend.get("candidates", 0)),

@@ -138,6 +138,7 @@ CONTENT_GRID = (
     {"popularity_weight": 3.0, "half_life_days": 365.0},
     {"popularity_weight": 1.0, "half_life_days": None},
 )
+SKIPPED_NOTE = " skipped: "  # a search note "<family> skipped: <why>" (Search.notes; families_skipped)
 ETA = 3  # successive halving keeps the best 1/ETA of each rung
 MIN_BUDGET_S = 180.0
 ML_INSTRUMENTATION = "org.apache.spark.ml.util.Instrumentation"  # Spark ML's logger of a failed fit
@@ -840,7 +841,7 @@ def tune(
             vectors = content.book_vectors(books, seed)
         except content.NoMetadata as exc:
             log.warning("content model skipped: %s", exc)
-            search.notes = [f"content skipped: {exc}"]
+            search.notes = [f"content{SKIPPED_NOTE}{exc}"]
         else:
             search.content, scores["content"] = best_content(
                 spark, tune_train, vectors, truth, valid_users, k, seed
@@ -1033,7 +1034,14 @@ def best_itemcf(
             counted[params.shelf_weights] = itemcf.Cooccurrence(train, params)
         co = counted[params.shelf_weights]
         nb = co.neighbours(params.similarity, params.neighbours, ease_l2=params.ease_l2).cache()
-        recs = itemcf.recommend(train, nb, depth, users=users, shelf_weights=params.shelf_weights)
+        recs = itemcf.recommend(
+            train,
+            nb,
+            depth,
+            users=users,
+            shelf_weights=params.shelf_weights,
+            half_life_days=params.half_life_days,
+        )
         found = metrics.ranking_metrics(recs, truth, sorted({k, depth}))
         value, at_k = found[depth]["ndcg"], found[k]["ndcg"]
         log.info(
@@ -1079,7 +1087,13 @@ def best_itemcf(
         improved = False
         t0 = time.perf_counter()
         for weight, recs in itemcf.recommend_each_prior(
-            train, table, k, weights, users=users, shelf_weights=params.shelf_weights
+            train,
+            table,
+            k,
+            weights,
+            users=users,
+            shelf_weights=params.shelf_weights,
+            half_life_days=params.half_life_days,
         ):
             scored = metrics.ranking_metrics(recs, truth, [k])[k]["ndcg"]
             log.info(
@@ -1097,6 +1111,11 @@ def best_itemcf(
     sweep(list(ITEMCF_PRIOR_GRID))
     beyond_the_edge(ITEMCF_PRIOR_GRID, params.popularity_weight, lambda w: sweep([w]))
     return params.as_dict(), round(value, 5), table
+
+
+def families_skipped(found: dict) -> set[str]:
+    """The families a search (its summary ``found``) skipped for want of data, from its notes."""
+    return {note.split(SKIPPED_NOTE)[0] for note in found.get("notes") or [] if SKIPPED_NOTE in note}
 
 
 def shelf_weight_options(train: DataFrame) -> list[str]:

@@ -261,6 +261,7 @@ def source_lists(
             works=works,
             popularity_weight=sources.itemcf_params.popularity_weight,
             shelf_weights=sources.itemcf_params.shelf_weights,
+            half_life_days=sources.itemcf_params.half_life_days,
         )
     if sources.vectors is not None:
         lists["content"] = content.recommend(

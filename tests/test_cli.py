@@ -110,12 +110,21 @@ def test_a_new_gold_format_publishes_the_same_model_again(monkeypatch):
     assert after[0] != before[0] and after[1] == before[1]
 
 
-def test_the_summary_names_item_cfs_shelf_weights():
-    from recspark.itemcf import SHELF_WEIGHTS
+def test_the_summary_describes_item_cf():
+    from recspark.itemcf import SHELF_WEIGHTS, ItemCfParams
 
-    said = {how: cli.shelf_weights_text(how) for how in SHELF_WEIGHTS if how != "binary"}
+    said = {how: ItemCfParams(shelf_weights=how).describe() for how in SHELF_WEIGHTS}
+    plain = "cosine similarity, 100 neighbours per book"
     assert said == {
-        "stars": "shelves weighted: a rated shelf weighs rating / 5",
-        "read": "shelves weighted: an unread shelf weighs 0.5",
-        "read+stars": "shelves weighted: an unread shelf weighs 0.5 and a rated shelf weighs rating / 5",
+        "binary": plain,
+        "stars": f"{plain}, shelves weighted: a rated shelf weighs rating / 5",
+        "read": f"{plain}, shelves weighted: an unread shelf weighs 0.5",
+        "read+stars": f"{plain}, shelves weighted: an unread shelf weighs 0.5 and a rated shelf weighs rating / 5",
     }
+    ease = ItemCfParams(
+        similarity="ease", neighbours=400, ease_l2=8.0, popularity_weight=0.3, half_life_days=90
+    )
+    assert ease.describe() == (
+        "EASE weights (l2 8), 400 per book at most, popularity prior 0.3, "
+        "shelves decayed with a half-life of 90 days"
+    )

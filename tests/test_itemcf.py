@@ -387,6 +387,39 @@ def test_read_weights_halve_an_unread_shelf_in_the_batch_and_the_consumer(spark)
         assert foldin.shelf_weights(shelved, info).tolist() == pytest.approx(want), how
 
 
+def test_time_decay_weighs_the_sums_in_the_batch_and_the_consumer(spark):
+    # newest shelf on day 20, half-life 10 days. u0 shelved book 0 on day 20 (weight 1) and book 1 on day 10
+    # (0.5); u1 shelved 0 and 2, u2 1 and 2 (both on day 20). Cosine with decayed weights: c02 = 1 (u1), c12 = 1
+    # (u2); q0 = 1 + 1 = 2, q1 = 0.25 + 1 = 1.25, q2 = 2. u0's only candidate, book 2, scores
+    # 1 x cos(0,2) + 0.5 x cos(1,2) = 1 / 2 + 0.5 / sqrt(2.5)
+    day = lambda d: DAY0 + dt.timedelta(days=d)  # noqa: E731
+    rows = [
+        (0, 0, day(20)),
+        (0, 1, day(10)),
+        (1, 0, day(20)),
+        (1, 2, day(20)),
+        (2, 1, day(20)),
+        (2, 2, day(20)),
+    ]
+    data = spark.createDataFrame(rows, SCHEMA)
+    params = ItemCfParams(similarity="cosine", neighbours=10, half_life_days=10.0)
+    nb = itemcf.fit(data, params)
+    got = itemcf.recommend(data, nb, k=3, half_life_days=10.0).where(f"{C.USER_IDX} = 0").collect()
+    assert [r[C.BOOK_IDX] for r in got] == [2]
+    assert got[0]["score"] == pytest.approx(0.5 + 0.5 / math.sqrt(2.5), rel=1e-6)
+    from recspark import foldin
+
+    info = foldin.ModelInfo(model="itemcf", reference_date=day(20), itemcf_half_life_days=10.0)
+    shelved = [
+        foldin.Shelf(pos=0, date_added=day(20)),
+        foldin.Shelf(pos=1, date_added=day(10)),
+        foldin.Shelf(2),
+    ]
+    assert foldin.shelf_weights(shelved, info).tolist() == pytest.approx([1.0, 0.5, 1.0])  # undated: 1
+    no_decay = foldin.ModelInfo(model="itemcf", reference_date=day(20))
+    assert foldin.shelf_weights(shelved, no_decay).tolist() == [1.0, 1.0, 1.0]
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="shelf weights"):
         ItemCfParams(shelf_weights="ratings")

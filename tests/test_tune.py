@@ -117,6 +117,39 @@ def test_parsimony_prefers_a_smaller_rank_within_one_percent():
     assert tune.describe_runner_up(s.runner_up, s.best) == tune.describe(s.best)
 
 
+def test_the_report_names_item_cfs_choice_and_the_families_not_searched():
+    from recspark import evaluate
+
+    tuning = {
+        "skipped": "too few users",
+        "itemcf": {"similarity": "ease", "neighbours": 400, "ease_l2": 8.0, "shelf_weights": "stars"},
+        "models": {"itemcf": 0.0336, "popularity": 0.0242},
+        "notes": ["content skipped: no metadata"],
+    }
+    lines = evaluate.tuning_section(tuning).splitlines()
+    assert (
+        "- **item-CF**: EASE weights (l2 8), 400 per book at most, shelves weighted: a rated shelf weighs "
+        "rating / 5 (validation NDCG 0.0336)"
+    ) in lines
+    assert "- **not searched**: content skipped: no metadata" in lines
+    assert not any("item-CF" in line for line in evaluate.tuning_section({"skipped": "x"}).splitlines())
+
+
+def test_a_family_the_search_skipped_is_not_evaluated_or_published_again():
+    from recspark import pipeline
+    from recspark.config import RunConfig
+
+    found = {"notes": [f"content{tune.SKIPPED_NOTE}no book metadata"]}
+    assert tune.families_skipped(found) == {"content"} and tune.families_skipped({"notes": None}) == set()
+    cfg = RunConfig(models=("als", "itemcf", "content"))
+    assert pipeline.without_skipped(cfg, found).models == ("als", "itemcf")
+    assert pipeline.without_skipped(cfg, {}).models == cfg.models
+    # named by --model: kept, so that its run fails with the reason; never left with no family
+    assert pipeline.without_skipped(cfg, found, forced="content").models == cfg.models
+    alone = RunConfig(models=("content",), model="content")
+    assert pipeline.without_skipped(alone, found) == alone
+
+
 def test_the_default_is_kept_unless_the_winner_is_ahead_by_two_standard_errors():
     """The winner and the default compared user by user at the default's last rung. Hand-made per-user scores:
     differences (0.1, 0.1, 0.1, 0) are a mean of 0.075 with standard deviation 0.05, standard error 0.025
