@@ -163,28 +163,55 @@ def book_features(train: DataFrame) -> tuple[DataFrame, float]:
     """``(book_idx, book_log_readers, book_recent_share, book_mean_rating, book_log_ratings, book_liked_share)``
     from shelves, and the liked share over all shelves (what a book without shelves gets)."""
     rated = F.col(C.RATING) > 0
-    has_reads = C.IS_READ in train.columns
-    read_share = F.avg(F.col(C.IS_READ).cast("double")) if has_reads else F.lit(None).cast("double")
-    either = [F.avg(liked(reads).cast("double")) for reads in ((False, True) if has_reads else (False,))]
-    latest, share, *overall_by_reads = train.agg(F.max(C.DATE_ADDED), read_share, *either).first()  # one pass
-    reads = _recorded(share)
-    liked_ = liked(reads).cast("double")
-    overall = overall_by_reads[int(reads)]
-    overall = float(overall) if overall is not None else 0.0
+    reads, overall, (latest,) = _liked_basis(train, F.max(C.DATE_ADDED))  # one pass
     recent = (
         F.col(C.DATE_ADDED) >= F.lit(latest) - F.expr(f"INTERVAL {RECENT_DAYS} DAYS")
         if latest is not None
         else F.lit(False)
     )
-    m = LIKED_PRIOR_SHELVES
     per_book = train.groupBy(C.BOOK_IDX).agg(
         F.log1p(F.count(F.lit(1))).cast("float").alias("book_log_readers"),
         F.avg(F.when(recent, 1.0).otherwise(0.0)).cast("float").alias("book_recent_share"),
         F.coalesce(F.avg(F.when(rated, F.col(C.RATING))), nan()).cast("float").alias("book_mean_rating"),
         F.log1p(F.count(F.when(rated, 1))).cast("float").alias("book_log_ratings"),
-        ((F.sum(liked_) + m * overall) / (F.count(F.lit(1)) + m)).cast("float").alias(LIKED_SHARE),
+        _liked_share(reads, overall).alias(LIKED_SHARE),
     )
     return per_book, overall
+
+
+def liked_shares(train: DataFrame) -> DataFrame:
+    """``(book_idx, book_liked_share)`` as :func:`book_features` gives it, alone (item-CF's liked prior)."""
+    reads, overall, _ = _liked_basis(train)
+    return train.groupBy(C.BOOK_IDX).agg(_liked_share(reads, overall).alias(LIKED_SHARE))
+
+
+def likes_differ(train: DataFrame) -> bool:
+    """Whether some shelves of ``train`` are liked and others not (:func:`liked`): else every book's liked share
+    is the same and ranks nothing."""
+    if C.RATING not in train.columns:
+        return False
+    reads, _, _ = _liked_basis(train)
+    low, high = train.agg(F.min(liked(reads).cast("int")), F.max(liked(reads).cast("int"))).first()
+    return low is not None and low != high
+
+
+def _liked_basis(train: DataFrame, *more: Column) -> tuple[bool, float, list]:
+    """Whether ``train`` records reading (:func:`reads_recorded`), its liked share over all shelves, and the values
+    of the aggregates ``more``, in one pass."""
+    has_reads = C.IS_READ in train.columns
+    read_share = F.avg(F.col(C.IS_READ).cast("double")) if has_reads else F.lit(None).cast("double")
+    either = [F.avg(liked(reads).cast("double")) for reads in ((False, True) if has_reads else (False,))]
+    share, *rest = train.agg(read_share, *either, *more).first()
+    reads = _recorded(share)
+    overall = rest[int(reads)]
+    return reads, float(overall) if overall is not None else 0.0, rest[len(either) :]
+
+
+def _liked_share(reads: bool, overall: float) -> Column:
+    """A book's liked share, as an aggregate over its shelves: its liked shelves plus
+    :data:`LIKED_PRIOR_SHELVES` pseudo-shelves at ``overall``, over its shelves plus the same."""
+    m = LIKED_PRIOR_SHELVES
+    return ((F.sum(liked(reads).cast("double")) + m * overall) / (F.count(F.lit(1)) + m)).cast("float")
 
 
 def user_features(train: DataFrame) -> DataFrame:

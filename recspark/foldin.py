@@ -90,6 +90,7 @@ class ModelInfo:
     content_half_life_days: float | None = 365.0
     content_popularity_weight: float = 1.0
     itemcf_popularity_weight: float = 0.0  # item-CF's prior β (recspark.itemcf): 0 without one
+    itemcf_liked_weight: float = 0.0  # item-CF's liked-share prior γ (recspark.itemcf): 0 without one
     # how item-CF weighs a shelf (recspark.itemcf.ItemCfParams.shelf_weights): binary, stars, read or read+stars
     itemcf_shelf_weights: str = "binary"
     # item-CF's time decay of a shelf (recspark.itemcf.ItemCfParams.half_life_days); None: no decay
@@ -239,12 +240,21 @@ def neighbour_scores(
     return np.bincount(cand, weights=contrib, minlength=n_books), cand, contrib
 
 
-def with_prior(scores: np.ndarray, readers: np.ndarray, weight: float) -> np.ndarray:
-    """Item-CF's popularity prior (:mod:`recspark.itemcf`): the positive neighbour sums scaled to a maximum of 1,
-    plus ``weight · readers / max readers``; a book with neither gets -inf (never recommended)."""
+def with_prior(
+    scores: np.ndarray,
+    readers: np.ndarray,
+    weight: float,
+    liked: np.ndarray | None = None,
+    liked_weight: float = 0.0,
+) -> np.ndarray:
+    """Item-CF's prior (:mod:`recspark.itemcf`, step 5): the positive neighbour sums scaled to a maximum of 1,
+    plus ``weight · readers / max readers`` (plus ``liked_weight`` times the book's ``liked`` share, where
+    given); a book with neither sums nor readers gets -inf (never recommended)."""
     own = scores > 0
     top = float(readers.max(initial=0.0))
     prior = weight * readers / top if top > 0 else np.zeros(len(scores))
+    if liked is not None and liked_weight > 0:
+        prior = prior + liked_weight * liked
     blended = np.where(own, scores / scores[own].max(), 0.0) + prior
     return np.where(own | (readers > 0), blended, -np.inf)
 

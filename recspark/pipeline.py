@@ -414,6 +414,7 @@ def evaluate_model(
             popularity_weight=cfg.itemcf.popularity_weight,
             shelf_weights=cfg.itemcf.shelf_weights,
             half_life_days=cfg.itemcf.half_life_days,
+            liked_weight=cfg.itemcf.liked_weight,
         )
         lists["itemcf"] = evaluate.materialise(recs)
         timings["itemcf"] = time.perf_counter() - t
@@ -750,6 +751,12 @@ def serving_blend(cfg: RunConfig) -> dict | None:
     return {"weight": cfg.blend, "prior": cfg.blend_prior, "candidates": cfg.ranker.n_candidates}
 
 
+def serves_liked_prior(cfg: RunConfig) -> bool:
+    """Whether the published lists come from item-CF scores with a liked-share prior (recspark.itemcf, step 5):
+    item-CF's own, or its candidates in a ranker run."""
+    return cfg.model in ("itemcf", "ranker") and "itemcf" in cfg.models and cfg.itemcf.liked_weight > 0
+
+
 def publish_model(
     spark: SparkSession,
     lake: Lakehouse,
@@ -830,7 +837,8 @@ def publish_model(
     with timer.step("serving model (book factors, YᵀY, content vectors)", first_step + 3, total):
         blend_params = serving_blend(cfg)
         liked = None
-        if blend_params is not None:  # the liked share the blend orders candidates by, as its batch lists do
+        if blend_params is not None or serves_liked_prior(cfg):  # the liked share the blend orders candidates
+            # by, or item-CF's liked prior adds, as the batch lists do
             shares, overall = candidates.book_features(fitted)
             liked = (shares.select(C.BOOK_IDX, F.col(candidates.LIKED_SHARE).alias(C.LIKED_SHARE)), overall)
         publish.write_run_rows(
@@ -1153,6 +1161,7 @@ def model_lists(
             popularity_weight=cfg.itemcf.popularity_weight,
             shelf_weights=cfg.itemcf.shelf_weights,
             half_life_days=cfg.itemcf.half_life_days,
+            liked_weight=cfg.itemcf.liked_weight,
         )
     if model == "content":
         vectors = vectors if vectors is not None else load_content_vectors(lake, run_id)

@@ -559,8 +559,11 @@ class GoldReader:
             return None, None
         own = scores > 0
         # the prior (recspark.itemcf)
-        if info.model in ("itemcf", "ranker") and info.itemcf_popularity_weight > 0:
-            scores = foldin.with_prior(scores, cat.trained_readers, info.itemcf_popularity_weight)
+        liked = info.itemcf_liked_weight if cat.liked is not None else 0.0  # no shares published: none
+        if info.model in ("itemcf", "ranker") and (info.itemcf_popularity_weight > 0 or liked > 0):
+            scores = foldin.with_prior(
+                scores, cat.trained_readers, info.itemcf_popularity_weight, cat.liked, liked
+            )
         else:
             scores = np.where(own, scores, -np.inf)
         seeds = np.repeat(at, np.diff(self.sim_indptr)[at])
@@ -624,6 +627,7 @@ def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
         content_half_life_days=content.get("half_life_days"),
         content_popularity_weight=float(content.get("popularity_weight", 1.0)),
         itemcf_popularity_weight=float(itemcf.get("popularity_weight", 0.0)),
+        itemcf_liked_weight=float(itemcf.get("liked_weight", 0.0)),  # absent in runs before the liked prior
         itemcf_shelf_weights=itemcf.get("shelf_weights") or "binary",  # absent in runs before star weights
         itemcf_half_life_days=itemcf.get("half_life_days"),
         blend_weight=blend.get("weight"),

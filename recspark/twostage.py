@@ -262,6 +262,7 @@ def source_lists(
             popularity_weight=sources.itemcf_params.popularity_weight,
             shelf_weights=sources.itemcf_params.shelf_weights,
             half_life_days=sources.itemcf_params.half_life_days,
+            liked_weight=sources.itemcf_params.liked_weight,
         )
     if sources.vectors is not None:
         lists["content"] = content.recommend(

@@ -252,20 +252,60 @@ def test_the_prior_sweep_gives_the_lists_of_each_weight(spark, broadcast_mb):
 
     rnd = random.Random(9)
     rows = sorted({(u, rnd.randrange(12 if u < 20 else 40), 0) for u in range(40) for _ in range(4)})
-    data = shelves(spark, rows)
+    # ratings 1-5 at random, so the books' liked shares differ
+    data = spark.createDataFrame(
+        [(u, b, DAY0, rnd.randint(1, 5)) for u, b, _ in rows],
+        "user_idx int, book_idx int, date_added timestamp, rating int",
+    )
     nb = itemcf.fit(data, ItemCfParams(neighbours=3)).cache()
     users = spark.createDataFrame([(u,) for u in range(0, 40, 3)], "user_idx int")
-    weights = [0.5, 3.0]
-    swept = itemcf.recommend_each_prior(data, nb, 5, weights, users=users, broadcast_mb=broadcast_mb)
+    priors = [(0.5, 0.0), (3.0, 0.0), (0.0, 0.3), (0.5, 1.0)]
+    swept = itemcf.recommend_each_prior(data, nb, 5, priors, users=users, broadcast_mb=broadcast_mb)
     seen = []
-    for weight, recs in swept:
-        seen.append(weight)
-        want = itemcf.recommend(data, nb, 5, users=users, broadcast_mb=broadcast_mb, popularity_weight=weight)
+    for (beta, gamma), recs in swept:
+        seen.append((beta, gamma))
+        want = itemcf.recommend(
+            data, nb, 5, users=users, broadcast_mb=broadcast_mb, popularity_weight=beta, liked_weight=gamma
+        )
         got = sorted(tuple(r) for r in recs.collect())
-        assert got == sorted(tuple(r) for r in want.collect()), weight
+        assert got == sorted(tuple(r) for r in want.collect()), (beta, gamma)
         assert {r[0] for r in got} == set(range(0, 40, 3))
-    assert seen == weights
+    assert seen == priors
     nb.unpersist()
+
+
+@pytest.mark.parametrize("broadcast_mb", [itemcf.BROADCAST_MB, 0])  # the kernel, then the join path
+def test_liked_share_prior_by_hand(spark, broadcast_mb):
+    # TOY with stars: book 0 rated 5 by u0 and 2 by u1, book 1 rated 4, 1, 5 by u0, u1, u2, book 2 5 and 3 by u0,
+    # u2, book 3 unrated by u3. Liked (not rated below 4, unrated counts): 5 of 8 shelves, overall share 0.625;
+    # shrunk by 10 pseudo-shelves at it: book 0 (1 + 6.25) / 12, book 1 (2 + 6.25) / 13, book 2 (1 + 6.25) / 12,
+    # book 3 (1 + 6.25) / 11. With γ = 1 and no popularity prior: u1's one candidate (book 2, because of book 1)
+    # scores 1 + 7.25 / 12, then book 3 by its share alone; u3 has no neighbours: the books by share (1, then 0
+    # and 2 tied: the smaller index first)
+    stars = {(0, 0): 5, (0, 1): 4, (0, 2): 5, (1, 0): 2, (1, 1): 1, (2, 1): 5, (2, 2): 3, (3, 3): 0}
+    data = spark.createDataFrame(
+        [(u, b, DAY0, stars[(u, b)]) for u, b, _ in TOY],
+        "user_idx int, book_idx int, date_added timestamp, rating int",
+    )
+    nb = itemcf.fit(data, ItemCfParams(similarity="cosine", neighbours=10))
+    got = itemcf.recommend(data, nb, k=3, broadcast_mb=broadcast_mb, liked_weight=1.0)
+    rows = [
+        (r[C.USER_IDX], r[C.RANK], r[C.BOOK_IDX], r[itemcf.BECAUSE_IDX], r["score"])
+        for r in got.orderBy(C.USER_IDX, C.RANK).collect()
+    ]
+    share = {0: 7.25 / 12, 1: 8.25 / 13, 2: 7.25 / 12, 3: 7.25 / 11}
+    want = [
+        (0, 1, 3, None, share[3]),
+        (1, 1, 2, 1, 1 + share[2]),
+        (1, 2, 3, None, share[3]),
+        (2, 1, 0, 1, 1 + share[0]),
+        (2, 2, 3, None, share[3]),
+        (3, 1, 1, None, share[1]),
+        (3, 2, 0, None, share[0]),
+        (3, 3, 2, None, share[2]),
+    ]
+    assert [r[:4] for r in rows] == [w[:4] for w in want]
+    assert [r[4] for r in rows] == pytest.approx([w[4] for w in want], rel=1e-6)
 
 
 def test_the_consumers_prior_is_the_batch_formula():
@@ -277,6 +317,10 @@ def test_the_consumers_prior_is_the_batch_formula():
     # last book has neither a sum nor a reader: never recommended
     got = foldin.with_prior(np.array([0.0, 2.0, 1.0, 0.0]), np.array([4.0, 0.0, 2.0, 0.0]), 0.5)
     assert got.tolist() == [0.5, 1.0, 0.75, -np.inf]
+    # with liked shares 0.2, 0.4, 0.6, 0.8 at γ 0.5: + 0.1, 0.2, 0.3 (the last book still never)
+    liked = np.array([0.2, 0.4, 0.6, 0.8])
+    got = foldin.with_prior(np.array([0.0, 2.0, 1.0, 0.0]), np.array([4.0, 0.0, 2.0, 0.0]), 0.5, liked, 0.5)
+    assert got.tolist() == pytest.approx([0.6, 1.2, 1.05, -np.inf])
 
 
 def test_the_consumers_sums_take_negative_weights_like_the_batch():

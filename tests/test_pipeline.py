@@ -420,7 +420,7 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
         .withColumn("work_id", F.lit(None).cast("long"))
     )
     lake.write(new.select(*books.columns), "silver", "books", mode="append")
-    prior = ItemCfParams(popularity_weight=0.3, shelf_weights="stars")
+    prior = ItemCfParams(popularity_weight=0.3, shelf_weights="stars", liked_weight=0.2)
     summary = run_pipeline(spark, lake, cfg(model="itemcf", evaluate=False, itemcf=prior), tmp_path)
     run_id, model_run = summary["run_id"], summary["model_run_id"]
     assert run_id != first["run_id"] and model_of(lake, model_run) == "itemcf"
@@ -462,6 +462,7 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     assert reader.run_id == run_id and reader.info.model == "itemcf" and reader.catalogue.factors is None
     assert reader.info.itemcf_popularity_weight == 0.3  # the prior travels to the consumer
     assert reader.info.itemcf_shelf_weights == "stars"  # and so does how the shelves were weighed
+    assert reader.info.itemcf_liked_weight == 0.2 and reader.catalogue.liked is not None  # and the liked prior
     shelves = [{"book_id": b} for b in sorted(shelved[user["user_id"]])]
     out = reader.fold_in(shelves, n=5)
     assert not out["cold_start"] and len(out["items"]) == 5

@@ -994,6 +994,59 @@ def test_the_item_cf_search_weighs_shelves_by_their_stars_where_that_wins(spark,
     assert made == ["binary"] and params["shelf_weights"] == "binary"
 
 
+def test_the_item_cf_search_adds_the_liked_share_where_that_wins(spark, monkeypatch):
+    # books A 0, D 1, C 2. u1 shelved A (5 stars) and D (1 star), u2 A and C (5 stars); u0 shelved A and held out C.
+    # cos(A, D) = cos(A, C) with unit weights and with stars alike, and D and C have one reader each, so no
+    # similarity, shelf weight or popularity prior ranks C first (D, the smaller index, wins the tie: NDCG@1 0).
+    # Liked shares (4 of 5 shelves liked; 10 pseudo-shelves at 0.8): D 8 / 11, C 9 / 11, so the first liked-share
+    # prior of the grid puts C first (NDCG@1 1) and the larger ones score no higher
+    from recspark import itemcf
+
+    monkeypatch.setattr(tune, "ITEMCF_GRID", ({"similarity": "cosine", "neighbours": 10},))
+    schema = "user_idx int, book_idx int, date_added timestamp, rating int"
+    rows = [(0, 0, None, 5), (1, 0, None, 5), (1, 1, None, 1), (2, 0, None, 5), (2, 2, None, 5)]
+    truth = spark.createDataFrame([(0, 2)], "user_idx int, book_idx int")
+    users = spark.createDataFrame([(0,)], "user_idx int")
+    train = spark.createDataFrame(rows, schema)
+    params, value, table = tune.best_itemcf(train, truth, users, 1, 1)
+    table.unpersist()
+    assert params["liked_weight"] == tune.ITEMCF_LIKED_GRID[0] and value == 1.0
+    assert params["popularity_weight"] == 0.0 and params["shelf_weights"] == "binary"
+    assert (
+        itemcf.ItemCfParams(**params).describe().endswith(f"liked-share prior {tune.ITEMCF_LIKED_GRID[0]:g}")
+    )
+    # every shelf liked (rated 4 or 5, or unrated): every share is the same, so no liked prior is tried
+    tried: list = []
+    each = itemcf.recommend_each_prior
+
+    def spy(*a, **kw):
+        tried.extend(a[3])
+        return each(*a, **kw)
+
+    monkeypatch.setattr(itemcf, "recommend_each_prior", spy)
+    liked = spark.createDataFrame([(u, b, d, 5) for u, b, d, _ in rows], schema)
+    params, _, table = tune.best_itemcf(liked, truth, users, 1, 1)
+    table.unpersist()
+    assert params["liked_weight"] == 0.0 and tried and all(gamma == 0.0 for _, gamma in tried)
+
+
+def test_likes_differ_only_where_some_shelves_are_liked_and_others_not(spark):
+    from recspark import candidates
+
+    schema = "user_idx int, book_idx int, rating int, is_read boolean"
+
+    def differ(rows):
+        return candidates.likes_differ(spark.createDataFrame(rows, schema))
+
+    assert differ([(0, 0, 2, True), (0, 1, 5, True)])  # ratings: 2 stars is not liked
+    assert not differ([(0, 0, 4, True), (0, 1, 0, True)])  # 4 stars and unrated: both liked
+    assert not differ(
+        [(0, 0, 0, False), (0, 1, 0, False)]
+    )  # to-read shelves: reading not recorded, all liked
+    assert differ([(0, b, 0, b % 2 == 0) for b in range(10)])  # shelves half read: the unread are not liked
+    assert not candidates.likes_differ(spark.createDataFrame([(0, 1)], "user_idx int, book_idx int"))
+
+
 def test_shelf_weights_are_tried_only_where_the_data_tells_shelves_apart(spark):
     schema = "user_idx int, book_idx int, rating int, is_read boolean"
 
