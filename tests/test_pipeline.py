@@ -462,7 +462,8 @@ def test_itemcf_published_end_to_end(spark, published, tmp_path):
     assert reader.run_id == run_id and reader.info.model == "itemcf" and reader.catalogue.factors is None
     assert reader.info.itemcf_popularity_weight == 0.3  # the prior travels to the consumer
     assert reader.info.itemcf_shelf_weights == "stars"  # and so does how the shelves were weighed
-    assert reader.info.itemcf_liked_weight == 0.2 and reader.catalogue.liked is not None  # and the liked prior
+    # and so does the liked prior, with the books' liked shares
+    assert reader.info.itemcf_liked_weight == 0.2 and reader.catalogue.liked is not None
     shelves = [{"book_id": b} for b in sorted(shelved[user["user_id"]])]
     out = reader.fold_in(shelves, n=5)
     assert not out["cold_start"] and len(out["items"]) == 5
