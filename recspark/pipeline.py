@@ -752,9 +752,9 @@ def serving_blend(cfg: RunConfig) -> dict | None:
 
 
 def serves_liked_prior(cfg: RunConfig) -> bool:
-    """Whether the published lists come from item-CF scores with a liked-share prior (recspark.itemcf, step 5):
-    item-CF's own, or its candidates in a ranker run."""
-    return cfg.model in ("itemcf", "ranker") and "itemcf" in cfg.models and cfg.itemcf.liked_weight > 0
+    """Whether the published lists are item-CF's with a liked-share prior (recspark.itemcf, step 5; a ranker
+    run's item-CF candidates go without it: recspark.twostage.source_lists)."""
+    return cfg.model == "itemcf" and cfg.itemcf.liked_weight > 0
 
 
 def publish_model(

@@ -559,7 +559,9 @@ class GoldReader:
             return None, None
         own = scores > 0
         # the prior (recspark.itemcf)
-        liked = info.itemcf_liked_weight if cat.liked is not None else 0.0  # no shares published: none
+        # item-CF's own liked-share prior: its lists only (a ranker run's candidates go without it, as in the
+        # batch: recspark.twostage.source_lists); none where no shares were published
+        liked = info.itemcf_liked_weight if info.model == "itemcf" and cat.liked is not None else 0.0
         if info.model in ("itemcf", "ranker") and (info.itemcf_popularity_weight > 0 or liked > 0):
             scores = foldin.with_prior(
                 scores, cat.trained_readers, info.itemcf_popularity_weight, cat.liked, liked

@@ -242,10 +242,40 @@ def fit_sources(
     )
 
 
+def itemcf_lists(train: DataFrame, sources: Sources, users: DataFrame, n: int, liked: bool) -> DataFrame:
+    """Item-CF's top-``n`` for ``users`` with the parameters its table was fitted with, its liked-share prior
+    only when ``liked``."""
+    p = sources.itemcf_params
+    return itemcf.recommend(
+        train,
+        sources.neighbours,
+        n,
+        users=users,
+        works=sources.works,
+        popularity_weight=p.popularity_weight,
+        shelf_weights=p.shelf_weights,
+        half_life_days=p.half_life_days,
+        liked_weight=p.liked_weight if liked else 0.0,
+    )
+
+
+def as_published(
+    train: DataFrame, sources: Sources, users: DataFrame, n: int, lists: dict[str, DataFrame]
+) -> dict[str, DataFrame]:
+    """The single models' lists as a run publishes them: ``lists`` (cached), item-CF's with its liked-share
+    prior when it has one (the candidates go without it: :func:`source_lists`), what the two-stage lists must
+    beat."""
+    if sources.itemcf_params.liked_weight <= 0 or "itemcf" not in lists:
+        return lists
+    return {**lists, "itemcf": itemcf_lists(train, sources, users, n, liked=True).cache()}
+
+
 def source_lists(
     spark: SparkSession, train: DataFrame, sources: Sources, users: DataFrame, n: int
 ) -> dict[str, DataFrame]:
-    """Each available source's top-``n`` ``(user_idx, rank, book_idx, score)`` for ``users``, shelved excluded."""
+    """Each available source's top-``n`` ``(user_idx, rank, book_idx, score)`` for ``users``, shelved excluded
+    (item-CF's with its popularity prior but not its liked-share prior, which the blend and the ranker add
+    their own way)."""
     works = sources.works
     seen = seen_of(works, train.join(users, on=C.USER_IDX, how="left_semi"))
     lists: dict[str, DataFrame] = {}
@@ -253,17 +283,9 @@ def source_lists(
         ufs = sources.user_factors.join(users, on=C.USER_IDX, how="left_semi")
         lists["als"] = topk.recommend(spark, ufs, candidates_of(works, sources.item_factors), n, seen=seen)
     if sources.neighbours is not None:
-        lists["itemcf"] = itemcf.recommend(
-            train,
-            sources.neighbours,
-            n,
-            users=users,
-            works=works,
-            popularity_weight=sources.itemcf_params.popularity_weight,
-            shelf_weights=sources.itemcf_params.shelf_weights,
-            half_life_days=sources.itemcf_params.half_life_days,
-            liked_weight=sources.itemcf_params.liked_weight,
-        )
+        # no liked-share prior of item-CF's own: the blend adds the liked share with its own γ, and the ranker
+        # sees it as a feature (stacked under the blend's γ 0.3 it cost 2% on generated UCSD shelves)
+        lists["itemcf"] = itemcf_lists(train, sources, users, n, liked=False)
     if sources.vectors is not None:
         lists["content"] = content.recommend(
             spark, train, sources.vectors, n, sources.content_params, users=users, works=works
@@ -318,7 +340,8 @@ def validate(
         "n_candidates": params.n_candidates,
         "params": params.as_dict(),
     }
-    singles = single_ndcg(lists, check_truth, k)
+    singles_from = as_published(train, sources, users, params.n_candidates, lists)
+    singles = single_ndcg(singles_from, check_truth, k)
     summary["single"] = singles
     model = None
     try:
@@ -333,7 +356,7 @@ def validate(
         summary["ranker"] = round(metrics.ranking_metrics(ranked, check_truth, [k])[k]["ndcg"], 5)
         summary["importances"] = ranker.importances(model, names)
     best = max(singles, key=singles.get)
-    best_lists = lists[best].where(F.col(C.RANK) <= k)
+    best_lists = singles_from[best].where(F.col(C.RANK) <= k)
     summary["best_single"] = best
     summary["wins"] = False
     if model is not None:  # a paired test on the check users: a gain within the noise is no reason to switch
@@ -350,7 +373,15 @@ def validate(
         for df in thin_lists.values():
             df.unpersist()
     summary["blend"] = blend_check(
-        feats, lists, users, truth, check_truth, k, params, thin_feats, thinner.reach if thinner else 0.0
+        feats,
+        singles_from,
+        users,
+        truth,
+        check_truth,
+        k,
+        params,
+        thin_feats,
+        thinner.reach if thinner else 0.0,
     )
     if thin_feats is not None:
         thin_feats.unpersist()
@@ -370,7 +401,7 @@ def validate(
         f"publish the {summary['publish']}" if summary["publish"] else "keep the best single model",
     )
     check_truth.unpersist()
-    for df in [feats, *lists.values()]:
+    for df in [feats, *lists.values(), *(v for name, v in singles_from.items() if v is not lists[name])]:
         df.unpersist()
     return summary, model
 
@@ -386,7 +417,8 @@ def blend_check(
     thin_feats: DataFrame | None = None,
     reach: float = 0.0,
 ) -> dict | None:
-    """The blend of ALS and item-CF (:mod:`recspark.blend`), judged by cross-fitting on every validation user:
+    """The blend of ALS and item-CF (:mod:`recspark.blend`), judged by cross-fitting on every validation user
+    against the single models' ``lists`` as published (:func:`as_published`):
     ``users`` are cut in two halves by a hash; the setting (weight, and the liked share's weight γ when the
     candidates' liked shares differ) chosen on each half (every setting scored in one job) ranks the other
     half's candidates, and those lists together are compared with the best single model on all of ``users``

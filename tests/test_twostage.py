@@ -664,6 +664,40 @@ def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark)
     assert [r["book_idx"] for r in found.orderBy("rank").collect()] == [2, 1]
 
 
+def test_the_candidates_leave_item_cfs_liked_prior_to_the_blend_but_the_singles_keep_it(spark):
+    """User 0 shelved book 0, whose neighbours are book 1 (0.9) and book 2 (0.85). Book 1's one reader rated it 1
+    star, book 2's 5 stars: liked shares (2 of 3 shelves liked, 10 pseudo-shelves at 2/3) 6.67 / 11 and 7.67 / 11.
+    With item-CF's liked prior γ 1: 1 scores 0.9 / 0.9 + 0.606 = 1.606 and 2 0.85 / 0.9 + 0.697 = 1.641, so 2
+    comes first in item-CF's own lists, what the two-stage lists are compared with; the candidates go without it
+    (the blend adds the share with its own γ), 1 first."""
+    from recspark import twostage
+    from recspark.content import ContentParams
+    from recspark.itemcf import ItemCfParams
+
+    neighbours = spark.createDataFrame(
+        [(0, 1, 1, 0.9), (0, 2, 2, 0.85)], "book_idx int, rank int, neighbour_idx int, score float"
+    )
+    train = spark.createDataFrame(
+        [(0, 0, 0, None), (1, 1, 1, None), (2, 2, 5, None)],
+        "user_idx int, book_idx int, rating int, date_added timestamp",
+    )
+    users = spark.createDataFrame([(0,)], "user_idx int")
+
+    def books(df) -> list[int]:
+        return [r["book_idx"] for r in df.orderBy("rank").collect()]
+
+    liked = twostage.Sources(
+        None, None, neighbours, None, ContentParams(), itemcf_params=ItemCfParams(liked_weight=1.0)
+    )
+    lists = twostage.source_lists(spark, train, liked, users, 2)
+    assert books(lists["itemcf"]) == [1, 2]
+    singles = twostage.as_published(train, liked, users, 2, lists)
+    assert books(singles["itemcf"]) == [2, 1]
+    singles["itemcf"].unpersist()
+    plain = twostage.Sources(None, None, neighbours, None, ContentParams())
+    assert twostage.as_published(train, plain, users, 2, lists) is lists
+
+
 def test_validate_falls_back_without_a_ranker_and_publishes_the_blend_only_above_every_single_model(spark):
     """Hand-made factors and neighbours (no fitting): with too few positives no ranker is trained; the check
     scores every single source and the blend of ALS and item-CF (a weight of the grid chosen on the fit users,
