@@ -126,9 +126,10 @@ ITEMCF_GRID = (
 ITEMCF_PRIOR_GRID = (0.1, 0.3, 1.0, 3.0)
 # the weight γ of item-CF's liked-share prior (recspark.itemcf, step 5), tried after β where some shelves are liked
 # and others not (kept at 0 unless one scores higher; beyond the grid likewise). Numpy EASE on bench/quality.py's
-# split with the book's liked share added to the scaled sums (relevant: read, or rated 4+): 300 heavy shelvers
-# 0.226 -> 0.2403 at γ 0.1 (-18% at 0.3: the sums of hundreds of seeds lie close below the top); generated UCSD
-# shelves (read weights) 0.3887 -> 0.3945 at 0.2; MovieLens (star weights) 0.3856 -> 0.3853 at 0.05-0.1
+# split with the book's liked share added to the scaled sums (bench/liked_prior.py; relevant: read, or rated 4+):
+# 300 heavy shelvers 0.2260 -> 0.2409 at γ 0.1 (-8% at 0.3: the sums of hundreds of seeds lie close below the
+# top); generated UCSD shelves (read weights) 0.3887 -> 0.3945 at 0.2; MovieLens (star weights) 0.3741 -> 0.3715
+# at 0.1, lower at every γ (docs/quality.md, "Item-CF's liked-share prior")
 ITEMCF_LIKED_GRID = (0.03, 0.1, 0.3)
 # item-CF's configuration is chosen by validation NDCG at this many times K, not at K: a top 20 holds about twice
 # the hits of a top 10, so the choice is steadier, and it is near enough to the top 10 to want the same model (at 50
