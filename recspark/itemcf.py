@@ -60,8 +60,9 @@ Algorithm:
    stars and, where the data records reading, read, shrunk towards the share over all shelves): the neighbours
    say what a reader will shelve, the share whether a shelf of it turns out liked, what the hidden checks count
    (numpy EASE, ``bench/liked_prior.py``: +6.6% on generated heavy shelvers at γ 0.1, -8% at 0.3, and lower at
-   every γ on MovieLens with star weights, so it is chosen on validation like β: ``tune.ITEMCF_LIKED_GRID``). The "popular" books of the exactness argument are then the first by the whole
-   prior ``β · readers / max + γ · liked``.
+   every γ on MovieLens with star weights, so it is chosen on validation like β: ``tune.ITEMCF_LIKED_GRID``).
+   The "popular" books of the exactness argument are then the first by the whole prior
+   ``β · readers / max + γ · liked``. The two-stage candidates go without γ (:mod:`recspark.twostage`).
 
 Bounds: the co-occurrence join emits ``Σ_u min(n_u, cap)² / 2`` pairs, spread over partitions by the join keys.
 Scoring one user costs ``O(n_u · neighbours)`` plus ``O(n_books)`` only when the dense sum is the cheaper one;

@@ -545,10 +545,10 @@ class GoldReader:
 
     def _itemcf_scores(self, items: list[Shelf], at: np.ndarray, info: ModelInfo, exclude: np.ndarray):
         """Item-CF's neighbour sums of the shelves ``items`` at ``at``, each weighted as the run weighed them
-        (:func:`recspark.foldin.shelf_weights`; with its popularity prior when the run has one):
-        ``(scores, explain)``, ``(None, None)`` when no shelved book has a neighbour. The books at ``exclude`` (shelved works, editions
-        never shown) score nothing, as in the batch kernel, so the prior's scaling to 1 is over the books a list
-        may show."""
+        (:func:`recspark.foldin.shelf_weights`; with its popularity prior, and an item-CF run's liked-share prior,
+        when the run has them): ``(scores, explain)``, ``(None, None)`` when no shelved book has a neighbour. The
+        books at ``exclude`` (shelved works, editions never shown) score nothing, as in the batch kernel, so the
+        prior's scaling to 1 is over the books a list may show."""
         cat = self.catalogue
         w = foldin.shelf_weights(items, info)
         scores, cand, contrib = foldin.neighbour_scores(
