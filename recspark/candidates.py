@@ -187,12 +187,11 @@ def liked_shares(train: DataFrame) -> DataFrame:
 
 def likes_differ(train: DataFrame) -> bool:
     """Whether some shelves of ``train`` are liked and others not (:func:`liked`): else every book's liked share
-    is the same and ranks nothing."""
+    is the same and ranks nothing. The share of liked shelves lies strictly between 0 and 1 exactly then."""
     if C.RATING not in train.columns:
         return False
-    reads, _, _ = _liked_basis(train)
-    low, high = train.agg(F.min(liked(reads).cast("int")), F.max(liked(reads).cast("int"))).first()
-    return low is not None and low != high
+    _, overall, _ = _liked_basis(train)
+    return 0.0 < overall < 1.0
 
 
 def _liked_basis(train: DataFrame, *more: Column) -> tuple[bool, float, list]:
