@@ -23,7 +23,8 @@ numbers the batch model was trained on, and one user vector is solved or summed 
   for a rated shelf and 0.5 for an unread one (:func:`shelf_weights`): the model's whole table
   (``gold/serving_neighbours``), or the published similar-books lists (the top ``similar_k``) for runs that did
   not publish it. With its popularity prior β the sums over the books a list may show are divided by their
-  largest and ``β · readers / max readers`` is added (:func:`with_prior`), as the batch kernel does.
+  largest and ``β · readers / max readers`` is added (:func:`with_prior`), as the batch kernel does; an item-CF
+  run's liked-share prior γ adds ``γ · liked share`` too (the shares of ``gold/serving_books``).
 * **The blend of ALS and item-CF** (a ``ranker`` run that published :mod:`recspark.blend`): both of the above,
   then :func:`blend_scores` does what the batch blend does over its candidates: every source's top ``n``
   (ALS, item-CF, content, popularity; shelved works excluded) is a candidate, ALS's and item-CF's scores are
