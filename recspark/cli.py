@@ -262,7 +262,7 @@ def print_parameters(summary: dict) -> None:
     """Which ALS parameters the run used and how they were chosen."""
     from recspark import metrics
     from recspark.blend import DEFAULT_PRIOR
-    from recspark.tune import describe_runner_up, describe_validation
+    from recspark.tune import describe_runner_up, describe_series, describe_validation
     from recspark.twostage import published_kind
 
     cfg, tuning = summary["config"], summary.get("tuning")
@@ -279,6 +279,8 @@ def print_parameters(summary: dict) -> None:
     )
     if "itemcf" in cfg.models:
         print(f"  item-CF: {cfg.itemcf.describe()}")
+    if (tuning or {}).get("series"):
+        print(f"  series order: {describe_series(tuning['series'])}")
     rk = (tuning or {}).get("ranker")
     if rk and rk.get("skipped"):
         print(f"  two-stage ranker: not trained ({rk['skipped']})")

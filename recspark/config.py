@@ -45,6 +45,9 @@ class RunConfig:
     blend_prior: float = 0.0  # the blend's weight of the book's liked share (γ of recspark.blend)
     diversity: float = 0.0  # MMR weight of the published lists (0: the model's order; see recspark.diversity)
     item_level: str = "edition"  # what the models learn from: editions, or works (recspark.works)
+    # later volumes of a series the reader has not started give way to its first volume (recspark.series); off
+    # where the search found that the rule costs validation hits (recspark.tune.series_check)
+    series_order: bool = True
 
     def __post_init__(self) -> None:
         if self.item_level not in ITEM_LEVELS:
@@ -153,7 +156,8 @@ def make_config(
 
 def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
     """``cfg`` with a tuning's choices: the ALS winner's rank, regParam, alpha, scheme and signals, the best
-    item-CF configuration, and the family with the best validation score (when ``cfg.models`` has it)."""
+    item-CF configuration, the series rule switched off where it cost validation hits, and the family with the
+    best validation score (when ``cfg.models`` has it)."""
     if found.get("best"):
         params, weights = tune.apply(found["best"], cfg.als, cfg.weights)
         cfg = replace(cfg, als=params, weights=weights)
@@ -166,6 +170,8 @@ def with_tuned(cfg: RunConfig, found: dict) -> RunConfig:
         cfg = replace(
             cfg, stars=replace(cfg.stars, reg=chosen["reg"], user_prior=chosen.get("user_prior", 5.0))
         )
+    if (found.get("series") or {}).get("kept") is False:
+        cfg = replace(cfg, series_order=False)
     chosen = found.get("model")
     rk = found.get("ranker") or {}
     two_stage = chosen == "ranker" and {"als", "itemcf"} <= set(cfg.models)

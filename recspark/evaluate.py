@@ -20,7 +20,7 @@ from recspark import columns as C
 from recspark.blend import DEFAULT_PRIOR
 from recspark.frames import union_all
 from recspark.itemcf import ItemCfParams
-from recspark.tune import describe, describe_runner_up, describe_validation
+from recspark.tune import describe, describe_runner_up, describe_series, describe_validation
 from recspark.twostage import THIN_SHARE, published_kind
 from recspark.works import Works, candidates_of, seen_of
 
@@ -247,6 +247,8 @@ def tuning_section(tuning: dict) -> str:
             + (f" (validation NDCG {scored})" if scored is not None else "")
         )
     lines += [f"- **not searched**: {note}" for note in tuning.get("notes") or []]
+    if tuning.get("series"):
+        lines.append(f"- **series order**: {describe_series(tuning['series'])}")
     rk = tuning.get("ranker")
     if rk:
         lines += ["", "### Two-stage ranker (candidates from every model, LambdaMART)", ""]

@@ -96,6 +96,7 @@ class ModelInfo:
     itemcf_shelf_weights: str = "binary"
     # item-CF's time decay of a shelf (recspark.itemcf.ItemCfParams.half_life_days); None: no decay
     itemcf_half_life_days: float | None = None
+    series_order: bool = True  # the series step runs (recspark.series; the run's RunConfig.series_order)
     # a ranker run that published the blend (recspark.blend): item-CF's share w, the liked share's weight γ and
     # the candidates per source n; None: not a blend run (or one published before the blend was served)
     blend_weight: float | None = None

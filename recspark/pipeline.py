@@ -170,13 +170,15 @@ PUBLISH_FIELDS = (
     "similar_k",
     "min_readers",
     "diversity",
+    "series_order",
 )  # what its published lists depend on besides the model
 # What a published run's gold tables hold for consumers, as a number: raised when publishing writes something new
 # that a consumer reads (2, 2026-12-06: gold/serving_model.blend and .diversity, gold/serving_books.liked_share;
-# 3, 2026-12-06: gold/serving_model.item_level, gold/serving_books.trained_readers, a work-level run's YᵀY),
+# 3, 2026-12-06: gold/serving_model.item_level, gold/serving_books.trained_readers, a work-level run's YᵀY;
+# 4, 2026-12-07: gold/serving_model.series_order),
 # so that the next run on the same inputs publishes again, reusing the trained model, instead of serving the older
 # tables as they are (pipeline.served_as_is)
-GOLD_FORMAT = 3
+GOLD_FORMAT = 4
 
 
 def _digest(blob: object) -> str:
@@ -786,12 +788,17 @@ def publish_model(
         fitted = fitted.cache()  # read by the lists, the liked shares and the serving tables
         if items is not None:
             items = works.edition_factors(items).cache()  # every edition carries its work's factors
-    with timer.step(f"recommend ({model}, read works excluded, series in order)", first_step, total):
+    in_order = ", series in order" if cfg.series_order else ""
+    with timer.step(f"recommend ({model}, read works excluded{in_order})", first_step, total):
         seen = seen_of(works, interactions)
         recs = diverse_lists(spark, lake, model_run, model, fitted, cfg, items, vectors, works)
         if on_works:
             recs = works.cited_editions(recs, interactions)
-        recs = series.in_series_order(recs, interactions, books, works)
+        recs = (
+            series.in_series_order(recs, interactions, books, works)
+            if cfg.series_order
+            else series.as_ranked(recs)
+        )
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
         pop_recs = topk.recommend(  # the fill, twice as deep: series order may fold some of it together
@@ -801,7 +808,11 @@ def publish_model(
             2 * cfg.k,
             seen=seen,
         )
-        pop_recs = series.in_series_order(pop_recs, interactions, books, works)
+        pop_recs = (
+            series.in_series_order(pop_recs, interactions, books, works)
+            if cfg.series_order
+            else series.as_ranked(pop_recs)
+        )
         recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
         recs, stars_model = with_predicted_stars(spark, lake, model_run, interactions, recs, cfg.stars)
         publish.write_run_rows(
@@ -869,6 +880,7 @@ def publish_model(
             blend_params,
             cfg.diversity if model != "popularity" else 0.0,
             "work" if on_works else "edition",
+            cfg.series_order,
         )
         publish.write_run_rows(lake, "serving_model", model_row, run_id)
         if neighbours is not None:

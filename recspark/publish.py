@@ -18,10 +18,11 @@ Tables (Delta, ``<lakehouse>/gold/<name>`` or ``catalog.schema.gold_<name>``), e
   runs that publish item-CF or two-stage lists (their fold-in uses it; EASE's weights can be negative, summed as
   the batch lists sum them)
 * ``serving_model``: one row per run: ``run_id, model, alpha, reg, weights, yty, reference_date, n_users,
-  avg_books, content, itemcf, blend, diversity`` (``yty`` = YᵀY of the factors, row-major, so a request solves a
-  ``rank × rank`` system; ``itemcf``: item-CF's parameters as JSON, for its popularity prior; ``blend``: the
-  weight, liked-share weight and candidates per source of a ranker run that publishes the blend, as JSON;
-  ``diversity``: the MMR weight its lists were re-ranked with)
+  avg_books, content, itemcf, blend, diversity, item_level, series_order`` (``yty`` = YᵀY of the factors,
+  row-major, so a request solves a ``rank × rank`` system; ``itemcf``: item-CF's parameters as JSON, for its
+  popularity prior; ``blend``: the weight, liked-share weight and candidates per source of a ranker run that
+  publishes the blend, as JSON; ``diversity``: the MMR weight its lists were re-ranked with; ``series_order``:
+  whether its lists keep series in order, :mod:`recspark.series`)
 * ``evaluations``: ``run_id, model, k, metric, value, split, params``
 * ``runs``: ``run_id, status, started_at, finished_at, params, input_versions, row_counts, timings, tuning``
   (``tuning``: the chosen parameters, their validation score, the runner-up and the search's cost, as JSON)
@@ -357,6 +358,8 @@ SERVING_MODEL_SCHEMA = T.StructType(
         T.StructField("diversity", T.DoubleType(), True),  # the MMR weight of the run's lists (--diversity)
         # what the model learned from: edition, or work (recspark.works: a reader's editions merged per work)
         T.StructField("item_level", T.StringType(), True),
+        # whether the lists keep series in order (recspark.series; off where the search found it costs hits)
+        T.StructField("series_order", T.BooleanType(), True),
     ]
 )
 
@@ -374,6 +377,7 @@ def serving_model_row(
     blend_params: dict | None = None,
     diversity: float = 0.0,
     item_level: str = "edition",
+    series_order: bool = True,
 ) -> DataFrame:
     """``gold/serving_model``: the one row a request needs besides the book arrays. ``interactions``: what the model
     learned from (a work-level run's are moved to works): the newest date, users and mean shelves per user count
@@ -399,6 +403,7 @@ def serving_model_row(
         None if blend_params is None else json.dumps(blend_params),
         float(diversity),
         item_level,
+        series_order,
     )
     return spark.createDataFrame([row], SERVING_MODEL_SCHEMA)
 

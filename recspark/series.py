@@ -65,6 +65,14 @@ def first_volumes(vols: DataFrame, interactions: DataFrame, works: Works | None)
     return best.select(SERIES_NAME, VOLUME, (-F.col("_b._neg")).cast("int").alias(C.BOOK_IDX))
 
 
+def as_ranked(recs: DataFrame) -> DataFrame:
+    """``recs`` as the model ranked them, with the null ``series_note`` of :func:`in_series_order`'s schema: the
+    lists of a run published without the rule (``RunConfig.series_order``, off where validation found that the
+    data's readers start series elsewhere: :func:`recspark.tune.series_check`)."""
+    cols = [c for c in recs.columns if c != SERIES_NOTE]
+    return recs.select(*cols, F.lit(None).cast("string").alias(SERIES_NOTE))
+
+
 def in_series_order(
     recs: DataFrame, interactions: DataFrame, books: DataFrame, works: Works | None = None
 ) -> DataFrame:

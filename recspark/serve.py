@@ -474,8 +474,9 @@ class GoldReader:
         return [(p, 0.0, -1, None) for p in fill[: n - len(rows)]]
 
     def _in_series_order(self, top: np.ndarray, read: np.ndarray) -> list[tuple[int, int, str | None]]:
-        """:func:`recspark.foldin.in_series_order` on ``top``; every row as it is when no title names a volume."""
-        if self.catalogue.series is None:
+        """:func:`recspark.foldin.in_series_order` on ``top``; every row as it is when no title names a volume or
+        the run publishes without the series step (``ModelInfo.series_order``)."""
+        if self.catalogue.series is None or (self.info is not None and not self.info.series_order):
             return [(i, int(p), None) for i, p in enumerate(top.tolist())]
         return foldin.in_series_order(top, read, self.catalogue.series)
 
@@ -637,6 +638,7 @@ def _model_info(row: dict) -> tuple[ModelInfo, np.ndarray | None]:
         blend_candidates=int(blend.get("candidates", 0)),
         diversity=float(row.get("diversity") or 0.0),  # absent in runs published before the column
         item_level=row.get("item_level") or "edition",  # absent in runs published before the column
+        series_order=row.get("series_order") is not False,  # absent (None) in runs before the column: on
     )
     return info, yty
 
