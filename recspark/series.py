@@ -51,6 +51,11 @@ def volumes(books: DataFrame) -> DataFrame:
     )
 
 
+def has_volumes(books: DataFrame) -> bool:
+    """Whether some title of ``books`` names a volume (the rule has anything to do)."""
+    return C.TITLE in books.columns and volumes(books).limit(1).count() > 0
+
+
 def first_volumes(vols: DataFrame, interactions: DataFrame, works: Works | None) -> DataFrame:
     """``(series_name, volume, book_idx)``: the book a reader is sent to for each volume, the most read allowed
     candidate of that volume (ties: the smaller index)."""

@@ -872,8 +872,9 @@ def tune(
                 spark, tune_train, vectors, truth, valid_users, k, seed
             )
     scores["popularity"] = round(score_popularity(spark, tune_train, truth, valid_users, k), 5)
-    if best_neighbours is not None and books is not None:
-        search.series = series_check(tune_train, truth, valid_users, best_neighbours, search.itemcf, books, k)
+    if best_neighbours is not None and books is not None and series.has_volumes(books):
+        lists = itemcf_lists(tune_train, best_neighbours, search.itemcf, valid_users, 2 * k)
+        search.series = series_check(lists, tune_train, truth, books, k)
     if stars.enough(stars.rated(tune_train)):
         search.stars = stars.choose(spark, tune_train, s.test, stars.StarsParams(seed=seed))
     search.models = scores
@@ -1152,40 +1153,35 @@ def best_itemcf(
 AS_RANKED, IN_SERIES_ORDER = "as ranked", "in series order"
 
 
-def series_check(
-    train: DataFrame,
-    truth: DataFrame,
-    users: DataFrame,
-    table: DataFrame,
-    itemcf_params: dict,
-    books: DataFrame,
-    k: int,
-) -> dict | None:
-    """Whether the series rule (:mod:`recspark.series`: a later volume of a series the reader has not started gives
-    way to its first volume) holds on this data: item-CF's validation lists (``table``, its chosen configuration
-    ``itemcf_params``, ``2k`` deep so that a list the rule closes up is refilled from the model's own next picks,
-    as publishing refills it) are scored at ``k`` as ranked and in series order, user by user. The rule is
-    ``kept`` unless it costs by :data:`SERIES_MARGIN_Z` standard errors (``z``, the paired z of in order minus as
-    ranked). Why: on generated ratings the generator draws volumes independently (a reader's volume 3 is as
-    likely as their volume 1), and the rule replaced 9% of the published top 10s for 9 hits where the held-out
-    books held the replaced later volume 262 times (the lists lost 7.7% against numpy EASE); on the real
-    goodbooks-10k ``to_read`` shelves it replaced 11% for 13 hits against at most 39 (``bench/series.py``). None
-    when no title names a volume (nothing to check). Editions are not merged into works here (the lists are
-    compared with each other, both alike)."""
-    vols = series.volumes(books)
-    if vols.limit(1).count() == 0:
-        return None
-    p = itemcf.ItemCfParams(**itemcf_params)
-    recs = itemcf.recommend(
+def itemcf_lists(train: DataFrame, table: DataFrame, params: dict, users: DataFrame, depth: int) -> DataFrame:
+    """Item-CF's lists ``depth`` deep for ``users`` from its neighbour ``table`` and chosen configuration
+    ``params`` (:class:`recspark.itemcf.ItemCfParams` fields), as a run with that configuration makes them."""
+    p = itemcf.ItemCfParams(**params)
+    return itemcf.recommend(
         train,
         table,
-        2 * k,
+        depth,
         users=users,
         half_life_days=p.half_life_days,
         popularity_weight=p.popularity_weight,
         shelf_weights=p.shelf_weights,
         liked_weight=p.liked_weight,
-    ).cache()
+    )
+
+
+def series_check(recs: DataFrame, train: DataFrame, truth: DataFrame, books: DataFrame, k: int) -> dict:
+    """Whether the series rule (:mod:`recspark.series`: a later volume of a series the reader has not started gives
+    way to its first volume) holds on this data: validation lists ``recs`` (item-CF's in the search,
+    :func:`itemcf_lists`, ``2k`` deep so that a list the rule closes up is refilled from the model's own next picks,
+    as publishing refills it) are scored at ``k`` against ``truth`` as ranked and in series order, user by user,
+    the readers' series read from ``train``. The rule is ``kept`` unless it costs by :data:`SERIES_MARGIN_Z`
+    standard errors (``z``, the paired z of in order minus as ranked). Why: the generator draws a reader's volumes
+    independently (volume 3 as likely as volume 1), and on its goodbooks-like ratings the rule replaced 9% of the
+    published top 10s for 9 hits where the held-out books held the replaced later volume 262 times (item-CF's
+    lists scored 0.0944 from outside against numpy EASE's 0.1023); on the real goodbooks-10k ``to_read`` shelves
+    it replaced 11% for 13 hits against at most 39 (``bench/series.py``). Editions are not merged into works
+    here (both lists alike). Call it only where some title names a volume (:func:`recspark.series.has_volumes`)."""
+    recs = recs.cache()
     ordered = series.in_series_order(recs, train, books).cache()
     cols = [C.USER_IDX, C.RANK, C.BOOK_IDX]
     both = (

@@ -766,6 +766,44 @@ def test_published_lists_are_work_level_and_in_series_order(published):
     assert notes > 0, f"no list needed the series rule ({later} later volumes listed)"
 
 
+@pytest.mark.slow
+def test_a_run_without_the_series_rule_keeps_the_models_volumes(spark, published, tmp_path):
+    """A run whose search switched the series rule off (``RunConfig.series_order`` False, as
+    :func:`recspark.config.with_tuned` sets it) publishes the model's picks: no "next in series" note, some later
+    volume of a series the reader has not started listed (the rule's run replaced such picks), and
+    ``gold/serving_model.series_order`` false; a training user folded in from their shelves gets the published
+    list (item-CF, whose fold-in is exact), so the consumer skips the series step too. Checked from outside
+    (deltalake + the raw files)."""
+    from deltalake import DeltaTable
+    from pyspark.sql import functions as F
+
+    lake = copy_of(published[0], tmp_path / "lake")
+    src = published[2]
+    summary = run_pipeline(spark, lake, cfg(model="itemcf", evaluate=False, series_order=False), tmp_path)
+    run = [("run_id", "=", summary["run_id"])]
+    recs = DeltaTable(f"{lake.root}/gold/user_recommendations").to_pyarrow_table(filters=run).to_pylist()
+    model = DeltaTable(f"{lake.root}/gold/serving_model").to_pyarrow_table(filters=run).to_pylist()
+    assert [m["series_order"] for m in model] == [False]
+    assert not [r for r in recs if (r["explanation"] or "").startswith("next in series: ")]
+    books, shelved = books_from_raw(src), shelved_from_raw(src)
+    started = {u: {v[0] for b in ids if (v := volume_of(books[b][1]))} for u, ids in shelved.items()}
+    unstarted_later = [
+        r
+        for r in recs
+        if (v := volume_of(books[r["book_id"]][1])) and v[1] > 1 and v[0] not in started[r["user_id"]]
+    ]
+    assert unstarted_later, "no list holds a later volume of an unstarted series: the test cannot fail"
+    reader = GoldReader(lake.root, summary["run_id"])
+    assert reader.info.series_order is False
+    # the readers whose lists the rule would change: a consumer that applied it would give them other lists
+    ids = sorted({r["user_id"] for r in unstarted_later})[:12]
+    for user in lake.read("silver", "users").where(F.col("user_id").isin(ids)).collect():
+        body = [{"book_id": s["book_id"]} for s in user_shelves(lake, user["user_idx"])]
+        folded = reader.fold_in(serve.parse_body(json.dumps({"shelves": body}).encode())[0], n=K)
+        published_list, _ = reader.recommend(user["user_id"], K)
+        assert [i["book_id"] for i in folded["items"]] == [i.book_id for i in published_list], user["user_id"]
+
+
 def test_steps_after_ingest_run_without_adaptive_execution_in_local_mode_only():
     from recspark.spark import ADAPTIVE, step_conf
 

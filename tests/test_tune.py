@@ -1058,3 +1058,78 @@ def test_shelf_weights_are_tried_only_where_the_data_tells_shelves_apart(spark):
     assert options([(0, 0, 0, False), (0, 1, 0, False)]) == []  # to-read shelves: one weight for all
     assert options([(0, 0, 2, True), (0, 1, 5, True)]) == ["stars"]  # ratings: every row read
     assert tune.shelf_weight_options(spark.createDataFrame([(0, 1)], "user_idx int, book_idx int")) == []
+
+
+def series_check_case(spark, later_volume_readers: int):
+    """40 readers of "Emma" (book 3), each recommended "Saga III (Saga, #3)" (book 2) first, none having started
+    the Saga; ``later_volume_readers`` of them hold book 2 out, the others the Saga's first volume (book 0). Books 4
+    and 5 fill the lists, 2k = 4 deep (k 2). ``(recs, train, truth, books)``."""
+    books = spark.createDataFrame(
+        [
+            (0, "Saga (Saga, #1)"),
+            (1, "Saga II (Saga, #2)"),
+            (2, "Saga III (Saga, #3)"),
+            (3, "Emma"),
+            (4, "Persuasion"),
+            (5, "Walden"),
+        ],
+        "book_idx int, title string",
+    )
+    users = range(40)
+    train = spark.createDataFrame([(u, 3) for u in users], "user_idx int, book_idx int")
+    truth = spark.createDataFrame(
+        [(u, 2 if u < later_volume_readers else 0) for u in users], "user_idx int, book_idx int"
+    )
+    recs = spark.createDataFrame(
+        [(u, r + 1, b, 1.0 - r / 10) for u in users for r, b in enumerate((2, 4, 5, 1))],
+        "user_idx int, rank int, book_idx int, score double",
+    )
+    return recs, train, truth, books
+
+
+@pytest.mark.parametrize(
+    "later, kept, in_order, as_ranked, z",
+    [
+        # 30 readers lose their hit at rank 1 (NDCG 1 -> 0), 10 gain one (0 -> 1): the differences are -1 (30x)
+        # and +1 (10x), mean -0.5, standard deviation sqrt(30 / 39), z = -0.5 / (sqrt(30 / 39) / sqrt(40))
+        (30, False, 0.25, 0.75, round(-0.5 / (math.sqrt(30 / 39) / math.sqrt(40)), 2)),
+        # the other way round: the rule gains, kept
+        (10, True, 0.75, 0.25, round(0.5 / (math.sqrt(30 / 39) / math.sqrt(40)), 2)),
+        # 22 lose, 18 gain: mean -0.1, z = -0.1 / (sqrt((22 * 0.81 + 18 * 1.21) / 39) / sqrt(40)) = -0.63, kept
+        (22, True, 0.45, 0.55, round(-0.1 / (math.sqrt((22 * 0.81 + 18 * 1.21) / 39) / math.sqrt(40)), 2)),
+    ],
+)
+def test_series_check_switches_the_rule_off_only_where_it_costs(spark, later, kept, in_order, as_ranked, z):
+    """The rule sends every reader from "Saga III" to "Saga" at rank 1 (half of each top 2 replaced); it is kept
+    unless validation NDCG@2 in series order is two standard errors below the lists as ranked. Values by hand."""
+    recs, train, truth, books = series_check_case(spark, later)
+    found = tune.series_check(recs, train, truth, books, k=2)
+    assert found == {
+        "kept": kept,
+        "z": z,
+        "ndcg_in_order": in_order,
+        "ndcg_as_ranked": as_ranked,
+        "replaced_share": 0.5,
+        "min_z": tune.SERIES_MARGIN_Z,
+    }
+    assert ("switched off" in tune.describe_series(found)) is not kept
+
+
+def test_the_series_rule_is_followed_as_tuned(spark):
+    """A search that found the rule costly switches it off in the run's configuration; a search that kept it, did
+    not check it (no volumes), or a summary from before the check leave it on. ``series.has_volumes`` says whether
+    there is anything to check; ``series.as_ranked`` keeps a list as ranked with a null note."""
+    from recspark import series
+    from recspark.config import with_tuned
+
+    assert with_tuned(RunConfig(), {"series": {"kept": False}}).series_order is False
+    for found in ({"series": {"kept": True}}, {"series": None}, {}):
+        assert with_tuned(RunConfig(), found).series_order is True
+    recs, _, _, books = series_check_case(spark, 0)
+    assert series.has_volumes(books)
+    assert not series.has_volumes(books.where("book_idx > 2"))
+    assert not series.has_volumes(books.drop("title"))
+    kept = series.as_ranked(recs)
+    assert kept.columns == [*recs.columns, series.SERIES_NOTE]
+    assert kept.where(f"{series.SERIES_NOTE} is not null").count() == 0
+    assert_df_equality(kept.drop(series.SERIES_NOTE), recs, ignore_row_order=True)
