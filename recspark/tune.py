@@ -1175,12 +1175,14 @@ def series_check(recs: DataFrame, train: DataFrame, truth: DataFrame, books: Dat
     :func:`itemcf_lists`, ``2k`` deep so that a list the rule closes up is refilled from the model's own next picks,
     as publishing refills it) are scored at ``k`` against ``truth`` as ranked and in series order, user by user,
     the readers' series read from ``train``. The rule is ``kept`` unless it costs by :data:`SERIES_MARGIN_Z`
-    standard errors (``z``, the paired z of in order minus as ranked). Why: the generator draws a reader's volumes
-    independently (volume 3 as likely as volume 1), and on its goodbooks-like ratings the rule replaced 9% of the
-    published top 10s for 9 hits where the held-out books held the replaced later volume 262 times (item-CF's
-    lists scored 0.0944 from outside against numpy EASE's 0.1023); on the real goodbooks-10k ``to_read`` shelves
-    it replaced 11% for 13 hits against at most 39 (``bench/series.py``). Editions are not merged into works
-    here (both lists alike). Call it only where some title names a volume (:func:`recspark.series.has_volumes`)."""
+    standard errors (``z``, the paired z of in order minus as ranked). Why: the rule is right where readers start
+    a series at its first volume, and costs hits where they shelve later volumes first. The generator draws a
+    reader's volumes independently (volume 3 as likely as volume 1): on its goodbooks-like ratings the rule
+    replaced 11% of item-CF's validation top 10s and cost 8% of validation NDCG@10 (z -7.3), and switching it
+    off raised the published lists from 0.0967 to 0.1042 from outside. On the real goodbooks-10k ``to_read``
+    shelves, where a later volume is often shelved to read after a first volume read elsewhere, it cost 2% (z
+    -3.0; docs/quality.md, "Series order checked on validation"). Editions are not merged into works here (both
+    lists alike). Call it only where some title names a volume (:func:`recspark.series.has_volumes`)."""
     recs = recs.cache()
     ordered = series.in_series_order(recs, train, books).cache()
     cols = [C.USER_IDX, C.RANK, C.BOOK_IDX]
