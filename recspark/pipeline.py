@@ -788,17 +788,19 @@ def publish_model(
         fitted = fitted.cache()  # read by the lists, the liked shares and the serving tables
         if items is not None:
             items = works.edition_factors(items).cache()  # every edition carries its work's factors
-    in_order = ", series in order" if cfg.series_order else ""
-    with timer.step(f"recommend ({model}, read works excluded{in_order})", first_step, total):
+
+    def in_order(lists: DataFrame) -> DataFrame:  # the series rule, unless the search switched it off
+        if cfg.series_order:
+            return series.in_series_order(lists, interactions, books, works)
+        return series.as_ranked(lists)
+
+    in_series = ", series in order" if cfg.series_order else ""
+    with timer.step(f"recommend ({model}, read works excluded{in_series})", first_step, total):
         seen = seen_of(works, interactions)
         recs = diverse_lists(spark, lake, model_run, model, fitted, cfg, items, vectors, works)
         if on_works:
             recs = works.cited_editions(recs, interactions)
-        recs = (
-            series.in_series_order(recs, interactions, books, works)
-            if cfg.series_order
-            else series.as_ranked(recs)
-        )
+        recs = in_order(recs)
         pop = baselines.popularity(interactions)
         all_users = users.select(C.USER_IDX)
         pop_recs = topk.recommend(  # the fill, twice as deep: series order may fold some of it together
@@ -808,11 +810,7 @@ def publish_model(
             2 * cfg.k,
             seen=seen,
         )
-        pop_recs = (
-            series.in_series_order(pop_recs, interactions, books, works)
-            if cfg.series_order
-            else series.as_ranked(pop_recs)
-        )
+        pop_recs = in_order(pop_recs)
         recs = publish.fill_from_popular(recs, pop_recs, cfg.k)
         recs, stars_model = with_predicted_stars(spark, lake, model_run, interactions, recs, cfg.stars)
         publish.write_run_rows(
