@@ -1192,9 +1192,11 @@ def series_check(recs: DataFrame, train: DataFrame, truth: DataFrame, books: Dat
         .where(F.col(C.RANK) <= k)
     )
     _, by_list = metrics.per_user_scores_by(both, truth, k, [AS_RANKED, IN_SERIES_ORDER], "_list")
-    mean, z = metrics.paired_z(by_list[IN_SERIES_ORDER], by_list[AS_RANKED])
-    replaced = ordered.where((F.col(C.RANK) <= k) & F.col(series.SERIES_NOTE).isNotNull()).count()
-    rows = recs.where(F.col(C.RANK) <= k).count()
+    _, z = metrics.paired_z(by_list[IN_SERIES_ORDER], by_list[AS_RANKED])
+    # the top k in series order: how many rows the rule replaced (a note counts where it is not null), of how many
+    replaced, rows = (
+        ordered.where(F.col(C.RANK) <= k).agg(F.count(series.SERIES_NOTE), F.count(F.lit(1))).first()
+    )
     recs.unpersist()
     ordered.unpersist()
     found = {
