@@ -535,6 +535,31 @@ def _prior(book: np.ndarray, value: np.ndarray) -> Prior:
     return Prior(weight, book[np.lexsort((book, -value))])
 
 
+def recommend_configured(
+    train: DataFrame,
+    neighbours: DataFrame,
+    params: ItemCfParams,
+    k: int,
+    users: DataFrame | None = None,
+    works: Works | None = None,
+    liked: bool = True,
+) -> DataFrame:
+    """:func:`recommend` with the settings of the configuration ``params`` the ``neighbours`` table was fitted
+    with (shelf weights, time decay, popularity prior, and its liked-share prior only when ``liked``): the lists a
+    run with that configuration makes."""
+    return recommend(
+        train,
+        neighbours,
+        k,
+        users=users,
+        works=works,
+        half_life_days=params.half_life_days,
+        popularity_weight=params.popularity_weight,
+        shelf_weights=params.shelf_weights,
+        liked_weight=params.liked_weight if liked else 0.0,
+    )
+
+
 def recommend_each_prior(
     interactions: DataFrame,
     neighbours: DataFrame,

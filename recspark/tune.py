@@ -873,7 +873,8 @@ def tune(
             )
     scores["popularity"] = round(score_popularity(spark, tune_train, truth, valid_users, k), 5)
     if best_neighbours is not None and books is not None and series.has_volumes(books):
-        lists = itemcf_lists(tune_train, best_neighbours, search.itemcf, valid_users, 2 * k)
+        params = itemcf.ItemCfParams(**search.itemcf)
+        lists = itemcf.recommend_configured(tune_train, best_neighbours, params, 2 * k, users=valid_users)
         search.series = series_check(lists, tune_train, truth, books, k)
     if stars.enough(stars.rated(tune_train)):
         search.stars = stars.choose(spark, tune_train, s.test, stars.StarsParams(seed=seed))
@@ -1153,26 +1154,10 @@ def best_itemcf(
 AS_RANKED, IN_SERIES_ORDER = "as ranked", "in series order"
 
 
-def itemcf_lists(train: DataFrame, table: DataFrame, params: dict, users: DataFrame, depth: int) -> DataFrame:
-    """Item-CF's lists ``depth`` deep for ``users`` from its neighbour ``table`` and chosen configuration
-    ``params`` (:class:`recspark.itemcf.ItemCfParams` fields), as a run with that configuration makes them."""
-    p = itemcf.ItemCfParams(**params)
-    return itemcf.recommend(
-        train,
-        table,
-        depth,
-        users=users,
-        half_life_days=p.half_life_days,
-        popularity_weight=p.popularity_weight,
-        shelf_weights=p.shelf_weights,
-        liked_weight=p.liked_weight,
-    )
-
-
 def series_check(recs: DataFrame, train: DataFrame, truth: DataFrame, books: DataFrame, k: int) -> dict:
     """Whether the series rule (:mod:`recspark.series`: a later volume of a series the reader has not started gives
     way to its first volume) holds on this data: validation lists ``recs`` (item-CF's in the search,
-    :func:`itemcf_lists`, ``2k`` deep so that a list the rule closes up is refilled from the model's own next picks,
+    :func:`recspark.itemcf.recommend_configured`, ``2k`` deep so that a list the rule closes up is refilled from the model's own next picks,
     as publishing refills it) are scored at ``k`` against ``truth`` as ranked and in series order, user by user,
     the readers' series read from ``train``. The rule is ``kept`` unless it costs by :data:`SERIES_MARGIN_Z`
     standard errors (``z``, the paired z of in order minus as ranked). Why: the rule is right where readers start

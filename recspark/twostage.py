@@ -245,17 +245,8 @@ def fit_sources(
 def itemcf_lists(train: DataFrame, sources: Sources, users: DataFrame, n: int, liked: bool) -> DataFrame:
     """Item-CF's top-``n`` for ``users`` with the parameters its table was fitted with, its liked-share prior
     only when ``liked``."""
-    p = sources.itemcf_params
-    return itemcf.recommend(
-        train,
-        sources.neighbours,
-        n,
-        users=users,
-        works=sources.works,
-        popularity_weight=p.popularity_weight,
-        shelf_weights=p.shelf_weights,
-        half_life_days=p.half_life_days,
-        liked_weight=p.liked_weight if liked else 0.0,
+    return itemcf.recommend_configured(
+        train, sources.neighbours, sources.itemcf_params, n, users=users, works=sources.works, liked=liked
     )
 
 
