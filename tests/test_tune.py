@@ -994,6 +994,41 @@ def test_the_item_cf_search_weighs_shelves_by_their_stars_where_that_wins(spark,
     assert made == ["binary"] and params["shelf_weights"] == "binary"
 
 
+def test_the_item_cf_search_tries_half_and_twice_as_many_ease_weights_and_keeps_the_better(
+    spark, monkeypatch
+):
+    # EASE's tables are hand-made per cut n (what ease.neighbours would keep: each book's n largest weights).
+    # u0 shelved books 0 and 3 and held out 2. With 2 weights per book: 0 -> 2 (0.9), 1 (0.6); 3 -> 1 (0.85),
+    # 5 (0.8), so 1 sums 1.45 and comes before 2 (0.9): NDCG@2 1 / log2(3). Cut to 1 weight: 0 -> 2, 3 -> 1, so 2
+    # (0.9) comes before 1 (0.85): NDCG@2 1. With 4 weights the table is the one of 2 (no more weights). The
+    # search keeps the cut of 1, half the grid's 2; a cosine winner is not cut
+    from recspark import itemcf
+
+    full = {0: [(2, 0.9), (1, 0.6)], 3: [(1, 0.85), (5, 0.8)]}
+    asked: list[tuple[str, int]] = []
+
+    def table(self, kind, n, min_common=1, ease_l2=1.0):
+        asked.append((kind, n))
+        rows = [(b, r + 1, nb, s) for b, lst in full.items() for r, (nb, s) in enumerate(lst[:n])]
+        return spark.createDataFrame(rows, "book_idx int, rank int, neighbour_idx int, score float")
+
+    monkeypatch.setattr(itemcf.Cooccurrence, "neighbours", table)
+    monkeypatch.setattr(tune, "ITEMCF_GRID", ({"similarity": "ease", "neighbours": 2, "ease_l2": 1.0},))
+    schema = "user_idx int, book_idx int, date_added timestamp, rating int"
+    rows = [(0, 0, None, 5), (0, 3, None, 5), (1, 1, None, 5), (1, 2, None, 5), (1, 5, None, 5)]
+    truth = spark.createDataFrame([(0, 2)], "user_idx int, book_idx int")
+    users = spark.createDataFrame([(0,)], "user_idx int")
+    params, value, table_kept = tune.best_itemcf(spark.createDataFrame(rows, schema), truth, users, 1, 1)
+    table_kept.unpersist()
+    assert asked == [("ease", 2), ("ease", 1), ("ease", 4)]
+    assert params["neighbours"] == 1 and params["similarity"] == "ease" and value == 1.0
+    asked.clear()
+    monkeypatch.setattr(tune, "ITEMCF_GRID", ({"similarity": "cosine", "neighbours": 2},))
+    params, _, table_kept = tune.best_itemcf(spark.createDataFrame(rows, schema), truth, users, 1, 1)
+    table_kept.unpersist()
+    assert asked == [("cosine", 2)] and params["neighbours"] == 2
+
+
 def test_the_item_cf_search_adds_the_liked_share_where_that_wins(spark, monkeypatch):
     # books A 0, D 1, C 2. u1 shelved A (5 stars) and D (1 star), u2 A and C (5 stars); u0 shelved A and held out C.
     # cos(A, D) = cos(A, C) with unit weights and with stars alike, and D and C have one reader each, so no
