@@ -407,6 +407,7 @@ def _cfg(args: argparse.Namespace, lake, evaluate: bool = True, use_tuned: bool 
         diversity=getattr(args, "diversity", 0.0),
         item_level=getattr(args, "item_level", None),
         keep_runs=getattr(args, "keep_runs", 5),
+        series_order=getattr(args, "series_order", "auto"),
     )
 
 
@@ -449,6 +450,18 @@ def diversity_opts(sp: argparse.ArgumentParser) -> None:
         default=0.0,
         help="MMR weight of the published lists, in [0, 1): 0 (default) keeps the model's order; higher trades "
         "NDCG for broader lists (the evaluation report shows the trade-off at 0.3 and 0.6)",
+    )
+
+
+def series_opts(sp: argparse.ArgumentParser) -> None:
+    from recspark.config import SERIES_ORDER_CHOICES
+
+    sp.add_argument(
+        "--series-order",
+        choices=SERIES_ORDER_CHOICES,
+        default="auto",
+        help="auto (default): a later volume of a series the reader has not started gives way to its first "
+        "volume unless the search found that this costs validation hits; on: always; off: the model's order",
     )
 
 
@@ -695,6 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
     split_opts(r)
     ranker_opts(r)
     diversity_opts(r)
+    series_opts(r)
     r.set_defaults(func=cmd_run)
     tr = sub.add_parser(
         "train",
@@ -752,6 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
     guard_opts(pb, "new published lists")
     retention_opts(pb)
     diversity_opts(pb)
+    series_opts(pb)
     spark_opts(pb)
     # no model options, no --seed or --no-tuned: a trained model is published as it was trained (its family,
     # parameters, seed and item level; pipeline.as_trained), so `publish --model als` of a ranker model would be

@@ -19,6 +19,10 @@ from recspark.works import ITEM_LEVELS
 log = logging.getLogger(__name__)
 
 
+# --series-order: auto (the search's choice, recspark.tune.series_check), on, off
+SERIES_ORDER_CHOICES = ("auto", "on", "off")
+
+
 @dataclass
 class RunConfig:
     k: int = 10
@@ -126,9 +130,16 @@ def make_config(
     diversity: float = 0.0,
     item_level: str | None = None,
     keep_runs: int = 5,
+    series_order: str = "auto",
 ) -> RunConfig:
     """The run configuration: defaults, then the choices of the latest tuning in ``lake`` (when ``use_tuned``),
-    then every explicitly given value (None = not given). ``model`` "auto" or None: the tuning's choice."""
+    then every explicitly given value (None = not given). ``model`` "auto" or None: the tuning's choice;
+    ``series_order`` "auto": the series rule as the search left it (on unless it cost validation hits), "on" or
+    "off": as given."""
+    if series_order not in SERIES_ORDER_CHOICES:
+        raise ValueError(
+            f"series order must be one of {', '.join(SERIES_ORDER_CHOICES)}, not {series_order!r}"
+        )
     cfg = RunConfig(
         k=k,
         seed=seed,
@@ -151,6 +162,8 @@ def make_config(
     cfg = replace(cfg, als=replace(cfg.als, seed=seed, **{n: v for n, v in given.items() if v is not None}))
     if scheme is not None:
         cfg = replace(cfg, weights=replace(cfg.weights, scheme=scheme))
+    if series_order != "auto":
+        cfg = replace(cfg, series_order=series_order == "on")
     return cfg
 
 

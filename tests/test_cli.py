@@ -97,6 +97,33 @@ def test_keep_runs_reaches_the_run_configuration_and_no_key(tmp_path):
     assert publication_id("model-x", cfg) == publication_id("model-x", default)
 
 
+def test_series_order_forces_the_series_rule_over_the_search_and_is_another_publication(
+    tmp_path, monkeypatch
+):
+    """--series-order auto follows a stored search that switched the rule off; on and off override it, for run
+    and publish alike; the same model published with and without the rule are two publications."""
+    from recspark import config
+    from recspark.pipeline import model_run_id, publication_id
+
+    monkeypatch.setattr(config.tune, "stored", lambda lake: {"model": "itemcf", "series": {"kept": False}})
+    lake = object()  # make_config only hands it to tune.stored (patched)
+    parse = cli.build_parser().parse_args
+    for verb in ("run", "publish"):
+        got = {
+            choice: cli._cfg(parse([verb, "--series-order", choice]), lake).series_order
+            for choice in ("auto", "on", "off")
+        }
+        assert got == {"auto": False, "on": True, "off": False}
+        assert cli._cfg(parse([verb]), lake).series_order is False
+    with pytest.raises(SystemExit):
+        parse(["run", "--series-order", "sometimes"])
+    with pytest.raises(ValueError, match="series order"):
+        config.make_config(None, series_order="sometimes")
+    on, off = (cli._cfg(parse(["run", "--series-order", c]), lake) for c in ("on", "off"))
+    assert publication_id("model-x", on) != publication_id("model-x", off)
+    assert model_run_id({}, on) == model_run_id({}, off)
+
+
 def test_a_new_gold_format_publishes_the_same_model_again(monkeypatch):
     """The same trained model and list shape under a newer gold format is another publication (a run published
     by an older version is published again, not served as it is); the model's key does not move."""
