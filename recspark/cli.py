@@ -263,7 +263,7 @@ def print_parameters(summary: dict) -> None:
     from recspark import metrics
     from recspark.blend import DEFAULT_PRIOR
     from recspark.tune import describe_runner_up, describe_series, describe_validation
-    from recspark.twostage import published_kind
+    from recspark.twostage import published_in, vs_blend
 
     cfg, tuning = summary["config"], summary.get("tuning")
     scores = (tuning or {}).get("models") or {}
@@ -287,8 +287,8 @@ def print_parameters(summary: dict) -> None:
     elif rk:
         verdict = (
             "wins"
-            if published_kind(rk) == "ranker"
-            else "beats the single models, but the blend scored higher"
+            if published_in(rk) == "ranker"
+            else f"beats the single models, but not the blend by two standard errors{vs_blend(rk)}"
             if rk.get("wins")
             else f"not published: {rk.get('best_single')} is as good (paired z {metrics.z_text(rk.get('z'))} < 2)"
             if rk.get("ranker") is not None and rk["ranker"] > max((rk.get("single") or {0: 0}).values())
@@ -300,7 +300,7 @@ def print_parameters(summary: dict) -> None:
         )
     b = (rk or {}).get("blend")
     if b:
-        won = "published" if published_kind(rk) == "blend" else "not published"
+        won = "published" if published_in(rk) == "blend" else "not published"
         if "single" in b:  # cross-fitted on every validation user
             best = b["best_single"]
             how = (

@@ -21,7 +21,7 @@ from recspark.blend import DEFAULT_PRIOR
 from recspark.frames import union_all
 from recspark.itemcf import ItemCfParams
 from recspark.tune import describe, describe_runner_up, describe_series, describe_validation
-from recspark.twostage import THIN_SHARE, published_kind
+from recspark.twostage import THIN_SHARE, published_in, vs_blend
 from recspark.works import Works, candidates_of, seen_of
 
 log = logging.getLogger(__name__)
@@ -257,8 +257,8 @@ def tuning_section(tuning: dict) -> str:
         else:
             verdict = (
                 "published"
-                if published_kind(rk) == "ranker"
-                else "not published (the blend below scored higher)"
+                if published_in(rk) == "ranker"
+                else f"not published (not two standard errors ahead of the blend below{vs_blend(rk)})"
                 if rk.get("wins")
                 else f"not published ({rk.get('best_single')} is better, or the gain is within the noise)"
             )
@@ -285,8 +285,8 @@ def blend_line(rk: dict) -> str:
     best = b.get("best_single", rk.get("best_single"))
     verdict = (
         "published"
-        if published_kind(rk) == "blend"
-        else "not published (the ranker above scored higher)"
+        if published_in(rk) == "blend"
+        else "not published (the ranker above led it by two standard errors)"
         if b.get("wins")
         else f"not published ({best} is ahead by a standard error or more)"
     )

@@ -14,8 +14,9 @@
    evaluation by 4.6%). Beside it, :func:`blend_check` scores the one-weight blend of ALS and item-CF
    (:mod:`recspark.blend`) on the same candidates, cross-fitted on every validation user: the weight chosen on
    one half ranks the other half, and the blend is published when those lists score higher than every single
-   model on all the validation users (the higher of ranker and blend on the check users when both win:
-   :func:`published_kind`). Cross-fitting judges on all users instead of the 30% check part: with a few hundred
+   model on all the validation users. When both win, the blend is published unless the ranker leads it on the
+   check users by :data:`MIN_Z` standard errors too (:func:`published_kind`): in every run so far where the ranker
+   won validation it scored below the blend from outside. Cross-fitting judges on all users instead of the 30% check part: with a few hundred
    users the check part alone is a few dozen users, too few to tell a gain from noise.
 4. The blend's weight is chosen where the validation scores are heading (:class:`Thinner`): ALS and item-CF are
    fitted again on a per-user 80% of the validation training rows, the same users' blend lists scored at every
@@ -350,8 +351,10 @@ def validate(
     best_lists = singles_from[best].where(F.col(C.RANK) <= k)
     summary["best_single"] = best
     summary["wins"] = False
+    ranker_on_check = None
     if model is not None:  # a paired test on the check users: a gain within the noise is no reason to switch
-        _, z = metrics.paired_difference(ranked, best_lists, check_truth, k)
+        ranker_on_check = metrics.per_user_scores(ranked, check_truth, k)
+        _, z = metrics.paired_z(ranker_on_check, metrics.per_user_scores(best_lists, check_truth, k))
         summary["z"] = metrics.recorded_z(z)
         summary["wins"] = bool(summary["ranker"] > singles[best] and z >= MIN_Z)
         ranked.unpersist()
@@ -363,7 +366,7 @@ def validate(
         )
         for df in thin_lists.values():
             df.unpersist()
-    summary["blend"] = blend_check(
+    summary["blend"], blend_on_check = blend_check_scored(
         feats,
         singles_from,
         users,
@@ -376,6 +379,14 @@ def validate(
     )
     if thin_feats is not None:
         thin_feats.unpersist()
+    if summary["wins"] and (summary["blend"] or {}).get("wins"):  # both won: the ranker against the blend
+        if len(ranker_on_check) != len(blend_on_check):  # the same check users in the same order, or no test
+            raise ValueError(
+                f"ranker and blend on different check users: {len(ranker_on_check)}, {len(blend_on_check)}"
+            )
+        _, z = metrics.paired_z(ranker_on_check, blend_on_check)
+        summary["z_vs_blend"] = metrics.recorded_z(z)
+        summary["beats_blend"] = bool(z >= MIN_Z)  # z is infinite where every user gains alike
     summary["publish"] = published_kind(summary)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     b = summary["blend"] or {}
@@ -408,6 +419,21 @@ def blend_check(
     thin_feats: DataFrame | None = None,
     reach: float = 0.0,
 ) -> dict | None:
+    """The record of :func:`blend_check_scored` alone."""
+    return blend_check_scored(feats, lists, users, truth, check_truth, k, params, thin_feats, reach)[0]
+
+
+def blend_check_scored(
+    feats: DataFrame,
+    lists: dict[str, DataFrame],
+    users: DataFrame,
+    truth: DataFrame,
+    check_truth: DataFrame,
+    k: int,
+    params: ranker.RankerParams,
+    thin_feats: DataFrame | None = None,
+    reach: float = 0.0,
+) -> tuple[dict | None, np.ndarray | None]:
     """The blend of ALS and item-CF (:mod:`recspark.blend`), judged by cross-fitting on every validation user
     against the single models' ``lists`` as published (:func:`as_published`):
     ``users`` are cut in two halves by a hash; the setting (weight, and the liked share's weight γ when the
@@ -425,9 +451,11 @@ def blend_check(
     judged. With ``thin_feats`` (the same users' candidates from sources fitted on a thinner training side,
     :class:`Thinner`) and ``reach`` > 0 the weight published is the one :func:`extrapolated_choice` makes at the
     γ chosen (``learning_curve`` in the record; the cross-fitting, which decides whether the blend is kept, is
-    unchanged). None without both sources."""
+    unchanged). Returns the record (None without both sources) and the cross-fitted lists' per-user NDCG@k of the
+    users of ``check_truth`` in ascending order (:func:`recspark.metrics.per_user_scores`' order), what the learned
+    ranker is compared with."""
     if not set(blend.SOURCES) <= set(lists):
-        return None
+        return None, None
     n = params.n_candidates
     settings = blend.grid(with_prior=liked_shares_differ(feats))
     truth = truth.join(users, on=C.USER_IDX, how="left_semi").cache()
@@ -468,7 +496,7 @@ def blend_check(
         curve["weight_on_validation"] = float(chosen_all.weight)
         chosen_all = extrapolated
     truth.unpersist()
-    return {
+    record = {
         "weight": float(chosen_all.weight),
         "prior": float(chosen_all.prior),
         # by setting label (the key older records have)
@@ -488,6 +516,7 @@ def blend_check(
         # the weight from the learning curve (None: not measured): the weight above is its choice
         "learning_curve": curve,
     }
+    return record, crossed[in_check]
 
 
 def _ids(frame: DataFrame) -> np.ndarray:
@@ -522,17 +551,30 @@ def single_ndcg(lists: dict[str, DataFrame], truth: DataFrame, k: int) -> dict[s
     return {name: metrics.recorded_mean(v) for name, v in scores.items()}
 
 
+def vs_blend(summary: dict) -> str:
+    """The ranker's paired z against the blend for the summary and the report ("" where not measured)."""
+    if "z_vs_blend" not in summary:
+        return ""
+    return f" (paired z {metrics.z_text(summary['z_vs_blend'])})"
+
+
+def published_in(summary: dict) -> str | None:
+    """What a stored two-stage record says was published (its ``publish``; :func:`published_kind` of the record
+    for records without one)."""
+    return summary["publish"] if "publish" in summary else published_kind(summary)
+
+
 def published_kind(summary: dict) -> str | None:
     """Which two-stage list a run publishes: ``ranker`` (the learned ranker won on the check users), ``blend`` (no
-    single model was a standard error ahead of the cross-fitted blend on all validation users), the higher of the two
-    on the check users when both did, None when neither."""
-    won = {}
-    if summary.get("wins"):
-        won["ranker"] = summary["ranker"]
-    b = summary.get("blend") or {}
-    if b.get("wins"):  # on the ranker's check users (records from before the cross-fitting: its own score)
-        won["blend"] = b.get("ndcg_on_check_users", b["ndcg"])
-    return max(won, key=won.get) if won else None
+    single model was a standard error ahead of the cross-fitted blend on all validation users), None when neither.
+    When both did, the blend unless the ranker leads it on the check users by :data:`MIN_Z` standard errors
+    (``beats_blend``, with its ``z_vs_blend``): the ranker's validation leads have not carried over to held-out
+    data, the blend's have (docs/quality.md, "The blend before the learned ranker")."""
+    ranker_won = bool(summary.get("wins"))
+    blend_won = bool((summary.get("blend") or {}).get("wins"))
+    if ranker_won and blend_won:
+        return "ranker" if summary.get("beats_blend") else "blend"
+    return "ranker" if ranker_won else "blend" if blend_won else None
 
 
 def ranked_lists(

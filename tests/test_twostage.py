@@ -629,6 +629,35 @@ def test_the_blend_keeps_the_default_liked_share_weight_unless_another_is_a_stan
     assert (b["weight"], b["prior"], b["ndcg"]) == (0.5, 1.0, 1.0)
 
 
+def test_the_blend_before_the_learned_ranker_unless_the_ranker_leads_it_by_two_standard_errors(spark):
+    """Both beat the single models: the blend is published unless the ranker leads it on the check users by
+    twostage.MIN_Z (beats_blend, recorded with its z_vs_blend); one alone is published when it won; a stored record
+    says what it published. The blend's per-user scores on the check users are the ones its ndcg_on_check_users
+    averages, in ascending user order."""
+    from recspark import twostage
+
+    both = {"wins": True, "ranker": 0.08, "blend": {"wins": True, "ndcg_on_check_users": 0.07}}
+    assert twostage.published_kind({**both, "z_vs_blend": 1.5, "beats_blend": False}) == "blend"
+    assert twostage.published_kind({**both, "z_vs_blend": 2.0, "beats_blend": True}) == "ranker"
+    assert twostage.published_kind({**both, "blend": {"wins": False}}) == "ranker"
+    assert twostage.published_kind({**both, "wins": False}) == "blend"
+    assert twostage.published_kind({"wins": False, "blend": None}) is None
+    assert twostage.published_in({**both, "publish": "ranker"}) == "ranker"  # a record from before the rule
+    assert twostage.published_in(both) == "blend"
+    assert twostage.vs_blend({"z_vs_blend": 1.5}) == " (paired z 1.5)" and twostage.vs_blend(both) == ""
+
+    # odd users want book 12 (first at the even mix), even users book 10 (first at w 0.2): an even mix on both
+    # halves (w 0.2 is not a standard error ahead), so the cross-fitted lists hit for odd users only
+    params = ranker.RankerParams(n_candidates=3)
+    users = spark.createDataFrame([(u,) for u in range(30)], "user_idx int")
+    feats, lists, truth = crossfit_frames(spark, 30, lambda u: 12 if u % 2 else 10)
+    check_truth = truth.where("user_idx % 3 = 0")  # users 0, 3, ..., 27
+    b, on_check = twostage.blend_check_scored(feats, lists, users, truth, check_truth, 1, params)
+    assert b["weight_best_on_half"] == {"1": "0.5", "2": "0.5"}
+    assert on_check.tolist() == [float(u % 2) for u in range(0, 30, 3)]
+    assert float(on_check.mean()) == pytest.approx(b["ndcg_on_check_users"], abs=1e-5)
+
+
 def test_the_item_cf_source_carries_the_popularity_prior_the_search_chose(spark):
     """User 0 shelved book 0, whose neighbours are book 1 (0.9) and book 2 (0.4); books 2 has 3 readers (users 1-3),
     book 1 none. Without a prior item-CF proposes 1 then 2; with β 1, by hand 1: 0.9 / 0.9 + 0 = 1.0 and 2:
