@@ -472,7 +472,8 @@ def ranker_opts(sp: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (default): the search also trains the two-stage ranker (candidates from every model, "
         "xgboost LambdaMART) and a one-weight blend of ALS and item-CF over the same candidates, and publishes "
-        "whichever beats every single model on validation (the ranker by z >= 2); off: single models",
+        "whichever beats every single model on validation (the ranker by z >= 2; the blend when both do, unless "
+        "the ranker leads it by z >= 2 too); off: single models",
     )
 
 
