@@ -28,7 +28,6 @@ rating >= 4; UCSD: read, not rated below 4; ``to_read``: every row). Appends to 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -40,10 +39,17 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import quality  # noqa: E402  (bench/quality.py: the split and the scoring of the hidden checks)
-from common import append_result  # noqa: E402
 from ease import ease_weights  # noqa: E402
 from ease_gap import magnitude_top, top_lists  # noqa: E402
-from itemcf_choice import PRODUCT_GRID, emulated_holdout, ndcg  # noqa: E402
+from itemcf_choice import (  # noqa: E402
+    PRODUCT_GRID,
+    catalogue_side,
+    ndcg,
+    record_rules,
+    rules_args,
+    rules_parser,
+    tuning_split,
+)
 
 GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 PRODUCT_CUT = 400
@@ -95,36 +101,16 @@ def summary() -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--summary", action="store_true", help="every rule on the stored records, then exit")
-    p.add_argument("--source", type=Path)
-    p.add_argument("--format", choices=["goodbooks", "goodreads"], default="goodbooks")
-    p.add_argument("--seeds", default="1,2,3", help="the emulated tuning splits")
+    p = rules_parser(__doc__, "1,2,3")
     p.add_argument("--cuts", default="100,200,400,800")
-    p.add_argument("--name", default=None, help="the record's name (default: the source folder)")
-    a = p.parse_args()
-    if a.summary:
-        summary()
+    a = rules_args(p, summary)
+    if a is None:
         return
-    if a.source is None:
-        p.error("--source is required (or --summary)")
     cuts = [int(c) for c in a.cuts.split(",")]
     if PRODUCT_CUT not in cuts:
         p.error(f"--cuts must include the product's {PRODUCT_CUT}")
     t_start = time.perf_counter()
-    side = quality.training_side(a.source, a.format, 1)
-    train = side["train"].copy()
-    rating = train["rating"] if "rating" in train else pd.Series(0, index=train.index)
-    read = train["is_read"] > 0 if "is_read" in train else pd.Series(True, index=train.index)
-    train["_liked"] = read & ((rating == 0) | (rating >= 4))
-    users = side["users"]
-    books = np.sort(side["by_readers"][:10_000])
-
-    def matrix(df: pd.DataFrame) -> np.ndarray:
-        df = df[df["book_id"].isin(books)]
-        x = np.zeros((len(users), len(books)), np.float32)
-        x[np.searchsorted(users, df["user_id"]), np.searchsorted(books, df["book_id"])] = 1.0
-        return x
+    side, train, users, books, matrix = catalogue_side(a.source, a.format)
 
     def each_fit(x: np.ndarray, k: int):
         """``((l2, cut), top-k picks)`` for every l2 of the grid and every cut, one inversion per l2."""
@@ -153,13 +139,7 @@ def main() -> None:
     print("test NDCG@10 with P:", {f"{l2:g}/{c}": v for (l2, c), v in test.items()}, flush=True)
     splits = []
     for seed in (int(s) for s in a.seeds.split(",")):
-        seen, _ = emulated_holdout(train, seed)
-        fit_on, held = emulated_holdout(seen, seed + 1000)
-        held = held[held["_liked"] & held["book_id"].isin(books)]
-        truth = {
-            int(u): set(np.searchsorted(books, g["book_id"]))
-            for u, g in held.groupby(np.searchsorted(users, held["user_id"]))
-        }
+        fit_on, truth = tuning_split(train, seed, users, books)
         valid = {key: round(ndcg(picks, truth, DEPTH), 5) for key, picks in each_fit(matrix(fit_on), DEPTH)}
         chosen = choose(valid, cuts)
         row = {
@@ -173,25 +153,8 @@ def main() -> None:
             json.dumps({k: v for k, v in row.items() if k != "validation"}),
             f"{time.perf_counter() - t_start:.0f} s",
         )
-    mean = {
-        rule: round(float(np.mean([s["test_of_chosen"][rule] for s in splits])), 5)
-        for rule in splits[0]["chosen"]
-    }
-    print("mean test NDCG@10 of each rule's choice:", mean)
-    append_result(
-        "ease_cut",
-        {
-            "name": a.name or a.source.name,
-            "command": "python bench/ease_cut.py " + " ".join(sys.argv[1:]),
-            "measured": time.strftime("%Y-%m-%d"),
-            "users": len(users),
-            "books": len(books),
-            "test_ndcg@10": {f"{l2:g}/{c}": v for (l2, c), v in test.items()},
-            "splits": splits,
-            "mean_test_of_chosen": mean,
-            "seconds": round(time.perf_counter() - t_start, 1),
-        },
-    )
+    tests = {f"{l2:g}/{c}": v for (l2, c), v in test.items()}
+    record_rules("ease_cut", a, len(users), len(books), tests, splits, t_start)
 
 
 if __name__ == "__main__":

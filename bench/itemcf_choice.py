@@ -56,6 +56,91 @@ def emulated_holdout(df: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.Data
     return d[~test].drop(columns="_r"), d[test].drop(columns="_r")
 
 
+def catalogue_side(source: Path, fmt: str):
+    """``bench/quality.py``'s training side (``--seed`` 1) as EASE sees it here: ``(side, train, users, books,
+    matrix)``, ``train`` with a ``_liked`` column as the hidden checks count likes (read, not rated below 4),
+    ``books`` the 10,000 most-read, and ``matrix(df)`` the binary users x books matrix of rows ``df``."""
+    side = quality.training_side(source, fmt, 1)
+    train = side["train"].copy()
+    rating = train["rating"] if "rating" in train else pd.Series(0, index=train.index)
+    read = train["is_read"] > 0 if "is_read" in train else pd.Series(True, index=train.index)
+    train["_liked"] = read & ((rating == 0) | (rating >= 4))
+    users = side["users"]
+    books = np.sort(side["by_readers"][:10_000])
+
+    def matrix(df: pd.DataFrame) -> np.ndarray:
+        df = df[df["book_id"].isin(books)]
+        x = np.zeros((len(users), len(books)), np.float32)
+        x[np.searchsorted(users, df["user_id"]), np.searchsorted(books, df["book_id"])] = 1.0
+        return x
+
+    return side, train, users, books, matrix
+
+
+def rules_parser(doc: str, seeds: str) -> argparse.ArgumentParser:
+    """The options of a bench that scores choice rules on emulated tuning splits (this one, ``bench/ease_cut.py``)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--summary", action="store_true", help="every rule on the stored records, then exit")
+    p.add_argument("--source", type=Path)
+    p.add_argument("--format", choices=["goodbooks", "goodreads"], default="goodbooks")
+    p.add_argument("--seeds", default=seeds, help="the emulated tuning splits")
+    p.add_argument("--name", default=None, help="the record's name (default: the source folder)")
+    return p
+
+
+def rules_args(p: argparse.ArgumentParser, summary) -> argparse.Namespace | None:
+    """The parsed options, or None once ``--summary`` has printed ``summary()``."""
+    a = p.parse_args()
+    if a.summary:
+        summary()
+        return None
+    if a.source is None:
+        p.error("--source is required (or --summary)")
+    return a
+
+
+def tuning_split(
+    train: pd.DataFrame, seed: int, users: np.ndarray, books: np.ndarray
+) -> tuple[pd.DataFrame, dict[int, set]]:
+    """The product's two holdouts emulated on ``train`` (:func:`emulated_holdout`, the evaluation's then the
+    tuning split's): the rows the tuning split fits on, and its liked held-out books among ``books`` per user
+    position (book positions)."""
+    seen, _ = emulated_holdout(train, seed)
+    fit_on, held = emulated_holdout(seen, seed + 1000)
+    held = held[held["_liked"] & held["book_id"].isin(books)]
+    truth = {
+        int(u): set(np.searchsorted(books, g["book_id"]))
+        for u, g in held.groupby(np.searchsorted(users, held["user_id"]))
+    }
+    return fit_on, truth
+
+
+def record_rules(
+    bench: str, a: argparse.Namespace, users: int, books: int, test: dict, splits: list[dict], t_start: float
+) -> None:
+    """Print each rule's mean test NDCG@10 over ``splits`` and append the record to
+    ``bench/results/<bench>.json``."""
+    mean = {
+        rule: round(float(np.mean([s["test_of_chosen"][rule] for s in splits])), 5)
+        for rule in splits[0]["chosen"]
+    }
+    print("mean test NDCG@10 of each rule's choice:", mean)
+    append_result(
+        bench,
+        {
+            "name": a.name or a.source.name,
+            "command": f"python bench/{bench}.py " + " ".join(sys.argv[1:]),
+            "measured": time.strftime("%Y-%m-%d"),
+            "users": users,
+            "books": books,
+            "test_ndcg@10": test,
+            "splits": splits,
+            "mean_test_of_chosen": mean,
+            "seconds": round(time.perf_counter() - t_start, 1),
+        },
+    )
+
+
 def ndcg(picks: np.ndarray, truth: dict[int, set], k: int) -> float:
     """Mean NDCG@k over the rows of ``picks`` (user positions) with a relevant book in ``truth``."""
     disc = 1 / np.log2(np.arange(2, k + 2))
@@ -93,32 +178,11 @@ def summary() -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--summary", action="store_true", help="every rule on the stored records, then exit")
-    p.add_argument("--source", type=Path)
-    p.add_argument("--format", choices=["goodbooks", "goodreads"], default="goodbooks")
-    p.add_argument("--seeds", default="1,2,3,4", help="the emulated tuning splits")
-    p.add_argument("--name", default=None, help="the record's name (default: the source folder)")
-    a = p.parse_args()
-    if a.summary:
-        summary()
+    a = rules_args(rules_parser(__doc__, "1,2,3,4"), summary)
+    if a is None:
         return
-    if a.source is None:
-        p.error("--source is required (or --summary)")
     t_start = time.perf_counter()
-    side = quality.training_side(a.source, a.format, 1)
-    train = side["train"].copy()
-    rating = train["rating"] if "rating" in train else pd.Series(0, index=train.index)
-    read = train["is_read"] > 0 if "is_read" in train else pd.Series(True, index=train.index)
-    train["_liked"] = read & ((rating == 0) | (rating >= 4))
-    users = side["users"]
-    books = np.sort(side["by_readers"][:10_000])
-
-    def matrix(df: pd.DataFrame) -> np.ndarray:
-        df = df[df["book_id"].isin(books)]
-        x = np.zeros((len(users), len(books)), np.float32)
-        x[np.searchsorted(users, df["user_id"]), np.searchsorted(books, df["book_id"])] = 1.0
-        return x
+    side, train, users, books, matrix = catalogue_side(a.source, a.format)
 
     def fitted(x: np.ndarray, l2: float, k: int) -> np.ndarray:
         g = (x.T @ x).astype(np.float64)
@@ -141,13 +205,7 @@ def main() -> None:
     print("test NDCG@10 with P:", test, flush=True)
     splits = []
     for seed in (int(s) for s in a.seeds.split(",")):
-        seen, _ = emulated_holdout(train, seed)
-        fit_on, held = emulated_holdout(seen, seed + 1000)
-        held = held[held["_liked"] & held["book_id"].isin(books)]
-        truth = {
-            int(u): set(np.searchsorted(books, g["book_id"]))
-            for u, g in held.groupby(np.searchsorted(users, held["user_id"]))
-        }
+        fit_on, truth = tuning_split(train, seed, users, books)
         xv = matrix(fit_on)
         valid = {}
         for l2 in GRID:
@@ -162,24 +220,8 @@ def main() -> None:
         }
         splits.append(row)
         print(json.dumps(row), f"{time.perf_counter() - t_start:.0f} s", flush=True)
-    mean = {
-        rule: round(float(np.mean([s["test_of_chosen"][rule] for s in splits])), 5)
-        for rule in splits[0]["chosen"]
-    }
-    print("mean test NDCG@10 of each rule's choice:", mean)
-    append_result(
-        "itemcf_choice",
-        {
-            "name": a.name or a.source.name,
-            "command": "python bench/itemcf_choice.py " + " ".join(sys.argv[1:]),
-            "measured": time.strftime("%Y-%m-%d"),
-            "users": len(users),
-            "books": len(books),
-            "test_ndcg@10": {f"{l2:g}": v for l2, v in test.items()},
-            "splits": splits,
-            "mean_test_of_chosen": mean,
-            "seconds": round(time.perf_counter() - t_start, 1),
-        },
+    record_rules(
+        "itemcf_choice", a, len(users), len(books), {f"{l2:g}": v for l2, v in test.items()}, splits, t_start
     )
 
 

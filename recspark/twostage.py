@@ -366,7 +366,7 @@ def validate(
         )
         for df in thin_lists.values():
             df.unpersist()
-    summary["blend"], blend_on_check = blend_check_scored(
+    summary["blend"], blend_on_check = blend_check(
         feats,
         singles_from,
         users,
@@ -409,21 +409,6 @@ def validate(
 
 
 def blend_check(
-    feats: DataFrame,
-    lists: dict[str, DataFrame],
-    users: DataFrame,
-    truth: DataFrame,
-    check_truth: DataFrame,
-    k: int,
-    params: ranker.RankerParams,
-    thin_feats: DataFrame | None = None,
-    reach: float = 0.0,
-) -> dict | None:
-    """The record of :func:`blend_check_scored` alone."""
-    return blend_check_scored(feats, lists, users, truth, check_truth, k, params, thin_feats, reach)[0]
-
-
-def blend_check_scored(
     feats: DataFrame,
     lists: dict[str, DataFrame],
     users: DataFrame,

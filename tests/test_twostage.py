@@ -410,7 +410,7 @@ def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(
     first = {r["user_idx"] for r in ranker.user_share(users, 0.5, params.seed + 2).collect()}
     assert 5 <= len(first) <= 25  # both halves have users
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 11 if u in first else 10)
-    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    b, _ = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
     share = len(first) / 30
     assert b["weight_best_on_half"] == {"1": "0.8", "2": "0.2"}
     assert b["ndcg"] == 0.0 and b["ndcg_on_check_users"] == 0.0 and not b["wins"]
@@ -420,7 +420,7 @@ def test_the_blend_is_judged_cross_fitted_each_half_with_the_other_halfs_weight(
     assert b["weight"] == (0.8 if share > 0.5 else 0.2)
 
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 12)
-    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    b, _ = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
     assert b["weight_best_on_half"] == {"1": "0.5", "2": "0.5"} and (b["weight"], b["prior"]) == (0.5, 0.0)
     assert (b["ndcg"], b["single"], b["wins"]) == (1.0, {"als": 0.0, "itemcf": 0.0}, True)
     assert b["z"] is None  # ahead by the same for every user: no spread, a certain difference
@@ -440,7 +440,7 @@ def test_the_blend_keeps_an_even_mix_and_is_kept_unless_beaten_by_a_standard_err
     second = sorted(set(range(30)) - set(first))
     wants_10 = {u for half in (first, second) for u in half[: len(half) // 2 + 1]}
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 10 if u in wants_10 else 12)
-    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    b, _ = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
 
     def z(ahead: int, behind: int) -> float:
         """+1 for ``ahead`` users, -1 for ``behind``: the mean over its standard error."""
@@ -548,9 +548,9 @@ def test_the_blend_check_publishes_the_weight_of_its_learning_curve(spark):
         ],
         "user_idx int, book_idx int, als_score float, als_rank int, itemcf_score float, itemcf_rank int",
     )
-    plain = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    plain, _ = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
     assert plain["weight"] == 0.5 and plain["learning_curve"] is None
-    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params, thin, 2.0)
+    b, _ = twostage.blend_check(feats, lists, users, truth, truth, 1, params, thin, 2.0)
     curve = b["learning_curve"]
     assert curve["thin"] == pytest.approx(
         {"0.2": 0.0, "0.35": 16 / 30, "0.5": 16 / 30, "0.65": 16 / 30, "0.8": 16 / 30}, abs=1e-5
@@ -579,7 +579,7 @@ def test_the_blend_searches_the_liked_share_only_when_books_differ_in_it(spark):
     params = ranker.RankerParams(n_candidates=4)
     users = spark.createDataFrame([(u,) for u in range(30)], "user_idx int")
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 13, extra=True)
-    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    b, _ = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
     assert len(b["ndcg_by_weight"]) == 20 and b["ndcg_by_weight"]["0.5+1"] == 1.0
     assert b["weight_best_on_half"] == {"1": "0.5+1", "2": "0.5+1"} and (b["weight"], b["prior"]) == (
         0.5,
@@ -587,7 +587,7 @@ def test_the_blend_searches_the_liked_share_only_when_books_differ_in_it(spark):
     )
     assert (b["ndcg"], b["wins"]) == (1.0, True)
     same = feats.withColumn("book_liked_share", F.lit(0.7))
-    b = twostage.blend_check(same, lists, users, truth, truth, 1, params)
+    b, _ = twostage.blend_check(same, lists, users, truth, truth, 1, params)
     assert set(b["ndcg_by_weight"]) == {"0.2", "0.35", "0.5", "0.65", "0.8"} and b["prior"] == 0.0
 
 
@@ -607,7 +607,7 @@ def test_the_blend_keeps_the_default_liked_share_weight_unless_another_is_a_stan
     second = sorted(set(range(30)) - set(first))
     wants_13 = {u for half in (first, second) for u in half[: len(half) // 2 + 1]}
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 13 if u in wants_13 else 12, extra=True)
-    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    b, _ = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
     n13 = len(wants_13)
     assert n13 > 15 and b["ndcg_by_weight"]["0.5+1"] == pytest.approx(n13 / 30, abs=1e-5)
     assert b["ndcg_by_weight"]["0.5+0.3"] == pytest.approx((30 - n13) / 30, abs=1e-5)
@@ -624,7 +624,7 @@ def test_the_blend_keeps_the_default_liked_share_weight_unless_another_is_a_stan
     assert json.dumps(b["prior_z"]) in line and line.endswith(": published.")
 
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 13, extra=True)
-    b = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
+    b, _ = twostage.blend_check(feats, lists, users, truth, truth, 1, params)
     assert b["prior_z"]["all"] == {"0.5+1": None}  # ahead by the same for every user: a certain difference
     assert (b["weight"], b["prior"], b["ndcg"]) == (0.5, 1.0, 1.0)
 
@@ -652,7 +652,7 @@ def test_the_blend_before_the_learned_ranker_unless_the_ranker_leads_it_by_two_s
     users = spark.createDataFrame([(u,) for u in range(30)], "user_idx int")
     feats, lists, truth = crossfit_frames(spark, 30, lambda u: 12 if u % 2 else 10)
     check_truth = truth.where("user_idx % 3 = 0")  # users 0, 3, ..., 27
-    b, on_check = twostage.blend_check_scored(feats, lists, users, truth, check_truth, 1, params)
+    b, on_check = twostage.blend_check(feats, lists, users, truth, check_truth, 1, params)
     assert b["weight_best_on_half"] == {"1": "0.5", "2": "0.5"}
     assert on_check.tolist() == [float(u % 2) for u in range(0, 30, 3)]
     assert float(on_check.mean()) == pytest.approx(b["ndcg_on_check_users"], abs=1e-5)
