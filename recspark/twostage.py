@@ -15,9 +15,10 @@
    (:mod:`recspark.blend`) on the same candidates, cross-fitted on every validation user: the weight chosen on
    one half ranks the other half, and the blend is published when those lists score higher than every single
    model on all the validation users. When both win, the blend is published unless the ranker leads it on the
-   check users by :data:`MIN_Z` standard errors too (:func:`published_kind`): in every run so far where the ranker
-   won validation it scored below the blend from outside. Cross-fitting judges on all users instead of the 30% check part: with a few hundred
-   users the check part alone is a few dozen users, too few to tell a gain from noise.
+   check users by :data:`MIN_Z` standard errors too (:func:`published_kind`): in every run so far where the
+   ranker won validation it scored below the blend from outside. Cross-fitting judges on all users instead of the
+   30% check part: with a few hundred users the check part alone is a few dozen users, too few to tell a gain
+   from noise.
 4. The blend's weight is chosen where the validation scores are heading (:class:`Thinner`): ALS and item-CF are
    fitted again on a per-user 80% of the validation training rows, the same users' blend lists scored at every
    weight, and each user's NDCG extrapolated linearly on a log scale of rows from that level through validation
@@ -333,7 +334,10 @@ def validate(
         "params": params.as_dict(),
     }
     singles_from = as_published(train, sources, users, params.n_candidates, lists)
-    singles = single_ndcg(singles_from, check_truth, k)
+    _, singles_on_check = single_scores(
+        singles_from, check_truth, k
+    )  # per user, ascending: the paired tests'
+    singles = {name: metrics.recorded_mean(v) for name, v in singles_on_check.items()}
     summary["single"] = singles
     model = None
     try:
@@ -343,21 +347,19 @@ def validate(
     except ranker.TooFewPositives as exc:
         log.warning("ranker skipped: %s", exc)
         summary["skipped"] = str(exc)
+    ranker_on_check = None
     if model is not None:
-        ranked = ranker.rank(model, feats.join(check_users, on=C.USER_IDX, how="left_semi"), k).cache()
-        summary["ranker"] = round(metrics.ranking_metrics(ranked, check_truth, [k])[k]["ndcg"], 5)
+        ranked = ranker.rank(model, feats.join(check_users, on=C.USER_IDX, how="left_semi"), k)
+        ranker_on_check = metrics.per_user_scores(ranked, check_truth, k)
+        summary["ranker"] = metrics.recorded_mean(ranker_on_check)
         summary["importances"] = ranker.importances(model, names)
     best = max(singles, key=singles.get)
-    best_lists = singles_from[best].where(F.col(C.RANK) <= k)
     summary["best_single"] = best
     summary["wins"] = False
-    ranker_on_check = None
     if model is not None:  # a paired test on the check users: a gain within the noise is no reason to switch
-        ranker_on_check = metrics.per_user_scores(ranked, check_truth, k)
-        _, z = metrics.paired_z(ranker_on_check, metrics.per_user_scores(best_lists, check_truth, k))
+        _, z = metrics.paired_z(ranker_on_check, singles_on_check[best])
         summary["z"] = metrics.recorded_z(z)
         summary["wins"] = bool(summary["ranker"] > singles[best] and z >= MIN_Z)
-        ranked.unpersist()
     summary["lift"] = round(summary["ranker"] / max(singles[best], 1e-9), 4) if model is not None else None
     thin_feats = None
     if thinner is not None and thinner.reach > 0 and set(blend.SOURCES) <= set(lists):
@@ -528,12 +530,6 @@ def single_scores(
         part = df.where(F.col(C.RANK) <= k).select(F.lit(name).alias(_SOURCE), C.USER_IDX, C.RANK, C.BOOK_IDX)
         every = part if every is None else every.unionByName(part)
     return metrics.per_user_scores_by(every, truth, k, list(lists), by=_SOURCE)
-
-
-def single_ndcg(lists: dict[str, DataFrame], truth: DataFrame, k: int) -> dict[str, float]:
-    """NDCG@k of every source's top ``k`` over the users in ``truth`` (the means of :func:`single_scores`)."""
-    _, scores = single_scores(lists, truth, k)
-    return {name: metrics.recorded_mean(v) for name, v in scores.items()}
 
 
 def vs_blend(summary: dict) -> str:
